@@ -1,0 +1,283 @@
+"""The ledger application: applies batches of submissions in one transaction, one outcome each."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import ApplicationRecorder, Transcoder
+from eventsourcing.popo import POPOFactory
+from eventsourcing.sqlite import SQLiteFactory
+
+from ledger import submissions
+from ledger.catalogue import Catalogue
+from ledger.commands import Command
+from ledger.creditfile import Context, CreditFile
+from ledger.errors import InvalidInput, LedgerError, SubmissionConflict
+from ledger.handlers import handle
+from ledger.integrity import ChainBreak, StoredEventView, event_id, verify_streams
+from ledger.outcomes import ACCEPTED, REJECTED, Outcome, Receipt
+from ledger.store.recorders import (
+    POPOLedgerRecorder,
+    SQLiteLedgerRecorder,
+    SubmissionRegister,
+    register_of,
+)
+from ledger.store.transcoder import OrjsonTranscoder
+from ledger.subjects import SubjectCode, subject_key
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BatchAborted(RuntimeError):
+    """A command failed after it had already changed a file: the whole batch is abandoned, not saved."""
+
+
+@dataclass
+class _Item:
+    key: tuple[str, str] | None
+    digest: str | None
+    command: Command | None
+    error: LedgerError | None
+
+
+class _UnitOfWork:
+    """The files one batch touches, loaded once and saved together."""
+
+    def __init__(self, app: CreditLedger) -> None:
+        self.app = app
+        self.files: dict[UUID, CreditFile] = {}
+
+    def key_of(self, subject: SubjectCode) -> UUID:
+        return self.app.key_of(subject)
+
+    def find(self, key: UUID) -> CreditFile | None:
+        file = self.files.get(key)
+        if file is None:
+            try:
+                file = self.app.repository.get(key)
+            except AggregateNotFoundError:
+                return None
+            self.files[key] = file
+        return file
+
+    def add(self, file: CreditFile) -> None:
+        self.files[file.id] = file
+
+    def mark(self) -> dict[UUID, int]:
+        return {k: len(f.pending_events) for k, f in self.files.items()}
+
+    def events_since(self, mark: Mapping[UUID, int]) -> list[Any]:
+        return [e for k, f in self.files.items() for e in f.pending_events[mark.get(k, 0) :]]
+
+
+class CreditLedger(Application[UUID]):
+    """Event-sourced credit files, the submission register and chain verification."""
+
+    name = "CreditLedger"
+    env: ClassVar[dict[str, str]] = {
+        "AGGREGATE_CACHE_MAXSIZE": "200000",
+        # Sound only while one writer owns each subject, which the partitioned intake guarantees;
+        # a stale cache shows up as a version conflict on save, which aborts and evicts (see submit).
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+
+    def __init__(
+        self,
+        *,
+        catalogue: Catalogue,
+        secret: bytes,
+        clock: Callable[[], datetime] = utc_now,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.secret = secret
+        self.clock = clock
+        super().__init__(env)
+        self.register: SubmissionRegister = register_of(self.recorder)
+
+    # -- infrastructure -----------------------------------------------------------------
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        factory = self.factory
+        if isinstance(factory, SQLiteFactory):
+            recorder = SQLiteLedgerRecorder(datastore=factory.datastore)
+            if factory.env_create_table():
+                recorder.create_table()
+            return recorder
+        if isinstance(factory, POPOFactory):
+            return POPOLedgerRecorder()
+        try:
+            from ledger.store.postgres import PostgresLedgerRecorder, construct  # noqa: PLC0415
+        except ImportError as exc:  # pragma: no cover - only without the postgres extra
+            msg = f"persistence module {type(factory).__module__} needs the 'postgres' extra: {exc}"
+            raise RuntimeError(msg) from exc
+        recorder_pg: PostgresLedgerRecorder = construct(factory)
+        return recorder_pg
+
+    def key_of(self, subject: SubjectCode) -> UUID:
+        return subject_key(subject, self.secret)
+
+    # -- commands ------------------------------------------------------------------------
+
+    def submit(self, batch: Sequence[bytes | str | Mapping[str, Any]]) -> list[Outcome]:
+        """Apply a batch of submissions in one transaction; return one outcome per submission, in order.
+
+        Bad input never raises: it becomes a rejected outcome with a reason. A re-sent submission
+        (same department, id and content) gets its first outcome back, marked ``duplicate``.
+        """
+        now = self.clock()
+        items = [self._parse(raw, now) for raw in batch]
+        known = self.register.select_receipts([i.key for i in items if i.key is not None])
+        uow = _UnitOfWork(self)
+        receipts: list[Receipt] = []
+        outcomes: list[Outcome] = []
+        for item in items:
+            if item.key is None:
+                assert item.error is not None
+                outcomes.append(Outcome(REJECTED, None, None, reason=item.error.as_reason(), recorded_at=now.isoformat()))
+                continue
+            prior = known.get(item.key)
+            if prior is not None:
+                outcomes.append(self._answer_resend(prior, item, now))
+                continue
+            receipt = self._decide(item, uow, now)
+            known[item.key] = receipt
+            receipts.append(receipt)
+            outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
+        try:
+            self.save(*uow.files.values(), receipts=receipts)
+        except BaseException:
+            self._evict(uow.files)
+            raise
+        return outcomes
+
+    def _parse(self, raw: bytes | str | Mapping[str, Any], now: datetime) -> _Item:
+        try:
+            data = submissions.decode(raw)
+        except LedgerError as exc:
+            return _Item(None, None, None, exc)
+        department, submission_id = data.get("department"), data.get("submission_id")
+        key = (department, submission_id) if isinstance(department, str) and isinstance(submission_id, str) else None
+        digest = submissions.digest(data)
+        if key is None:
+            missing = "department" if not isinstance(department, str) else "submission_id"
+            return _Item(None, digest, None, InvalidInput(f"{missing} is required (a string)", field=missing, code="missing_field"))
+        try:
+            return _Item(key, digest, submissions.parse(data, now=now), None)
+        except LedgerError as exc:
+            return _Item(key, digest, None, exc)
+
+    def _answer_resend(self, prior: Receipt, item: _Item, now: datetime) -> Outcome:
+        if prior.digest == item.digest:
+            return Outcome.from_receipt(prior, duplicate=True)
+        conflict = SubmissionConflict(
+            f"submission {item.key[1] if item.key else ''} was already used by {prior.department} "
+            f"on {prior.recorded_at} with different content; use a new submission_id",
+            field="submission_id",
+        )
+        assert item.key is not None
+        return Outcome(REJECTED, item.key[1], item.key[0], reason=conflict.as_reason(), recorded_at=now.isoformat())
+
+    def _decide(self, item: _Item, uow: _UnitOfWork, now: datetime) -> Receipt:
+        assert item.key is not None and item.digest is not None
+        department, submission_id = item.key
+
+        def receipt(status: str, subject: str | None, events: tuple[str, ...], reason: dict[str, str] | None) -> Receipt:
+            return Receipt(department, submission_id, item.digest or "", status, subject, events, reason, now.isoformat())
+
+        if item.error is not None or item.command is None:
+            assert item.error is not None
+            return receipt(REJECTED, None, (), item.error.as_reason())
+        env = item.command.envelope
+        ctx = Context(at=now, occurred_at=env.occurred_at, department=department, submission=env.key)
+        mark = uow.mark()
+        try:
+            file = handle(item.command, uow, self.catalogue, ctx)
+        except LedgerError as exc:
+            self._check_unchanged(uow, mark, exc)
+            return receipt(REJECTED, str(uow.key_of(env.subject)), (), exc.as_reason())
+        except Exception as exc:
+            self._check_unchanged(uow, mark, exc)
+            log.exception("submission %s/%s could not be applied", department, submission_id)
+            reason = {"code": "internal_error", "field": "", "message": "the ledger could not apply this submission; operators have the details"}
+            return receipt(REJECTED, str(uow.key_of(env.subject)), (), reason)
+        events = tuple(str(event_id(e.originator_id, e.originator_version)) for e in uow.events_since(mark))
+        return receipt(ACCEPTED, str(file.id), events, None)
+
+    @staticmethod
+    def _check_unchanged(uow: _UnitOfWork, mark: Mapping[UUID, int], exc: BaseException) -> None:
+        if uow.events_since(mark):
+            msg = f"a command raised after changing a file; batch abandoned: {exc!r}"
+            raise BatchAborted(msg) from exc
+
+    def _evict(self, files: Mapping[UUID, CreditFile]) -> None:
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for key in files:
+            try:
+                cache.get(key, evict=True)
+            except KeyError:
+                pass
+
+    # -- queries -------------------------------------------------------------------------
+
+    def file(self, key: UUID) -> CreditFile | None:
+        try:
+            file: CreditFile = self.repository.get(key)
+        except AggregateNotFoundError:
+            return None
+        return file
+
+    def file_of(self, subject: SubjectCode) -> CreditFile | None:
+        return self.file(self.key_of(subject))
+
+    def receipts_after(self, position: int, *, department: str | None = None, limit: int = 1000) -> list[tuple[int, Receipt]]:
+        return self.register.receipts_after(position, department=department, limit=limit)
+
+    # -- integrity -----------------------------------------------------------------------
+
+    def stored_events(self, start: int = 1, *, page: int = 5000) -> Iterator[StoredEventView]:
+        """Every stored event in ledger order, decoded for verification (never upcast)."""
+        transcoder = self.mapper.transcoder
+        position = start
+        while True:
+            batch = self.recorder.select_notifications(position, page)
+            if not batch:
+                return
+            for n in batch:
+                yield _view(transcoder, n.originator_id, n.originator_version, n.topic, n.state)
+            position = batch[-1].id + 1
+
+    def verify(self, key: UUID | None = None) -> list[ChainBreak]:
+        """Recompute hash chains (one subject's, or every subject's); return the first break of each."""
+        if key is None:
+            return verify_streams(self.stored_events())
+        transcoder = self.mapper.transcoder
+        views = (
+            _view(transcoder, s.originator_id, s.originator_version, s.topic, s.state)
+            for s in self.recorder.select_events(key)
+        )
+        return verify_streams(views)
+
+
+def _view(transcoder: Transcoder, stream: Any, version: int, topic: str, state: bytes) -> StoredEventView:
+    try:
+        decoded = transcoder.decode(state)
+    except Exception as exc:  # any corruption of the stored bytes is reported, not raised
+        return StoredEventView(str(stream), version, topic, None, decode_error=str(exc)[:200])
+    return StoredEventView(str(stream), version, topic, decoded)

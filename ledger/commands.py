@@ -1,0 +1,177 @@
+"""Typed commands: what a parsed submission asks the ledger to do to one subject's file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from ledger.subjects import SubjectCode
+
+CORRECTABLE_FIELDS = (
+    "title",
+    "severity",
+    "domain",
+    "decision_document",
+    "decision_date",
+    "legal_basis",
+    "display_months",
+)
+END_DESIGNATION_REASONS = (
+    "expired",
+    "repaired",
+    "revoked",
+    "objection_upheld",
+    "lapsed",
+    "serious_adverse_record",
+    "withdrawn",
+)
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A record on file, named by its provider and the provider's own record id."""
+
+    provider: str
+    record_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.record_id}"
+
+
+@dataclass(frozen=True)
+class ResponsiblePerson:
+    subject: SubjectCode
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who submitted what, about whom, and when: common to every action."""
+
+    submission_id: str
+    department: str
+    action: str
+    subject: SubjectCode
+    subject_name: str
+    occurred_at: datetime
+    digest: str
+    checksum_override: dict[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.department}/{self.submission_id}"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    record_id: str
+    category: str
+    domain: str
+    severity: str | None
+    title: str
+    decision_document: str
+    decision_date: date
+    legal_basis: str
+    display_months: int | None = None
+    responsible_persons: tuple[ResponsiblePerson, ...] = ()
+
+
+@dataclass(frozen=True)
+class CorrectRecord:
+    record: RecordRef
+    changes: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RaiseObjection:
+    record: RecordRef
+    objection_id: str
+    grounds: str
+
+
+@dataclass(frozen=True)
+class ResolveObjection:
+    record: RecordRef
+    objection_id: str
+    outcome: str  # "upheld" | "rejected"
+    explanation: str
+    remedy: str | None = None  # "correct" | "revoke" when upheld
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AddStatement:
+    statement_id: str
+    text: str
+    record: RecordRef | None = None
+
+
+@dataclass(frozen=True)
+class RequestRepair:
+    record: RecordRef
+    application_id: str
+    measures_taken: str
+
+
+@dataclass(frozen=True)
+class DecideRepair:
+    record: RecordRef
+    application_id: str
+    decision: str  # "granted" | "refused"
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExpireRecord:
+    record: RecordRef
+
+
+@dataclass(frozen=True)
+class RevokeRecord:
+    record: RecordRef
+    reason: str
+    document: str = ""
+
+
+@dataclass(frozen=True)
+class Designate:
+    designation_id: str
+    list: str
+    basis: str
+    document_number: str
+    valid_from: date
+    valid_until: date
+    records: tuple[RecordRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndDesignation:
+    designation_id: str
+    reason: str
+
+
+Action = (
+    FileRecord
+    | CorrectRecord
+    | RaiseObjection
+    | ResolveObjection
+    | AddStatement
+    | RequestRepair
+    | DecideRepair
+    | ExpireRecord
+    | RevokeRecord
+    | Designate
+    | EndDesignation
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One submission, parsed: the envelope and the action it carries."""
+
+    envelope: Envelope
+    action: Action

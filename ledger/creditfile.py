@@ -1,0 +1,572 @@
+"""The credit file: one event-sourced aggregate per subject, holding every record's whole life."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, ProgrammingError, event
+from eventsourcing.utils import get_topic
+
+from ledger import integrity
+from ledger.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
+from ledger.records import (
+    ACTIVE,
+    EXPIRED,
+    REPAIRED,
+    REVOKED,
+    Designation,
+    Objection,
+    RecordState,
+    RepairApplication,
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """When and on whose behalf a command runs: time is always given, never read from a clock."""
+
+    at: datetime  # when the ledger records it
+    occurred_at: datetime  # when the submitter says it happened
+    department: str
+    submission: str  # "department/submission_id" that caused it
+
+    @property
+    def occurred_on(self) -> date:
+        return self.occurred_at.date()
+
+    @property
+    def occurred_iso(self) -> str:
+        return self.occurred_at.isoformat()
+
+
+def _seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
+    """The hash of the event these kwargs make, computed over exactly what the mapper stores."""
+    draft = event_class(**{**kwargs, "event_hash": ""})
+    state = dict(vars(draft))
+    stream_id = state.pop("originator_id")
+    version = state.pop("originator_version")
+    class_version = getattr(event_class, "class_version", 1)
+    if class_version > 1:
+        state["class_version"] = class_version
+    return integrity.event_hash(stream_id, version, get_topic(event_class), state)
+
+
+class CreditFile(Aggregate):
+    """A subject's credit file. Commands are verbs that check the rules, then record past-tense events."""
+
+    class Event(Aggregate.Event):
+        prev_hash: str
+        event_hash: str
+        submission: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.head_hash = self.event_hash
+            return aggregate
+
+        @property
+        def event_id(self) -> UUID:
+            """Stable id of this event: derived from its stream and version, so re-sends match."""
+            return integrity.event_id(self.originator_id, self.originator_version)
+
+    class Opened(Event, Aggregate.Created):
+        subject_kind: str
+        masked_code: str
+        name: str
+        checksum_override: dict[str, str] | None
+
+    def __init__(
+        self,
+        subject_kind: str,
+        masked_code: str,
+        name: str,
+        checksum_override: dict[str, str] | None,
+    ) -> None:
+        self.subject_kind = subject_kind
+        self.masked_code = masked_code
+        self.name = name
+        self.checksum_override = checksum_override
+        self.records: dict[str, RecordState] = {}
+        self.designations: dict[str, Designation] = {}
+        self.statements: dict[str, dict[str, Any]] = {}
+        self.head_hash = integrity.GENESIS
+
+    # -- creation and sealing -------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        subject_key: UUID,
+        *,
+        subject_kind: str,
+        masked_code: str,
+        name: str,
+        checksum_override: dict[str, str] | None,
+        ctx: Context,
+    ) -> CreditFile:
+        kwargs: dict[str, Any] = {
+            "originator_id": subject_key,
+            "originator_version": cls.INITIAL_VERSION,
+            "originator_topic": get_topic(cls),
+            "timestamp": ctx.at,
+            "prev_hash": integrity.GENESIS,
+            "submission": ctx.submission,
+            "subject_kind": subject_kind,
+            "masked_code": masked_code,
+            "name": name,
+            "checksum_override": checksum_override,
+        }
+        sealed = _seal(cls.Opened, kwargs)
+        for key in ("originator_id", "originator_version", "originator_topic"):
+            del kwargs[key]
+        return cls._create(cls.Opened, id=subject_key, event_hash=sealed, **kwargs)
+
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        """Chain every new event to the last one and seal it with its own hash."""
+        if kwargs.get("timestamp") is None:
+            msg = f"{event_class.__name__} needs an explicit timestamp: the domain never reads the clock"
+            raise ProgrammingError(msg)
+        kwargs["prev_hash"] = self.head_hash
+        kwargs["event_hash"] = _seal(
+            event_class,
+            {**kwargs, "originator_id": self.id, "originator_version": self.version + 1},
+        )
+        super().trigger_event(event_class, **kwargs)
+
+    # -- guards ---------------------------------------------------------------------------
+
+    def record(self, key: str, *, field: str = "record.record_id") -> RecordState:
+        try:
+            return self.records[key]
+        except KeyError:
+            raise UnknownRecord(f"record {key!r} is not on this subject's file", field=field) from None
+
+    @staticmethod
+    def check_active(record: RecordState, doing: str) -> None:
+        if not record.is_active:
+            raise RecordClosed(
+                f"record {record.key} is {record.status}; it cannot be {doing}",
+                field="record.record_id",
+            )
+
+    @staticmethod
+    def check_provider(record: RecordState, department: str, doing: str) -> None:
+        if department != record.provider:
+            raise NotAuthorised(
+                f"only the provider {record.provider!r} may {doing} record {record.key}",
+                field="department",
+            )
+
+    def check_new_record(self, key: str) -> None:
+        if key in self.records:
+            raise RuleViolation(
+                f"record {key} is already on file; send a correction to change it",
+                field="record.record_id",
+                code="duplicate_record",
+            )
+
+    def check_repair_allowed(self, record: RecordState, ctx: Context) -> None:
+        if record.kind != "adverse":
+            raise RuleViolation(
+                f"only adverse records can be repaired; {record.key} is {record.kind}",
+                field="record.record_id",
+                code="repair_not_allowed",
+            )
+        self.check_active(record, "repaired")
+        if not record.early_end:
+            raise RuleViolation(
+                f"record {record.key} ({record.severity} {record.category} in {record.domain}) "
+                "cannot end before its display period",
+                field="record.record_id",
+                code="repair_not_allowed",
+            )
+        if record.repairable_from and ctx.occurred_on.isoformat() < record.repairable_from:
+            raise RuleViolation(
+                f"record {record.key} may be repaired only after its minimum publicity period, "
+                f"from {record.repairable_from}",
+                field="occurred_at",
+                code="repair_too_early",
+            )
+
+    # -- commands -------------------------------------------------------------------------
+
+    def file_record(self, fields: dict[str, Any], ctx: Context) -> None:
+        """File a new record; a serious adverse record ends any red-list designation."""
+        key = f"{ctx.department}:{fields['record_id']}"
+        self.check_new_record(key)
+        self._record_filed(
+            record=key, provider=ctx.department, fields=fields, occurred_at=ctx.occurred_iso,
+            linked_from=None, timestamp=ctx.at, submission=ctx.submission,
+        )
+        if fields["kind"] == "adverse" and fields["severity"] == "serious":
+            self._end_designations_where(lambda d: d.list == "red", "serious_adverse_record", ctx)
+
+    def file_linked_record(
+        self, source_subject: UUID, source: RecordState, ctx: Context
+    ) -> None:
+        """Copy an organisation's serious record onto a responsible person's file, linked back to it."""
+        if source.key in self.records:
+            return  # already linked: replays of the organisation's filing change nothing
+        fields = {
+            name: getattr(source, name)
+            for name in (
+                "record_id", "category", "kind", "domain", "severity", "title",
+                "decision_document", "decision_date", "legal_basis", "display_from",
+                "display_until", "repairable_from", "early_end", "edition",
+            )
+        }
+        fields["responsible_persons"] = []
+        self._record_filed(
+            record=source.key, provider=source.provider, fields=fields,
+            occurred_at=ctx.occurred_iso,
+            linked_from={"subject_key": str(source_subject), "record": source.key},
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def correct_record(self, key: str, changes: dict[str, Any], reason: str, ctx: Context) -> None:
+        record = self.record(key)
+        self.check_provider(record, ctx.department, "correct")
+        self.check_active(record, "corrected")
+        self._record_corrected(
+            record=key, changes=changes, reason=reason, occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def raise_objection(
+        self, key: str, objection_id: str, grounds: str, due_by: date, ctx: Context
+    ) -> None:
+        record = self.record(key)
+        self.check_active(record, "disputed")
+        if record.disputed:
+            raise RuleViolation(
+                f"record {key} already has an open objection ({record.open_objection and record.open_objection.objection_id})",
+                field="record.record_id",
+                code="objection_open",
+            )
+        if objection_id in record.objections:
+            raise RuleViolation(
+                f"objection {objection_id!r} was already raised", field="objection_id", code="duplicate_id"
+            )
+        self._objection_raised(
+            record=key, objection_id=objection_id, grounds=grounds, due_by=due_by.isoformat(),
+            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def resolve_objection(
+        self,
+        key: str,
+        objection_id: str,
+        outcome: str,
+        explanation: str,
+        remedy: str | None,
+        changes: dict[str, Any],
+        ctx: Context,
+    ) -> None:
+        """Resolve an open objection; when upheld, correct or revoke the record in the same step."""
+        record = self.record(key)
+        self.check_provider(record, ctx.department, "resolve an objection to")
+        objection = record.objections.get(objection_id)
+        if objection is None or objection.outcome is not None:
+            state = "unknown" if objection is None else f"already {objection.outcome}"
+            raise UnknownRecord(
+                f"objection {objection_id!r} on record {key} is {state}; only an open objection can be resolved",
+                field="objection_id",
+            )
+        self._objection_resolved(
+            record=key, objection_id=objection_id, outcome=outcome, explanation=explanation,
+            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+        )
+        if outcome == "upheld" and remedy == "revoke":
+            self._revoke(record, "objection upheld: " + explanation, "", ctx, designation_reason="objection_upheld")
+        elif outcome == "upheld" and changes:
+            self._record_corrected(
+                record=key, changes=changes, reason="objection upheld: " + explanation,
+                occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            )
+
+    def add_statement(self, statement_id: str, text: str, key: str | None, ctx: Context) -> None:
+        """The subject's explanatory statement: allowed at any time, on any record, even ended ones."""
+        if key is not None:
+            self.record(key)
+        if statement_id in self.statements:
+            raise RuleViolation(
+                f"statement {statement_id!r} is already on file", field="statement_id", code="duplicate_id"
+            )
+        self._statement_added(
+            statement_id=statement_id, record=key, text=text, occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def request_repair(self, key: str, application_id: str, measures_taken: str, ctx: Context) -> None:
+        record = self.record(key)
+        self.check_repair_allowed(record, ctx)
+        if record.pending_repair is not None:
+            raise RuleViolation(
+                f"record {key} already has a pending repair application "
+                f"({record.pending_repair.application_id})",
+                field="record.record_id",
+                code="repair_pending",
+            )
+        if application_id in record.repairs:
+            raise RuleViolation(
+                f"repair application {application_id!r} was already made",
+                field="application_id",
+                code="duplicate_id",
+            )
+        self._repair_requested(
+            record=key, application_id=application_id, measures_taken=measures_taken,
+            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def decide_repair(
+        self, key: str, application_id: str, decision: str, reason: str, ctx: Context
+    ) -> None:
+        record = self.record(key)
+        self.check_provider(record, ctx.department, "decide a repair of")
+        application = record.repairs.get(application_id)
+        if application is None or application.decision is not None:
+            state = "unknown" if application is None else f"already {application.decision}"
+            raise UnknownRecord(
+                f"repair application {application_id!r} on record {key} is {state}",
+                field="application_id",
+            )
+        if decision == "refused":
+            self._repair_refused(
+                record=key, application_id=application_id, reason=reason,
+                occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            )
+            return
+        self.check_repair_allowed(record, ctx)
+        self._repair_granted(
+            record=key, application_id=application_id, reason=reason,
+            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+        )
+        self._end_designations_where(lambda d: key in d.records, "repaired", ctx)
+
+    def expire_record(self, key: str, ctx: Context) -> None:
+        """End a record whose display period is over. Issued by the scheduler; never early."""
+        record = self.record(key)
+        self.check_active(record, "expired")
+        until = record.display_until
+        if until is None or ctx.occurred_on.isoformat() < until:
+            raise RuleViolation(
+                f"record {key} is displayed until {until or 'revoked'}; it cannot expire on "
+                f"{ctx.occurred_on.isoformat()}",
+                field="occurred_at",
+                code="not_due",
+            )
+        self._record_expired(
+            record=key, display_until=until, occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def revoke_record(self, key: str, reason: str, document: str, ctx: Context, *, by_court: bool) -> None:
+        record = self.record(key)
+        if not by_court:
+            self.check_provider(record, ctx.department, "revoke")
+        if record.status == REVOKED:
+            raise RecordClosed(f"record {key} is already revoked", field="record.record_id")
+        self._revoke(record, reason, document, ctx, designation_reason="revoked")
+
+    def close_linked_record(self, key: str, status: str, cause: str, ctx: Context) -> None:
+        """Follow the organisation's record: when it ends, the person's linked copy ends too."""
+        record = self.records.get(key)
+        if record is None or record.linked_from is None or not record.is_active:
+            return
+        self._linked_record_closed(
+            record=key, status=status, cause=cause, occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def designate(self, fields: dict[str, Any], ctx: Context) -> None:
+        designation_id = fields["designation_id"]
+        if designation_id in self.designations:
+            raise RuleViolation(
+                f"designation {designation_id!r} already exists", field="designation_id", code="duplicate_id"
+            )
+        if fields["valid_until"] <= fields["valid_from"]:
+            raise RuleViolation(
+                "valid_until must be after valid_from", field="designation.valid_until", code="invalid_period"
+            )
+        for i, key in enumerate(fields["records"]):
+            self.check_active(self.record(key, field=f"designation.records[{i}]"), "the basis of a designation")
+        if fields["list"] == "red":
+            self.check_red_list_eligible()
+        self._designation_made(
+            designation_id=designation_id, department=ctx.department, fields=fields,
+            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    def check_red_list_eligible(self) -> None:
+        blocking = [r.key for r in self.records.values() if r.is_active and r.is_serious_adverse]
+        blocking += [d.designation_id for d in self.designations.values() if d.active and d.list == "black"]
+        if blocking:
+            raise RuleViolation(
+                "a subject with an active serious adverse record or black-list entry cannot be on the "
+                f"red list ({', '.join(blocking)})",
+                field="designation.list",
+                code="ineligible",
+            )
+
+    def end_designation(self, designation_id: str, reason: str, ctx: Context, *, by_platform: bool) -> None:
+        designation = self.designations.get(designation_id)
+        if designation is None or not designation.active:
+            state = "unknown" if designation is None else "already ended"
+            raise UnknownRecord(f"designation {designation_id!r} is {state}", field="designation_id")
+        if not by_platform and ctx.department != designation.department:
+            raise NotAuthorised(
+                f"only the designating department {designation.department!r} may end designation "
+                f"{designation_id!r}",
+                field="department",
+            )
+        if reason == "expired" and ctx.occurred_on.isoformat() < designation.valid_until:
+            raise RuleViolation(
+                f"designation {designation_id!r} is valid until {designation.valid_until}",
+                field="occurred_at",
+                code="not_due",
+            )
+        self._designation_ended(
+            designation_id=designation_id, reason=reason, occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def _revoke(
+        self, record: RecordState, reason: str, document: str, ctx: Context, *, designation_reason: str
+    ) -> None:
+        self._record_revoked(
+            record=record.key, reason=reason, document=document, occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at, submission=ctx.submission,
+        )
+        self._end_designations_where(lambda d: record.key in d.records, designation_reason, ctx)
+
+    def _end_designations_where(self, matches: Any, reason: str, ctx: Context) -> None:
+        for designation in list(self.designations.values()):
+            if designation.active and matches(designation):
+                self._designation_ended(
+                    designation_id=designation.designation_id, reason=reason,
+                    occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+                )
+
+    # -- events: each applies what happened, and nothing else --------------------------------
+
+    @event("RecordFiled")
+    def _record_filed(
+        self, record: str, provider: str, fields: dict[str, Any], occurred_at: str,
+        linked_from: dict[str, str] | None, timestamp: datetime, submission: str,
+    ) -> None:
+        self.records[record] = RecordState(
+            key=record, provider=provider, filed_at=occurred_at, linked_from=linked_from,
+            responsible_persons=list(fields.get("responsible_persons", [])),
+            **{k: v for k, v in fields.items() if k != "responsible_persons"},
+        )
+
+    @event("RecordCorrected")
+    def _record_corrected(
+        self, record: str, changes: dict[str, Any], reason: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        self.records[record].apply_changes(changes)
+
+    @event("ObjectionRaised")
+    def _objection_raised(
+        self, record: str, objection_id: str, grounds: str, due_by: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        self.records[record].objections[objection_id] = Objection(
+            objection_id, grounds, raised_on=occurred_at, due_by=due_by
+        )
+
+    @event("ObjectionResolved")
+    def _objection_resolved(
+        self, record: str, objection_id: str, outcome: str, explanation: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        objections = self.records[record].objections
+        objections[objection_id] = replace(objections[objection_id], outcome=outcome)
+
+    @event("StatementAdded")
+    def _statement_added(
+        self, statement_id: str, record: str | None, text: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        self.statements[statement_id] = {"record": record, "text": text, "added_at": occurred_at}
+
+    @event("RepairRequested")
+    def _repair_requested(
+        self, record: str, application_id: str, measures_taken: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        self.records[record].repairs[application_id] = RepairApplication(application_id, measures_taken)
+
+    @event("RepairGranted")
+    def _repair_granted(
+        self, record: str, application_id: str, reason: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        state = self.records[record]
+        state.repairs[application_id].decision = "granted"
+        state.repairs[application_id].reason = reason
+        state.status, state.ended_reason = REPAIRED, reason
+
+    @event("RepairRefused")
+    def _repair_refused(
+        self, record: str, application_id: str, reason: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        application = self.records[record].repairs[application_id]
+        application.decision, application.reason = "refused", reason
+
+    @event("RecordExpired")
+    def _record_expired(
+        self, record: str, display_until: str, occurred_at: str, timestamp: datetime, submission: str
+    ) -> None:
+        state = self.records[record]
+        state.status, state.ended_reason = EXPIRED, f"display period ended {display_until}"
+
+    @event("RecordRevoked")
+    def _record_revoked(
+        self, record: str, reason: str, document: str, occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        state = self.records[record]
+        state.status, state.ended_reason = REVOKED, reason
+
+    @event("LinkedRecordClosed")
+    def _linked_record_closed(
+        self, record: str, status: str, cause: str, occurred_at: str, timestamp: datetime, submission: str
+    ) -> None:
+        state = self.records[record]
+        state.status, state.ended_reason = status, cause
+
+    @event("DesignationMade")
+    def _designation_made(
+        self, designation_id: str, department: str, fields: dict[str, Any], occurred_at: str,
+        timestamp: datetime, submission: str,
+    ) -> None:
+        self.designations[designation_id] = Designation(
+            department=department, made_at=occurred_at, **fields
+        )
+
+    @event("DesignationEnded")
+    def _designation_ended(
+        self, designation_id: str, reason: str, occurred_at: str, timestamp: datetime, submission: str
+    ) -> None:
+        designation = self.designations[designation_id]
+        designation.active, designation.ended_reason, designation.ended_on = False, reason, occurred_at
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def active_records(self) -> list[RecordState]:
+        return [r for r in self.records.values() if r.status == ACTIVE]
+
+
+def as_credit_file(aggregate: object) -> CreditFile:
+    if not isinstance(aggregate, CreditFile):
+        msg = f"expected a CreditFile, got {type(aggregate).__name__}"
+        raise TypeError(msg)
+    return cast(CreditFile, aggregate)

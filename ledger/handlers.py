@@ -1,0 +1,248 @@
+"""Apply one typed command to the files it touches, checking the catalogue's rules on the way."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Protocol
+from uuid import UUID
+
+from ledger import commands as c
+from ledger.catalogue import Catalogue, Edition
+from ledger.creditfile import Context, CreditFile
+from ledger.errors import NotAuthorised, NotInCatalogue, RuleViolation, UnknownRecord
+from ledger.records import RecordState
+from ledger.subjects import SubjectCode, SubjectKind
+from ledger.workdays import deadline
+
+# Actions that may open a file for a subject the ledger has not seen yet.
+_OPENERS = (c.FileRecord, c.Designate, c.AddStatement)
+
+
+class Files(Protocol):
+    """The files a command may touch, within one unit of work."""
+
+    def key_of(self, subject: SubjectCode) -> UUID: ...
+
+    def find(self, key: UUID) -> CreditFile | None: ...
+
+    def add(self, file: CreditFile) -> None: ...
+
+
+def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context) -> CreditFile:
+    """Run ``command``; raise a LedgerError (and change nothing) if any rule forbids it."""
+    env, action = command.envelope, command.action
+    edition = catalogue.edition_at(ctx.occurred_on)
+    department = edition.department(env.department)
+    key = files.key_of(env.subject)
+    file = files.find(key)
+    if file is None:
+        if not isinstance(action, _OPENERS):
+            raise UnknownRecord(
+                f"there is no credit file for subject {env.subject.masked}", field="subject.id"
+            )
+        file = CreditFile.open(
+            key,
+            subject_kind=env.subject.kind.value,
+            masked_code=env.subject.masked,
+            name=env.subject_name,
+            checksum_override=env.checksum_override,
+            ctx=ctx,
+        )
+        files.add(file)
+    is_platform = department.role == "platform"
+    linked_before = [k for k, r in file.records.items() if r.is_active and r.responsible_persons]
+
+    if isinstance(action, c.FileRecord):
+        _file_record(action, env.subject, file, files, edition, ctx)
+    elif isinstance(action, c.CorrectRecord):
+        record = file.record(action.record.key)
+        changes = _resolve_changes(action.changes, record, catalogue.edition(record.edition))
+        file.correct_record(record.key, changes, action.reason, ctx)
+    elif isinstance(action, c.RaiseObjection):
+        _require_platform(is_platform, "objections are raised by the subject at the platform's desk")
+        due = deadline(ctx.occurred_on, edition.objection_resolve_within, edition.objection_resolve_unit)  # type: ignore[arg-type]
+        file.raise_objection(action.record.key, action.objection_id, action.grounds, due, ctx)
+    elif isinstance(action, c.ResolveObjection):
+        record = file.record(action.record.key)
+        changes = (
+            _resolve_changes(action.changes, record, catalogue.edition(record.edition))
+            if action.changes
+            else {}
+        )
+        file.resolve_objection(
+            record.key, action.objection_id, action.outcome, action.explanation, action.remedy, changes, ctx
+        )
+    elif isinstance(action, c.AddStatement):
+        _require_platform(is_platform, "statements are added by the subject at the platform's desk")
+        file.add_statement(
+            action.statement_id, action.text, action.record.key if action.record else None, ctx
+        )
+    elif isinstance(action, c.RequestRepair):
+        _require_platform(is_platform, "repair applications are made by the subject at the platform's desk")
+        file.request_repair(action.record.key, action.application_id, action.measures_taken, ctx)
+    elif isinstance(action, c.DecideRepair):
+        file.decide_repair(action.record.key, action.application_id, action.decision, action.reason, ctx)
+    elif isinstance(action, c.ExpireRecord):
+        record = file.record(action.record.key)
+        if not is_platform and env.department != record.provider:
+            raise NotAuthorised(
+                "records expire by the platform's scheduler or their provider", field="department"
+            )
+        file.expire_record(record.key, ctx)
+    elif isinstance(action, c.RevokeRecord):
+        file.revoke_record(
+            action.record.key, action.reason, action.document, ctx, by_court=department.role == "court"
+        )
+    elif isinstance(action, c.Designate):
+        edition.check_may_designate(env.department, action.list)
+        file.designate(
+            {
+                "designation_id": action.designation_id,
+                "list": action.list,
+                "basis": action.basis,
+                "document_number": action.document_number,
+                "valid_from": action.valid_from.isoformat(),
+                "valid_until": action.valid_until.isoformat(),
+                "records": [r.key for r in action.records],
+            },
+            ctx,
+        )
+    elif isinstance(action, c.EndDesignation):
+        file.end_designation(action.designation_id, action.reason, ctx, by_platform=is_platform)
+    _follow_linked_records(file, linked_before, files, ctx)
+    return file
+
+
+def _require_platform(is_platform: bool, why: str) -> None:
+    if not is_platform:
+        raise NotAuthorised(f"{why} (department credit_platform)", field="department")
+
+
+def _file_record(
+    action: c.FileRecord, subject: SubjectCode, file: CreditFile, files: Files, edition: Edition, ctx: Context
+) -> None:
+    category = edition.category(action.category)
+    edition.check_domain(action.domain)
+    edition.check_may_file(ctx.department, action.category, action.domain)
+    if category.kind == "designation":
+        raise RuleViolation(
+            f"category {category.code!r} is a list designation: send action 'designate'",
+            field="record.category",
+            code="wrong_action",
+        )
+    severity = action.severity
+    if category.kind == "adverse":
+        if severity is None:
+            raise NotInCatalogue(
+                f"an adverse record ({category.code}) needs a severity: one of {', '.join(category.severities)}",
+                field="record.severity",
+            )
+        if severity not in category.severities:
+            raise NotInCatalogue(
+                f"category {category.code!r} may carry severities {', '.join(category.severities)}, got {severity!r}",
+                field="record.severity",
+            )
+    elif severity is not None:
+        raise NotInCatalogue(
+            f"only adverse records carry a severity; {category.code!r} is {category.kind}",
+            field="record.severity",
+        )
+    if action.responsible_persons and subject.kind is not SubjectKind.ORGANISATION:
+        raise RuleViolation(
+            "responsible persons are named only on an organisation's record",
+            field="record.responsible_persons",
+            code="invalid_for_subject",
+        )
+    period = edition.display_period(
+        category, action.domain, severity, action.decision_date, action.display_months
+    )
+    persons = [
+        {
+            "subject_key": str(files.key_of(p.subject)),
+            "masked_code": p.subject.masked,
+            "name": p.name,
+            "role": p.role,
+        }
+        for p in action.responsible_persons
+    ]
+    fields: dict[str, Any] = {
+        "record_id": action.record_id,
+        "category": category.code,
+        "kind": category.kind,
+        "domain": action.domain,
+        "severity": severity,
+        "title": action.title,
+        "decision_document": action.decision_document,
+        "decision_date": action.decision_date.isoformat(),
+        "legal_basis": action.legal_basis,
+        "display_from": period.display_from.isoformat(),
+        "display_until": period.display_until.isoformat() if period.display_until else None,
+        "repairable_from": period.repairable_from.isoformat() if period.repairable_from else None,
+        "early_end": period.early_end,
+        "edition": edition.edition,
+        "responsible_persons": persons,
+    }
+    file.file_record(fields, ctx)
+    record = file.records[f"{ctx.department}:{action.record_id}"]
+    if record.is_serious_adverse:
+        for person, spec in zip(action.responsible_persons, persons, strict=True):
+            person_key = UUID(spec["subject_key"])
+            person_file = files.find(person_key)
+            if person_file is None:
+                person_file = CreditFile.open(
+                    person_key,
+                    subject_kind=SubjectKind.PERSON.value,
+                    masked_code=person.subject.masked,
+                    name=person.name,
+                    checksum_override=None,
+                    ctx=ctx,
+                )
+                files.add(person_file)
+            person_file.file_linked_record(file.id, record, ctx)
+
+
+def _resolve_changes(changes: dict[str, Any], record: RecordState, edition: Edition) -> dict[str, Any]:
+    """Check a correction against the record's edition; recompute the display period if it moves."""
+    out = {k: v for k, v in changes.items() if k != "display_months"}
+    category = edition.category(record.category, field="record.category")
+    if "domain" in changes:
+        edition.check_domain(changes["domain"], field="changes.domain")
+    severity = changes.get("severity", record.severity)
+    if category.kind == "adverse" and severity not in category.severities:
+        raise NotInCatalogue(
+            f"category {category.code!r} may carry severities {', '.join(category.severities)}, got {severity!r}",
+            field="changes.severity",
+        )
+    if category.kind != "adverse" and "severity" in changes:
+        raise NotInCatalogue(
+            f"only adverse records carry a severity; {category.code!r} is {category.kind}",
+            field="changes.severity",
+        )
+    moves = {"severity", "domain", "decision_date", "display_months"} & changes.keys()
+    if moves:
+        period = edition.display_period(
+            category,
+            changes.get("domain", record.domain),
+            severity,
+            date.fromisoformat(changes.get("decision_date", record.decision_date)),
+            changes.get("display_months"),
+        )
+        out["display_from"] = period.display_from.isoformat()
+        out["display_until"] = period.display_until.isoformat() if period.display_until else None
+        out["repairable_from"] = period.repairable_from.isoformat() if period.repairable_from else None
+        out["early_end"] = period.early_end
+    return out
+
+
+def _follow_linked_records(file: CreditFile, keys: list[str], files: Files, ctx: Context) -> None:
+    """When an organisation's record has ended, end each responsible person's linked copy the same way."""
+    for key in keys:
+        record = file.records[key]
+        if record.is_active:
+            continue
+        for person in record.responsible_persons:
+            person_file = files.find(UUID(person["subject_key"]))
+            if person_file is not None:
+                person_file.close_linked_record(
+                    record.key, record.status, f"{record.status} on the organisation's file", ctx
+                )

@@ -1,0 +1,112 @@
+"""State of one record and one list designation inside a credit file (plain, mutable by events only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+ACTIVE = "active"
+EXPIRED = "expired"
+REVOKED = "revoked"
+REPAIRED = "repaired"
+ENDED_STATES = (EXPIRED, REVOKED, REPAIRED)
+
+
+@dataclass
+class Objection:
+    objection_id: str
+    grounds: str
+    raised_on: str
+    due_by: str
+    outcome: str | None = None  # None while open, then "upheld" or "rejected"
+
+
+@dataclass
+class RepairApplication:
+    application_id: str
+    measures_taken: str
+    decision: str | None = None  # None while pending, then "granted" or "refused"
+    reason: str = ""
+
+
+@dataclass
+class RecordState:
+    """One record on a subject's file: its content as last corrected and where it is in its life."""
+
+    key: str
+    record_id: str
+    provider: str
+    category: str
+    kind: str
+    domain: str
+    severity: str | None
+    title: str
+    decision_document: str
+    decision_date: str
+    legal_basis: str
+    display_from: str
+    display_until: str | None
+    repairable_from: str | None
+    early_end: bool
+    edition: str
+    filed_at: str
+    responsible_persons: list[dict[str, str]] = field(default_factory=list)
+    linked_from: dict[str, str] | None = None
+    status: str = ACTIVE
+    ended_reason: str = ""
+    corrections: int = 0
+    objections: dict[str, Objection] = field(default_factory=dict)
+    repairs: dict[str, RepairApplication] = field(default_factory=dict)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def open_objection(self) -> Objection | None:
+        for objection in self.objections.values():
+            if objection.outcome is None:
+                return objection
+        return None
+
+    @property
+    def disputed(self) -> bool:
+        return self.open_objection is not None
+
+    @property
+    def pending_repair(self) -> RepairApplication | None:
+        for application in self.repairs.values():
+            if application.decision is None:
+                return application
+        return None
+
+    @property
+    def is_serious_adverse(self) -> bool:
+        return self.kind == "adverse" and self.severity == "serious"
+
+    def display_until_date(self) -> date | None:
+        return None if self.display_until is None else date.fromisoformat(self.display_until)
+
+    def apply_changes(self, changes: dict[str, Any]) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.corrections += 1
+
+
+@dataclass
+class Designation:
+    """An entry on the black or red list, made by a designating department."""
+
+    designation_id: str
+    list: str
+    department: str
+    basis: str
+    document_number: str
+    valid_from: str
+    valid_until: str
+    records: list[str]
+    made_at: str
+    active: bool = True
+    ended_reason: str = ""
+    ended_on: str = ""

@@ -1,0 +1,1 @@
+"""Event-store adapters: transcoding, recorders with a submission register, infrastructure wiring."""

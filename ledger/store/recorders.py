@@ -1,0 +1,153 @@
+"""Application recorders that also keep the submission register, in the same transaction as events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import orjson
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from ledger.outcomes import Receipt
+
+RECEIPT_COLUMNS = (
+    "department, submission_id, digest, status, subject_key, events, reason, recorded_at"
+)
+
+
+class SubmissionRegister(Protocol):
+    """Where receipts live: written with the events they produced, read to answer re-sends."""
+
+    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]: ...
+
+    def receipts_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]: ...
+
+
+def _row(r: Receipt) -> tuple[Any, ...]:
+    return (
+        r.department,
+        r.submission_id,
+        r.digest,
+        r.status,
+        r.subject_key,
+        orjson.dumps(list(r.events)),
+        orjson.dumps(r.reason) if r.reason is not None else None,
+        r.recorded_at,
+    )
+
+
+def _receipt(row: Sequence[Any]) -> Receipt:
+    return Receipt(
+        department=row[0],
+        submission_id=row[1],
+        digest=row[2],
+        status=row[3],
+        subject_key=row[4],
+        events=tuple(orjson.loads(row[5])),
+        reason=orjson.loads(row[6]) if row[6] is not None else None,
+        recorded_at=row[7],
+    )
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """SQLite events table plus ``submission_receipts``, both written in one transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(
+            "CREATE TABLE IF NOT EXISTS submission_receipts ("
+            "position INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "department TEXT NOT NULL, submission_id TEXT NOT NULL, digest TEXT NOT NULL, "
+            "status TEXT NOT NULL, subject_key TEXT, events BLOB NOT NULL, reason BLOB, "
+            "recorded_at TEXT NOT NULL, UNIQUE (department, submission_id))"
+        )
+        return statements
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        receipts: Sequence[Receipt] = (),
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if receipts:
+            c.executemany(
+                f"INSERT INTO submission_receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                [_row(r) for r in receipts],
+            )
+        return ids
+
+    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+        found: dict[tuple[str, str], Receipt] = {}
+        wanted = list(dict.fromkeys(keys))
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 400):  # SQLite caps bound parameters per statement
+                chunk = wanted[start : start + 400]
+                clause = " OR ".join(["(department=? AND submission_id=?)"] * len(chunk))
+                c.execute(
+                    f"SELECT {RECEIPT_COLUMNS} FROM submission_receipts WHERE {clause}",
+                    [part for key in chunk for part in key],
+                )
+                for row in c.fetchall():
+                    receipt = _receipt(tuple(row))
+                    found[receipt.key] = receipt
+        return found
+
+    def receipts_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]:
+        sql = f"SELECT position, {RECEIPT_COLUMNS} FROM submission_receipts WHERE position>?"
+        params: list[Any] = [position]
+        if department is not None:
+            sql += " AND department=?"
+            params.append(department)
+        sql += " ORDER BY position LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [(row[0], _receipt(tuple(row)[1:])) for row in c.fetchall()]
+
+
+class POPOLedgerRecorder(POPOApplicationRecorder):
+    """In-memory recorder with the same register, for unit tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._receipts: dict[tuple[str, str], tuple[int, Receipt]] = {}
+
+    def _update_table(
+        self, stored_events: Sequence[StoredEvent], *, receipts: Sequence[Receipt] = (), **kwargs: Any
+    ) -> Sequence[int] | None:
+        for r in receipts:
+            if r.key in self._receipts:
+                msg = f"submission {r.key} already has a receipt"
+                raise ValueError(msg)
+        ids = super()._update_table(stored_events, **kwargs)
+        for r in receipts:
+            self._receipts[r.key] = (len(self._receipts) + 1, r)
+        return ids
+
+    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+        with self._database_lock:
+            return {k: self._receipts[k][1] for k in keys if k in self._receipts}
+
+    def receipts_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]:
+        with self._database_lock:
+            rows = sorted(self._receipts.values(), key=lambda pr: pr[0])
+        rows = [(p, r) for p, r in rows if p > position and department in (None, r.department)]
+        return rows[:limit]
+
+
+def register_of(recorder: ApplicationRecorder) -> SubmissionRegister:
+    if not isinstance(recorder, SQLiteLedgerRecorder | POPOLedgerRecorder):
+        msg = f"{type(recorder).__name__} keeps no submission register"
+        raise TypeError(msg)
+    return recorder

@@ -1,0 +1,1 @@
+"""Read models: pure folds of ledger events into status, lists and audit views."""
