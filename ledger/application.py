@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import ApplicationRecorder, Transcoder
 from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
@@ -51,33 +51,63 @@ class _Item:
 
 
 class _UnitOfWork:
-    """The files one batch touches, loaded once and saved together."""
+    """The files one batch touches, loaded once and saved together.
+
+    ``begin()`` starts a command: the files it touches are noted with their pending-event count,
+    so its new events (or its untidy failure) are found without scanning the whole batch.
+    """
 
     def __init__(self, app: CreditLedger) -> None:
         self.app = app
         self.files: dict[UUID, CreditFile] = {}
+        self.touched: dict[UUID, int] = {}
+        self.absent: set[UUID] = set()
+
+    def prefetch(self, keys: set[UUID]) -> None:
+        """Learn in one query which of these subjects have no file yet, so finding them costs nothing."""
+        unknown = [k for k in keys if not self.app.is_cached(k)]
+        if unknown:
+            self.absent = set(unknown) - self.app.register.existing_streams(unknown)
 
     def key_of(self, subject: SubjectCode) -> UUID:
         return self.app.key_of(subject)
 
+    def begin(self) -> None:
+        self.touched = {}
+
     def find(self, key: UUID) -> CreditFile | None:
         file = self.files.get(key)
         if file is None:
+            if key in self.absent:
+                return None
             try:
                 file = self.app.repository.get(key)
             except AggregateNotFoundError:
                 return None
             self.files[key] = file
+        if key not in self.touched:
+            self.touched[key] = len(file.pending_events)
         return file
 
     def add(self, file: CreditFile) -> None:
         self.files[file.id] = file
+        self.absent.discard(file.id)
+        self.touched[file.id] = 0
 
-    def mark(self) -> dict[UUID, int]:
-        return {k: len(f.pending_events) for k, f in self.files.items()}
+    def discard_opened(self) -> None:
+        """Forget files this command opened: a rejected filing leaves no file behind."""
+        for key, baseline in self.touched.items():
+            file = self.files.get(key)
+            if baseline == 0 and file is not None and file.version == len(file.pending_events):
+                del self.files[key]
 
-    def events_since(self, mark: Mapping[UUID, int]) -> list[Any]:
-        return [e for k, f in self.files.items() for e in f.pending_events[mark.get(k, 0) :]]
+    def new_events(self) -> list[Any]:
+        return [
+            e
+            for key, baseline in self.touched.items()
+            if key in self.files
+            for e in self.files[key].pending_events[baseline:]
+        ]
 
 
 class CreditLedger(Application[UUID]):
@@ -103,6 +133,7 @@ class CreditLedger(Application[UUID]):
         self.catalogue = catalogue
         self.secret = secret
         self.clock = clock
+        self._keys: dict[SubjectCode, UUID] = {}
         super().__init__(env)
         self.register: SubmissionRegister = register_of(self.recorder)
 
@@ -129,7 +160,22 @@ class CreditLedger(Application[UUID]):
         return recorder_pg
 
     def key_of(self, subject: SubjectCode) -> UUID:
-        return subject_key(subject, self.secret)
+        key = self._keys.get(subject)
+        if key is None:
+            if len(self._keys) >= 1_000_000:  # bounded: a memo, not a directory of subjects
+                self._keys.clear()
+            key = self._keys[subject] = subject_key(subject, self.secret)
+        return key
+
+    def is_cached(self, key: UUID) -> bool:
+        cache = self.repository.cache
+        if cache is None:
+            return False
+        try:
+            cache.get(key)
+        except KeyError:
+            return False
+        return True
 
     # -- commands ------------------------------------------------------------------------
 
@@ -143,6 +189,7 @@ class CreditLedger(Application[UUID]):
         items = [self._parse(raw, now) for raw in batch]
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow = _UnitOfWork(self)
+        uow.prefetch({self.key_of(i.command.envelope.subject) for i in items if i.command is not None})
         receipts: list[Receipt] = []
         outcomes: list[Outcome] = []
         for item in items:
@@ -159,11 +206,22 @@ class CreditLedger(Application[UUID]):
             receipts.append(receipt)
             outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
         try:
-            self.save(*uow.files.values(), receipts=receipts)
+            self._save_batch(list(uow.files.values()), receipts)
         except BaseException:
             self._evict(uow.files)
             raise
         return outcomes
+
+    def _save_batch(self, files: list[CreditFile], receipts: list[Receipt]) -> None:
+        """``Application.save`` for files we know are aggregates, skipping its per-object Protocol
+        ``isinstance`` checks (slow on Python 3.11): one transaction for events and receipts."""
+        processing = ProcessingEvent[UUID]()
+        for file in files:
+            processing.events.extend(file.collect_events())
+            processing.aggregates[file.id] = file
+        processing.saved_kwargs["receipts"] = receipts
+        recordings = self._record(processing)
+        self._notify(recordings)
 
     def _parse(self, raw: bytes | str | Mapping[str, Any], now: datetime) -> _Item:
         try:
@@ -204,23 +262,25 @@ class CreditLedger(Application[UUID]):
             return receipt(REJECTED, None, (), item.error.as_reason())
         env = item.command.envelope
         ctx = Context(at=now, occurred_at=env.occurred_at, department=department, submission=env.key)
-        mark = uow.mark()
+        uow.begin()
         try:
             file = handle(item.command, uow, self.catalogue, ctx)
         except LedgerError as exc:
-            self._check_unchanged(uow, mark, exc)
+            uow.discard_opened()
+            self._check_unchanged(uow, exc)
             return receipt(REJECTED, str(uow.key_of(env.subject)), (), exc.as_reason())
         except Exception as exc:
-            self._check_unchanged(uow, mark, exc)
+            uow.discard_opened()
+            self._check_unchanged(uow, exc)
             log.exception("submission %s/%s could not be applied", department, submission_id)
             reason = {"code": "internal_error", "field": "", "message": "the ledger could not apply this submission; operators have the details"}
             return receipt(REJECTED, str(uow.key_of(env.subject)), (), reason)
-        events = tuple(str(event_id(e.originator_id, e.originator_version)) for e in uow.events_since(mark))
+        events = tuple(str(event_id(e.originator_id, e.originator_version)) for e in uow.new_events())
         return receipt(ACCEPTED, str(file.id), events, None)
 
     @staticmethod
-    def _check_unchanged(uow: _UnitOfWork, mark: Mapping[UUID, int], exc: BaseException) -> None:
-        if uow.events_since(mark):
+    def _check_unchanged(uow: _UnitOfWork, exc: BaseException) -> None:
+        if uow.new_events():
             msg = f"a command raised after changing a file; batch abandoned: {exc!r}"
             raise BatchAborted(msg) from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from ledger.records import (
     RecordState,
     RepairApplication,
 )
+from ledger.workdays import local_date
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Context:
 
     @property
     def occurred_on(self) -> date:
-        return self.occurred_at.date()
+        """The day in China it happened: the unit every period and deadline is counted in."""
+        return local_date(self.occurred_at)
 
     @property
     def occurred_iso(self) -> str:
@@ -43,15 +46,26 @@ class Context:
 
 
 def _seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
-    """The hash of the event these kwargs make, computed over exactly what the mapper stores."""
-    draft = event_class(**{**kwargs, "event_hash": ""})
-    state = dict(vars(draft))
-    stream_id = state.pop("originator_id")
-    version = state.pop("originator_version")
+    """The hash of the event these kwargs make, over exactly the state the mapper will store.
+
+    Every event field is passed explicitly (no defaults), so the kwargs are the event's state.
+    Tests verify every chain they build, so a field that slipped past this would show at once.
+    """
+    state = {k: v for k, v in kwargs.items() if k not in _ENVELOPE}
     class_version = getattr(event_class, "class_version", 1)
     if class_version > 1:
         state["class_version"] = class_version
-    return integrity.event_hash(stream_id, version, get_topic(event_class), state)
+    return integrity.event_hash(
+        kwargs["originator_id"], kwargs["originator_version"], _topic(event_class), state
+    )
+
+
+_ENVELOPE = frozenset(("originator_id", "originator_version", "event_hash"))
+
+
+@cache
+def _topic(event_class: type[Any]) -> str:
+    return get_topic(event_class)
 
 
 class CreditFile(Aggregate):
@@ -214,7 +228,7 @@ class CreditFile(Aggregate):
             name: getattr(source, name)
             for name in (
                 "record_id", "category", "kind", "domain", "severity", "title",
-                "decision_document", "decision_date", "legal_basis", "display_from",
+                "decision_document", "decision_date", "legal_basis", "display_months", "display_from",
                 "display_until", "repairable_from", "early_end", "edition",
             )
         }

@@ -121,6 +121,13 @@ def _require_platform(is_platform: bool, why: str) -> None:
 def _file_record(
     action: c.FileRecord, subject: SubjectCode, file: CreditFile, files: Files, edition: Edition, ctx: Context
 ) -> None:
+    if action.decision_date > ctx.occurred_on:
+        raise RuleViolation(
+            f"the decision date {action.decision_date.isoformat()} is after occurred_at "
+            f"{ctx.occurred_on.isoformat()}: a record is filed after its decision",
+            field="record.decision.date",
+            code="invalid_date",
+        )
     category = edition.category(action.category)
     edition.check_domain(action.domain)
     edition.check_may_file(ctx.department, action.category, action.domain)
@@ -175,6 +182,7 @@ def _file_record(
         "decision_document": action.decision_document,
         "decision_date": action.decision_date.isoformat(),
         "legal_basis": action.legal_basis,
+        "display_months": action.display_months,
         "display_from": period.display_from.isoformat(),
         "display_until": period.display_until.isoformat() if period.display_until else None,
         "repairable_from": period.repairable_from.isoformat() if period.repairable_from else None,
@@ -203,7 +211,7 @@ def _file_record(
 
 def _resolve_changes(changes: dict[str, Any], record: RecordState, edition: Edition) -> dict[str, Any]:
     """Check a correction against the record's edition; recompute the display period if it moves."""
-    out = {k: v for k, v in changes.items() if k != "display_months"}
+    out = dict(changes)
     category = edition.category(record.category, field="record.category")
     if "domain" in changes:
         edition.check_domain(changes["domain"], field="changes.domain")
@@ -225,7 +233,7 @@ def _resolve_changes(changes: dict[str, Any], record: RecordState, edition: Edit
             changes.get("domain", record.domain),
             severity,
             date.fromisoformat(changes.get("decision_date", record.decision_date)),
-            changes.get("display_months"),
+            changes.get("display_months", record.display_months),
         )
         out["display_from"] = period.display_from.isoformat()
         out["display_until"] = period.display_until.isoformat() if period.display_until else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
@@ -18,27 +17,22 @@ GENESIS = "0" * 64
 HASH_FIELD = "event_hash"
 
 
-def _canonical_value(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        return {str(k): _canonical_value(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [_canonical_value(v) for v in value]
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            msg = f"naive datetime {value!r} cannot be hashed canonically: times must carry a zone"
-            raise ValueError(msg)
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal | UUID):
+def _canonical_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
         return str(value)
-    return value
+    msg = f"{type(value).__name__} has no canonical form"
+    raise TypeError(msg)
+
+
+# orjson gives the canonical form natively: sorted keys, UUIDs and dates as strings, tuples as
+# lists, and UTC times with a "Z". Every time the ledger writes is UTC by construction (the
+# clock and occurred_at are normalised to UTC), and a naive time is taken as UTC.
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 
 
 def canonical_bytes(value: Any) -> bytes:
     """Sorted-key JSON with UTC times, decimals and UUIDs as strings: the bytes that get hashed."""
-    return orjson.dumps(_canonical_value(value), option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(value, default=_canonical_default, option=_CANONICAL)
 
 
 def event_hash(stream_id: UUID | str, version: int, topic: str, state: Mapping[str, Any]) -> str:

@@ -45,6 +45,7 @@ class RecordState:
     decision_document: str
     decision_date: str
     legal_basis: str
+    display_months: int | None  # as the provider asked; None = the longest the catalogue allows
     display_from: str
     display_until: str | None
     repairable_from: str | None

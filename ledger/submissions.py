@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -17,6 +17,7 @@ from ledger import commands as c
 from ledger.errors import InvalidInput
 from ledger.integrity import canonical_bytes
 from ledger.subjects import SubjectKind, parse_subject_code
+from ledger.workdays import local_date
 
 SCHEMA_VERSION = 1
 CLOCK_SKEW = timedelta(minutes=5)
@@ -54,6 +55,11 @@ def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
 def digest(submission: Mapping[str, Any]) -> str:
     """Content fingerprint: the same submission re-sent has the same digest, whatever its key order."""
     return hashlib.sha256(canonical_bytes(dict(submission))).hexdigest()
+
+
+# Subjects recur across submissions (a department files many records about one person), and a
+# parse is pure given its arguments, so parses are memoised; errors are not cached and re-raise.
+_parse_code = lru_cache(maxsize=200_000)(parse_subject_code)
 
 
 def _path(parts: Any) -> str:
@@ -125,9 +131,9 @@ def parse(raw: bytes | str | Mapping[str, Any], *, now: datetime) -> c.Command:
     subject_raw = data["subject"]
     override = subject_raw.get("checksum_override")
     kind = subject_raw.get("kind")
-    subject = parse_subject_code(
+    subject = _parse_code(
         subject_raw["id"],
-        today=now.date(),
+        today=local_date(now),
         kind=SubjectKind(kind) if kind else None,
         allow_checksum_override=override is not None,
         field="subject.id",
@@ -151,8 +157,8 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
         r = data["record"]
         persons = tuple(
             c.ResponsiblePerson(
-                subject=parse_subject_code(
-                    p["id"], today=now.date(), kind=SubjectKind.PERSON,
+                subject=_parse_code(
+                    p["id"], today=local_date(now), kind=SubjectKind.PERSON,
                     field=f"record.responsible_persons[{i}].id",
                 ),
                 name=p["name"],

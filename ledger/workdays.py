@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 import chinese_calendar
@@ -115,3 +115,12 @@ def deadline(start: date, amount: int, unit: DeadlineUnit) -> date:
     if unit == "days":
         return start + timedelta(days=amount)
     raise ValueError(f"unknown deadline unit {unit!r}; expected 'days' or 'working_days'")
+
+
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+"""Decision dates, display periods and deadlines are calendar days in China (UTC+8, no DST)."""
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day in China on which ``moment`` falls."""
+    return moment.astimezone(CHINA_STANDARD_TIME).date()

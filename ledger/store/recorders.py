@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent
@@ -25,6 +26,8 @@ class SubmissionRegister(Protocol):
     def receipts_after(
         self, position: int, *, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, Receipt]]: ...
+
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
 
 
 def _row(r: Receipt) -> tuple[Any, ...]:
@@ -83,6 +86,21 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             )
         return ids
 
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
+        """Which of these aggregates have events: one query per 500 ids instead of one miss each."""
+        wanted = list(ids)
+        found: set[UUID] = set()
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                c.execute(
+                    f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
+                    f"WHERE originator_version=1 AND originator_id IN ({','.join('?' * len(chunk))})",
+                    [i.hex for i in chunk],
+                )
+                found.update(UUID(row[0]) for row in c.fetchall())
+        return found
+
     def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
         found: dict[tuple[str, str], Receipt] = {}
         wanted = list(dict.fromkeys(keys))
@@ -132,6 +150,10 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         for r in receipts:
             self._receipts[r.key] = (len(self._receipts) + 1, r)
         return ids
+
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
+        with self._database_lock:
+            return {i for i in ids if self._stored_events_index.get(str(i))}
 
     def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
         with self._database_lock:

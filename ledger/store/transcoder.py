@@ -17,12 +17,15 @@ _TYPE = "_type_"
 _DATA = "_data_"
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def _tag(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
-        return {k: _tag(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _tag(v) for k, v in value.items()}
     if kind is list or kind is tuple:
-        return [_tag(v) for v in value]
+        return [v if type(v) in _SCALARS else _tag(v) for v in value]
     if kind is UUID:
         return {_TYPE: "uuid_hex", _DATA: value.hex}
     return value
@@ -54,9 +57,9 @@ def _untag(value: Any) -> Any:
             decoder = _DECODERS.get(tag)
             if decoder is not None:
                 return decoder(value[_DATA])
-        return {k: _untag(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _untag(v) for k, v in value.items()}
     if kind is list:
-        return [_untag(v) for v in value]
+        return [v if type(v) in _SCALARS else _untag(v) for v in value]
     return value
 
 

@@ -1,0 +1,169 @@
+"""PostgreSQL application recorder that also keeps the submission register, in one transaction.
+
+Needs the ``postgres`` extra (psycopg 3). The register is the same as the SQLite one: a
+``submission_receipts`` table, one row per decided submission, written in the transaction that
+writes the events the submission produced, so a receipt exists exactly when its events do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.utils import retry
+from psycopg import Cursor
+from psycopg.rows import DictRow, tuple_row
+from psycopg.sql import SQL, Composed, Identifier
+
+from ledger.outcomes import Receipt
+from ledger.store.recorders import RECEIPT_COLUMNS, _receipt, _row
+
+RECEIPTS_TABLE = "submission_receipts"
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """PostgreSQL events table plus ``submission_receipts``, both written in one transaction.
+
+    Receipt positions are issued while the events table's EXCLUSIVE lock is held (the lock
+    eventsourcing takes to make notification ids commit in order), so receipts also become
+    visible in position order and a reader tailing :meth:`receipts_after` never skips one.
+    """
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        if datastore.enable_db_functions:
+            # That path inserts events with one function call and never calls _insert_events,
+            # so receipts would silently not be written.
+            msg = (
+                "POSTGRES_ENABLE_DB_FUNCTIONS is not supported by the credit ledger: "
+                "receipts must be written in the events' transaction"
+            )
+            raise ProgrammingError(msg)
+        if datastore.originator_id_type != "uuid":
+            # Files are keyed by UUID; eventsourcing cannot select UUID ids from a text column.
+            msg = (
+                f"ORIGINATOR_ID_TYPE={datastore.originator_id_type!r} is not supported by the "
+                "credit ledger: its files are keyed by UUID, use 'uuid'"
+            )
+            raise ProgrammingError(msg)
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(RECEIPTS_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "position bigserial PRIMARY KEY, "
+                "department text NOT NULL, submission_id text NOT NULL, digest text NOT NULL, "
+                "status text NOT NULL, subject_key text, events bytea NOT NULL, reason bytea, "
+                "recorded_at text NOT NULL, UNIQUE (department, submission_id))"
+            ).format(schema=schema, table=table)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (department, position)"
+            ).format(
+                index=Identifier(f"{RECEIPTS_TABLE}_department_idx"), schema=schema, table=table
+            )
+        )
+        self.insert_receipts_statement = SQL(
+            "INSERT INTO {schema}.{table} (" + RECEIPT_COLUMNS + ") "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(schema=schema, table=table)
+        self.select_receipts_statement = SQL(
+            "SELECT " + RECEIPT_COLUMNS + " FROM {schema}.{table} "
+            "WHERE (department, submission_id) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))"
+        ).format(schema=schema, table=table)
+        self.existing_streams_statement = SQL(
+            "SELECT originator_id FROM {schema}.{table} "
+            "WHERE originator_version = 1 AND originator_id = ANY(%s)"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self.receipts_after_statement = SQL(
+            "SELECT position, " + RECEIPT_COLUMNS + " FROM {schema}.{table} WHERE position > %s"
+        ).format(schema=schema, table=table)
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        *,
+        receipts: Sequence[Receipt] = (),
+        **kwargs: Any,
+    ) -> None:
+        # Runs first in the transaction (pipelined), before the events are inserted.
+        super()._insert_events(curs, stored_events, **kwargs)
+        if receipts:
+            # Take the events table lock now (the events insert re-takes it, a no-op), so that
+            # writers are serialised before any receipt position is drawn from the sequence.
+            self._lock_table(curs)
+            curs.executemany(self.insert_receipts_statement, [_row(r) for r in receipts])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
+        """Which of these aggregates have events, in one query (served by the primary key)."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.existing_streams_statement, (wanted,))
+            return {row[0] for row in c.fetchall()}
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        departments = [k[0] for k in wanted]
+        submission_ids = [k[1] for k in wanted]
+        found: dict[tuple[str, str], Receipt] = {}
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.select_receipts_statement, (departments, submission_ids))
+            for row in c.fetchall():
+                receipt = _receipt(row)
+                found[receipt.key] = receipt
+        return found
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def receipts_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]:
+        statement: Composed = self.receipts_after_statement
+        params: list[Any] = [position]
+        if department is not None:
+            statement += SQL(" AND department = %s")
+            params.append(department)
+        statement += SQL(" ORDER BY position LIMIT %s")
+        params.append(limit)
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(statement, params)
+            return [(row[0], _receipt(row[1:])) for row in c.fetchall()]
+
+
+def construct(factory: InfrastructureFactory[Any]) -> PostgresLedgerRecorder:
+    """The ledger's recorder on the factory's datastore, named and created as the factory would.
+
+    Takes any factory (the application only knows it has one) and refuses non-PostgreSQL ones.
+    """
+    if not isinstance(factory, PostgresFactory):
+        msg = (
+            f"persistence module {type(factory).__module__} is not supported by the credit ledger: "
+            "use eventsourcing.postgres, eventsourcing.sqlite or eventsourcing.popo"
+        )
+        raise TypeError(msg)
+    prefix = factory.env.name.lower() or "stored"
+    recorder = PostgresLedgerRecorder(
+        datastore=factory.datastore, events_table_name=prefix + "_events"
+    )
+    if factory.env_create_table():
+        recorder.create_table()
+    return recorder

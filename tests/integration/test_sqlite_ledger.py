@@ -1,0 +1,69 @@
+"""The ledger on a SQLite file: durable across restarts, and tampering is found and located."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+from credit_ledger.generator import SubmissionGenerator
+from ledger.application import CreditLedger
+from ledger.catalogue import Catalogue
+from tests.conftest import SECRET
+
+
+def open_ledger(catalogue: Catalogue, path: Path) -> CreditLedger:
+    now = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+    return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: now, env=env)
+
+
+def test_files_and_receipts_survive_a_restart(catalogue: Catalogue, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    submissions = SubmissionGenerator(catalogue.latest, subjects=30, seed=3).take(300)
+    first = open_ledger(catalogue, path)
+    outcomes = first.submit(submissions)
+    first.close()
+    second = open_ledger(catalogue, path)
+    again = second.submit(submissions)
+    assert all(o.duplicate for o in again)
+    assert [o.events for o in again] == [o.events for o in outcomes]
+    assert [r.submission_id for _, r in second.receipts_after(0, limit=1000)] == [
+        s["submission_id"] for s in submissions
+    ]
+    assert second.verify() == []
+
+
+def test_altering_one_byte_of_one_stored_event_is_reported_with_its_subject_and_version(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = open_ledger(catalogue, path)
+    ledger.submit(SubmissionGenerator(catalogue.latest, subjects=20, seed=5).take(200))
+    assert ledger.verify() == []
+    with sqlite3.connect(path) as db:
+        stream, version, state = db.execute(
+            "SELECT originator_id, originator_version, state FROM stored_events "
+            "WHERE originator_version = 2 ORDER BY rowid LIMIT 1 OFFSET 7"
+        ).fetchone()
+        at = state.index(b"occurred_at") + len(b'occurred_at":"2')  # a digit of the year
+        forged = state[:at] + bytes([state[at] ^ 0x01]) + state[at + 1 :]
+        db.execute(
+            "UPDATE stored_events SET state=? WHERE originator_id=? AND originator_version=?",
+            (forged, stream, version),
+        )
+    (brk,) = ledger.verify()
+    assert (brk.stream_id.replace("-", ""), brk.version) == (stream, 2)
+    assert "content altered" in brk.problem
+    assert ledger.verify(key=UUID(stream)) == [brk]
+
+
+def test_a_stored_event_that_no_longer_decodes_is_reported_not_raised(catalogue: Catalogue, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    ledger = open_ledger(catalogue, path)
+    ledger.submit(SubmissionGenerator(catalogue.latest, subjects=5, seed=9).take(30))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE stored_events SET state = X'7B7B' WHERE rowid = 3")
+    (brk,) = ledger.verify()
+    assert "cannot be decoded" in brk.problem

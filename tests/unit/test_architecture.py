@@ -1,0 +1,37 @@
+"""The layering the project promises: the ledger knows nothing of Kafka or Faust."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = {"kafka", "faust", "aiokafka", "mode"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_ledger_imports_no_kafka_or_faust() -> None:
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(imported_roots(p) & FORBIDDEN) for p in (ROOT / "ledger").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_every_module_opens_with_a_one_line_docstring() -> None:
+    missing = [
+        str(p.relative_to(ROOT))
+        for package in ("ledger", "streams", "projections", "credit_ledger")
+        for p in (ROOT / package).rglob("*.py")
+        if not (ast.get_docstring(ast.parse(p.read_text("utf-8"))) or "").strip()
+    ]
+    assert missing == []
