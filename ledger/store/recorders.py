@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import orjson
@@ -18,6 +18,7 @@ RECEIPT_COLUMNS = (
 )
 
 
+@runtime_checkable
 class SubmissionRegister(Protocol):
     """Where receipts live: written with the events they produced, read to answer re-sends."""
 
@@ -169,7 +170,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
 
 
 def register_of(recorder: ApplicationRecorder) -> SubmissionRegister:
-    if not isinstance(recorder, SQLiteLedgerRecorder | POPOLedgerRecorder):
+    if not isinstance(recorder, SubmissionRegister):
         msg = f"{type(recorder).__name__} keeps no submission register"
         raise TypeError(msg)
     return recorder

@@ -1,0 +1,243 @@
+"""The credit-ledger command line: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from credit_ledger import __version__
+from credit_ledger.config import VARIABLES, ConfigError, Settings
+from credit_ledger.output import json_line, note, table
+
+DESCRIPTION = """\
+credit-ledger: an event-sourced, verifiable ledger of personal public-credit records.
+
+Departments publish credit events (records, corrections, objections, repairs, expiries,
+list designations); the ledger keeps every event forever in hash-chained streams, one per
+subject; stream processing turns them into status, red and black lists and an audit trail.
+With no configuration it runs on one machine: SQLite files in ./data and an embedded
+Kafka-compatible broker.
+"""
+
+EPILOG = """\
+configuration (environment variable = option):
+""" + "\n".join(
+    f"  {var:<28} " + ("(environment only: keep secrets off the command line)" if name == "subject_secret"
+                       else f"--{name.replace('_', '-')}")
+    for name, var in VARIABLES.items()
+) + """
+
+Machine-readable output is JSON lines on stdout (--json where the default is a table);
+diagnostics go to stderr; the exit status is non-zero on error.
+"""
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env(
+            **{name: getattr(args, name, None) for name in VARIABLES}
+        )
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except ConfigError as exc:
+        note(f"credit-ledger: configuration error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except UserError as exc:
+        note(f"credit-ledger: {exc}")
+        return 1
+
+
+class UserError(Exception):
+    """Something the user can fix (a missing file, a bad code); printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="credit-ledger",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"credit-ledger {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+def common(parser: argparse.ArgumentParser) -> None:
+    """Options every command shares; each mirrors a CREDIT_* variable."""
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--data-dir", type=Path, help="where SQLite files and the subject-key secret live (CREDIT_DATA_DIR, default ./data)")
+    group.add_argument("--database-url", help="sqlite:///file or postgresql://user:pw@host/db (CREDIT_DATABASE_URL; default SQLite in the data dir)")
+    group.add_argument("--kafka-bootstrap", help="host:port of a Kafka cluster (CREDIT_KAFKA_BOOTSTRAP; default: start the embedded broker)")
+    group.add_argument("--http-port", type=int, help="HTTP API port (CREDIT_HTTP_PORT, default 8080)")
+    group.add_argument("--catalogue", type=Path, help="catalogue JSON file (CREDIT_CATALOGUE; default the shipped one)")
+    group.add_argument("--http-host", help="HTTP API bind address (CREDIT_HTTP_HOST, default 127.0.0.1)")
+    group.add_argument("--partitions", type=int, help="partitions per topic when creating topics (CREDIT_PARTITIONS, default 6)")
+    group.add_argument("--replication-factor", type=int, help="topic replication factor (CREDIT_REPLICATION_FACTOR, default 1)")
+    group.add_argument("--batch-size", type=int, help="submissions per ledger transaction (CREDIT_BATCH_SIZE, default 1000)")
+
+
+def _command(
+    sub: Any, name: str, help_text: str, handler: Handler, description: str | None = None
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_text, description=description or help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+# -- apply -------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: str) -> Iterator[bytes]:
+    stream = sys.stdin.buffer if path == "-" else _open(path)
+    with stream:
+        for line in stream:
+            if line.strip():
+                yield line.rstrip(b"\r\n")
+
+
+def _open(path: str) -> Any:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+
+
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415 - keep --help fast
+
+    ledger = build_ledger(settings)
+    counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        for outcome in ledger.submit(batch):
+            counts["duplicate" if outcome.duplicate else outcome.status] += 1
+            if not args.quiet:
+                json_line(outcome.to_dict())
+        batch.clear()
+
+    for line in _read_jsonl(args.file):
+        batch.append(line)
+        if len(batch) >= settings.batch_size:
+            flush()
+    flush()
+    note(f"applied: {counts['accepted']} accepted, {counts['rejected']} rejected, {counts['duplicate']} duplicates")
+    return 0
+
+
+def register_apply(sub: Any) -> None:
+    p = _command(
+        sub, "apply", "apply submissions from a JSON-lines file straight to the ledger (no Kafka)", cmd_apply,
+        "Apply submissions (one JSON object per line) directly to the ledger, in batches, and print one\n"
+        "outcome per submission as JSON lines. Useful for bulk loads and for trying the format.",
+    )
+    p.add_argument("file", help="JSON-lines file, or - for standard input")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
+
+    ledger = build_ledger(settings)
+    key = ledger.key_of(_code(args.subject, ledger)) if args.subject else None
+    breaks = ledger.verify(key)
+    for brk in breaks:
+        json_line({"stream": brk.stream_id, "version": brk.version, "problem": brk.problem})
+    note("verified: every hash chain is intact" if not breaks else f"verify: {len(breaks)} broken chain(s)")
+    return 1 if breaks else 0
+
+
+def register_verify(sub: Any) -> None:
+    p = _command(
+        sub, "verify", "recompute every subject's hash chain and report the first break of each", cmd_verify
+    )
+    p.add_argument("--subject", metavar="CODE", help="verify one subject's file only")
+
+
+# -- file --------------------------------------------------------------------------------------
+
+
+def _code(raw: str, ledger: Any) -> Any:
+    from ledger.errors import LedgerError  # noqa: PLC0415
+    from ledger.subjects import parse_subject_code  # noqa: PLC0415
+    from ledger.workdays import local_date  # noqa: PLC0415
+
+    try:
+        return parse_subject_code(raw, today=local_date(ledger.clock()), field="CODE")
+    except LedgerError as exc:
+        raise UserError(f"CODE: {exc.message}") from None
+
+
+def cmd_file(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
+
+    ledger = build_ledger(settings)
+    code = _code(args.code, ledger)
+    file = ledger.file_of(code)
+    if file is None:
+        raise UserError(f"no credit file for {code.masked}")
+    rows = [
+        {
+            "record": r.key, "category": r.category, "kind": r.kind, "severity": r.severity,
+            "status": r.status, "disputed": r.disputed, "display_until": r.display_until,
+            "title": r.title,
+        }
+        for r in file.records.values()
+    ]
+    if args.json:
+        json_line({"subject": file.masked_code, "name": file.name, "version": file.version, "records": rows})
+        return 0
+    print(f"{file.masked_code}  {file.name}  ({file.subject_kind}, {file.version} events)")
+    table(rows, ["record", "category", "kind", "severity", "status", "disputed", "display_until", "title"])
+    return 0
+
+
+def register_file(sub: Any) -> None:
+    p = _command(sub, "file", "show one subject's credit file (identity numbers masked)", cmd_file)
+    p.add_argument("code", metavar="CODE", help="citizen identity number or unified social credit code")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from ledger.submissions import submission_schema  # noqa: PLC0415
+
+    json_line(submission_schema())
+    return 0
+
+
+def register_schema(sub: Any) -> None:
+    _command(sub, "schema", "print the submission JSON Schema", cmd_schema)
+
+
+_COMMANDS: list[Callable[[Any], None]] = [register_apply, register_verify, register_file, register_schema]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
