@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from credit_ledger.bootstrap import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application import CreditLedger
 from ledger.catalogue import load_catalogue
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 
+    tune_gc()  # as every credit-ledger process does at start (see credit_ledger/bootstrap.py)
     catalogue = load_catalogue()
     generator = SubmissionGenerator(catalogue.latest, subjects=args.subjects, seed=args.seed)
     # Encoded up front: the intake receives bytes, and generating them is not the ledger's cost.

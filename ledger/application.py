@@ -186,6 +186,7 @@ class CreditLedger(Application[UUID]):
         (same department, id and content) gets its first outcome back, marked ``duplicate``.
         """
         now = self.clock()
+        now_iso = now.isoformat()
         items = [self._parse(raw, now) for raw in batch]
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow = _UnitOfWork(self)
@@ -201,7 +202,7 @@ class CreditLedger(Application[UUID]):
             if prior is not None:
                 outcomes.append(self._answer_resend(prior, item, now))
                 continue
-            receipt = self._decide(item, uow, now)
+            receipt = self._decide(item, uow, now, now_iso)
             known[item.key] = receipt
             receipts.append(receipt)
             outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
@@ -250,12 +251,12 @@ class CreditLedger(Application[UUID]):
         assert item.key is not None
         return Outcome(REJECTED, item.key[1], item.key[0], reason=conflict.as_reason(), recorded_at=now.isoformat())
 
-    def _decide(self, item: _Item, uow: _UnitOfWork, now: datetime) -> Receipt:
+    def _decide(self, item: _Item, uow: _UnitOfWork, now: datetime, now_iso: str) -> Receipt:
         assert item.key is not None and item.digest is not None
         department, submission_id = item.key
 
         def receipt(status: str, subject: str | None, events: tuple[str, ...], reason: dict[str, str] | None) -> Receipt:
-            return Receipt(department, submission_id, item.digest or "", status, subject, events, reason, now.isoformat())
+            return Receipt(department, submission_id, item.digest or "", status, subject, events, reason, now_iso)
 
         if item.error is not None or item.command is None:
             assert item.error is not None
@@ -275,7 +276,7 @@ class CreditLedger(Application[UUID]):
             log.exception("submission %s/%s could not be applied", department, submission_id)
             reason = {"code": "internal_error", "field": "", "message": "the ledger could not apply this submission; operators have the details"}
             return receipt(REJECTED, str(uow.key_of(env.subject)), (), reason)
-        events = tuple(str(event_id(e.originator_id, e.originator_version)) for e in uow.new_events())
+        events = tuple(event_id(e.originator_id, e.originator_version) for e in uow.new_events())
         return receipt(ACCEPTED, str(file.id), events, None)
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from functools import cache
 from typing import Any, cast
@@ -26,23 +26,19 @@ from ledger.records import (
 from ledger.workdays import local_date
 
 
-@dataclass(frozen=True)
 class Context:
     """When and on whose behalf a command runs: time is always given, never read from a clock."""
 
-    at: datetime  # when the ledger records it
-    occurred_at: datetime  # when the submitter says it happened
-    department: str
-    submission: str  # "department/submission_id" that caused it
+    __slots__ = ("at", "department", "occurred_at", "occurred_iso", "occurred_on", "submission")
 
-    @property
-    def occurred_on(self) -> date:
-        """The day in China it happened: the unit every period and deadline is counted in."""
-        return local_date(self.occurred_at)
-
-    @property
-    def occurred_iso(self) -> str:
-        return self.occurred_at.isoformat()
+    def __init__(self, *, at: datetime, occurred_at: datetime, department: str, submission: str) -> None:
+        self.at = at  # when the ledger records it
+        self.occurred_at = occurred_at  # when the submitter says it happened
+        self.department = department
+        self.submission = submission  # "department/submission_id" that caused it
+        self.occurred_iso = occurred_at.isoformat()
+        # The day in China it happened: the unit every period and deadline is counted in.
+        self.occurred_on: date = local_date(occurred_at)
 
 
 def _seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
@@ -82,7 +78,7 @@ class CreditFile(Aggregate):
             return aggregate
 
         @property
-        def event_id(self) -> UUID:
+        def event_id(self) -> str:
             """Stable id of this event: derived from its stream and version, so re-sends match."""
             return integrity.event_id(self.originator_id, self.originator_version)
 

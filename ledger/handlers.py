@@ -50,7 +50,11 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
         )
         files.add(file)
     is_platform = department.role == "platform"
-    linked_before = [k for k, r in file.records.items() if r.is_active and r.responsible_persons]
+    linked_before = (
+        [k for k, r in file.records.items() if r.is_active and r.responsible_persons]
+        if file.subject_kind == SubjectKind.ORGANISATION.value
+        else []
+    )
 
     if isinstance(action, c.FileRecord):
         _file_record(action, env.subject, file, files, edition, ctx)

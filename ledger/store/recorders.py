@@ -103,19 +103,22 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return found
 
     def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+        by_department: dict[str, list[str]] = {}
+        for department, submission_id in dict.fromkeys(keys):
+            by_department.setdefault(department, []).append(submission_id)
         found: dict[tuple[str, str], Receipt] = {}
-        wanted = list(dict.fromkeys(keys))
         with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(wanted), 400):  # SQLite caps bound parameters per statement
-                chunk = wanted[start : start + 400]
-                clause = " OR ".join(["(department=? AND submission_id=?)"] * len(chunk))
-                c.execute(
-                    f"SELECT {RECEIPT_COLUMNS} FROM submission_receipts WHERE {clause}",
-                    [part for key in chunk for part in key],
-                )
-                for row in c.fetchall():
-                    receipt = _receipt(tuple(row))
-                    found[receipt.key] = receipt
+            for department, ids in by_department.items():
+                for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+                    chunk = ids[start : start + 500]
+                    c.execute(
+                        f"SELECT {RECEIPT_COLUMNS} FROM submission_receipts "
+                        f"WHERE department=? AND submission_id IN ({','.join('?' * len(chunk))})",
+                        [department, *chunk],
+                    )
+                    for row in c.fetchall():
+                        receipt = _receipt(tuple(row))
+                        found[receipt.key] = receipt
         return found
 
     def receipts_after(

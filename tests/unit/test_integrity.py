@@ -141,3 +141,13 @@ def test_sealed_hashes_match_what_verification_recomputes_from_storage(catalogue
     ]
     (brk,) = verify_streams(tampered)
     assert (brk.stream_id, brk.version) == (victim.stream_id, victim.version)
+
+
+def test_event_ids_are_rfc_9562_name_based_uuids_of_stream_and_version() -> None:
+    from uuid import uuid5  # noqa: PLC0415
+
+    from ledger.integrity import _EVENT_ID_NAMESPACE, event_id  # noqa: PLC0415
+
+    stream = UUID("e2872ba3-95e6-828e-9447-c23b6d8a8478")
+    assert event_id(stream, 7) == str(uuid5(_EVENT_ID_NAMESPACE, f"{stream}:7"))
+    assert UUID(event_id(stream, 7)).version == 5
