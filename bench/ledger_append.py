@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 
-    tune_gc()  # as every credit-ledger process does at start (see credit_ledger/bootstrap.py)
+    tune_gc()  # as credit-ledger's long-running commands do at start (see credit_ledger/bootstrap.py)
     catalogue = load_catalogue()
     generator = SubmissionGenerator(catalogue.latest, subjects=args.subjects, seed=args.seed)
     # Encoded up front: the intake receives bytes, and generating them is not the ledger's cost.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ def common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--partitions", type=int, help="partitions per topic when creating topics (CREDIT_PARTITIONS, default 6)")
     group.add_argument("--replication-factor", type=int, help="topic replication factor (CREDIT_REPLICATION_FACTOR, default 1)")
     group.add_argument("--batch-size", type=int, help="submissions per ledger transaction (CREDIT_BATCH_SIZE, default 1000)")
+    group.add_argument("--kafka-session-timeout", type=float, help="consumer-group session timeout in seconds (CREDIT_KAFKA_SESSION_TIMEOUT, default 6; a crashed worker's partitions move after it)")
 
 
 def _command(
@@ -124,8 +126,9 @@ def _open(path: str) -> Any:
 
 
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415 - keep --help fast
+    from credit_ledger.bootstrap import build_ledger, tune_gc  # noqa: PLC0415 - keep --help fast
 
+    tune_gc()
     ledger = build_ledger(settings)
     counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
     batch: list[bytes] = []
@@ -197,7 +200,13 @@ def cmd_file(args: argparse.Namespace, settings: Settings) -> int:
 
     ledger = build_ledger(settings)
     code = _code(args.code, ledger)
-    file = ledger.file_of(code)
+    try:
+        file = ledger.file_of(code)
+    except Exception as exc:  # a stored stream that no longer replays (tampered, truncated)
+        raise UserError(
+            f"the file of {code.masked} cannot be replayed ({type(exc).__name__}); "
+            "run 'credit-ledger verify --subject CODE' to locate the damage"
+        ) from None
     if file is None:
         raise UserError(f"no credit file for {code.masked}")
     rows = [
@@ -236,7 +245,130 @@ def register_schema(sub: Any) -> None:
     _command(sub, "schema", "print the submission JSON Schema", cmd_schema)
 
 
-_COMMANDS: list[Callable[[Any], None]] = [register_apply, register_verify, register_file, register_schema]
+# -- serve, demo ---------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.serve import serve  # noqa: PLC0415 - Faust is slow to import
+
+    return serve(settings, http=not args.no_http, loglevel="info" if args.verbose else "warning")
+
+
+def register_serve(sub: Any) -> None:
+    p = _command(
+        sub, "serve", "run the ledger: broker (embedded unless configured), intake worker, relay, HTTP API",
+        cmd_serve,
+        "Run the main job in one process: start the embedded Kafka-compatible broker unless\n"
+        "CREDIT_KAFKA_BOOTSTRAP is set, create the topics, consume credit.submissions into the\n"
+        "ledger, relay ledger events and outcomes to Kafka, and serve the HTTP API.\n"
+        "Stops cleanly on Ctrl-C or SIGTERM. Run more with CREDIT_KAFKA_BOOTSTRAP and a shared\n"
+        "CREDIT_DATABASE_URL to spread partitions (subjects) across workers.",
+    )
+    p.add_argument("--no-http", action="store_true", help="do not serve HTTP (extra workers on one host)")
+    p.add_argument("--verbose", action="store_true", help="Faust's own log at INFO level")
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.serve import demo  # noqa: PLC0415
+
+    return demo(settings, rate=args.rate, duration=args.duration, subjects=args.subjects, seed=args.seed, as_json=args.json)
+
+
+def register_demo(sub: Any) -> None:
+    p = _command(
+        sub, "demo", "serve, and feed it realistic submissions from six departments with a live summary",
+        cmd_demo,
+        "Serve (as 'serve' does) and publish generated submissions from the tax bureau, court,\n"
+        "market regulator, education, transport and volunteer federation: filings, corrections,\n"
+        "objections, repairs and a few bad ones. Every 2 s it prints what was published, accepted\n"
+        "and rejected (read back from credit.outcomes) and how many ledger events reached Kafka.",
+    )
+    p.add_argument("--rate", type=float, default=200.0, help="submissions per second (default 200)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument("--subjects", type=int, default=2000, help="distinct people and organisations (default 2000)")
+    p.add_argument("--seed", type=int, help="generator seed (default: the clock)")
+    p.add_argument("--json", action="store_true", help="summaries as JSON lines")
+
+
+# -- publish, outcomes -----------------------------------------------------------------------------
+
+
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise UserError(
+            "no Kafka to talk to: set CREDIT_KAFKA_BOOTSTRAP or --kafka-bootstrap to the address "
+            "'credit-ledger serve' printed (the embedded broker lives inside that process)"
+        )
+    return settings.kafka_bootstrap
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import topics  # noqa: PLC0415
+    from streams.clients import PublishReport, publish  # noqa: PLC0415
+
+    bootstrap = _bootstrap(settings)
+    started = time.monotonic()
+
+    def progress(report: PublishReport) -> None:
+        if sys.stderr.isatty():
+            rate = report.sent / max(time.monotonic() - started, 1e-9)
+            sys.stderr.write(f"\rpublished {report.sent:,} ({rate:,.0f}/s)")
+
+    report = publish(
+        bootstrap, _read_jsonl(args.file), topics.SUBMISSIONS, department=args.department,
+        on_progress=progress, on_refusal=lambda why: note(f"not sent: {why}"),
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    json_line({"sent": report.sent, "refused": report.refused, "failed": report.failed,
+               "seconds": round(time.monotonic() - started, 2)})
+    return 0 if report.failed == 0 and report.refused == 0 else 1
+
+
+def register_publish(sub: Any) -> None:
+    p = _command(
+        sub, "publish", "publish submissions (JSON lines) to credit.submissions, as a department", cmd_publish,
+        "Publish one submission per line to credit.submissions with acks=all, keyed by the subject's\n"
+        "code so each subject stays in order. Lines that are not JSON objects are reported and not sent.\n"
+        "Read the outcomes back with 'credit-ledger outcomes'.",
+    )
+    p.add_argument("file", help="JSON-lines file, or - for standard input")
+    p.add_argument("--department", help="fill in this department where missing; refuse lines of another")
+
+
+def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson  # noqa: PLC0415
+
+    from streams import topics  # noqa: PLC0415
+    from streams.clients import read_topic  # noqa: PLC0415
+
+    for record in read_topic(_bootstrap(settings), topics.OUTCOMES, follow=args.follow, idle=args.idle):
+        outcome = orjson.loads(record.value)
+        if args.department and outcome.get("department") != args.department:
+            continue
+        if args.status and outcome.get("status") != args.status:
+            continue
+        json_line(outcome)
+    return 0
+
+
+def register_outcomes(sub: Any) -> None:
+    p = _command(
+        sub, "outcomes", "read back accepted and rejected outcomes (JSON lines) from credit.outcomes", cmd_outcomes,
+        "Print every outcome (accepted with its event ids, rejected with code, field, message and the\n"
+        "original submission) from the beginning of credit.outcomes. Without --follow it stops once\n"
+        "the topic has been quiet for --idle seconds.",
+    )
+    p.add_argument("--department", help="only this department's submissions")
+    p.add_argument("--status", choices=["accepted", "rejected"], help="only this outcome")
+    p.add_argument("--follow", action="store_true", help="keep waiting for new outcomes")
+    p.add_argument("--idle", type=float, default=2.0, help="seconds of quiet that mean the end (default 2)")
+
+
+_COMMANDS: list[Callable[[Any], None]] = [
+    register_serve, register_demo, register_publish, register_outcomes,
+    register_apply, register_verify, register_file, register_schema,
+]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,7 @@ class Settings:
     partitions: int = 6
     replication_factor: int = 1
     batch_size: int = 1000
+    kafka_session_timeout: float = 6.0  # seconds; Kafka's minimum is 6, the embedded broker takes less
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # name in Settings -> (environment variable, converter)
@@ -94,6 +95,7 @@ _VARIABLES: dict[str, tuple[str, Any]] = {
     "partitions": ("CREDIT_PARTITIONS", int),
     "replication_factor": ("CREDIT_REPLICATION_FACTOR", int),
     "batch_size": ("CREDIT_BATCH_SIZE", int),
+    "kafka_session_timeout": ("CREDIT_KAFKA_SESSION_TIMEOUT", float),
 }
 VARIABLES = {name: var for name, (var, _) in _VARIABLES.items()}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -9,8 +10,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import ApplicationRecorder, Transcoder
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Transcoder,
+)
 from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 
@@ -33,13 +41,18 @@ from ledger.subjects import SubjectCode, subject_key
 
 log = logging.getLogger(__name__)
 
+TRANSIENT = (OperationalError, InterfaceError)
+"""Database errors that mean "not now" (unreachable, locked): worth retrying the same batch."""
+_INTERNAL = "the ledger could not apply this submission; operators have the details in its log"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
 class BatchAborted(RuntimeError):
-    """A command failed after it had already changed a file: the whole batch is abandoned, not saved."""
+    """A command failed after it had already changed a file: the batch is abandoned, nothing of it
+    is saved, and the files it touched are evicted from the cache."""
 
 
 @dataclass
@@ -48,6 +61,19 @@ class _Item:
     digest: str | None
     command: Command | None
     error: LedgerError | None
+    original: bytes = b""
+
+
+SOURCE_DEPARTMENT = ""
+"""Department of the receipt for a message with no usable key: its submission id is its source."""
+
+
+def _as_bytes(raw: bytes | str | Mapping[str, Any]) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    return orjson.dumps(dict(raw), default=str)
 
 
 class _UnitOfWork:
@@ -179,36 +205,32 @@ class CreditLedger(Application[UUID]):
 
     # -- commands ------------------------------------------------------------------------
 
-    def submit(self, batch: Sequence[bytes | str | Mapping[str, Any]]) -> list[Outcome]:
+    def submit(
+        self,
+        batch: Sequence[bytes | str | Mapping[str, Any]],
+        *,
+        sources: Sequence[str] | None = None,
+    ) -> list[Outcome]:
         """Apply a batch of submissions in one transaction; return one outcome per submission, in order.
 
         Bad input never raises: it becomes a rejected outcome with a reason. A re-sent submission
         (same department, id and content) gets its first outcome back, marked ``duplicate``.
+        ``sources`` name where each message came from (``topic/partition/offset``): a message
+        without a usable department and id is then receipted under its source, so a redelivery
+        of even an undecodable message gets the same single outcome.
         """
         now = self.clock()
         now_iso = now.isoformat()
         items = [self._parse(raw, now) for raw in batch]
-        known = self.register.select_receipts([i.key for i in items if i.key is not None])
+        if sources is not None:
+            for item, source in zip(items, sources, strict=True):
+                if item.key is None:
+                    item.key = (SOURCE_DEPARTMENT, source)
         uow = _UnitOfWork(self)
-        uow.prefetch({self.key_of(i.command.envelope.subject) for i in items if i.command is not None})
-        receipts: list[Receipt] = []
-        outcomes: list[Outcome] = []
-        for item in items:
-            if item.key is None:
-                assert item.error is not None
-                outcomes.append(Outcome(REJECTED, None, None, reason=item.error.as_reason(), recorded_at=now.isoformat()))
-                continue
-            prior = known.get(item.key)
-            if prior is not None:
-                outcomes.append(self._answer_resend(prior, item, now))
-                continue
-            receipt = self._decide(item, uow, now, now_iso)
-            known[item.key] = receipt
-            receipts.append(receipt)
-            outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
         try:
-            self._save_batch(list(uow.files.values()), receipts)
+            outcomes = self._decide_all(items, uow, now, now_iso)
         except BaseException:
+            # Cached files are handed out without a copy: whatever this batch did to them must go.
             self._evict(uow.files)
             raise
         return outcomes
@@ -224,21 +246,97 @@ class CreditLedger(Application[UUID]):
         recordings = self._record(processing)
         self._notify(recordings)
 
+    def _decide_all(self, items: list[_Item], uow: _UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
+        known = self.register.select_receipts([i.key for i in items if i.key is not None])
+        uow.prefetch({self.key_of(i.command.envelope.subject) for i in items if i.command is not None})
+        receipts: list[Receipt] = []
+        outcomes: list[Outcome] = []
+        for item in items:
+            if item.key is None:
+                assert item.error is not None
+                outcomes.append(Outcome(REJECTED, None, None, reason=item.error.as_reason(), recorded_at=now_iso))
+                continue
+            prior = known.get(item.key)
+            if prior is not None:
+                outcomes.append(self._answer_resend(prior, item, now))
+                continue
+            receipt = self._decide(item, uow, now, now_iso)
+            known[item.key] = receipt
+            receipts.append(receipt)
+            outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
+        self._save_batch(list(uow.files.values()), receipts)
+        return outcomes
+
+    def submit_safely(
+        self,
+        batch: Sequence[bytes | str | Mapping[str, Any]],
+        *,
+        sources: Sequence[str] | None = None,
+        attempts: int = 3,
+    ) -> list[Outcome]:
+        """``submit`` for a stream: never lets one bad submission or a stale cache block the rest.
+
+        A version conflict (another writer touched a subject) is retried with fresh files. If the
+        batch is abandoned because one command failed after changing a file (a bug), each
+        submission is applied alone and the one that still fails is rejected as
+        ``internal_error``, so the stream moves on and the submission still gets its outcome.
+        """
+        for attempt in range(attempts):
+            try:
+                return self.submit(batch, sources=sources)
+            except IntegrityError:
+                log.warning("version conflict applying a batch (attempt %d); retrying with fresh files", attempt + 1)
+            except TRANSIENT:
+                raise  # the database is unavailable: the caller retries the batch later
+            except Exception:
+                log.exception("a batch of %d could not be applied; applying its submissions one by one", len(batch))
+                break
+        outcomes: list[Outcome] = []
+        for i, raw in enumerate(batch):
+            source = None if sources is None else [sources[i]]
+            try:
+                outcomes.extend(self.submit([raw], sources=source))
+            except TRANSIENT:
+                raise
+            except Exception:
+                log.exception("submission %d of a batch cannot be applied; rejecting it as internal_error", i)
+                outcomes.append(self.reject_unapplicable(raw, source[0] if source else None))
+        return outcomes
+
+    def reject_unapplicable(self, raw: bytes | str | Mapping[str, Any], source: str | None) -> Outcome:
+        """Record a rejection for a submission the ledger failed to apply, without applying it."""
+        now = self.clock()
+        item = self._parse(raw, now)
+        key = item.key or ((SOURCE_DEPARTMENT, source) if source else None)
+        reason = {"code": "internal_error", "field": "", "message": _INTERNAL}
+        if key is None:
+            return Outcome(REJECTED, None, None, reason=reason, recorded_at=now.isoformat())
+        known = self.register.select_receipts([key]).get(key)
+        if known is not None:
+            return Outcome.from_receipt(known, duplicate=True)
+        receipt = Receipt(
+            key[0], key[1], item.digest or "", REJECTED, None, (), reason, now.isoformat(), item.original
+        )
+        self._save_batch([], [receipt])
+        return Outcome.from_receipt(receipt, duplicate=False)
+
     def _parse(self, raw: bytes | str | Mapping[str, Any], now: datetime) -> _Item:
+        original = _as_bytes(raw)
         try:
             data = submissions.decode(raw)
         except LedgerError as exc:
-            return _Item(None, None, None, exc)
+            return _Item(None, hashlib.sha256(original).hexdigest(), None, exc, original)
         department, submission_id = data.get("department"), data.get("submission_id")
         key = (department, submission_id) if isinstance(department, str) and isinstance(submission_id, str) else None
         digest = submissions.digest(data)
         if key is None:
             missing = "department" if not isinstance(department, str) else "submission_id"
-            return _Item(None, digest, None, InvalidInput(f"{missing} is required (a string)", field=missing, code="missing_field"))
+            error = InvalidInput(f"{missing} is required (a string)", field=missing, code="missing_field")
+            return _Item(None, digest, None, error, original)
         try:
-            return _Item(key, digest, submissions.parse(data, now=now), None)
+            return _Item(key, digest, submissions.parse(data, now=now), None, original)
         except LedgerError as exc:
-            return _Item(key, digest, None, exc)
+            return _Item(key, digest, None, exc, original)
 
     def _answer_resend(self, prior: Receipt, item: _Item, now: datetime) -> Outcome:
         if prior.digest == item.digest:
@@ -255,8 +353,13 @@ class CreditLedger(Application[UUID]):
         assert item.key is not None and item.digest is not None
         department, submission_id = item.key
 
-        def receipt(status: str, subject: str | None, events: tuple[str, ...], reason: dict[str, str] | None) -> Receipt:
-            return Receipt(department, submission_id, item.digest or "", status, subject, events, reason, now_iso)
+        def receipt(
+            status: str, subject: str | None, events: tuple[str, ...], reason: dict[str, str] | None
+        ) -> Receipt:
+            original = item.original if status == REJECTED else None
+            return Receipt(
+                department, submission_id, item.digest or "", status, subject, events, reason, now_iso, original
+            )
 
         if item.error is not None or item.command is None:
             assert item.error is not None
@@ -274,7 +377,7 @@ class CreditLedger(Application[UUID]):
             uow.discard_opened()
             self._check_unchanged(uow, exc)
             log.exception("submission %s/%s could not be applied", department, submission_id)
-            reason = {"code": "internal_error", "field": "", "message": "the ledger could not apply this submission; operators have the details"}
+            reason = {"code": "internal_error", "field": "", "message": _INTERNAL}
             return receipt(REJECTED, str(uow.key_of(env.subject)), (), reason)
         events = tuple(event_id(e.originator_id, e.originator_version) for e in uow.new_events())
         return receipt(ACCEPTED, str(file.id), events, None)

@@ -155,6 +155,8 @@ class Edition:
         severity: str | None,
         decision_date: date,
         requested_months: int | None,
+        *,
+        field: str = "record.display_months",
     ) -> DisplayPeriod:
         """The display period from the decision date: the requested months within the rule's range,
         or the longest the rule allows when none is requested."""
@@ -166,7 +168,7 @@ class Edition:
                 raise NotInCatalogue(
                     f"display period for a {severity} {category.code} record in {domain} must be "
                     f"{rule.min_months} to {rule.max_months} months, got {months}",
-                    field="record.display_months",
+                    field=field,
                 )
             return DisplayPeriod(
                 decision_date,

@@ -155,12 +155,9 @@ class CreditFile(Aggregate):
             raise UnknownRecord(f"record {key!r} is not on this subject's file", field=field) from None
 
     @staticmethod
-    def check_active(record: RecordState, doing: str) -> None:
+    def check_active(record: RecordState, doing: str, *, field: str = "record.record_id") -> None:
         if not record.is_active:
-            raise RecordClosed(
-                f"record {record.key} is {record.status}; it cannot be {doing}",
-                field="record.record_id",
-            )
+            raise RecordClosed(f"record {record.key} is {record.status}; it cannot be {doing}", field=field)
 
     @staticmethod
     def check_provider(record: RecordState, department: str, doing: str) -> None:
@@ -235,6 +232,8 @@ class CreditFile(Aggregate):
             linked_from={"subject_key": str(source_subject), "record": source.key},
             timestamp=ctx.at, submission=ctx.submission,
         )
+        if source.is_serious_adverse:  # the person's own red-list entry ends as for any serious record
+            self._end_designations_where(lambda d: d.list == "red", "serious_adverse_record", ctx)
 
     def correct_record(self, key: str, changes: dict[str, Any], reason: str, ctx: Context) -> None:
         record = self.record(key)
@@ -357,7 +356,7 @@ class CreditFile(Aggregate):
         self._end_designations_where(lambda d: key in d.records, "repaired", ctx)
 
     def expire_record(self, key: str, ctx: Context) -> None:
-        """End a record whose display period is over. Issued by the scheduler; never early."""
+        """End a record whose display period is over (the platform's scheduler or the provider); never early."""
         record = self.record(key)
         self.check_active(record, "expired")
         until = record.display_until
@@ -402,7 +401,8 @@ class CreditFile(Aggregate):
                 "valid_until must be after valid_from", field="designation.valid_until", code="invalid_period"
             )
         for i, key in enumerate(fields["records"]):
-            self.check_active(self.record(key, field=f"designation.records[{i}]"), "the basis of a designation")
+            where = f"designation.records[{i}]"
+            self.check_active(self.record(key, field=where), "the basis of a designation", field=where)
         if fields["list"] == "red":
             self.check_red_list_eligible()
         self._designation_made(

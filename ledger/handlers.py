@@ -238,6 +238,7 @@ def _resolve_changes(changes: dict[str, Any], record: RecordState, edition: Edit
             severity,
             date.fromisoformat(changes.get("decision_date", record.decision_date)),
             changes.get("display_months", record.display_months),
+            field="changes.display_months",
         )
         out["display_from"] = period.display_from.isoformat()
         out["display_until"] = period.display_until.isoformat() if period.display_until else None

@@ -21,6 +21,7 @@ class Receipt:
     events: tuple[str, ...]
     reason: dict[str, str] | None
     recorded_at: str
+    original: bytes | None = None  # the submission as received, kept for rejections only
 
     @property
     def key(self) -> tuple[str, str]:

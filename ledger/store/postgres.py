@@ -65,9 +65,22 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "position bigserial PRIMARY KEY, "
                 "department text NOT NULL, submission_id text NOT NULL, digest text NOT NULL, "
                 "status text NOT NULL, subject_key text, events bytea NOT NULL, reason bytea, "
-                "recorded_at text NOT NULL, UNIQUE (department, submission_id))"
+                "recorded_at text NOT NULL, original bytea, UNIQUE (department, submission_id))"
             ).format(schema=schema, table=table)
         )
+        positions = Identifier("relay_positions")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} (name text PRIMARY KEY, position bigint NOT NULL)"
+            ).format(schema=schema, table=positions)
+        )
+        self.select_position_statement = SQL(
+            "SELECT position FROM {schema}.{table} WHERE name = %s"
+        ).format(schema=schema, table=positions)
+        self.save_position_statement = SQL(
+            "INSERT INTO {schema}.{table} (name, position) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+        ).format(schema=schema, table=positions)
         self.sql_create_statements.append(
             SQL(
                 "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (department, position)"
@@ -77,7 +90,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         self.insert_receipts_statement = SQL(
             "INSERT INTO {schema}.{table} (" + RECEIPT_COLUMNS + ") "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(schema=schema, table=table)
         self.select_receipts_statement = SQL(
             "SELECT " + RECEIPT_COLUMNS + " FROM {schema}.{table} "
@@ -107,6 +120,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             # writers are serialised before any receipt position is drawn from the sequence.
             self._lock_table(curs)
             curs.executemany(self.insert_receipts_statement, [_row(r) for r in receipts])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def relay_position(self, name: str) -> int:
+        """How far the relay called ``name`` has published (0 before it starts)."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.select_position_statement, (name,))
+            row = c.fetchone()
+        return int(row[0]) if row else 0
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def save_relay_position(self, name: str, position: int) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.save_position_statement, (name, position))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:

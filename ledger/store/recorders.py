@@ -14,7 +14,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from ledger.outcomes import Receipt
 
 RECEIPT_COLUMNS = (
-    "department, submission_id, digest, status, subject_key, events, reason, recorded_at"
+    "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original"
 )
 
 
@@ -30,6 +30,10 @@ class SubmissionRegister(Protocol):
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
 
+    def relay_position(self, name: str) -> int: ...
+
+    def save_relay_position(self, name: str, position: int) -> None: ...
+
 
 def _row(r: Receipt) -> tuple[Any, ...]:
     return (
@@ -41,6 +45,7 @@ def _row(r: Receipt) -> tuple[Any, ...]:
         orjson.dumps(list(r.events)),
         orjson.dumps(r.reason) if r.reason is not None else None,
         r.recorded_at,
+        r.original,
     )
 
 
@@ -54,6 +59,7 @@ def _receipt(row: Sequence[Any]) -> Receipt:
         events=tuple(orjson.loads(row[5])),
         reason=orjson.loads(row[6]) if row[6] is not None else None,
         recorded_at=row[7],
+        original=bytes(row[8]) if row[8] is not None else None,
     )
 
 
@@ -67,9 +73,27 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "position INTEGER PRIMARY KEY AUTOINCREMENT, "
             "department TEXT NOT NULL, submission_id TEXT NOT NULL, digest TEXT NOT NULL, "
             "status TEXT NOT NULL, subject_key TEXT, events BLOB NOT NULL, reason BLOB, "
-            "recorded_at TEXT NOT NULL, UNIQUE (department, submission_id))"
+            "recorded_at TEXT NOT NULL, original BLOB, UNIQUE (department, submission_id))"
+        )
+        statements.append(
+            "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
         )
         return statements
+
+    def relay_position(self, name: str) -> int:
+        """How far the relay called ``name`` has published (0 before it starts)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT position FROM relay_positions WHERE name=?", (name,))
+            row = c.fetchone()
+        return int(row[0]) if row else 0
+
+    def save_relay_position(self, name: str, position: int) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                "INSERT INTO relay_positions (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position=excluded.position",
+                (name, position),
+            )
 
     def _insert_events(
         self,
@@ -82,7 +106,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         if receipts:
             c.executemany(
-                f"INSERT INTO submission_receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO submission_receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 [_row(r) for r in receipts],
             )
         return ids
@@ -142,6 +166,13 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self._receipts: dict[tuple[str, str], tuple[int, Receipt]] = {}
+        self._relay_positions: dict[str, int] = {}
+
+    def relay_position(self, name: str) -> int:
+        return self._relay_positions.get(name, 0)
+
+    def save_relay_position(self, name: str, position: int) -> None:
+        self._relay_positions[name] = position
 
     def _update_table(
         self, stored_events: Sequence[StoredEvent], *, receipts: Sequence[Receipt] = (), **kwargs: Any

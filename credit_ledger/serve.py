@@ -1,0 +1,226 @@
+"""`serve` and `demo`: broker (embedded unless configured), topics, worker, relay and HTTP in one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from credit_ledger.bootstrap import build_ledger, tune_gc
+from credit_ledger.config import Settings, ledger_env
+from credit_ledger.generator import SubmissionGenerator
+from credit_ledger.output import json_line, note
+from ledger.application import CreditLedger
+from streams import topics
+from streams.app import StreamSettings, create_app, run_worker
+from streams.broker import EmbeddedBroker
+from streams.clients import publish, read_topic
+from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR
+
+
+@dataclass
+class Running:
+    settings: Settings
+    bootstrap: str
+    ledger: CreditLedger
+    broker: EmbeddedBroker | None
+    app: Any
+    created_topics: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.ledger.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def start(settings: Settings, *, http: bool = True) -> Running:
+    """Everything up to (not including) running the worker: ledger, broker, topics, app."""
+    tune_gc()
+    ledger = build_ledger(settings)
+    broker = None
+    try:
+        if settings.kafka_bootstrap:
+            bootstrap = settings.kafka_bootstrap
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
+            bootstrap = broker.start()
+        created = topics.ensure_topics(
+            bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
+        )
+        # A topic that had to be created is empty. The ledger is the durable record, so the relay
+        # publishes it again from the start (the embedded broker keeps topics only in memory).
+        for topic, cursor in ((topics.LEDGER, LEDGER_CURSOR), (topics.OUTCOMES, OUTCOMES_CURSOR)):
+            if topic in created and ledger.recorder.relay_position(cursor):  # type: ignore[attr-defined]
+                note(f"{topic} was empty: the relay re-publishes it from the ledger")
+                ledger.recorder.save_relay_position(cursor, 0)  # type: ignore[attr-defined]
+        stream_settings = StreamSettings(
+            bootstrap=bootstrap,
+            data_dir=settings.data_dir,
+            http_host=settings.http_host,
+            http_port=settings.http_port,
+            http_enabled=http,
+            partitions=settings.partitions,
+            replication_factor=settings.replication_factor,
+            batch_size=settings.batch_size,
+            session_timeout=settings.kafka_session_timeout,
+            heartbeat_interval=max(0.2, settings.kafka_session_timeout / 6),
+        )
+        app = create_app(stream_settings, ledger)
+    except BaseException:
+        ledger.close()
+        if broker is not None:
+            broker.stop()
+        raise
+    return Running(settings, bootstrap, ledger, broker, app, created)
+
+
+def banner(running: Running) -> None:
+    s = running.settings
+    database = ledger_env(s).get("SQLITE_DBNAME") or _redacted(s.database_url)
+    kafka = f"{running.bootstrap} (embedded broker, in memory)" if running.broker else running.bootstrap
+    lines = [
+        "credit-ledger is serving",
+        f"  kafka:     {kafka}",
+        f"  topics:    {', '.join(topics.ALL_TOPICS)}",
+        f"  ledger:    {database}",
+        f"  data dir:  {s.data_dir.resolve()}",
+    ]
+    if running.app.conf.web_enabled:
+        lines.append(f"  http:      http://{s.http_host}:{s.http_port}/v1/  (OpenAPI: /v1/openapi.json)")
+    lines.append("  stop with Ctrl-C")
+    note("\n".join(lines))
+
+
+def _redacted(url: str | None) -> str:
+    if not url or "@" not in url:
+        return url or ""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def serve(settings: Settings, *, http: bool = True, loglevel: str = "warning") -> int:
+    running = start(settings, http=http)
+    try:
+        banner(running)
+        run_worker(running.app, loglevel=loglevel)
+    finally:
+        running.close()
+    note("credit-ledger stopped cleanly")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoTally:
+    published: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    ledger_events: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> dict[str, Any]:
+        return {
+            "seconds": round(time.monotonic() - self.started, 1),
+            "published": self.published,
+            "accepted": self.outcomes["accepted"],
+            "rejected": self.outcomes["rejected"],
+            "ledger_events_on_kafka": self.ledger_events,
+            "top_rejections": dict(self.reasons.most_common(3)),
+        }
+
+
+def demo(
+    settings: Settings,
+    *,
+    rate: float = 200.0,
+    duration: float | None = None,
+    subjects: int = 2000,
+    seed: int | None = None,
+    as_json: bool = False,
+) -> int:
+    """Serve, and feed it realistic submissions from several departments, with a live summary."""
+    running = start(settings, http=True)
+    tally = DemoTally()
+    stop = threading.Event()
+    banner(running)
+    threads = [
+        threading.Thread(target=_feed, args=(running, tally, stop, rate, subjects, seed), daemon=True),
+        threading.Thread(target=_count, args=(running.bootstrap, topics.OUTCOMES, tally, stop), daemon=True),
+        threading.Thread(target=_count, args=(running.bootstrap, topics.LEDGER, tally, stop), daemon=True),
+        threading.Thread(target=_report, args=(tally, stop, duration, as_json), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        run_worker(running.app)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        _print(tally, as_json, final=True)
+        running.close()
+    return 0
+
+
+def _feed(running: Running, tally: DemoTally, stop: threading.Event, rate: float, subjects: int, seed: int | None) -> None:
+    edition = running.ledger.catalogue.edition_at(datetime.now(UTC).date())
+    generator = SubmissionGenerator(
+        edition,
+        subjects=subjects,
+        seed=seed if seed is not None else int(time.time()),
+        now=datetime.now(UTC),
+        bad_ratio=0.04,
+        prefix=f"demo-{int(time.time())}",
+    )
+    chunk = max(1, int(rate / 4))
+    while not stop.is_set():
+        began = time.monotonic()
+        lines = [orjson.dumps(s) for s in generator.take(chunk)]
+        lines.append(b'{"submission_id": "garbled')  # undecodable input is rejected too, never dropped
+        report = publish(running.bootstrap, lines, topics.SUBMISSIONS)
+        tally.published += report.sent
+        stop.wait(max(0.0, chunk / rate - (time.monotonic() - began)))
+
+
+def _count(bootstrap: str, topic: str, tally: DemoTally, stop: threading.Event) -> None:
+    for record in read_topic(bootstrap, topic, follow=True, stop=stop):
+        if topic == topics.LEDGER:
+            tally.ledger_events += 1
+            continue
+        outcome = orjson.loads(record.value)
+        tally.outcomes[outcome["status"]] += 1
+        if outcome["status"] == "rejected":
+            tally.reasons[outcome["reason"]["code"]] += 1
+
+
+def _report(tally: DemoTally, stop: threading.Event, duration: float | None, as_json: bool) -> None:
+    deadline = None if duration is None else time.monotonic() + duration
+    while not stop.wait(2.0):
+        _print(tally, as_json)
+        if deadline is not None and time.monotonic() >= deadline:
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker stops cleanly on SIGTERM
+            return
+
+
+def _print(tally: DemoTally, as_json: bool, *, final: bool = False) -> None:
+    line = tally.line()
+    if as_json:
+        json_line({"final": final, **line})
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in line["top_rejections"].items()) or "-"
+    print(
+        f"{'final' if final else 'live '} {line['seconds']:>6.1f}s  published {line['published']:>6}  "
+        f"accepted {line['accepted']:>6}  rejected {line['rejected']:>5}  "
+        f"ledger events on kafka {line['ledger_events_on_kafka']:>6}  top rejections: {reasons}",
+        flush=True,
+    )

@@ -1,0 +1,142 @@
+"""kafka-python clients for departments and auditors: publish submissions, read topics to their end."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.messages import submission_key
+
+# Tansu answers a group join after half the session timeout (measured), and Kafka's own
+# minimum session timeout is 6 s: 6 s / 1 s heartbeats is fast here and valid everywhere.
+GROUP_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+
+
+@dataclass
+class PublishReport:
+    sent: int = 0
+    refused: int = 0  # lines that never left this machine (not JSON, wrong department)
+    failed: int = 0  # the broker did not acknowledge
+
+
+class LocalRefusal(ValueError):
+    """A line the publisher will not send, with the reason a person can act on."""
+
+
+def prepare(line: bytes, department: str | None, number: int) -> tuple[bytes, bytes]:
+    """(key, value) for one JSON line; raises LocalRefusal for a line that cannot be sent."""
+    try:
+        submission = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise LocalRefusal(f"line {number}: not valid JSON ({exc})") from None
+    if not isinstance(submission, dict):
+        raise LocalRefusal(f"line {number}: a submission must be a JSON object")
+    if department is not None:
+        declared = submission.setdefault("department", department)
+        if declared != department:
+            raise LocalRefusal(f"line {number}: department is {declared!r}, but this publisher is {department!r}")
+        line = orjson.dumps(submission)
+    return submission_key(submission), line
+
+
+def publish(
+    bootstrap: str,
+    lines: Iterable[bytes],
+    topic: str,
+    *,
+    department: str | None = None,
+    on_progress: Callable[[PublishReport], None] | None = None,
+    on_refusal: Callable[[str], None] | None = None,
+) -> PublishReport:
+    """Send every line with acks=all and wait for every acknowledgement."""
+    report = PublishReport()
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=10, retries=5, max_in_flight_requests_per_connection=1
+    )
+    futures = []
+    try:
+        for number, line in enumerate(lines, 1):
+            try:
+                key, value = prepare(line, department, number)
+            except LocalRefusal as exc:
+                report.refused += 1
+                if on_refusal:
+                    on_refusal(str(exc))
+                continue
+            futures.append(producer.send(topic, key=key, value=value))
+            if len(futures) >= 5000:
+                _settle(futures, report, on_progress)
+        producer.flush()
+        _settle(futures, report, on_progress)
+    finally:
+        producer.close()
+    return report
+
+
+def _settle(futures: list[Any], report: PublishReport, on_progress: Callable[[PublishReport], None] | None) -> None:
+    for future in futures:
+        try:
+            future.get(timeout=30)
+            report.sent += 1
+        except Exception:
+            report.failed += 1
+    futures.clear()
+    if on_progress:
+        on_progress(report)
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    follow: bool = False,
+    idle: float = 2.0,
+    from_beginning: bool = True,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[Any]:
+    """Every record of ``topic`` across all partitions, from the beginning (or the end).
+
+    Without ``follow`` it stops when fetches have come back empty for ``idle`` seconds: the
+    end is never decided from end offsets, which the embedded broker under-reports.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = _partitions(consumer, topic)
+        consumer.assign(partitions)
+        if from_beginning:
+            consumer.seek_to_beginning(*partitions)
+        else:
+            consumer.seek_to_end(*partitions)
+        last = time.monotonic()
+        while True:
+            batch = consumer.poll(timeout_ms=200, max_records=5000)
+            if batch:
+                last = time.monotonic()
+                for records in batch.values():
+                    yield from records
+            elif not follow and time.monotonic() - last >= idle:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if stop is not None and stop.is_set():
+                return
+    finally:
+        consumer.close()
+
+
+def _partitions(consumer: KafkaConsumer, topic: str, timeout: float = 10.0) -> list[TopicPartition]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        time.sleep(0.1)
+    msg = f"topic {topic} does not exist on {consumer.config['bootstrap_servers']}; is the ledger serving?"
+    raise LookupError(msg)

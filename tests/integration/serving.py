@@ -1,0 +1,93 @@
+"""Run `credit-ledger serve` as a real process for tests, and read topics with deadlines."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams import topics
+from streams.broker import free_port
+from streams.clients import read_topic
+
+SESSION_TIMEOUT = "2"  # the embedded broker accepts less than Kafka's 6 s minimum; joins in ~1 s
+
+
+class Served:
+    """One `credit-ledger serve` process with its own data dir."""
+
+    def __init__(self, data_dir: Path, *, bootstrap: str | None = None, http: bool = False) -> None:
+        self.data_dir = data_dir
+        self.bootstrap = bootstrap
+        self.http_port = free_port() if http else None
+        self.log = data_dir / f"serve-{int(time.time() * 1000)}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Served:
+        env = {
+            **os.environ,
+            "CREDIT_DATA_DIR": str(self.data_dir),
+            "CREDIT_KAFKA_SESSION_TIMEOUT": SESSION_TIMEOUT,
+            "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
+        }
+        env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
+        if self.bootstrap:
+            env["CREDIT_KAFKA_BOOTSTRAP"] = self.bootstrap
+        args = [sys.executable, "-m", "credit_ledger.cli", "serve"]
+        args += ["--http-port", str(self.http_port)] if self.http_port else ["--no-http"]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        found = wait_for(lambda: re.search(r"kafka: +(\S+)", self.log.read_text()), timeout, self.describe)
+        self.bootstrap = found.group(1)
+        return self
+
+    def describe(self) -> str:
+        return f"serve log:\n{self.log.read_text()[-3000:]}"
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:
+    """Poll ``probe`` until it returns something truthy; fail with ``describe()`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout}s. {describe()}")
+        time.sleep(0.1)
+
+
+def records(bootstrap: str, topic: str, *, idle: float = 0.5) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in read_topic(bootstrap, topic, idle=idle)]
+
+
+def outcomes_until(bootstrap: str, count: int, timeout: float = 40.0, describe: Callable[[], str] = lambda: "") -> list[dict[str, Any]]:
+    """The outcomes on credit.outcomes once there are at least ``count`` of them."""
+    found: list[dict[str, Any]] = []
+
+    def enough() -> bool:
+        found[:] = records(bootstrap, topics.OUTCOMES)
+        return len(found) >= count
+
+    wait_for(enough, timeout, lambda: f"{len(found)} of {count} outcomes. {describe()}")
+    return found

@@ -1,0 +1,183 @@
+"""Departments publish to Kafka; every submission ends in exactly one outcome; the ledger reaches Kafka."""
+
+from __future__ import annotations
+
+import copy
+import json
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from credit_ledger.generator import SubmissionGenerator
+from ledger.catalogue import load_catalogue
+from streams import topics
+from streams.broker import EmbeddedBroker
+from streams.clients import publish
+from tests.conftest import example
+from tests.integration.serving import Served, outcomes_until, records, wait_for
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own: the topics have fixed names, so tests must not share them."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        yield broker.bootstrap
+
+
+def lines(*submissions: Any) -> list[bytes]:
+    return [s if isinstance(s, bytes) else orjson.dumps(s) for s in submissions]
+
+
+def test_submissions_flow_into_the_ledger_and_out_to_kafka_each_with_one_outcome(
+    fresh_broker: str, tmp_path: Path
+) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker).start()
+    try:
+        good = [example("file_record"), example("file_record_organisation"), example("correct_record")]
+        bad_code = copy.deepcopy(example("file_record"))
+        bad_code.update(submission_id="TAX-BAD-CODE")
+        bad_code["subject"]["id"] = "11010519491231002Y"
+        not_allowed = copy.deepcopy(example("file_record"))
+        not_allowed.update(submission_id="VF-1", department="volunteer_federation")
+        unknown_record = copy.deepcopy(example("correct_record"))
+        unknown_record.update(submission_id="TAX-NOPE", record={"record_id": "NOPE"})
+        missing_field = {"submission_id": "TAX-MISSING", "department": "tax_bureau", "action": "file_record"}
+        report = publish(
+            fresh_broker,
+            lines(*good, bad_code, not_allowed, unknown_record, missing_field, good[0]),  # good[0] again
+            topics.SUBMISSIONS,
+        )
+        assert (report.sent, report.failed) == (8, 0)
+        send_raw(fresh_broker, b"\xff\xfe{not json")  # a misbehaving client: bytes that are not JSON
+
+        outcomes = outcomes_until(fresh_broker, 8, describe=served.describe)
+        by_id = {o["submission_id"]: o for o in outcomes}
+        assert len(outcomes) == 8, "one outcome per distinct submission, the duplicate adds none"
+        assert {by_id[s["submission_id"]]["status"] for s in good} == {"accepted"}
+        assert by_id["TAX-BAD-CODE"]["reason"]["field"] == "subject.id"
+        assert by_id["TAX-BAD-CODE"]["reason"]["code"] == "invalid_subject_code"
+        assert by_id["VF-1"]["reason"]["code"] == "not_authorised"
+        assert by_id["TAX-NOPE"]["reason"] == {
+            "code": "unknown_record", "field": "record.record_id",
+            "message": "record 'tax_bureau:NOPE' is not on this subject's file",
+        }
+        assert by_id["TAX-MISSING"]["reason"]["code"] == "missing_field"
+        garbled = [o for o in outcomes if o["department"] is None]
+        assert len(garbled) == 1
+        assert garbled[0]["reason"]["code"] == "undecodable"
+        assert garbled[0]["original_encoding"] == "base64"
+        assert garbled[0]["submission_id"].startswith("credit.submissions/")
+
+        rejections = records(fresh_broker, topics.REJECTIONS)
+        assert sorted(r["submission_id"] for r in rejections) == sorted(
+            o["submission_id"] for o in outcomes if o["status"] == "rejected"
+        )
+        assert all(r["original"] for r in rejections)
+
+        accepted_events = [e for s in good for e in by_id[s["submission_id"]]["events"]]
+        ledger = wait_for(
+            lambda: (m := records(fresh_broker, topics.LEDGER)) and len(m) >= len(accepted_events) and m,
+            20, served.describe,
+        )
+        assert sorted(m["event_id"] for m in ledger) == sorted(accepted_events)
+        per_subject: dict[str, list[int]] = {}
+        for message in sorted(ledger, key=lambda m: m["position"]):
+            per_subject.setdefault(message["subject_key"], []).append(message["version"])
+        assert all(versions == list(range(1, len(versions) + 1)) for versions in per_subject.values())
+        filed = next(m for m in ledger if m["type"] == "RecordFiled" and m["department"] == "tax_bureau")
+        assert filed["submission_id"] == "TAX-2026-000101"
+        assert filed["body"]["record"] == "tax_bureau:SW-2026-0101"
+        assert len(filed["hash"]) == 64
+    finally:
+        assert served.stop() == 0
+
+
+def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(fresh_broker: str, tmp_path: Path) -> None:
+    catalogue = load_catalogue()
+    generator = SubmissionGenerator(catalogue.latest, subjects=300, seed=11, bad_ratio=0.05, prefix="kill")
+    submissions = generator.take(3000)
+    served = Served(tmp_path / "data", bootstrap=fresh_broker).start()
+    publish(fresh_broker, lines(*submissions[:1500]), topics.SUBMISSIONS)
+    wait_for(lambda: len(records(fresh_broker, topics.OUTCOMES, idle=0.2)) > 200, 30, served.describe)
+    served.kill()  # SIGKILL: no commit, no goodbye, mid-stream
+    publish(fresh_broker, lines(*submissions[1500:]), topics.SUBMISSIONS)
+    publish(fresh_broker, lines(*submissions[:500]), topics.SUBMISSIONS)  # and a department re-sends some
+
+    restarted = Served(tmp_path / "data", bootstrap=fresh_broker).start()
+    try:
+        outcomes = outcomes_until(fresh_broker, 3000, timeout=60, describe=restarted.describe)
+        ids = Counter(o["submission_id"] for o in outcomes)
+        assert set(ids) == {s["submission_id"] for s in submissions}, "every submission has an outcome"
+        # The relay may re-send a tail after a crash; consumers recognise it by position.
+        assert len({o["position"] for o in outcomes}) == 3000, "exactly one outcome per submission"
+        ledger = records(fresh_broker, topics.LEDGER)
+        events = {(m["subject_key"], m["version"]): m["event_id"] for m in ledger}
+        accepted = [e for o in {o["position"]: o for o in outcomes}.values() for e in o.get("events", [])]
+        assert len(accepted) == len(set(accepted)), "no submission took effect twice"
+        assert set(accepted) <= set(events.values())
+    finally:
+        assert restarted.stop() == 0
+
+
+def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts(tmp_path: Path) -> None:
+    served = Served(tmp_path / "data").start()  # no bootstrap: serve starts its own embedded broker
+    try:
+        publish(served.bootstrap, lines(example("file_record"), example("file_record_organisation")), topics.SUBMISSIONS)
+        before = wait_for(lambda: len(m := records(served.bootstrap, topics.LEDGER)) >= 6 and m, 30, served.describe)
+    finally:
+        served.kill()  # the embedded broker dies with it, and its topics with it
+    again = Served(tmp_path / "data").start()
+    try:
+        after = wait_for(lambda: len(m := records(again.bootstrap, topics.LEDGER)) >= 6 and m, 30, again.describe)
+        assert [m["event_id"] for m in sorted(after, key=lambda m: m["position"])] == [
+            m["event_id"] for m in sorted(before, key=lambda m: m["position"])
+        ]
+        assert "was empty: the relay re-publishes it" in again.log.read_text()
+    finally:
+        assert again.stop() == 0
+
+
+def test_departments_without_kafka_submit_over_http(fresh_broker: str, tmp_path: Path) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker, http=True).start()
+    try:
+        url = f"http://127.0.0.1:{served.http_port}"
+        wait_for(lambda: _get(f"{url}/v1/health"), 20, served.describe)
+        body = json.dumps([example("file_record"), 42]).encode()
+        request = urllib.request.Request(
+            f"{url}/v1/submissions", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+            receipt = json.loads(response.read())
+        assert (receipt["queued"], receipt["rejected"]) == (1, 1)
+        assert receipt["receipts"][1]["reason"]["code"] == "undecodable"
+        outcomes = wait_for(
+            lambda: _get(f"{url}/v1/outcomes?department=tax_bureau")["outcomes"], 20, served.describe
+        )
+        assert outcomes[0]["status"] == "accepted"
+        spec = _get(f"{url}/v1/openapi.json")
+        assert "/v1/submissions" in spec["paths"]
+    finally:
+        assert served.stop() == 0
+
+
+def send_raw(bootstrap: str, value: bytes) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(topics.SUBMISSIONS, key=b"garbage", value=value).get(timeout=10)
+    finally:
+        producer.close()
+
+
+def _get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return None
