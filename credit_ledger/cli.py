@@ -251,7 +251,8 @@ def register_schema(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from credit_ledger.serve import serve  # noqa: PLC0415 - Faust is slow to import
 
-    return serve(settings, http=not args.no_http, loglevel="info" if args.verbose else "warning")
+    return serve(settings, http=not args.no_http, relay=not args.no_relay,
+                 loglevel="info" if args.verbose else "warning")
 
 
 def register_serve(sub: Any) -> None:
@@ -265,6 +266,7 @@ def register_serve(sub: Any) -> None:
         "CREDIT_DATABASE_URL to spread partitions (subjects) across workers.",
     )
     p.add_argument("--no-http", action="store_true", help="do not serve HTTP (extra workers on one host)")
+    p.add_argument("--no-relay", action="store_true", help="do not start a relay (one runs elsewhere)")
     p.add_argument("--verbose", action="store_true", help="Faust's own log at INFO level")
 
 
@@ -288,6 +290,22 @@ def register_demo(sub: Any) -> None:
     p.add_argument("--subjects", type=int, default=2000, help="distinct people and organisations (default 2000)")
     p.add_argument("--seed", type=int, help="generator seed (default: the clock)")
     p.add_argument("--json", action="store_true", help="summaries as JSON lines")
+
+
+def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.serve import relay  # noqa: PLC0415
+
+    return relay(settings)
+
+
+def register_relay(sub: Any) -> None:
+    _command(
+        sub, "relay", "publish the ledger's events and outcomes to Kafka (serve starts one for you)", cmd_relay,
+        "Publish the ledger's notification log to credit.ledger and its submission register to\n"
+        "credit.outcomes and credit.rejections, in order, from tracked positions. Any number may run;\n"
+        "one holds the lease (partition 0 of credit.submissions in group credit-ledger.relay) and\n"
+        "publishes, the others stand by. 'serve' starts one as a child process unless --no-relay.",
+    )
 
 
 # -- publish, outcomes -----------------------------------------------------------------------------
@@ -366,7 +384,7 @@ def register_outcomes(sub: Any) -> None:
 
 
 _COMMANDS: list[Callable[[Any], None]] = [
-    register_serve, register_demo, register_publish, register_outcomes,
+    register_serve, register_demo, register_relay, register_publish, register_outcomes,
     register_apply, register_verify, register_file, register_schema,
 ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -14,15 +16,65 @@ from typing import Any
 import orjson
 
 from credit_ledger.bootstrap import build_ledger, tune_gc
-from credit_ledger.config import Settings, ledger_env
+from credit_ledger.config import VARIABLES, Settings, ledger_env
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
 from ledger.application import CreditLedger
 from streams import topics
 from streams.app import StreamSettings, create_app, run_worker
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, die_with_parent_hook
 from streams.clients import publish, read_topic
-from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR
+from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
+
+
+class RelaySupervisor(threading.Thread):
+    """Runs `credit-ledger relay` beside the worker, restarting it if it dies, until stopped.
+
+    The relay is a process of its own so its work runs on another core than the intake's.
+    """
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        super().__init__(name="relay-supervisor", daemon=True)
+        self.env = {**os.environ, **settings_env(settings), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
+        self.log_path = settings.data_dir / "relay.log"
+        self.stopping = threading.Event()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self.stopping.is_set():
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "credit_ledger.cli", "relay"], env=self.env,
+                    stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent_hook(),  # noqa: PLW1509 - only prctl, resolved before fork
+                )
+            code = self.process.wait()
+            if self.stopping.is_set():
+                return
+            note(f"the relay exited with status {code}; restarting in {delay:.0f}s (log: {self.log_path})")
+            self.stopping.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.join(timeout=5)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CREDIT_* variables that reproduce these settings in a child process."""
+    out = {}
+    for name, var in VARIABLES.items():
+        value = getattr(settings, name)
+        if value is not None:
+            out[var] = str(value)
+    return out
 
 
 @dataclass
@@ -33,8 +85,15 @@ class Running:
     broker: EmbeddedBroker | None
     app: Any
     created_topics: list[str] = field(default_factory=list)
+    relay: RelaySupervisor | None = None
+
+    def start_relay(self) -> None:
+        self.relay = RelaySupervisor(self.settings, self.bootstrap)
+        self.relay.start()
 
     def close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         self.ledger.close()
         if self.broker is not None:
             self.broker.stop()
@@ -93,6 +152,8 @@ def banner(running: Running) -> None:
         f"  ledger:    {database}",
         f"  data dir:  {s.data_dir.resolve()}",
     ]
+    if running.relay is not None:
+        lines.append(f"  relay:     a process of its own (log: {running.relay.log_path})")
     if running.app.conf.web_enabled:
         lines.append(f"  http:      http://{s.http_host}:{s.http_port}/v1/  (OpenAPI: /v1/openapi.json)")
     lines.append("  stop with Ctrl-C")
@@ -106,11 +167,13 @@ def _redacted(url: str | None) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
-def serve(settings: Settings, *, http: bool = True, loglevel: str = "warning") -> int:
+def serve(settings: Settings, *, http: bool = True, relay: bool = True, loglevel: str = "warning") -> int:
     running = start(settings, http=http)
     try:
+        if relay:
+            running.start_relay()
         banner(running)
-        run_worker(running.app, loglevel=loglevel)
+        run_worker(running.app, loglevel=os.environ.get("CREDIT_LOG_LEVEL", loglevel))
     finally:
         running.close()
     note("credit-ledger stopped cleanly")
@@ -150,6 +213,7 @@ def demo(
 ) -> int:
     """Serve, and feed it realistic submissions from several departments, with a live summary."""
     running = start(settings, http=True)
+    running.start_relay()
     tally = DemoTally()
     stop = threading.Event()
     banner(running)
@@ -224,3 +288,31 @@ def _print(tally: DemoTally, as_json: bool, *, final: bool = False) -> None:
         f"ledger events on kafka {line['ledger_events_on_kafka']:>6}  top rejections: {reasons}",
         flush=True,
     )
+
+
+def relay(settings: Settings) -> int:
+    """`credit-ledger relay`: publish the ledger's outbox to Kafka until SIGTERM/SIGINT."""
+    if not settings.kafka_bootstrap:
+        note("credit-ledger relay needs CREDIT_KAFKA_BOOTSTRAP (serve starts it with the right address)")
+        return 2
+    tune_gc()
+    ledger = build_ledger(settings)
+
+    async def main() -> None:
+        import asyncio  # noqa: PLC0415
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_relay_process(
+            ledger, settings.kafka_bootstrap or "", session_timeout=settings.kafka_session_timeout, stop=stop
+        )
+
+    import asyncio  # noqa: PLC0415
+
+    try:
+        asyncio.run(main())
+    finally:
+        ledger.close()
+    return 0

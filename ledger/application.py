@@ -410,7 +410,9 @@ class CreditLedger(Application[UUID]):
     def file_of(self, subject: SubjectCode) -> CreditFile | None:
         return self.file(self.key_of(subject))
 
-    def receipts_after(self, position: int, *, department: str | None = None, limit: int = 1000) -> list[tuple[int, Receipt]]:
+    def receipts_after(
+        self, position: int, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]:
         return self.register.receipts_after(position, department=department, limit=limit)
 
     # -- integrity -----------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The Faust app: intake agent on credit.submissions, the relay on a leader-only timer, the HTTP API."""
+"""The Faust app: the intake service on credit.submissions and the HTTP API (the relay runs beside it)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,7 @@ import faust
 
 from ledger.application import CreditLedger
 from streams import topics
-from streams.intake import apply_batch, source_of
-from streams.relay import Relay
+from streams.intake import Intake
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ class StreamSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Counters:
-    batches: int = 0
-    submissions: int = 0
-
-
 def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
     """One worker's app. Every worker joins one consumer group; partitions spread subjects across them."""
     app = faust.App(
@@ -64,9 +58,6 @@ def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
         producer_acks=-1,
         producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
-        # At shutdown, cancel the intake rather than wait for it: a batch not yet in the ledger is
-        # then never committed (see streams.intake.apply_batch) and is redelivered on restart.
-        stream_wait_empty=False,
         web_enabled=settings.http_enabled,
         web_bind=settings.http_host,
         web_port=settings.http_port,
@@ -76,30 +67,13 @@ def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
     # One thread owns every ledger transaction: the event loop stays free for heartbeats and HTTP.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     submissions = app.topic(topics.SUBMISSIONS, key_type=bytes, value_type=bytes)
-    counters = Counters()
+    intake = Intake(
+        ledger, executor, bootstrap=settings.bootstrap, batch_size=settings.batch_size,
+        session_timeout=settings.session_timeout, heartbeat_interval=settings.heartbeat_interval,
+    )
+    app.service(intake)
 
-    @app.agent(submissions)
-    async def intake(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
-            values = [e.value for e in events]
-            await apply_batch(ledger, executor, values, [source_of(e.message) for e in events])
-            counters.batches += 1
-            counters.submissions += len(values)
-
-    async def send(topic: str, key: bytes, value: bytes) -> Any:
-        return await app.producer.send(topic, key, value, None, None, None)
-
-    relay = Relay(ledger, send, executor)
-
-    @app.task
-    async def relay_outbox() -> None:
-        # Only the group's leader relays, so several workers never publish the outbox twice.
-        # Leadership can move at a rebalance, hence the check on every round.
-        while True:
-            sent = await relay.run_once() if app.is_leader() else 0
-            await asyncio.sleep(0 if sent else settings.relay_interval)
-
-    app.credit = {"ledger": ledger, "relay": relay, "counters": counters, "executor": executor,
+    app.credit = {"ledger": ledger, "intake": intake, "executor": executor,
                   "submissions": submissions, "settings": settings}  # type: ignore[attr-defined]
     if settings.http_enabled:
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP

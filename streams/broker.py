@@ -177,7 +177,7 @@ class _Reader:
         return raw.decode("utf-8")
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
+def die_with_parent_hook() -> Callable[[], None] | None:
     """A pre-exec hook asking Linux to SIGKILL the broker when the thread that started it dies.
 
     ``prctl`` is looked up here, in the parent, so the child between fork and exec only
@@ -408,7 +408,7 @@ class EmbeddedBroker:
             )
             self._temp_log = Path(handle.name)
             self._log_file = handle
-        preexec = _die_with_parent_hook() if self._die_with_parent else None
+        preexec = die_with_parent_hook() if self._die_with_parent else None
         try:
             self._process = subprocess.Popen(
                 command,

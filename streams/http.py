@@ -107,12 +107,17 @@ def register_views(app: faust.App) -> None:
     @app.page("/v1/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            relay = credit["relay"]
-            counters = credit["counters"]
+            stats = credit["intake"].stats
+            ledger_position, outcome_position = await asyncio.get_running_loop().run_in_executor(
+                credit["executor"],
+                lambda: (ledger.recorder.relay_position("credit.ledger"),
+                         ledger.recorder.relay_position("credit.outcomes")),
+            )
             return self.json({
                 "status": "ok",
-                "intake": {"batches": counters.batches, "submissions": counters.submissions},
-                "relayed": relay.published,
+                "intake": {"batches": stats.batches, "submissions": stats.submissions,
+                           "applying_seconds": round(stats.applying_seconds, 3)},
+                "relayed_up_to": {"credit.ledger": ledger_position, "credit.outcomes": outcome_position},
                 "topics": list(topics.ALL_TOPICS),
             })
 

@@ -44,6 +44,8 @@ def ledger_message(
     submission = state.get("submission") or ""
     department, _, submission_id = submission.partition("/")
     timestamp = state.get("timestamp")
+    if isinstance(timestamp, dict):  # the transcoder's tagged form {"_type_": ..., "_data_": iso}
+        timestamp = timestamp.get("_data_")
     value = {
         "v": LEDGER_MESSAGE_VERSION,
         "position": position,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
+
+import orjson
 
 from ledger.application import CreditLedger
 from ledger.outcomes import REJECTED
@@ -36,6 +38,16 @@ class Relay:
         self.executor = executor
         self.page = page
         self.published = {LEDGER_CURSOR: 0, OUTCOMES_CURSOR: 0}
+        self._positions: dict[str, int] = {}  # what this relay saved last; read once from the ledger
+
+    async def _position(self, cursor: str) -> int:
+        if cursor not in self._positions:
+            self._positions[cursor] = await self._db(self.ledger.recorder.relay_position, cursor)
+        return self._positions[cursor]
+
+    async def _save(self, cursor: str, position: int) -> None:
+        await self._db(self.ledger.recorder.save_relay_position, cursor, position)
+        self._positions[cursor] = position
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -50,25 +62,24 @@ class Relay:
                 return sent
 
     async def _relay_events(self) -> int:
-        recorder = self.ledger.recorder
-        position: int = await self._db(recorder.relay_position, LEDGER_CURSOR)
-        notifications = await self._db(recorder.select_notifications, position + 1, self.page)
+        position = await self._position(LEDGER_CURSOR)
+        notifications = await self._db(self.ledger.recorder.select_notifications, position + 1, self.page)
         if not notifications:
             return 0
-        decode = self.ledger.mapper.transcoder.decode
         acks = []
         for n in notifications:
-            key, value = ledger_message(n.id, n.originator_id, n.originator_version, n.topic, decode(n.state))
+            # orjson's plain view of the stored state: the one tagged value in an event's state is
+            # its timestamp, which ledger_message unwraps; nothing is upcast or re-interpreted.
+            key, value = ledger_message(n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state))
             acks.append(await self.send(topics.LEDGER, key, value))
         await asyncio.gather(*acks)
-        await self._db(recorder.save_relay_position, LEDGER_CURSOR, notifications[-1].id)
+        await self._save(LEDGER_CURSOR, notifications[-1].id)
         self.published[LEDGER_CURSOR] += len(notifications)
         return len(notifications)
 
     async def _relay_outcomes(self) -> int:
-        recorder = self.ledger.recorder
-        position: int = await self._db(recorder.relay_position, OUTCOMES_CURSOR)
-        receipts = await self._db(self.ledger.receipts_after, position)
+        position = await self._position(OUTCOMES_CURSOR)
+        receipts = await self._db(self.ledger.receipts_after, position, None, self.page)
         if not receipts:
             return 0
         acks = []
@@ -78,11 +89,60 @@ class Relay:
             if receipt.status == REJECTED:
                 acks.append(await self.send(topics.REJECTIONS, key, value))
         await asyncio.gather(*acks)
-        await self._db(recorder.save_relay_position, OUTCOMES_CURSOR, receipts[-1][0])
+        await self._save(OUTCOMES_CURSOR, receipts[-1][0])
         self.published[OUTCOMES_CURSOR] += len(receipts)
         return len(receipts)
 
-    def restart_from_beginning(self, cursor: str) -> None:
-        """Re-publish everything (the topic was created empty, e.g. the embedded broker restarted)."""
-        self.ledger.recorder.save_relay_position(cursor, 0)  # type: ignore[attr-defined]
-        log.warning("relay %s will re-publish the whole ledger: the topic was empty", cursor)
+
+
+RELAY_GROUP = "credit-ledger.relay"
+
+
+async def run_relay_process(
+    ledger: CreditLedger,
+    bootstrap: str,
+    *,
+    session_timeout: float = 6.0,
+    interval: float = 0.05,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the relay as its own process, so its work uses a core the intake does not.
+
+    Several relay processes may run (one per `serve`); only the one holding the lease publishes.
+    The lease is ownership of partition 0 of credit.submissions in the group
+    ``credit-ledger.relay``: Kafka's group protocol gives it to exactly one live member at a
+    time, and moves it when that member dies. The relay never consumes those submissions.
+    """
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: PLC0415
+
+    lease = TopicPartition(topics.SUBMISSIONS, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024)
+    consumer = AIOKafkaConsumer(
+        topics.SUBMISSIONS,
+        bootstrap_servers=bootstrap,
+        group_id=RELAY_GROUP,
+        enable_auto_commit=False,
+        session_timeout_ms=int(session_timeout * 1000),
+        heartbeat_interval_ms=max(200, int(session_timeout * 1000 / 6)),
+    )
+
+    async def send(topic: str, key: bytes, value: bytes) -> Any:
+        return await producer.send(topic, value=value, key=key)
+
+    await producer.start()
+    await consumer.start()
+    relay = Relay(ledger, send, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
+    stop = stop or asyncio.Event()
+    try:
+        while not stop.is_set():
+            consumer.pause(*consumer.assignment())  # a lease, not a subscription: fetch nothing
+            await consumer.getmany(timeout_ms=0)  # keeps this member alive in the group
+            sent = await relay.run_once() if lease in consumer.assignment() else 0
+            if not sent:
+                try:
+                    await asyncio.wait_for(stop.wait(), interval)
+                except TimeoutError:
+                    pass
+    finally:
+        await consumer.stop()
+        await producer.stop()

@@ -59,10 +59,15 @@ class Served:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; a process that does not stop in time is killed (and the test fails)."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"serve did not stop within {timeout}s of SIGTERM. {self.describe()}") from None
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:

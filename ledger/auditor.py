@@ -1,0 +1,328 @@
+"""Standalone auditor: verifies credit-ledger checkpoints and Merkle proofs (stdlib and orjson).
+
+Copy this one file to any machine with Python 3.11+ and ``orjson``; it imports nothing else.
+
+What it trusts: only the operator's Ed25519 public key (hex, given with ``--public-key`` and
+obtained out of band). Everything else (checkpoints, proofs, leaves) is treated as hostile.
+
+What it checks:
+
+* ``checkpoint CP.json --public-key HEX``: the checkpoint is well formed, names the key
+  (``key_id`` = first 16 hex digits of SHA-256 of the raw public key) and carries a valid
+  Ed25519 signature (RFC 8032, verified here in pure Python) over
+  ``b"credit-ledger checkpoint v1\\n" + JSON{key_id, root, size, time}`` (sorted keys, no spaces).
+* ``inclusion PROOF.json --checkpoint CP.json --public-key HEX``: the checkpoint as above, then
+  that the leaf ``{"position", "stream", "version", "event_hash"}`` sits at ``index`` in the tree
+  the checkpoint signs: the RFC 9162 2.1.3.2 inclusion path must lead from
+  SHA-256(0x00 || leaf JSON) to the signed root, for the signed size.
+* ``consistency OLD.json NEW.json PROOF.json --public-key HEX``: both checkpoints as above, then
+  that the older tree is a prefix of the newer one (RFC 9162 2.1.4.2), i.e. the operator only
+  appended between them and rewrote or dropped nothing.
+
+What it cannot check alone: that an ``event_hash`` matches the event's content (that needs the
+event and ``ledger.integrity``), or that the operator shows everyone the same tree: compare
+checkpoints with other auditors and demand consistency proofs between them to catch a split view.
+
+Each command prints one verdict line and exits 0 when everything holds, 1 with the reason if not
+(2 for a malformed command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DOMAIN = b"credit-ledger checkpoint v1\n"
+_sha256 = hashlib.sha256
+_NODE_HASHER = hashlib.sha256(b"\x01")
+
+
+class Invalid(Exception):
+    """The material does not verify; the message says why."""
+
+
+# --- RFC 9162 Merkle tree hashing and proof verification ----------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """SHA-256(0x00 || data)."""
+    return _sha256(b"\x00" + data).digest()
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 2.1.3.2: ``path`` leads from the leaf hash at ``index`` to ``root`` of ``size``."""
+    if not 0 <= index < size or any(len(p) != 32 for p in path):
+        return False
+    fn, sn, r = index, size - 1, leaf
+    node = _NODE_HASHER.copy  # SHA-256 already fed 0x01: copying it beats re-hashing the prefix
+    for p in path:
+        if sn == 0:
+            return False
+        h = node()
+        if fn & 1 or fn == sn:  # p is a left sibling
+            h.update(p)
+            h.update(r)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:  # p is a right sibling
+            h.update(r)
+            h.update(p)
+        r = h.digest()
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(
+    m: int, n: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]
+) -> bool:
+    """RFC 9162 2.1.4.2: ``path`` shows the tree of size ``m`` is a prefix of that of size ``n``."""
+    if not 0 <= m <= n or any(len(p) != 32 for p in path):
+        return False
+    if m == n:
+        return not path and old_root == new_root
+    if m == 0:  # the empty tree (root SHA-256 of nothing) is a prefix of every tree
+        return not path and old_root == _sha256(b"").digest()
+    if not path:
+        return False
+    nodes = [old_root, *path] if m & (m - 1) == 0 else list(path)
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = nodes[0]
+    for c in nodes[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = _sha256(b"\x01" + c + fr).digest()
+            sr = _sha256(b"\x01" + c + sr).digest()
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = _sha256(b"\x01" + sr + c).digest()
+        fn, sn = fn >> 1, sn >> 1
+    return fr == old_root and sr == new_root and sn == 0
+
+
+# --- Ed25519 signature verification, RFC 8032 section 5.1.7 (after its section 6 reference) ----
+
+_P = 2**255 - 19  # the field prime
+_L = 2**252 + 27742317777372353535851937790883648493  # the order of the base point
+_D = -121665 * pow(121666, _P - 2, _P) % _P  # the curve constant d
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)  # a square root of -1
+Point = tuple[int, int, int, int]  # extended homogeneous coordinates (X, Y, Z, T), x=X/Z, y=Y/Z
+
+
+def _add(p: Point, q: Point) -> Point:
+    """Point addition on edwards25519 (a complete formula: also right for doubling)."""
+    a = (p[1] - p[0]) * (q[1] - q[0]) % _P
+    b = (p[1] + p[0]) * (q[1] + q[0]) % _P
+    c = 2 * p[3] * q[3] * _D % _P
+    d = 2 * p[2] * q[2] % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _mul(s: int, p: Point) -> Point:
+    """[s]P by double-and-add (timing leaks do not matter: nothing here is secret)."""
+    q: Point = (0, 1, 1, 0)  # the neutral element
+    while s:
+        if s & 1:
+            q = _add(q, p)
+        p = _add(p, p)
+        s >>= 1
+    return q
+
+
+def _decode(s: bytes) -> Point | None:
+    """RFC 8032 5.1.3: the point encoded by 32 bytes, or None if they encode no point."""
+    y = int.from_bytes(s, "little")
+    sign, y = y >> 255, y & ((1 << 255) - 1)
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P or (x == 0 and sign):
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return (x, y, 1, x * y % _P)
+
+
+_BX = 15112221349535400772501151409588531511454012693041857206046113283949847762202
+_BY = 46316835694926478169428394003475163141307993866256225615783033603165251855960  # 4/5 mod p
+_B: Point = (_BX, _BY, 1, _BX * _BY % _P)  # the base point
+
+
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """RFC 8032 5.1.7: is ``signature`` ``public_key``'s valid Ed25519 signature of ``message``?"""
+    if len(public_key) != 32 or len(signature) != 64:
+        return False
+    a, r = _decode(public_key), _decode(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= _L:
+        return False
+    k = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little")
+    sb, rka = _mul(s, _B), _add(r, _mul(k % _L, a))
+    # [S]B == R + [k]A, compared projectively (RFC 8032 allows this cofactorless check).
+    return (sb[0] * rka[2] - rka[0] * sb[2]) % _P == 0 and (
+        sb[1] * rka[2] - rka[1] * sb[2]
+    ) % _P == 0
+
+
+# --- The ledger's files ------------------------------------------------------------------------
+
+_HEX = re.compile(r"[0-9a-f]*")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")  # RFC 3339, UTC
+
+
+def _load(path: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise Invalid(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise Invalid(f"{path} does not hold a JSON object")
+    return data
+
+
+def _int(data: dict[str, Any], name: str, what: str) -> int:
+    value = data.get(name)
+    if type(value) is not int or value < 0:  # type(), not isinstance(): a bool is not an int
+        raise Invalid(f"{what}: '{name}' must be a non-negative integer")
+    return value
+
+
+def _str(data: dict[str, Any], name: str, what: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise Invalid(f"{what}: '{name}' must be a string")
+    return value
+
+
+def _hex(value: object, digits: int, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) != digits or not _HEX.fullmatch(value):
+        raise Invalid(f"{what} must be {digits} lowercase hex digits")
+    return bytes.fromhex(value)
+
+
+def _path(proof: dict[str, Any], what: str) -> list[bytes]:
+    hashes = proof.get("path")
+    if not isinstance(hashes, list):
+        raise Invalid(f"{what}: 'path' must be a list of hashes")
+    return [_hex(h, 64, f"{what}: each path element") for h in hashes]
+
+
+def check_checkpoint(path: str, public_key: bytes) -> dict[str, Any]:
+    """The checkpoint in ``path`` if it is well formed and signed by ``public_key``."""
+    cp = _load(path)
+    if set(cp) != {"size", "root", "time", "key_id", "signature"}:
+        raise Invalid(f"{path}: checkpoint fields are {sorted(cp)}")
+    body = {name: cp[name] for name in ("size", "root", "time", "key_id")}
+    _int(cp, "size", path)
+    _hex(cp["root"], 64, f"{path}: root")
+    _hex(cp["key_id"], 16, f"{path}: key_id")
+    signature = _hex(cp["signature"], 128, f"{path}: signature")
+    if not _TIME.fullmatch(_str(cp, "time", path)):
+        raise Invalid(f"{path}: time must be an RFC 3339 UTC timestamp ending in Z")
+    if body["key_id"] != hashlib.sha256(public_key).hexdigest()[:16]:
+        raise Invalid(f"{path}: signed by key {body['key_id']}, not by the given public key")
+    message = DOMAIN + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    if not ed25519_verify(public_key, message, signature):
+        raise Invalid(f"{path}: bad signature: this is not the operator's checkpoint")
+    return cp
+
+
+def check_inclusion(path: str, cp: dict[str, Any]) -> str:
+    """What the proof in ``path`` shows, if it leads from its leaf to the checkpoint's root."""
+    proof = _load(path)
+    leaf = proof.get("leaf")
+    if not isinstance(leaf, dict) or set(leaf) != {"position", "stream", "version", "event_hash"}:
+        raise Invalid(f"{path}: 'leaf' must hold exactly position, stream, version, event_hash")
+    for name in ("position", "version"):
+        _int(leaf, name, f"{path}: leaf")
+    for name in ("stream", "event_hash"):
+        _str(leaf, name, f"{path}: leaf")
+    index, size = _int(proof, "index", path), _int(proof, "size", path)
+    if size != cp["size"]:
+        raise Invalid(f"{path}: proof is for a tree of {size}, the checkpoint signs {cp['size']}")
+    data = orjson.dumps(leaf, option=orjson.OPT_SORT_KEYS)  # the leaf's canonical bytes
+    if not verify_inclusion(
+        leaf_hash(data), index, size, _path(proof, path), bytes.fromhex(cp["root"])
+    ):
+        raise Invalid(f"{path}: the inclusion proof does not lead to the checkpoint's root")
+    return (
+        f"stream {leaf['stream']} version {leaf['version']} (position {leaf['position']})"
+        f" is leaf {index} of the signed tree of {size}"
+    )
+
+
+def check_consistency(path: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Raises Invalid unless the proof in ``path`` shows ``new``'s tree extends ``old``'s."""
+    if old["size"] > new["size"]:
+        raise Invalid(f"the old checkpoint ({old['size']}) is larger than the new ({new['size']})")
+    proof = _load(path)
+    m, n = _int(proof, "old_size", path), _int(proof, "new_size", path)
+    if (m, n) != (old["size"], new["size"]):
+        raise Invalid(f"{path}: proof is for sizes {m} -> {n}, not {old['size']} -> {new['size']}")
+    roots = bytes.fromhex(old["root"]), bytes.fromhex(new["root"])
+    if not verify_consistency(m, n, *roots, _path(proof, path)):
+        raise Invalid(f"{path}: the consistency proof fails: the new tree does not extend the old")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one check from the command line; 0 if it holds, 1 (with the reason) if not."""
+    parser = argparse.ArgumentParser(description="Verify credit-ledger checkpoints and proofs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, files in (
+        ("checkpoint", ["checkpoint"]),
+        ("inclusion", ["proof"]),
+        ("consistency", ["old", "new", "proof"]),
+    ):
+        sub = commands.add_parser(name)
+        for f in files:
+            sub.add_argument(f)
+        if name == "inclusion":
+            sub.add_argument("--checkpoint", required=True)
+        sub.add_argument("--public-key", required=True, help="the operator's Ed25519 key, hex")
+    args = parser.parse_args(argv)
+    try:
+        key = args.public_key.strip().lower()
+        if len(key) != 64 or not _HEX.fullmatch(key):
+            raise Invalid("--public-key must be 64 hex digits (a raw Ed25519 public key)")
+        public_key = bytes.fromhex(key)
+        if args.command == "checkpoint":
+            cp = check_checkpoint(args.checkpoint, public_key)
+            verdict = (
+                f"checkpoint signed by key {cp['key_id']}: "
+                f"size {cp['size']}, root {cp['root']}, time {cp['time']}"
+            )
+        elif args.command == "inclusion":
+            cp = check_checkpoint(args.checkpoint, public_key)
+            verdict = check_inclusion(args.proof, cp)
+        else:
+            old = check_checkpoint(args.old, public_key)
+            new = check_checkpoint(args.new, public_key)
+            check_consistency(args.proof, old, new)
+            verdict = (
+                f"the tree of {new['size']} leaves extends the tree of {old['size']}: append-only"
+            )
+    except Invalid as exc:
+        print(f"INVALID: {exc}")
+        return 1
+    print(f"VALID: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
