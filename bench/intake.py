@@ -46,16 +46,20 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
         await producer.stop()
 
 
-async def count_until(bootstrap: str, topic: str, done: "asyncio.Future[None]", want: int) -> int:
+async def count_until(bootstrap: str, topic: str, done: asyncio.Future[None], want: int) -> int:
     """Consume ``topic`` from the start (assigned, no group) until ``want`` records are seen."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         while not partitions:
             await asyncio.sleep(0.1)
             await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+            ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         seen = 0
@@ -68,11 +72,20 @@ async def count_until(bootstrap: str, topic: str, done: "asyncio.Future[None]", 
 
 
 def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CREDIT_KAFKA_BOOTSTRAP": bootstrap, "CREDIT_DATA_DIR": str(data_dir),
-           "CREDIT_KAFKA_SESSION_TIMEOUT": "2", "CREDIT_SUBJECT_SECRET": "bench-secret-0123456789"}
+    env = {
+        **os.environ,
+        "CREDIT_KAFKA_BOOTSTRAP": bootstrap,
+        "CREDIT_DATA_DIR": str(data_dir),
+        "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
+        "CREDIT_SUBJECT_SECRET": "bench-secret-0123456789",
+    }
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - lives as long as the worker
-    return subprocess.Popen([sys.executable, "-m", "credit_ledger.cli", "serve", "--no-http"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "credit_ledger.cli", "serve", "--no-http"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -108,7 +121,9 @@ async def main_async(args: argparse.Namespace) -> int:
 
             started = time.perf_counter()
             publish_seconds = await produce(bootstrap, topics.SUBMISSIONS, messages)
-            await count_until(bootstrap, topics.OUTCOMES, asyncio.get_running_loop().create_future(), len(messages) + 1)
+            await count_until(
+                bootstrap, topics.OUTCOMES, asyncio.get_running_loop().create_future(), len(messages) + 1
+            )
             outcomes_seconds = time.perf_counter() - started
         finally:
             worker.terminate()
@@ -118,21 +133,34 @@ async def main_async(args: argparse.Namespace) -> int:
 
     e2e = len(messages) / outcomes_seconds
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"submissions: {len(messages)} over {args.subjects} subjects ({sum(len(v) for _, v in messages) / len(messages):.0f} bytes each)")
+    print(
+        f"submissions: {len(messages)} over {args.subjects} subjects "
+        f"({sum(len(v) for _, v in messages) / len(messages):.0f} bytes each)"
+    )
     print(f"raw produce: {raw_rate:,.0f} msg/s (aiokafka, acks=all, {raw_seconds:.2f} s)")
     print(f"publish of the submissions: {publish_seconds:.2f} s")
-    print(f"end to end (first publish -> last outcome on credit.outcomes): {outcomes_seconds:.2f} s = {e2e:,.0f} submissions/s")
+    print(
+        "end to end (first publish -> last outcome on credit.outcomes): "
+        f"{outcomes_seconds:.2f} s = {e2e:,.0f} submissions/s"
+    )
     print(f"ratio end-to-end / raw produce: {e2e / raw_rate:.0%}")
-    print(f"targets: >= 10,000/s {'met' if e2e >= 10_000 else 'NOT met'}; >= 40% of raw {'met' if e2e >= 0.4 * raw_rate else 'NOT met'}")
+    print(
+        f"targets: >= 10,000/s {'met' if e2e >= 10_000 else 'NOT met'}; "
+        f">= 40% of raw {'met' if e2e >= 0.4 * raw_rate else 'NOT met'}"
+    )
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--submissions", type=int, default=100_000)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--show-log", type=int, default=0, metavar="CHARS", help="print the end of the worker's log")
+    parser.add_argument(
+        "--show-log", type=int, default=0, metavar="CHARS", help="print the end of the worker's log"
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -26,7 +26,9 @@ from ledger.catalogue import load_catalogue
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--submissions", type=int, default=100_000)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000)
@@ -43,7 +45,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.sqlite"
         env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
-        ledger = CreditLedger(catalogue=catalogue, secret=b"bench-secret-0123456789", clock=lambda: now, env=env)
+        ledger = CreditLedger(
+            catalogue=catalogue, secret=b"bench-secret-0123456789", clock=lambda: now, env=env
+        )
         outcomes = Counter[str]()
         started = time.perf_counter()
         for i in range(0, len(messages), args.batch):

@@ -54,9 +54,7 @@ def _events(n: int, rng: random.Random) -> list[Event]:
     for position in range(n):
         s = rng.randrange(len(streams))
         versions[s] += 1
-        events.append(
-            (position, streams[s], versions[s], hashlib.sha256(b"%d" % position).hexdigest())
-        )
+        events.append((position, streams[s], versions[s], hashlib.sha256(b"%d" % position).hexdigest()))
     return events
 
 
@@ -158,9 +156,7 @@ def main() -> int:
     rng = random.Random(args.seed)
 
     tune_gc()  # as credit-ledger's long-running commands do at start
-    print(
-        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     events = _events(args.leaves, rng)
     log = _build(events)
     root = _roots(log, rng, args.proofs)
@@ -169,9 +165,7 @@ def main() -> int:
     _full_audit(events, root)
     _checkpoint(root, log.size)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"peak RSS: {rss:.0f} MB (includes the {args.leaves:,} synthetic events held for the run)"
-    )
+    print(f"peak RSS: {rss:.0f} MB (includes the {args.leaves:,} synthetic events held for the run)")
     return 0
 
 

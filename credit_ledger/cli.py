@@ -23,17 +23,25 @@ With no configuration it runs on one machine: SQLite files in ./data and an embe
 Kafka-compatible broker.
 """
 
-EPILOG = """\
+EPILOG = (
+    """\
 configuration (environment variable = option):
-""" + "\n".join(
-    f"  {var:<28} " + ("(environment only: keep secrets off the command line)" if name == "subject_secret"
-                       else f"--{name.replace('_', '-')}")
-    for name, var in VARIABLES.items()
-) + """
+"""
+    + "\n".join(
+        f"  {var:<28} "
+        + (
+            "(environment only: keep secrets off the command line)"
+            if name == "subject_secret"
+            else f"--{name.replace('_', '-')}"
+        )
+        for name, var in VARIABLES.items()
+    )
+    + """
 
 Machine-readable output is JSON lines on stdout (--json where the default is a table);
 diagnostics go to stderr; the exit status is non-zero on error.
 """
+)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -45,9 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = Settings.from_env(
-            **{name: getattr(args, name, None) for name in VARIABLES}
-        )
+        settings = Settings.from_env(**{name: getattr(args, name, None) for name in VARIABLES})
         handler: Handler = args.handler
         return handler(args, settings)
     except ConfigError as exc:
@@ -83,23 +89,53 @@ def build_parser() -> argparse.ArgumentParser:
 def common(parser: argparse.ArgumentParser) -> None:
     """Options every command shares; each mirrors a CREDIT_* variable."""
     group = parser.add_argument_group("configuration")
-    group.add_argument("--data-dir", type=Path, help="where SQLite files and the subject-key secret live (CREDIT_DATA_DIR, default ./data)")
-    group.add_argument("--database-url", help="sqlite:///file or postgresql://user:pw@host/db (CREDIT_DATABASE_URL; default SQLite in the data dir)")
-    group.add_argument("--kafka-bootstrap", help="host:port of a Kafka cluster (CREDIT_KAFKA_BOOTSTRAP; default: start the embedded broker)")
+    group.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where SQLite files and the subject-key secret live (CREDIT_DATA_DIR, default ./data)",
+    )
+    group.add_argument(
+        "--database-url",
+        help="sqlite:///file or postgresql://user:pw@host/db "
+        "(CREDIT_DATABASE_URL; default SQLite in the data dir)",
+    )
+    group.add_argument(
+        "--kafka-bootstrap",
+        help="host:port of a Kafka cluster (CREDIT_KAFKA_BOOTSTRAP; default: start the embedded broker)",
+    )
     group.add_argument("--http-port", type=int, help="HTTP API port (CREDIT_HTTP_PORT, default 8080)")
-    group.add_argument("--catalogue", type=Path, help="catalogue JSON file (CREDIT_CATALOGUE; default the shipped one)")
+    group.add_argument(
+        "--catalogue", type=Path, help="catalogue JSON file (CREDIT_CATALOGUE; default the shipped one)"
+    )
     group.add_argument("--http-host", help="HTTP API bind address (CREDIT_HTTP_HOST, default 127.0.0.1)")
-    group.add_argument("--partitions", type=int, help="partitions per topic when creating topics (CREDIT_PARTITIONS, default 6)")
-    group.add_argument("--replication-factor", type=int, help="topic replication factor (CREDIT_REPLICATION_FACTOR, default 1)")
-    group.add_argument("--batch-size", type=int, help="submissions per ledger transaction (CREDIT_BATCH_SIZE, default 1000)")
-    group.add_argument("--kafka-session-timeout", type=float, help="consumer-group session timeout in seconds (CREDIT_KAFKA_SESSION_TIMEOUT, default 6; a crashed worker's partitions move after it)")
+    group.add_argument(
+        "--partitions",
+        type=int,
+        help="partitions per topic when creating topics (CREDIT_PARTITIONS, default 6)",
+    )
+    group.add_argument(
+        "--replication-factor",
+        type=int,
+        help="topic replication factor (CREDIT_REPLICATION_FACTOR, default 1)",
+    )
+    group.add_argument(
+        "--batch-size", type=int, help="submissions per ledger transaction (CREDIT_BATCH_SIZE, default 1000)"
+    )
+    group.add_argument(
+        "--kafka-session-timeout",
+        type=float,
+        help="consumer-group session timeout in seconds (CREDIT_KAFKA_SESSION_TIMEOUT, default 6): "
+        "a crashed worker's partitions move after it",
+    )
 
 
 def _command(
     sub: Any, name: str, help_text: str, handler: Handler, description: str | None = None
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=help_text, description=description or help_text,
+        name,
+        help=help_text,
+        description=description or help_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common(parser)
@@ -120,7 +156,7 @@ def _read_jsonl(path: str) -> Iterator[bytes]:
 
 def _open(path: str) -> Any:
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+        return open(path, "rb")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
 
@@ -145,13 +181,19 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
         if len(batch) >= settings.batch_size:
             flush()
     flush()
-    note(f"applied: {counts['accepted']} accepted, {counts['rejected']} rejected, {counts['duplicate']} duplicates")
+    note(
+        f"applied: {counts['accepted']} accepted, {counts['rejected']} rejected, "
+        f"{counts['duplicate']} duplicates"
+    )
     return 0
 
 
 def register_apply(sub: Any) -> None:
     p = _command(
-        sub, "apply", "apply submissions from a JSON-lines file straight to the ledger (no Kafka)", cmd_apply,
+        sub,
+        "apply",
+        "apply submissions from a JSON-lines file straight to the ledger (no Kafka)",
+        cmd_apply,
         "Apply submissions (one JSON object per line) directly to the ledger, in batches, and print one\n"
         "outcome per submission as JSON lines. Useful for bulk loads and for trying the format.",
     )
@@ -211,8 +253,13 @@ def cmd_file(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"no credit file for {code.masked}")
     rows = [
         {
-            "record": r.key, "category": r.category, "kind": r.kind, "severity": r.severity,
-            "status": r.status, "disputed": r.disputed, "display_until": r.display_until,
+            "record": r.key,
+            "category": r.category,
+            "kind": r.kind,
+            "severity": r.severity,
+            "status": r.status,
+            "disputed": r.disputed,
+            "display_until": r.display_until,
             "title": r.title,
         }
         for r in file.records.values()
@@ -251,13 +298,19 @@ def register_schema(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from credit_ledger.serve import serve  # noqa: PLC0415 - Faust is slow to import
 
-    return serve(settings, http=not args.no_http, relay=not args.no_relay,
-                 loglevel="info" if args.verbose else "warning")
+    return serve(
+        settings,
+        http=not args.no_http,
+        relay=not args.no_relay,
+        loglevel="info" if args.verbose else "warning",
+    )
 
 
 def register_serve(sub: Any) -> None:
     p = _command(
-        sub, "serve", "run the ledger: broker (embedded unless configured), intake worker, relay, HTTP API",
+        sub,
+        "serve",
+        "run the ledger: broker (embedded unless configured), intake worker, relay, HTTP API",
         cmd_serve,
         "Run the main job in one process: start the embedded Kafka-compatible broker unless\n"
         "CREDIT_KAFKA_BOOTSTRAP is set, create the topics, consume credit.submissions into the\n"
@@ -273,12 +326,21 @@ def register_serve(sub: Any) -> None:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from credit_ledger.serve import demo  # noqa: PLC0415
 
-    return demo(settings, rate=args.rate, duration=args.duration, subjects=args.subjects, seed=args.seed, as_json=args.json)
+    return demo(
+        settings,
+        rate=args.rate,
+        duration=args.duration,
+        subjects=args.subjects,
+        seed=args.seed,
+        as_json=args.json,
+    )
 
 
 def register_demo(sub: Any) -> None:
     p = _command(
-        sub, "demo", "serve, and feed it realistic submissions from six departments with a live summary",
+        sub,
+        "demo",
+        "serve, and feed it realistic submissions from six departments with a live summary",
         cmd_demo,
         "Serve (as 'serve' does) and publish generated submissions from the tax bureau, court,\n"
         "market regulator, education, transport and volunteer federation: filings, corrections,\n"
@@ -287,7 +349,9 @@ def register_demo(sub: Any) -> None:
     )
     p.add_argument("--rate", type=float, default=200.0, help="submissions per second (default 200)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
-    p.add_argument("--subjects", type=int, default=2000, help="distinct people and organisations (default 2000)")
+    p.add_argument(
+        "--subjects", type=int, default=2000, help="distinct people and organisations (default 2000)"
+    )
     p.add_argument("--seed", type=int, help="generator seed (default: the clock)")
     p.add_argument("--json", action="store_true", help="summaries as JSON lines")
 
@@ -300,7 +364,10 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
 
 def register_relay(sub: Any) -> None:
     _command(
-        sub, "relay", "publish the ledger's events and outcomes to Kafka (serve starts one for you)", cmd_relay,
+        sub,
+        "relay",
+        "publish the ledger's events and outcomes to Kafka (serve starts one for you)",
+        cmd_relay,
         "Publish the ledger's notification log to credit.ledger and its submission register to\n"
         "credit.outcomes and credit.rejections, in order, from tracked positions. Any number may run;\n"
         "one holds the lease (partition 0 of credit.submissions in group credit-ledger.relay) and\n"
@@ -333,19 +400,32 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.write(f"\rpublished {report.sent:,} ({rate:,.0f}/s)")
 
     report = publish(
-        bootstrap, _read_jsonl(args.file), topics.SUBMISSIONS, department=args.department,
-        on_progress=progress, on_refusal=lambda why: note(f"not sent: {why}"),
+        bootstrap,
+        _read_jsonl(args.file),
+        topics.SUBMISSIONS,
+        department=args.department,
+        on_progress=progress,
+        on_refusal=lambda why: note(f"not sent: {why}"),
     )
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    json_line({"sent": report.sent, "refused": report.refused, "failed": report.failed,
-               "seconds": round(time.monotonic() - started, 2)})
+    json_line(
+        {
+            "sent": report.sent,
+            "refused": report.refused,
+            "failed": report.failed,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+    )
     return 0 if report.failed == 0 and report.refused == 0 else 1
 
 
 def register_publish(sub: Any) -> None:
     p = _command(
-        sub, "publish", "publish submissions (JSON lines) to credit.submissions, as a department", cmd_publish,
+        sub,
+        "publish",
+        "publish submissions (JSON lines) to credit.submissions, as a department",
+        cmd_publish,
         "Publish one submission per line to credit.submissions with acks=all, keyed by the subject's\n"
         "code so each subject stays in order. Lines that are not JSON objects are reported and not sent.\n"
         "Read the outcomes back with 'credit-ledger outcomes'.",
@@ -372,7 +452,10 @@ def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
 
 def register_outcomes(sub: Any) -> None:
     p = _command(
-        sub, "outcomes", "read back accepted and rejected outcomes (JSON lines) from credit.outcomes", cmd_outcomes,
+        sub,
+        "outcomes",
+        "read back accepted and rejected outcomes (JSON lines) from credit.outcomes",
+        cmd_outcomes,
         "Print every outcome (accepted with its event ids, rejected with code, field, message and the\n"
         "original submission) from the beginning of credit.outcomes. Without --follow it stops once\n"
         "the topic has been quiet for --idle seconds.",
@@ -384,8 +467,15 @@ def register_outcomes(sub: Any) -> None:
 
 
 _COMMANDS: list[Callable[[Any], None]] = [
-    register_serve, register_demo, register_relay, register_publish, register_outcomes,
-    register_apply, register_verify, register_file, register_schema,
+    register_serve,
+    register_demo,
+    register_relay,
+    register_publish,
+    register_outcomes,
+    register_apply,
+    register_verify,
+    register_file,
+    register_schema,
 ]
 
 

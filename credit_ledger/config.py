@@ -114,11 +114,16 @@ def ledger_env(settings: Settings) -> dict[str, str]:
         path = unquote(parts.path[1:] if parts.path.startswith("//") else parts.path)
         if not path:
             raise ConfigError(f"CREDIT_DATABASE_URL={url!r}: expected sqlite:///path/to/file.sqlite")
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "10"}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
     if parts.scheme in ("postgres", "postgresql"):
         if not parts.hostname or not parts.path.strip("/"):
             raise ConfigError(
-                f"CREDIT_DATABASE_URL: expected postgresql://user:password@host:port/dbname, got {_redact(url)}"
+                "CREDIT_DATABASE_URL: expected postgresql://user:password@host:port/dbname, "
+                f"got {_redact(url)}"
             )
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",

@@ -17,7 +17,12 @@ _ADDRESS_CODES = ("110105", "310104", "440305", "330106", "510107", "350102", "4
 _ORG_PREFIXES = ("91350100", "91110105", "91440300", "91310104")
 _ORG_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 DEMO_DEPARTMENTS = (
-    "tax_bureau", "court", "market_regulator", "education", "transport", "volunteer_federation",
+    "tax_bureau",
+    "court",
+    "market_regulator",
+    "education",
+    "transport",
+    "volunteer_federation",
 )
 
 
@@ -93,10 +98,10 @@ class SubmissionGenerator:
     def _subject(self, organisation_share: float) -> _Subject:
         rng = self.rng
         if rng.random() < organisation_share:
-            persons = [
-                {"id": person_code(rng), "name": person_name(rng), "role": "法定代表人"}
-            ]
-            return _Subject(organisation_code(rng), f"{person_name(rng)}贸易有限公司", "organisation", persons=persons)
+            persons = [{"id": person_code(rng), "name": person_name(rng), "role": "法定代表人"}]
+            return _Subject(
+                organisation_code(rng), f"{person_name(rng)}贸易有限公司", "organisation", persons=persons
+            )
         return _Subject(person_code(rng), person_name(rng), "person")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -117,7 +122,9 @@ class SubmissionGenerator:
             return self._follow_up(subject, self.rng.choice(live))
         return self._filing(subject)
 
-    def _envelope(self, subject: _Subject, department: str, action: str, occurred: datetime) -> dict[str, Any]:
+    def _envelope(
+        self, subject: _Subject, department: str, action: str, occurred: datetime
+    ) -> dict[str, Any]:
         return {
             "submission_id": f"{self.prefix}-{self.counter:09d}",
             "department": department,
@@ -141,7 +148,10 @@ class SubmissionGenerator:
             "category": category,
             "domain": domain,
             "title": f"{category} {record_id}",
-            "decision": {"document_number": f"{department}〔{decision.year}〕{self.counter}号", "date": decision.isoformat()},
+            "decision": {
+                "document_number": f"{department}〔{decision.year}〕{self.counter}号",
+                "date": decision.isoformat(),
+            },
             "legal_basis": "《社会信用体系建设法》相关条款",
         }
         if severity is not None:
@@ -160,8 +170,12 @@ class SubmissionGenerator:
         if record.objection is not None:
             sub = self._envelope(subject, record.provider, "resolve_objection", occurred)
             outcome = rng.choice(("rejected", "rejected", "upheld"))
-            sub.update(record=ref, objection_id=record.objection, outcome=outcome,
-                       explanation="经核查" + ("属实" if outcome == "upheld" else "原记录无误"))
+            sub.update(
+                record=ref,
+                objection_id=record.objection,
+                outcome=outcome,
+                explanation="经核查" + ("属实" if outcome == "upheld" else "原记录无误"),
+            )
             if outcome == "upheld":
                 sub["remedy"] = "revoke"
                 record.ended = True
@@ -169,7 +183,12 @@ class SubmissionGenerator:
             return sub
         if record.repair is not None:
             sub = self._envelope(subject, record.provider, "decide_repair", occurred)
-            sub.update(record=ref, application_id=record.repair, decision="granted", reason="已履行义务并完成信用承诺")
+            sub.update(
+                record=ref,
+                application_id=record.repair,
+                decision="granted",
+                reason="已履行义务并完成信用承诺",
+            )
             record.repair, record.ended = None, True
             return sub
         choice = rng.random()

@@ -45,8 +45,10 @@ class RelaySupervisor(threading.Thread):
         while not self.stopping.is_set():
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "credit_ledger.cli", "relay"], env=self.env,
-                    stdout=log, stderr=subprocess.STDOUT,
+                    [sys.executable, "-m", "credit_ledger.cli", "relay"],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent_hook(),  # noqa: PLW1509 - only prctl, resolved before fork
                 )
             code = self.process.wait()
@@ -117,9 +119,9 @@ def start(settings: Settings, *, http: bool = True) -> Running:
         # A topic that had to be created is empty. The ledger is the durable record, so the relay
         # publishes it again from the start (the embedded broker keeps topics only in memory).
         for topic, cursor in ((topics.LEDGER, LEDGER_CURSOR), (topics.OUTCOMES, OUTCOMES_CURSOR)):
-            if topic in created and ledger.recorder.relay_position(cursor):  # type: ignore[attr-defined]
+            if topic in created and ledger.register.relay_position(cursor):
                 note(f"{topic} was empty: the relay re-publishes it from the ledger")
-                ledger.recorder.save_relay_position(cursor, 0)  # type: ignore[attr-defined]
+                ledger.register.save_relay_position(cursor, 0)
         stream_settings = StreamSettings(
             bootstrap=bootstrap,
             data_dir=settings.data_dir,
@@ -218,7 +220,12 @@ def demo(
     stop = threading.Event()
     banner(running)
     threads = [
-        threading.Thread(target=_feed, args=(running, tally, stop, rate, subjects, seed), daemon=True),
+        threading.Thread(
+            target=_feed,
+            args=(running, tally, stop),
+            kwargs={"rate": rate, "subjects": subjects, "seed": seed},
+            daemon=True,
+        ),
         threading.Thread(target=_count, args=(running.bootstrap, topics.OUTCOMES, tally, stop), daemon=True),
         threading.Thread(target=_count, args=(running.bootstrap, topics.LEDGER, tally, stop), daemon=True),
         threading.Thread(target=_report, args=(tally, stop, duration, as_json), daemon=True),
@@ -236,7 +243,9 @@ def demo(
     return 0
 
 
-def _feed(running: Running, tally: DemoTally, stop: threading.Event, rate: float, subjects: int, seed: int | None) -> None:
+def _feed(
+    running: Running, tally: DemoTally, stop: threading.Event, *, rate: float, subjects: int, seed: int | None
+) -> None:
     edition = running.ledger.catalogue.edition_at(datetime.now(UTC).date())
     generator = SubmissionGenerator(
         edition,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -254,7 +255,9 @@ class CreditLedger(Application[UUID]):
         for item in items:
             if item.key is None:
                 assert item.error is not None
-                outcomes.append(Outcome(REJECTED, None, None, reason=item.error.as_reason(), recorded_at=now_iso))
+                outcomes.append(
+                    Outcome(REJECTED, None, None, reason=item.error.as_reason(), recorded_at=now_iso)
+                )
                 continue
             prior = known.get(item.key)
             if prior is not None:
@@ -285,11 +288,15 @@ class CreditLedger(Application[UUID]):
             try:
                 return self.submit(batch, sources=sources)
             except IntegrityError:
-                log.warning("version conflict applying a batch (attempt %d); retrying with fresh files", attempt + 1)
+                log.warning(
+                    "version conflict applying a batch (attempt %d); retrying with fresh files", attempt + 1
+                )
             except TRANSIENT:
                 raise  # the database is unavailable: the caller retries the batch later
             except Exception:
-                log.exception("a batch of %d could not be applied; applying its submissions one by one", len(batch))
+                log.exception(
+                    "a batch of %d could not be applied; applying its submissions one by one", len(batch)
+                )
                 break
         outcomes: list[Outcome] = []
         for i, raw in enumerate(batch):
@@ -327,7 +334,11 @@ class CreditLedger(Application[UUID]):
         except LedgerError as exc:
             return _Item(None, hashlib.sha256(original).hexdigest(), None, exc, original)
         department, submission_id = data.get("department"), data.get("submission_id")
-        key = (department, submission_id) if isinstance(department, str) and isinstance(submission_id, str) else None
+        key = (
+            (department, submission_id)
+            if isinstance(department, str) and isinstance(submission_id, str)
+            else None
+        )
         digest = submissions.digest(data)
         if key is None:
             missing = "department" if not isinstance(department, str) else "submission_id"
@@ -347,10 +358,13 @@ class CreditLedger(Application[UUID]):
             field="submission_id",
         )
         assert item.key is not None
-        return Outcome(REJECTED, item.key[1], item.key[0], reason=conflict.as_reason(), recorded_at=now.isoformat())
+        return Outcome(
+            REJECTED, item.key[1], item.key[0], reason=conflict.as_reason(), recorded_at=now.isoformat()
+        )
 
     def _decide(self, item: _Item, uow: _UnitOfWork, now: datetime, now_iso: str) -> Receipt:
-        assert item.key is not None and item.digest is not None
+        assert item.key is not None
+        assert item.digest is not None
         department, submission_id = item.key
 
         def receipt(
@@ -358,7 +372,15 @@ class CreditLedger(Application[UUID]):
         ) -> Receipt:
             original = item.original if status == REJECTED else None
             return Receipt(
-                department, submission_id, item.digest or "", status, subject, events, reason, now_iso, original
+                department,
+                submission_id,
+                item.digest or "",
+                status,
+                subject,
+                events,
+                reason,
+                now_iso,
+                original,
             )
 
         if item.error is not None or item.command is None:
@@ -393,10 +415,8 @@ class CreditLedger(Application[UUID]):
         if cache is None:
             return
         for key in files:
-            try:
+            with contextlib.suppress(KeyError):
                 cache.get(key, evict=True)
-            except KeyError:
-                pass
 
     # -- queries -------------------------------------------------------------------------
 

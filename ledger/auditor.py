@@ -56,9 +56,7 @@ def leaf_hash(data: bytes) -> bytes:
     return _sha256(b"\x00" + data).digest()
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 2.1.3.2: ``path`` leads from the leaf hash at ``index`` to ``root`` of ``size``."""
     if not 0 <= index < size or any(len(p) != 32 for p in path):
         return False
@@ -81,9 +79,7 @@ def verify_inclusion(
     return sn == 0 and r == root
 
 
-def verify_consistency(
-    m: int, n: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]
-) -> bool:
+def verify_consistency(m: int, n: int, old_root: bytes, new_root: bytes, path: Sequence[bytes]) -> bool:
     """RFC 9162 2.1.4.2: ``path`` shows the tree of size ``m`` is a prefix of that of size ``n``."""
     if not 0 <= m <= n or any(len(p) != 32 for p in path):
         return False
@@ -175,9 +171,7 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     k = int.from_bytes(hashlib.sha512(signature[:32] + public_key + message).digest(), "little")
     sb, rka = _mul(s, _B), _add(r, _mul(k % _L, a))
     # [S]B == R + [k]A, compared projectively (RFC 8032 allows this cofactorless check).
-    return (sb[0] * rka[2] - rka[0] * sb[2]) % _P == 0 and (
-        sb[1] * rka[2] - rka[1] * sb[2]
-    ) % _P == 0
+    return (sb[0] * rka[2] - rka[0] * sb[2]) % _P == 0 and (sb[1] * rka[2] - rka[1] * sb[2]) % _P == 0
 
 
 # --- The ledger's files ------------------------------------------------------------------------
@@ -257,9 +251,7 @@ def check_inclusion(path: str, cp: dict[str, Any]) -> str:
     if size != cp["size"]:
         raise Invalid(f"{path}: proof is for a tree of {size}, the checkpoint signs {cp['size']}")
     data = orjson.dumps(leaf, option=orjson.OPT_SORT_KEYS)  # the leaf's canonical bytes
-    if not verify_inclusion(
-        leaf_hash(data), index, size, _path(proof, path), bytes.fromhex(cp["root"])
-    ):
+    if not verify_inclusion(leaf_hash(data), index, size, _path(proof, path), bytes.fromhex(cp["root"])):
         raise Invalid(f"{path}: the inclusion proof does not lead to the checkpoint's root")
     return (
         f"stream {leaf['stream']} version {leaf['version']} (position {leaf['position']})"
@@ -314,9 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             old = check_checkpoint(args.old, public_key)
             new = check_checkpoint(args.new, public_key)
             check_consistency(args.proof, old, new)
-            verdict = (
-                f"the tree of {new['size']} leaves extends the tree of {old['size']}: append-only"
-            )
+            verdict = f"the tree of {new['size']} leaves extends the tree of {old['size']}: append-only"
     except Invalid as exc:
         print(f"INVALID: {exc}")
         return 1

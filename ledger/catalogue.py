@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ledger.errors import CatalogueError, NotAuthorised, NotInCatalogue
 from ledger.workdays import add_months
@@ -108,9 +108,7 @@ class Edition:
 
     def check_domain(self, code: str, *, field: str = "record.domain") -> None:
         if code not in self.domains:
-            raise NotInCatalogue(
-                f"domain {code!r} is not in catalogue edition {self.edition}", field=field
-            )
+            raise NotInCatalogue(f"domain {code!r} is not in catalogue edition {self.edition}", field=field)
 
     def check_may_file(self, department: str, category: str, domain: str) -> None:
         dept = self.department(department)
@@ -248,13 +246,13 @@ class _Path:
     def __init__(self, origin: str) -> None:
         self.origin = origin
 
-    def fail(self, where: str, what: str) -> Any:
+    def fail(self, where: str, what: str) -> NoReturn:
         raise CatalogueError(f"{self.origin}: {where}: {what}", field=where)
 
     def mapping(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             self.fail(where or "(root)", f"expected an object, got {type(value).__name__}")
-        return value  # type: ignore[no-any-return]  # checked just above
+        return value
 
     def get(self, obj: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
         if key not in obj:
@@ -269,7 +267,7 @@ class _Path:
         try:
             return date.fromisoformat(raw)
         except ValueError:
-            return self.fail(f"{where}.{key}", f"expected a date YYYY-MM-DD, got {raw!r}")  # type: ignore[no-any-return]
+            self.fail(f"{where}.{key}", f"expected a date YYYY-MM-DD, got {raw!r}")
 
     def one_of(self, value: Any, allowed: tuple[str, ...], where: str) -> str:
         if value not in allowed:
@@ -290,9 +288,9 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
         for code, d in p.get(e, "domains", where, dict).items()
     }
     categories: dict[str, Category] = {}
-    for code, c in p.get(e, "categories", where, dict).items():
+    for code, raw_category in p.get(e, "categories", where, dict).items():
         cw = f"{where}.categories.{code}"
-        c = p.mapping(c, cw)
+        c = p.mapping(raw_category, cw)
         kind = p.one_of(c.get("kind"), KINDS, f"{cw}.kind")
         severities = tuple(c.get("severities", ()))
         if kind == "adverse" and (not severities or any(s not in SEVERITIES for s in severities)):
@@ -310,9 +308,9 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
             list=list_name,
         )
     departments: dict[str, Department] = {}
-    for code, d in p.get(e, "departments", where, dict).items():
+    for code, raw_department in p.get(e, "departments", where, dict).items():
         dw = f"{where}.departments.{code}"
-        d = p.mapping(d, dw)
+        d = p.mapping(raw_department, dw)
         may_file = p.mapping(d.get("may_file", {}), f"{dw}.may_file")
         cats = frozenset(may_file.get("categories", []))
         doms = frozenset(may_file.get("domains", []))
@@ -332,9 +330,9 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
             may_designate=designate,
         )
     measures: list[Measure] = []
-    for i, m in enumerate(e.get("measures", [])):
+    for i, raw_measure in enumerate(e.get("measures") or []):
         mw = f"{where}.measures[{i}]"
-        m = p.mapping(m, mw)
+        m = p.mapping(raw_measure, mw)
         impl = tuple(m.get("implementing_departments", []))
         for d_code in impl:
             if d_code not in departments:
@@ -359,9 +357,9 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
             p.fail(f"{where}.publicity.{sev}", f"expected 0 <= min_months <= max_months, got {low}..{high}")
         publicity[sev] = (low, high)
     sector: dict[str, int] = {}
-    for i, o in enumerate(e.get("sector_overrides", [])):
+    for i, raw_override in enumerate(e.get("sector_overrides", [])):
         ow = f"{where}.sector_overrides[{i}]"
-        o = p.mapping(o, ow)
+        o = p.mapping(raw_override, ow)
         months = p.get(o, "min_months", ow, int)
         for d_code in p.get(o, "domains", ow, list):
             if d_code not in domains:

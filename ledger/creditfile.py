@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
-from functools import cache
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, ProgrammingError, event
@@ -59,9 +58,14 @@ def _seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
 _ENVELOPE = frozenset(("originator_id", "originator_version", "event_hash"))
 
 
-@cache
+_TOPICS: dict[type[Any], str] = {}
+
+
 def _topic(event_class: type[Any]) -> str:
-    return get_topic(event_class)
+    topic = _TOPICS.get(event_class)
+    if topic is None:
+        topic = _TOPICS[event_class] = get_topic(event_class)
+    return topic
 
 
 class CreditFile(Aggregate):
@@ -205,32 +209,50 @@ class CreditFile(Aggregate):
         key = f"{ctx.department}:{fields['record_id']}"
         self.check_new_record(key)
         self._record_filed(
-            record=key, provider=ctx.department, fields=fields, occurred_at=ctx.occurred_iso,
-            linked_from=None, timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            provider=ctx.department,
+            fields=fields,
+            occurred_at=ctx.occurred_iso,
+            linked_from=None,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
         if fields["kind"] == "adverse" and fields["severity"] == "serious":
             self._end_designations_where(lambda d: d.list == "red", "serious_adverse_record", ctx)
 
-    def file_linked_record(
-        self, source_subject: UUID, source: RecordState, ctx: Context
-    ) -> None:
+    def file_linked_record(self, source_subject: UUID, source: RecordState, ctx: Context) -> None:
         """Copy an organisation's serious record onto a responsible person's file, linked back to it."""
         if source.key in self.records:
             return  # already linked: replays of the organisation's filing change nothing
         fields = {
             name: getattr(source, name)
             for name in (
-                "record_id", "category", "kind", "domain", "severity", "title",
-                "decision_document", "decision_date", "legal_basis", "display_months", "display_from",
-                "display_until", "repairable_from", "early_end", "edition",
+                "record_id",
+                "category",
+                "kind",
+                "domain",
+                "severity",
+                "title",
+                "decision_document",
+                "decision_date",
+                "legal_basis",
+                "display_months",
+                "display_from",
+                "display_until",
+                "repairable_from",
+                "early_end",
+                "edition",
             )
         }
         fields["responsible_persons"] = []
         self._record_filed(
-            record=source.key, provider=source.provider, fields=fields,
+            record=source.key,
+            provider=source.provider,
+            fields=fields,
             occurred_at=ctx.occurred_iso,
             linked_from={"subject_key": str(source_subject), "record": source.key},
-            timestamp=ctx.at, submission=ctx.submission,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
         if source.is_serious_adverse:  # the person's own red-list entry ends as for any serious record
             self._end_designations_where(lambda d: d.list == "red", "serious_adverse_record", ctx)
@@ -240,18 +262,21 @@ class CreditFile(Aggregate):
         self.check_provider(record, ctx.department, "correct")
         self.check_active(record, "corrected")
         self._record_corrected(
-            record=key, changes=changes, reason=reason, occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            changes=changes,
+            reason=reason,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
-    def raise_objection(
-        self, key: str, objection_id: str, grounds: str, due_by: date, ctx: Context
-    ) -> None:
+    def raise_objection(self, key: str, objection_id: str, grounds: str, due_by: date, ctx: Context) -> None:
         record = self.record(key)
         self.check_active(record, "disputed")
         if record.disputed:
             raise RuleViolation(
-                f"record {key} already has an open objection ({record.open_objection and record.open_objection.objection_id})",
+                f"record {key} already has an open objection "
+                f"({record.open_objection and record.open_objection.objection_id})",
                 field="record.record_id",
                 code="objection_open",
             )
@@ -260,8 +285,13 @@ class CreditFile(Aggregate):
                 f"objection {objection_id!r} was already raised", field="objection_id", code="duplicate_id"
             )
         self._objection_raised(
-            record=key, objection_id=objection_id, grounds=grounds, due_by=due_by.isoformat(),
-            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            objection_id=objection_id,
+            grounds=grounds,
+            due_by=due_by.isoformat(),
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
     def resolve_objection(
@@ -281,19 +311,31 @@ class CreditFile(Aggregate):
         if objection is None or objection.outcome is not None:
             state = "unknown" if objection is None else f"already {objection.outcome}"
             raise UnknownRecord(
-                f"objection {objection_id!r} on record {key} is {state}; only an open objection can be resolved",
+                f"objection {objection_id!r} on record {key} is {state}; "
+                "only an open objection can be resolved",
                 field="objection_id",
             )
         self._objection_resolved(
-            record=key, objection_id=objection_id, outcome=outcome, explanation=explanation,
-            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            objection_id=objection_id,
+            outcome=outcome,
+            explanation=explanation,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
         if outcome == "upheld" and remedy == "revoke":
-            self._revoke(record, "objection upheld: " + explanation, "", ctx, designation_reason="objection_upheld")
+            self._revoke(
+                record, "objection upheld: " + explanation, "", ctx, designation_reason="objection_upheld"
+            )
         elif outcome == "upheld" and changes:
             self._record_corrected(
-                record=key, changes=changes, reason="objection upheld: " + explanation,
-                occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+                record=key,
+                changes=changes,
+                reason="objection upheld: " + explanation,
+                occurred_at=ctx.occurred_iso,
+                timestamp=ctx.at,
+                submission=ctx.submission,
             )
 
     def add_statement(self, statement_id: str, text: str, key: str | None, ctx: Context) -> None:
@@ -305,8 +347,12 @@ class CreditFile(Aggregate):
                 f"statement {statement_id!r} is already on file", field="statement_id", code="duplicate_id"
             )
         self._statement_added(
-            statement_id=statement_id, record=key, text=text, occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at, submission=ctx.submission,
+            statement_id=statement_id,
+            record=key,
+            text=text,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
     def request_repair(self, key: str, application_id: str, measures_taken: str, ctx: Context) -> None:
@@ -326,13 +372,15 @@ class CreditFile(Aggregate):
                 code="duplicate_id",
             )
         self._repair_requested(
-            record=key, application_id=application_id, measures_taken=measures_taken,
-            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            application_id=application_id,
+            measures_taken=measures_taken,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
-    def decide_repair(
-        self, key: str, application_id: str, decision: str, reason: str, ctx: Context
-    ) -> None:
+    def decide_repair(self, key: str, application_id: str, decision: str, reason: str, ctx: Context) -> None:
         record = self.record(key)
         self.check_provider(record, ctx.department, "decide a repair of")
         application = record.repairs.get(application_id)
@@ -344,19 +392,29 @@ class CreditFile(Aggregate):
             )
         if decision == "refused":
             self._repair_refused(
-                record=key, application_id=application_id, reason=reason,
-                occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+                record=key,
+                application_id=application_id,
+                reason=reason,
+                occurred_at=ctx.occurred_iso,
+                timestamp=ctx.at,
+                submission=ctx.submission,
             )
             return
         self.check_repair_allowed(record, ctx)
         self._repair_granted(
-            record=key, application_id=application_id, reason=reason,
-            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            application_id=application_id,
+            reason=reason,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
         self._end_designations_where(lambda d: key in d.records, "repaired", ctx)
 
     def expire_record(self, key: str, ctx: Context) -> None:
-        """End a record whose display period is over (the platform's scheduler or the provider); never early."""
+        """End a record whose display period is over (the platform's scheduler or the provider).
+
+        Never early: the command's own time must be on or after the last display day."""
         record = self.record(key)
         self.check_active(record, "expired")
         until = record.display_until
@@ -368,8 +426,11 @@ class CreditFile(Aggregate):
                 code="not_due",
             )
         self._record_expired(
-            record=key, display_until=until, occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            display_until=until,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
     def revoke_record(self, key: str, reason: str, document: str, ctx: Context, *, by_court: bool) -> None:
@@ -386,8 +447,12 @@ class CreditFile(Aggregate):
         if record is None or record.linked_from is None or not record.is_active:
             return
         self._linked_record_closed(
-            record=key, status=status, cause=cause, occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at, submission=ctx.submission,
+            record=key,
+            status=status,
+            cause=cause,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
     def designate(self, fields: dict[str, Any], ctx: Context) -> None:
@@ -406,8 +471,12 @@ class CreditFile(Aggregate):
         if fields["list"] == "red":
             self.check_red_list_eligible()
         self._designation_made(
-            designation_id=designation_id, department=ctx.department, fields=fields,
-            occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+            designation_id=designation_id,
+            department=ctx.department,
+            fields=fields,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
     def check_red_list_eligible(self) -> None:
@@ -439,8 +508,11 @@ class CreditFile(Aggregate):
                 code="not_due",
             )
         self._designation_ended(
-            designation_id=designation_id, reason=reason, occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at, submission=ctx.submission,
+            designation_id=designation_id,
+            reason=reason,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
 
     # -- shared steps ---------------------------------------------------------------------
@@ -449,8 +521,12 @@ class CreditFile(Aggregate):
         self, record: RecordState, reason: str, document: str, ctx: Context, *, designation_reason: str
     ) -> None:
         self._record_revoked(
-            record=record.key, reason=reason, document=document, occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at, submission=ctx.submission,
+            record=record.key,
+            reason=reason,
+            document=document,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
         )
         self._end_designations_where(lambda d: record.key in d.records, designation_reason, ctx)
 
@@ -458,34 +534,57 @@ class CreditFile(Aggregate):
         for designation in list(self.designations.values()):
             if designation.active and matches(designation):
                 self._designation_ended(
-                    designation_id=designation.designation_id, reason=reason,
-                    occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission,
+                    designation_id=designation.designation_id,
+                    reason=reason,
+                    occurred_at=ctx.occurred_iso,
+                    timestamp=ctx.at,
+                    submission=ctx.submission,
                 )
 
     # -- events: each applies what happened, and nothing else --------------------------------
 
     @event("RecordFiled")
     def _record_filed(
-        self, record: str, provider: str, fields: dict[str, Any], occurred_at: str,
-        linked_from: dict[str, str] | None, timestamp: datetime, submission: str,
+        self,
+        record: str,
+        provider: str,
+        fields: dict[str, Any],
+        occurred_at: str,
+        linked_from: dict[str, str] | None,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         self.records[record] = RecordState(
-            key=record, provider=provider, filed_at=occurred_at, linked_from=linked_from,
+            key=record,
+            provider=provider,
+            filed_at=occurred_at,
+            linked_from=linked_from,
             responsible_persons=list(fields.get("responsible_persons", [])),
             **{k: v for k, v in fields.items() if k != "responsible_persons"},
         )
 
     @event("RecordCorrected")
     def _record_corrected(
-        self, record: str, changes: dict[str, Any], reason: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        changes: dict[str, Any],
+        reason: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         self.records[record].apply_changes(changes)
 
     @event("ObjectionRaised")
     def _objection_raised(
-        self, record: str, objection_id: str, grounds: str, due_by: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        objection_id: str,
+        grounds: str,
+        due_by: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         self.records[record].objections[objection_id] = Objection(
             objection_id, grounds, raised_on=occurred_at, due_by=due_by
@@ -493,30 +592,51 @@ class CreditFile(Aggregate):
 
     @event("ObjectionResolved")
     def _objection_resolved(
-        self, record: str, objection_id: str, outcome: str, explanation: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        objection_id: str,
+        outcome: str,
+        explanation: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         objections = self.records[record].objections
         objections[objection_id] = replace(objections[objection_id], outcome=outcome)
 
     @event("StatementAdded")
     def _statement_added(
-        self, statement_id: str, record: str | None, text: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        statement_id: str,
+        record: str | None,
+        text: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         self.statements[statement_id] = {"record": record, "text": text, "added_at": occurred_at}
 
     @event("RepairRequested")
     def _repair_requested(
-        self, record: str, application_id: str, measures_taken: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        application_id: str,
+        measures_taken: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         self.records[record].repairs[application_id] = RepairApplication(application_id, measures_taken)
 
     @event("RepairGranted")
     def _repair_granted(
-        self, record: str, application_id: str, reason: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        application_id: str,
+        reason: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         state = self.records[record]
         state.repairs[application_id].decision = "granted"
@@ -525,8 +645,13 @@ class CreditFile(Aggregate):
 
     @event("RepairRefused")
     def _repair_refused(
-        self, record: str, application_id: str, reason: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        application_id: str,
+        reason: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         application = self.records[record].repairs[application_id]
         application.decision, application.reason = "refused", reason
@@ -540,8 +665,13 @@ class CreditFile(Aggregate):
 
     @event("RecordRevoked")
     def _record_revoked(
-        self, record: str, reason: str, document: str, occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        record: str,
+        reason: str,
+        document: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
         state = self.records[record]
         state.status, state.ended_reason = REVOKED, reason
@@ -555,12 +685,15 @@ class CreditFile(Aggregate):
 
     @event("DesignationMade")
     def _designation_made(
-        self, designation_id: str, department: str, fields: dict[str, Any], occurred_at: str,
-        timestamp: datetime, submission: str,
+        self,
+        designation_id: str,
+        department: str,
+        fields: dict[str, Any],
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
     ) -> None:
-        self.designations[designation_id] = Designation(
-            department=department, made_at=occurred_at, **fields
-        )
+        self.designations[designation_id] = Designation(department=department, made_at=occurred_at, **fields)
 
     @event("DesignationEnded")
     def _designation_ended(
@@ -573,10 +706,3 @@ class CreditFile(Aggregate):
 
     def active_records(self) -> list[RecordState]:
         return [r for r in self.records.values() if r.status == ACTIVE]
-
-
-def as_credit_file(aggregate: object) -> CreditFile:
-    if not isinstance(aggregate, CreditFile):
-        msg = f"expected a CreditFile, got {type(aggregate).__name__}"
-        raise TypeError(msg)
-    return cast(CreditFile, aggregate)

@@ -145,12 +145,14 @@ def _file_record(
     if category.kind == "adverse":
         if severity is None:
             raise NotInCatalogue(
-                f"an adverse record ({category.code}) needs a severity: one of {', '.join(category.severities)}",
+                f"an adverse record ({category.code}) needs a severity: "
+                f"one of {', '.join(category.severities)}",
                 field="record.severity",
             )
         if severity not in category.severities:
             raise NotInCatalogue(
-                f"category {category.code!r} may carry severities {', '.join(category.severities)}, got {severity!r}",
+                f"category {category.code!r} may carry severities "
+                f"{', '.join(category.severities)}, got {severity!r}",
                 field="record.severity",
             )
     elif severity is not None:
@@ -222,7 +224,8 @@ def _resolve_changes(changes: dict[str, Any], record: RecordState, edition: Edit
     severity = changes.get("severity", record.severity)
     if category.kind == "adverse" and severity not in category.severities:
         raise NotInCatalogue(
-            f"category {category.code!r} may carry severities {', '.join(category.severities)}, got {severity!r}",
+            f"category {category.code!r} may carry severities "
+            f"{', '.join(category.severities)}, got {severity!r}",
             field="changes.severity",
         )
     if category.kind != "adverse" and "severity" in changes:

@@ -68,7 +68,9 @@ class StoredEventView:
 def _check(ev: StoredEventView, expected_version: int, expected_prev: str) -> ChainBreak | str:
     """The event's own hash if it verifies as the next link, else the break."""
     if ev.version != expected_version:
-        return ChainBreak(ev.stream_id, expected_version, f"missing: version {ev.version} follows {expected_version - 1}")
+        return ChainBreak(
+            ev.stream_id, expected_version, f"missing: version {ev.version} follows {expected_version - 1}"
+        )
     if ev.state is None:
         return ChainBreak(ev.stream_id, ev.version, f"stored state cannot be decoded: {ev.decode_error}")
     stored_hash = ev.state.get(HASH_FIELD)
@@ -77,7 +79,8 @@ def _check(ev: StoredEventView, expected_version: int, expected_prev: str) -> Ch
         return ChainBreak(
             ev.stream_id,
             ev.version,
-            f"content altered: stored hash {str(stored_hash)[:12]}..., content hashes to {recomputed[:12]}...",
+            f"content altered: stored hash {str(stored_hash)[:12]}..., "
+            f"content hashes to {recomputed[:12]}...",
         )
     if ev.state.get("prev_hash") != expected_prev:
         return ChainBreak(ev.stream_id, ev.version, "prev_hash does not match the previous event's hash")
@@ -112,7 +115,7 @@ def event_id(stream_id: UUID | str, version: int) -> str:
     It is the RFC 9562 name-based (version 5) UUID of ``"{stream}:{version}"``, formatted here
     directly because ``uuid.uuid5`` plus ``str`` costs more than the hash on the hot path.
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{stream_id}:{version}".encode()).digest()[:16])  # noqa: S324 - RFC 9562 v5 is defined on SHA-1
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{stream_id}:{version}".encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()

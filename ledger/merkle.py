@@ -203,9 +203,7 @@ class MerkleLog:
             raise IndexError(msg)
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> bool:
+def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 2.1.3.2: does ``proof`` show the leaf at ``index`` is in the tree with ``root``?"""
     if not 0 <= index < size or any(len(p) != HASH_SIZE for p in proof):
         return False

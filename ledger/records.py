@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -106,7 +107,7 @@ class Designation:
     document_number: str
     valid_from: str
     valid_until: str
-    records: list[str]
+    records: builtins.list[str]  # "list" is also a field name here (black or red)
     made_at: str
     active: bool = True
     ended_reason: str = ""

@@ -38,9 +38,7 @@ _PERSON_CHECK_TABLE = "10X98765432"
 ORGANISATION_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _ORGANISATION_VALUES = {ch: value for value, ch in enumerate(ORGANISATION_ALPHABET)}
 _ORGANISATION_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_ALPHABET_DESCRIPTION = (
-    "the unified social credit code alphabet (0-9 and A-Y without I, O, Z, S, V)"
-)
+_ALPHABET_DESCRIPTION = "the unified social credit code alphabet (0-9 and A-Y without I, O, Z, S, V)"
 
 # Province-level administrative division codes of GB/T 2260 (the first two digits of the
 # six-digit address code): 11-15 North, 21-23 North-east, 31-37 East, 41-46 Central-south,
@@ -134,8 +132,7 @@ def organisation_check_character(first17: str) -> str:
             "organisation_check_character needs exactly 17 characters of " + _ALPHABET_DESCRIPTION
         )
     total = sum(
-        _ORGANISATION_VALUES[ch] * weight
-        for ch, weight in zip(first17, _ORGANISATION_WEIGHTS, strict=True)
+        _ORGANISATION_VALUES[ch] * weight for ch, weight in zip(first17, _ORGANISATION_WEIGHTS, strict=True)
     )
     return ORGANISATION_ALPHABET[(31 - total % 31) % 31]
 
@@ -229,9 +226,7 @@ def _birth_date(code: str) -> date | None:
 def _parse_person(code: str, today: date, allow_override: bool, field: str) -> SubjectCode:
     for position, ch in enumerate(code[:17], start=1):
         if ch not in _DIGITS:
-            raise InvalidSubjectCode(
-                f"position {position} should be a digit, got {ch!r}", field=field
-            )
+            raise InvalidSubjectCode(f"position {position} should be a digit, got {ch!r}", field=field)
     if code[17] not in _DIGITS and code[17] != "X":
         raise InvalidSubjectCode(
             f"check character (position 18) should be a digit or X, got {code[17]!r}",
@@ -268,9 +263,7 @@ def _parse_organisation(code: str, allow_override: bool, field: str) -> SubjectC
     return _checked(SubjectKind.ORGANISATION, code, expected, allow_override, field)
 
 
-def _checked(
-    kind: SubjectKind, code: str, expected: str, allow_override: bool, field: str
-) -> SubjectCode:
+def _checked(kind: SubjectKind, code: str, expected: str, allow_override: bool, field: str) -> SubjectCode:
     if code[17] == expected:
         return SubjectCode(kind, code)
     if allow_override:

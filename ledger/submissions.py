@@ -158,7 +158,9 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
         persons = tuple(
             c.ResponsiblePerson(
                 subject=_parse_code(
-                    p["id"], today=local_date(now), kind=SubjectKind.PERSON,
+                    p["id"],
+                    today=local_date(now),
+                    kind=SubjectKind.PERSON,
                     field=f"record.responsible_persons[{i}].id",
                 ),
                 name=p["name"],

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,16 @@ class StreamSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WorkerParts:
+    """What the HTTP views need from the worker they run in."""
+
+    ledger: CreditLedger
+    intake: Intake
+    executor: ThreadPoolExecutor
+    submissions: Any  # the Faust topic of credit.submissions
+
+
 def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
     """One worker's app. Every worker joins one consumer group; partitions spread subjects across them."""
     app = faust.App(
@@ -68,17 +76,19 @@ def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     submissions = app.topic(topics.SUBMISSIONS, key_type=bytes, value_type=bytes)
     intake = Intake(
-        ledger, executor, bootstrap=settings.bootstrap, batch_size=settings.batch_size,
-        session_timeout=settings.session_timeout, heartbeat_interval=settings.heartbeat_interval,
+        ledger,
+        executor,
+        bootstrap=settings.bootstrap,
+        batch_size=settings.batch_size,
+        session_timeout=settings.session_timeout,
+        heartbeat_interval=settings.heartbeat_interval,
     )
-    app.service(intake)
+    app.service(intake)  # type: ignore[arg-type]  # faust also takes an instance (App._prepare_subservice)
 
-    app.credit = {"ledger": ledger, "intake": intake, "executor": executor,
-                  "submissions": submissions, "settings": settings}  # type: ignore[attr-defined]
     if settings.http_enabled:
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP
 
-        register_views(app)
+        register_views(app, WorkerParts(ledger, intake, executor, submissions))
     return app
 
 

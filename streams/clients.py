@@ -40,7 +40,9 @@ def prepare(line: bytes, department: str | None, number: int) -> tuple[bytes, by
     if department is not None:
         declared = submission.setdefault("department", department)
         if declared != department:
-            raise LocalRefusal(f"line {number}: department is {declared!r}, but this publisher is {department!r}")
+            raise LocalRefusal(
+                f"line {number}: department is {declared!r}, but this publisher is {department!r}"
+            )
         line = orjson.dumps(submission)
     return submission_key(submission), line
 
@@ -57,7 +59,11 @@ def publish(
     """Send every line with acks=all and wait for every acknowledgement."""
     report = PublishReport()
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, retries=5, max_in_flight_requests_per_connection=1
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=10,
+        retries=5,
+        max_in_flight_requests_per_connection=1,
     )
     futures = []
     try:
@@ -79,7 +85,9 @@ def publish(
     return report
 
 
-def _settle(futures: list[Any], report: PublishReport, on_progress: Callable[[PublishReport], None] | None) -> None:
+def _settle(
+    futures: list[Any], report: PublishReport, on_progress: Callable[[PublishReport], None] | None
+) -> None:
     for future in futures:
         try:
             future.get(timeout=30)

@@ -10,6 +10,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from streams import topics
+from streams.app import WorkerParts
 from streams.messages import original_fields, submission_key
 from streams.openapi import openapi_document
 
@@ -36,10 +37,9 @@ class _Undecodable:
         self.raw = raw
 
 
-def register_views(app: faust.App) -> None:
-    credit = app.credit  # type: ignore[attr-defined]
-    ledger = credit["ledger"]
-    submissions_topic = credit["submissions"]
+def register_views(app: faust.App, parts: WorkerParts) -> None:
+    ledger = parts.ledger
+    submissions_topic = parts.submissions
 
     @app.page("/v1/submissions")
     class Submissions(View):
@@ -50,10 +50,16 @@ def register_views(app: faust.App) -> None:
             try:
                 items = _parse_body(body, request.headers.get("Content-Type", ""))
             except orjson.JSONDecodeError as exc:
-                return self.json(_problem("undecodable", "", f"the body is not valid JSON: {exc}"), status=400)
+                return self.json(
+                    _problem("undecodable", "", f"the body is not valid JSON: {exc}"), status=400
+                )
             if len(items) > MAX_BATCH:
                 return self.json(
-                    _problem("batch_too_large", "", f"at most {MAX_BATCH} submissions per request, got {len(items)}"),
+                    _problem(
+                        "batch_too_large",
+                        "",
+                        f"at most {MAX_BATCH} submissions per request, got {len(items)}",
+                    ),
                     status=413,
                 )
             receipts: list[dict[str, Any]] = []
@@ -61,16 +67,27 @@ def register_views(app: faust.App) -> None:
             for index, item in enumerate(items):
                 if not isinstance(item, dict):
                     raw = item.raw if isinstance(item, _Undecodable) else orjson.dumps(item)
-                    receipts.append({
-                        "index": index, "status": "rejected",
-                        "reason": {"code": "undecodable", "field": "", "message": "each submission must be a JSON object"},
-                        **original_fields(raw),
-                    })
+                    receipts.append(
+                        {
+                            "index": index,
+                            "status": "rejected",
+                            "reason": {
+                                "code": "undecodable",
+                                "field": "",
+                                "message": "each submission must be a JSON object",
+                            },
+                            **original_fields(raw),
+                        }
+                    )
                     continue
                 value = orjson.dumps(item)
                 future = await submissions_topic.send(key=submission_key(item), value=value)
-                receipt = {"index": index, "status": "queued", "submission_id": item.get("submission_id"),
-                           "department": item.get("department")}
+                receipt = {
+                    "index": index,
+                    "status": "queued",
+                    "submission_id": item.get("submission_id"),
+                    "department": item.get("department"),
+                }
                 receipts.append(receipt)
                 pending.append((receipt, future))
             for receipt, future in pending:
@@ -78,8 +95,12 @@ def register_views(app: faust.App) -> None:
                 receipt["partition"], receipt["offset"] = metadata.partition, metadata.offset
             queued = sum(1 for r in receipts if r["status"] == "queued")
             return self.json(
-                {"queued": queued, "rejected": len(receipts) - queued, "receipts": receipts,
-                 "outcomes": "/v1/outcomes?department=..."},
+                {
+                    "queued": queued,
+                    "rejected": len(receipts) - queued,
+                    "receipts": receipts,
+                    "outcomes": "/v1/outcomes?department=...",
+                },
                 status=202,
             )
 
@@ -93,11 +114,13 @@ def register_views(app: faust.App) -> None:
                 after = int(query.get("after", "0"))
                 limit = min(int(query.get("limit", "1000")), 10_000)
             except ValueError:
-                return self.json(_problem("invalid_query", "after", "after and limit must be integers"), status=400)
+                return self.json(
+                    _problem("invalid_query", "after", "after and limit must be integers"), status=400
+                )
             department = query.get("department") or None
             loop = asyncio.get_running_loop()
             rows = await loop.run_in_executor(
-                credit["executor"], lambda: ledger.receipts_after(after, department=department, limit=limit)
+                parts.executor, lambda: ledger.receipts_after(after, department=department, limit=limit)
             )
             from streams.messages import outcome_message  # noqa: PLC0415
 
@@ -107,19 +130,26 @@ def register_views(app: faust.App) -> None:
     @app.page("/v1/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            stats = credit["intake"].stats
+            stats = parts.intake.stats
             ledger_position, outcome_position = await asyncio.get_running_loop().run_in_executor(
-                credit["executor"],
-                lambda: (ledger.recorder.relay_position("credit.ledger"),
-                         ledger.recorder.relay_position("credit.outcomes")),
+                parts.executor,
+                lambda: (
+                    ledger.register.relay_position("credit.ledger"),
+                    ledger.register.relay_position("credit.outcomes"),
+                ),
             )
-            return self.json({
-                "status": "ok",
-                "intake": {"batches": stats.batches, "submissions": stats.submissions,
-                           "applying_seconds": round(stats.applying_seconds, 3)},
-                "relayed_up_to": {"credit.ledger": ledger_position, "credit.outcomes": outcome_position},
-                "topics": list(topics.ALL_TOPICS),
-            })
+            return self.json(
+                {
+                    "status": "ok",
+                    "intake": {
+                        "batches": stats.batches,
+                        "submissions": stats.submissions,
+                        "applying_seconds": round(stats.applying_seconds, 3),
+                    },
+                    "relayed_up_to": {"credit.ledger": ledger_position, "credit.outcomes": outcome_position},
+                    "topics": list(topics.ALL_TOPICS),
+                }
+            )
 
     @app.page("/v1/openapi.json")
     class OpenAPI(View):

@@ -126,7 +126,9 @@ class Intake(Service):
             if not messages:
                 continue
             began = time.perf_counter()
-            await apply_batch(self.ledger, self.executor, [m.value for m in messages], [source_of(m) for m in messages])
+            await apply_batch(
+                self.ledger, self.executor, [m.value for m in messages], [source_of(m) for m in messages]
+            )
             self.stats.applying_seconds += time.perf_counter() - began
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in fetched.items() if records})
             self.stats.batches += 1

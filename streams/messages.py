@@ -43,7 +43,7 @@ def ledger_message(
     subject_key = str(stream_id)
     submission = state.get("submission") or ""
     department, _, submission_id = submission.partition("/")
-    timestamp = state.get("timestamp")
+    timestamp: Any = state.get("timestamp")
     if isinstance(timestamp, dict):  # the transcoder's tagged form {"_type_": ..., "_data_": iso}
         timestamp = timestamp.get("_data_")
     value = {

@@ -11,7 +11,11 @@ from ledger.submissions import submission_schema
 def openapi_document() -> dict[str, Any]:
     reason = {
         "type": "object",
-        "properties": {"code": {"type": "string"}, "field": {"type": "string"}, "message": {"type": "string"}},
+        "properties": {
+            "code": {"type": "string"},
+            "field": {"type": "string"},
+            "message": {"type": "string"},
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -29,15 +33,26 @@ def openapi_document() -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"oneOf": [{"$ref": "#/components/schemas/Submission"},
-                                                     {"type": "array", "items": {"$ref": "#/components/schemas/Submission"}}]}
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Submission"},
+                                        {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Submission"},
+                                        },
+                                    ]
+                                }
                             },
                             "application/x-ndjson": {"schema": {"type": "string"}},
                         },
                     },
                     "responses": {
-                        "202": {"description": "Queued; read outcomes from /v1/outcomes or credit.outcomes",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipts"}}}},
+                        "202": {
+                            "description": "Queued; read outcomes from /v1/outcomes or credit.outcomes",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Receipts"}}
+                            },
+                        },
                         "400": {"description": "The body is not JSON"},
                         "413": {"description": "Too many submissions in one request"},
                     },
@@ -49,14 +64,28 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [
                         {"name": "department", "in": "query", "schema": {"type": "string"}},
                         {"name": "after", "in": "query", "schema": {"type": "integer", "default": 0}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 1000, "maximum": 10000}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "default": 1000, "maximum": 10000},
+                        },
                     ],
-                    "responses": {"200": {"description": "Outcomes in register order",
-                                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Outcomes"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "Outcomes in register order",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Outcomes"}}
+                            },
+                        }
+                    },
                 }
             },
-            "/v1/health": {"get": {"summary": "Liveness and relay progress", "responses": {"200": {"description": "OK"}}}},
-            "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}},
+            "/v1/health": {
+                "get": {"summary": "Liveness and relay progress", "responses": {"200": {"description": "OK"}}}
+            },
+            "/v1/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}
+            },
         },
         "components": {
             "schemas": {
@@ -86,8 +115,10 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Outcomes": {
                     "type": "object",
-                    "properties": {"outcomes": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
-                                   "next": {"type": "integer"}},
+                    "properties": {
+                        "outcomes": {"type": "array", "items": {"$ref": "#/components/schemas/Outcome"}},
+                        "next": {"type": "integer"},
+                    },
                 },
             }
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -42,11 +43,11 @@ class Relay:
 
     async def _position(self, cursor: str) -> int:
         if cursor not in self._positions:
-            self._positions[cursor] = await self._db(self.ledger.recorder.relay_position, cursor)
+            self._positions[cursor] = await self._db(self.ledger.register.relay_position, cursor)
         return self._positions[cursor]
 
     async def _save(self, cursor: str, position: int) -> None:
-        await self._db(self.ledger.recorder.save_relay_position, cursor, position)
+        await self._db(self.ledger.register.save_relay_position, cursor, position)
         self._positions[cursor] = position
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -70,7 +71,9 @@ class Relay:
         for n in notifications:
             # orjson's plain view of the stored state: the one tagged value in an event's state is
             # its timestamp, which ledger_message unwraps; nothing is upcast or re-interpreted.
-            key, value = ledger_message(n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state))
+            key, value = ledger_message(
+                n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state)
+            )
             acks.append(await self.send(topics.LEDGER, key, value))
         await asyncio.gather(*acks)
         await self._save(LEDGER_CURSOR, notifications[-1].id)
@@ -94,7 +97,6 @@ class Relay:
         return len(receipts)
 
 
-
 RELAY_GROUP = "credit-ledger.relay"
 
 
@@ -116,7 +118,9 @@ async def run_relay_process(
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: PLC0415
 
     lease = TopicPartition(topics.SUBMISSIONS, 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
+    )
     consumer = AIOKafkaConsumer(
         topics.SUBMISSIONS,
         bootstrap_servers=bootstrap,
@@ -139,10 +143,8 @@ async def run_relay_process(
             await consumer.getmany(timeout_ms=0)  # keeps this member alive in the group
             sent = await relay.run_once() if lease in consumer.assignment() else 0
             if not sent:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
-                except TimeoutError:
-                    pass
     finally:
         await consumer.stop()
         await producer.stop()

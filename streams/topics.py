@@ -19,9 +19,7 @@ QUERY_AUDIT = "credit.query-audit"
 DIGESTS = "credit.digests"
 OUTCOMES = "credit.outcomes"
 
-ALL_TOPICS: tuple[str, ...] = (
-    SUBMISSIONS, REJECTIONS, OUTCOMES, LEDGER, LIST_CHANGES, QUERY_AUDIT, DIGESTS
-)
+ALL_TOPICS: tuple[str, ...] = (SUBMISSIONS, REJECTIONS, OUTCOMES, LEDGER, LIST_CHANGES, QUERY_AUDIT, DIGESTS)
 """Every topic of the contract, in the order data flows through them."""
 
 DEFAULT_PARTITIONS = 6
@@ -68,9 +66,7 @@ class TopicSpec:
     replication_factor: int = 1
 
 
-def topic_specs(
-    partitions: int = DEFAULT_PARTITIONS, replication_factor: int = 1
-) -> list[TopicSpec]:
+def topic_specs(partitions: int = DEFAULT_PARTITIONS, replication_factor: int = 1) -> list[TopicSpec]:
     """The seven topics, all with ``partitions`` partitions, keyed by subject.
 
     ``credit.ledger``, ``credit.list-changes``, ``credit.query-audit`` and
@@ -192,9 +188,7 @@ def ensure_topics(
     return created
 
 
-def describe_partitions(
-    bootstrap: str, names: Iterable[str], timeout: float = 10.0
-) -> dict[str, int]:
+def describe_partitions(bootstrap: str, names: Iterable[str], timeout: float = 10.0) -> dict[str, int]:
     """Partition count of each named topic that exists (missing topics are left out)."""
     admin = _admin_client(bootstrap, timeout)
     try:
@@ -243,9 +237,7 @@ def _remaining_ms(deadline: float) -> int:
     return max(100, int((deadline - time.monotonic()) * 1000))
 
 
-def _wait_for_partitions(
-    admin: Any, specs: Sequence[TopicSpec], deadline: float, timeout: float
-) -> None:
+def _wait_for_partitions(admin: Any, specs: Sequence[TopicSpec], deadline: float, timeout: float) -> None:
     """Poll the metadata until every topic is there with every partition led by a broker."""
     names = [spec.name for spec in specs]
     expected = {spec.name: spec.partitions for spec in specs}

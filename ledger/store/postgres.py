@@ -38,9 +38,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     visible in position order and a reader tailing :meth:`receipts_after` never skips one.
     """
 
-    def __init__(
-        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
-    ) -> None:
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         if datastore.enable_db_functions:
             # That path inserts events with one function call and never calls _insert_events,
             # so receipts would silently not be written.
@@ -71,20 +69,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         positions = Identifier("relay_positions")
         self.sql_create_statements.append(
             SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{table} (name text PRIMARY KEY, position bigint NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} "
+                "(name text PRIMARY KEY, position bigint NOT NULL)"
             ).format(schema=schema, table=positions)
         )
-        self.select_position_statement = SQL(
-            "SELECT position FROM {schema}.{table} WHERE name = %s"
-        ).format(schema=schema, table=positions)
+        self.select_position_statement = SQL("SELECT position FROM {schema}.{table} WHERE name = %s").format(
+            schema=schema, table=positions
+        )
         self.save_position_statement = SQL(
             "INSERT INTO {schema}.{table} (name, position) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
         ).format(schema=schema, table=positions)
         self.sql_create_statements.append(
-            SQL(
-                "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (department, position)"
-            ).format(
+            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (department, position)").format(
                 index=Identifier(f"{RECEIPTS_TABLE}_department_idx"), schema=schema, table=table
             )
         )
@@ -187,9 +184,7 @@ def construct(factory: InfrastructureFactory[Any]) -> PostgresLedgerRecorder:
         )
         raise TypeError(msg)
     prefix = factory.env.name.lower() or "stored"
-    recorder = PostgresLedgerRecorder(
-        datastore=factory.datastore, events_table_name=prefix + "_events"
-    )
+    recorder = PostgresLedgerRecorder(datastore=factory.datastore, events_table_name=prefix + "_events")
     if factory.env_create_table():
         recorder.create_table()
     return recorder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,7 +43,7 @@ def _default(value: Any) -> Any:
     raise TypeError(msg)
 
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[str], Any]] = {
     "uuid_hex": UUID,
     "datetime_iso": datetime.fromisoformat,
     "decimal_str": Decimal,

@@ -118,9 +118,7 @@ def _run(argv: list[str], what: str) -> None:
         raise RuntimeError(msg)
 
 
-def _start(
-    bindir: Path, data: Path, sockets: Path, log: Path
-) -> tuple[subprocess.Popen[bytes], int]:
+def _start(bindir: Path, data: Path, sockets: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     """Run the server as our child (so we reap it) on a free port; retry if the port was taken."""
     for _attempt in range(3):
         port = _free_port()
@@ -237,9 +235,7 @@ def running_postgres(
                 )
             )
             conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(dbname), sql.Identifier(user)
-                )
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(user))
             )
         yield PgServer("127.0.0.1", port, user, password, dbname, str(sockets))
     finally:

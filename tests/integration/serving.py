@@ -67,7 +67,9 @@ class Served:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"serve did not stop within {timeout}s of SIGTERM. {self.describe()}") from None
+            raise AssertionError(
+                f"serve did not stop within {timeout}s of SIGTERM. {self.describe()}"
+            ) from None
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:
@@ -86,7 +88,9 @@ def records(bootstrap: str, topic: str, *, idle: float = 0.5) -> list[dict[str, 
     return [orjson.loads(r.value) for r in read_topic(bootstrap, topic, idle=idle)]
 
 
-def outcomes_until(bootstrap: str, count: int, timeout: float = 40.0, describe: Callable[[], str] = lambda: "") -> list[dict[str, Any]]:
+def outcomes_until(
+    bootstrap: str, count: int, timeout: float = 40.0, describe: Callable[[], str] = lambda: ""
+) -> list[dict[str, Any]]:
     """The outcomes on credit.outcomes once there are at least ``count`` of them."""
     found: list[dict[str, Any]] = []
 

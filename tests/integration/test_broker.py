@@ -149,9 +149,7 @@ def test_messages_with_the_same_key_land_in_one_partition_in_order(
         for key in keys
     ]
     producer.flush(timeout=5)
-    partition_of = {
-        key: {f.get(timeout=5).partition for k, _, f in futures if k == key} for key in keys
-    }
+    partition_of = {key: {f.get(timeout=5).partition for k, _, f in futures if k == key} for key in keys}
     assert all(len(partitions) == 1 for partitions in partition_of.values()), partition_of
     # Faust (aiokafka) hashes keys exactly like kafka-python: both clients agree on a subject.
     for key, (partition,) in partition_of.items():

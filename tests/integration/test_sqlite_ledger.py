@@ -59,7 +59,9 @@ def test_altering_one_byte_of_one_stored_event_is_reported_with_its_subject_and_
     assert ledger.verify(key=UUID(stream)) == [brk]
 
 
-def test_a_stored_event_that_no_longer_decodes_is_reported_not_raised(catalogue: Catalogue, tmp_path: Path) -> None:
+def test_a_stored_event_that_no_longer_decodes_is_reported_not_raised(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
     path = tmp_path / "ledger.sqlite"
     ledger = open_ledger(catalogue, path)
     ledger.submit(SubmissionGenerator(catalogue.latest, subjects=5, seed=9).take(30))

@@ -64,7 +64,8 @@ def test_submissions_flow_into_the_ledger_and_out_to_kafka_each_with_one_outcome
         assert by_id["TAX-BAD-CODE"]["reason"]["code"] == "invalid_subject_code"
         assert by_id["VF-1"]["reason"]["code"] == "not_authorised"
         assert by_id["TAX-NOPE"]["reason"] == {
-            "code": "unknown_record", "field": "record.record_id",
+            "code": "unknown_record",
+            "field": "record.record_id",
             "message": "record 'tax_bureau:NOPE' is not on this subject's file",
         }
         assert by_id["TAX-MISSING"]["reason"]["code"] == "missing_field"
@@ -83,7 +84,8 @@ def test_submissions_flow_into_the_ledger_and_out_to_kafka_each_with_one_outcome
         accepted_events = [e for s in good for e in by_id[s["submission_id"]]["events"]]
         ledger = wait_for(
             lambda: (m := records(fresh_broker, topics.LEDGER)) and len(m) >= len(accepted_events) and m,
-            20, served.describe,
+            20,
+            served.describe,
         )
         assert sorted(m["event_id"] for m in ledger) == sorted(accepted_events)
         per_subject: dict[str, list[int]] = {}
@@ -128,13 +130,21 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(fresh_broker: str,
 def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts(tmp_path: Path) -> None:
     served = Served(tmp_path / "data").start()  # no bootstrap: serve starts its own embedded broker
     try:
-        publish(served.bootstrap, lines(example("file_record"), example("file_record_organisation")), topics.SUBMISSIONS)
-        before = wait_for(lambda: len(m := records(served.bootstrap, topics.LEDGER)) >= 6 and m, 30, served.describe)
+        publish(
+            served.bootstrap,
+            lines(example("file_record"), example("file_record_organisation")),
+            topics.SUBMISSIONS,
+        )
+        before = wait_for(
+            lambda: len(m := records(served.bootstrap, topics.LEDGER)) >= 6 and m, 30, served.describe
+        )
     finally:
         served.kill()  # the embedded broker dies with it, and its topics with it
     again = Served(tmp_path / "data").start()
     try:
-        after = wait_for(lambda: len(m := records(again.bootstrap, topics.LEDGER)) >= 6 and m, 30, again.describe)
+        after = wait_for(
+            lambda: len(m := records(again.bootstrap, topics.LEDGER)) >= 6 and m, 30, again.describe
+        )
         assert [m["event_id"] for m in sorted(after, key=lambda m: m["position"])] == [
             m["event_id"] for m in sorted(before, key=lambda m: m["position"])
         ]

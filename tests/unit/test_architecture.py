@@ -22,7 +22,8 @@ def imported_roots(path: Path) -> set[str]:
 
 def test_the_ledger_imports_no_kafka_or_faust() -> None:
     offenders = {
-        str(p.relative_to(ROOT)): sorted(imported_roots(p) & FORBIDDEN) for p in (ROOT / "ledger").rglob("*.py")
+        str(p.relative_to(ROOT)): sorted(imported_roots(p) & FORBIDDEN)
+        for p in (ROOT / "ledger").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 

@@ -23,7 +23,14 @@ def raw_default() -> dict[str, Any]:
 
 def test_the_shipped_catalogue_covers_every_key_domain_the_policy_names(catalogue: Catalogue) -> None:
     edition = catalogue.latest
-    for domain in ("food_drug", "work_safety", "taxation", "judicial", "education_examinations", "volunteer_service"):
+    for domain in (
+        "food_drug",
+        "work_safety",
+        "taxation",
+        "judicial",
+        "education_examinations",
+        "volunteer_service",
+    ):
         assert domain in edition.domains
     assert {c.kind for c in edition.categories.values()} == {"adverse", "positive", "neutral", "designation"}
     assert edition.measures_for("black")
@@ -53,11 +60,26 @@ def test_the_edition_in_force_is_chosen_by_date(tmp_path: Path) -> None:
     ("mutate", "message"),
     [
         (lambda d: d.update(format=2), "format: expected 1, got 2"),
-        (lambda d: d["editions"][0]["categories"]["tax_evasion"].update(kind="awful"), "categories.tax_evasion.kind: expected one of"),
-        (lambda d: d["editions"][0]["departments"]["tax_bureau"]["may_file"]["categories"].append("nope"), "category 'nope' is not defined"),
-        (lambda d: d["editions"][0]["publicity"]["minor"].update(max_months=-1), "publicity.minor: expected 0 <= min_months <= max_months"),
-        (lambda d: d["editions"][0].update(effective_from="April"), "effective_from: expected a date YYYY-MM-DD, got 'April'"),
-        (lambda d: d["editions"][0]["measures"][0].update(implementing_departments=["ghost"]), "department 'ghost' is not defined"),
+        (
+            lambda d: d["editions"][0]["categories"]["tax_evasion"].update(kind="awful"),
+            "categories.tax_evasion.kind: expected one of",
+        ),
+        (
+            lambda d: d["editions"][0]["departments"]["tax_bureau"]["may_file"]["categories"].append("nope"),
+            "category 'nope' is not defined",
+        ),
+        (
+            lambda d: d["editions"][0]["publicity"]["minor"].update(max_months=-1),
+            "publicity.minor: expected 0 <= min_months <= max_months",
+        ),
+        (
+            lambda d: d["editions"][0].update(effective_from="April"),
+            "effective_from: expected a date YYYY-MM-DD, got 'April'",
+        ),
+        (
+            lambda d: d["editions"][0]["measures"][0].update(implementing_departments=["ghost"]),
+            "department 'ghost' is not defined",
+        ),
     ],
 )
 def test_a_bad_catalogue_file_fails_at_start_naming_the_place(mutate: Any, message: str) -> None:

@@ -40,7 +40,12 @@ def test_canonical_bytes_use_utc_times_and_strings_for_decimals_and_uuids() -> N
     )
 
 
-@given(json_values, st.uuids(), st.datetimes(timezones=st.just(UTC)), st.decimals(allow_nan=False, allow_infinity=False))
+@given(
+    json_values,
+    st.uuids(),
+    st.datetimes(timezones=st.just(UTC)),
+    st.decimals(allow_nan=False, allow_infinity=False),
+)
 def test_the_transcoder_round_trips_uuids_datetimes_and_decimals(
     value: object, ident: UUID, moment: datetime, amount: Decimal
 ) -> None:
@@ -92,7 +97,10 @@ def test_a_recomputed_hash_cannot_hide_a_forgery_because_the_next_link_breaks() 
 def _ledger(catalogue: Catalogue) -> CreditLedger:
     now = datetime(2026, 11, 1, 9, tzinfo=UTC)
     return CreditLedger(
-        catalogue=catalogue, secret=SECRET, clock=lambda: now, env={"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        catalogue=catalogue,
+        secret=SECRET,
+        clock=lambda: now,
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
     )
 
 
@@ -136,7 +144,9 @@ def test_sealed_hashes_match_what_verification_recomputes_from_storage(catalogue
     rng = random.Random(1)
     victim = rng.choice(views)
     tampered = [
-        v if v is not victim else StoredEventView(v.stream_id, v.version, v.topic, {**v.state, "submission": "x"})  # type: ignore[dict-item]
+        v
+        if v is not victim
+        else StoredEventView(v.stream_id, v.version, v.topic, {**v.state, "submission": "x"})  # type: ignore[dict-item]
         for v in views
     ]
     (brk,) = verify_streams(tampered)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.application import CreditLedger
-from tests.conftest import OTHER_PERSON, ORGANISATION, PERSON, Clock, example, file_of
+from tests.conftest import ORGANISATION, OTHER_PERSON, PERSON, Clock, example, file_of
 
 
 def submit(ledger: CreditLedger, *subs: dict[str, Any]) -> list[Any]:
@@ -37,7 +37,9 @@ def rejected(ledger: CreditLedger, submission: dict[str, Any]) -> dict[str, str]
 TAX_RECORD = "tax_bureau:SW-2026-0101"
 
 
-def test_a_filed_record_gets_its_display_period_from_the_decision_date_and_the_catalogue(ledger: CreditLedger) -> None:
+def test_a_filed_record_gets_its_display_period_from_the_decision_date_and_the_catalogue(
+    ledger: CreditLedger,
+) -> None:
     accepted(ledger, sub("file_record"))  # general penalty, decided 2026-05-28, 6 months asked
     record = file_of(ledger, PERSON).records[TAX_RECORD]
     assert (record.display_from, record.display_until) == ("2026-05-28", "2026-11-28")
@@ -45,7 +47,9 @@ def test_a_filed_record_gets_its_display_period_from_the_decision_date_and_the_c
     assert record.edition == "2026-04"
 
 
-def test_a_display_period_outside_the_catalogues_range_is_rejected_naming_the_field(ledger: CreditLedger) -> None:
+def test_a_display_period_outside_the_catalogues_range_is_rejected_naming_the_field(
+    ledger: CreditLedger,
+) -> None:
     bad = sub("file_record")
     bad["record"]["display_months"] = 24  # general penalties show 3 to 12 months
     reason = rejected(ledger, bad)
@@ -60,7 +64,9 @@ def test_without_a_requested_period_the_longest_allowed_applies(ledger: CreditLe
     assert file_of(ledger, PERSON).records[TAX_RECORD].display_until == "2027-05-28"
 
 
-def test_work_safety_records_show_at_least_a_year_whatever_their_severity(ledger: CreditLedger, clock: Clock) -> None:
+def test_work_safety_records_show_at_least_a_year_whatever_their_severity(
+    ledger: CreditLedger, clock: Clock
+) -> None:
     s = sub("file_record", department="emergency_management")
     s["record"].update(domain="work_safety", severity="minor")
     del s["record"]["display_months"]
@@ -112,15 +118,23 @@ def test_only_the_subject_raises_objections_through_the_platform_desk(ledger: Cr
     assert rejected(ledger, by_department)["code"] == "not_authorised"
 
 
-def test_an_upheld_objection_can_revoke_the_record_and_end_the_designation_built_on_it(ledger: CreditLedger) -> None:
+def test_an_upheld_objection_can_revoke_the_record_and_end_the_designation_built_on_it(
+    ledger: CreditLedger,
+) -> None:
     accepted(ledger, sub("file_record_organisation"), sub("designate"))
     objection = sub(
-        "raise_objection", subject=example("designate")["subject"],
+        "raise_objection",
+        subject=example("designate")["subject"],
         record={"provider": "market_regulator", "record_id": "SJ-2026-0201"},
     )
     upheld = sub(
-        "resolve_objection", department="market_regulator", subject=example("designate")["subject"],
-        record={"record_id": "SJ-2026-0201"}, outcome="upheld", remedy="revoke", explanation="主体认定错误",
+        "resolve_objection",
+        department="market_regulator",
+        subject=example("designate")["subject"],
+        record={"record_id": "SJ-2026-0201"},
+        outcome="upheld",
+        remedy="revoke",
+        explanation="主体认定错误",
     )
     accepted(ledger, objection, upheld)
     org = file_of(ledger, ORGANISATION)
@@ -201,11 +215,17 @@ def test_a_revoked_record_cannot_be_revoked_again(ledger: CreditLedger) -> None:
 
 def test_a_court_may_revoke_another_departments_record(ledger: CreditLedger) -> None:
     accepted(ledger, sub("file_record_organisation"))
-    by_court = sub("revoke_record", department="court", record={"provider": "market_regulator", "record_id": "SJ-2026-0201"})
+    by_court = sub(
+        "revoke_record",
+        department="court",
+        record={"provider": "market_regulator", "record_id": "SJ-2026-0201"},
+    )
     accepted(ledger, by_court)
 
 
-def test_a_serious_organisation_record_is_filed_on_each_responsible_persons_file(ledger: CreditLedger) -> None:
+def test_a_serious_organisation_record_is_filed_on_each_responsible_persons_file(
+    ledger: CreditLedger,
+) -> None:
     (outcome,) = submit(ledger, sub("file_record_organisation"))
     org = file_of(ledger, ORGANISATION)
     person = file_of(ledger, OTHER_PERSON)
@@ -289,7 +309,9 @@ def test_an_occurred_at_in_the_future_is_rejected(ledger: CreditLedger, clock: C
     assert rejected(ledger, future)["field"] == "occurred_at"
 
 
-def test_a_legacy_code_failing_its_checksum_is_accepted_only_with_a_recorded_override(ledger: CreditLedger) -> None:
+def test_a_legacy_code_failing_its_checksum_is_accepted_only_with_a_recorded_override(
+    ledger: CreditLedger,
+) -> None:
     legacy = sub("file_record_organisation", submission_id="MKT-L")
     legacy["subject"] = {"id": "91350100M000100Y44", "name": "老试点企业"}
     del legacy["record"]["responsible_persons"]
@@ -302,12 +324,14 @@ def test_a_legacy_code_failing_its_checksum_is_accepted_only_with_a_recorded_ove
     del legacy2["record"]["responsible_persons"]
     accepted(ledger, legacy2)
     assert file_of(ledger, "91350100M000100Y43") is None
-    events = [o for o in ledger.submit([legacy2])]
+    events = list(ledger.submit([legacy2]))
     assert events[0].duplicate
 
 
 @pytest.mark.parametrize("name", ["file_record", "designate"])
-def test_a_resent_submission_changes_nothing_and_gets_its_first_outcome(ledger: CreditLedger, name: str) -> None:
+def test_a_resent_submission_changes_nothing_and_gets_its_first_outcome(
+    ledger: CreditLedger, name: str
+) -> None:
     first = submit(ledger, sub("file_record"), sub("file_record_organisation"))
     body = sub(name) if name == "file_record" else sub("designate")
     again = submit(ledger, body)[0]
@@ -344,6 +368,13 @@ def test_duplicates_inside_one_batch_are_answered_once(ledger: CreditLedger) -> 
 
 
 def test_every_kind_of_bad_input_becomes_a_rejection_never_an_exception(ledger: CreditLedger) -> None:
-    outcomes = ledger.submit([b"\xff\xfe not json", b"[1,2]", {"department": "tax_bureau"}, {"submission_id": 5}])
+    outcomes = ledger.submit(
+        [b"\xff\xfe not json", b"[1,2]", {"department": "tax_bureau"}, {"submission_id": 5}]
+    )
     assert [o.status for o in outcomes] == ["rejected"] * 4
-    assert [o.reason["code"] for o in outcomes] == ["undecodable", "undecodable", "missing_field", "missing_field"]
+    assert [o.reason["code"] for o in outcomes] == [
+        "undecodable",
+        "undecodable",
+        "missing_field",
+        "missing_field",
+    ]

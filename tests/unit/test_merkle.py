@@ -182,9 +182,7 @@ def log_of(n: int) -> tuple[MerkleLog, tuple[bytes, ...]]:
 def test_hashing_is_rfc_9162_domain_separated_sha256() -> None:
     assert EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert leaf_hash(b"abc") == hashlib.sha256(b"\x00abc").digest()
-    assert (
-        node_hash(b"L" * 32, b"R" * 32) == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
-    )
+    assert node_hash(b"L" * 32, b"R" * 32) == hashlib.sha256(b"\x01" + b"L" * 32 + b"R" * 32).digest()
     assert auditor.leaf_hash(b"abc") == leaf_hash(b"abc")
 
 
@@ -218,9 +216,7 @@ def test_proofs_match_the_certificate_transparency_vectors() -> None:
         assert [p.hex() for p in log.inclusion_proof(index, size)] == path
     for old, new, proof in CT_CONSISTENCY:
         assert [p.hex() for p in log.consistency_proof(old, new)] == proof
-        assert [
-            p.hex() for p in ref_subproof(old, [leaf_hash(d) for d in CT_LEAVES[:new]], True)
-        ] == proof
+        assert [p.hex() for p in ref_subproof(old, [leaf_hash(d) for d in CT_LEAVES[:new]], True)] == proof
 
 
 def test_incremental_roots_equal_the_recursive_definition_at_every_size() -> None:
@@ -272,9 +268,7 @@ def test_every_inclusion_proof_up_to_64_leaves_verifies_and_nothing_else_does(
             assert not verify(leaf, index, size, path, flip(root))
             assert not verify(leaf, index, size, [*path, root], root)
             for i in range(len(path)):
-                assert not verify(
-                    leaf, index, size, [*path[:i], flip(path[i], 7), *path[i + 1 :]], root
-                )
+                assert not verify(leaf, index, size, [*path[:i], flip(path[i], 7), *path[i + 1 :]], root)
                 assert not verify(leaf, index, size, path[:i] + path[i + 1 :], root)
             if index < size - 1:
                 assert not verify(leaf, index, size - 1, path, log.root(size - 1))
@@ -304,9 +298,7 @@ def test_inclusion_proofs_in_larger_trees(verify: InclusionVerifier, data: st.Da
     if path:
         i = data.draw(st.integers(0, len(path) - 1), label="tampered element")
         bit = data.draw(st.integers(0, 7), label="bit")
-        assert not verify(
-            hashes[index], index, size, [*path[:i], flip(path[i], bit), *path[i + 1 :]], root
-        )
+        assert not verify(hashes[index], index, size, [*path[:i], flip(path[i], bit), *path[i + 1 :]], root)
 
 
 # --- Consistency proofs ---------------------------------------------------------------------
@@ -356,9 +348,7 @@ def test_consistency_with_and_of_the_empty_tree(verify: ConsistencyVerifier) -> 
 @pytest.mark.parametrize("verify", CONSISTENCY, ids=IDS)
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_consistency_proofs_in_larger_trees(
-    verify: ConsistencyVerifier, data: st.DataObject
-) -> None:
+def test_consistency_proofs_in_larger_trees(verify: ConsistencyVerifier, data: st.DataObject) -> None:
     log, hashes = log_of(2000)
     new = data.draw(st.integers(1, 2000), label="new size")
     old = data.draw(st.integers(1, new), label="old size")
@@ -396,10 +386,7 @@ def test_a_ledger_leaf_is_the_canonical_bytes_the_auditor_recomputes() -> None:
     leaf = {"position": 7, "stream": "0b7e-stream", "version": 3, "event_hash": "ab" * 32}
     data = ledger_leaf(7, "0b7e-stream", 3, "ab" * 32)
     assert data == canonical_bytes(leaf) == orjson.dumps(leaf, option=orjson.OPT_SORT_KEYS)
-    assert (
-        data
-        == b'{"event_hash":"' + b"ab" * 32 + b'","position":7,"stream":"0b7e-stream","version":3}'
-    )
+    assert data == b'{"event_hash":"' + b"ab" * 32 + b'","position":7,"stream":"0b7e-stream","version":3}'
 
 
 SEED = bytes(range(32))
@@ -419,9 +406,7 @@ def test_checkpoints_sign_verify_and_round_trip() -> None:
     )
     assert verify_checkpoint(cp, signer.public_key_hex)
     assert Checkpoint.from_dict(orjson.loads(orjson.dumps(cp.to_dict()))) == cp
-    assert (
-        signer.sign(5, log.root(5).hex(), "2026-11-01T10:00:00.5Z").time == "2026-11-01T10:00:00.5Z"
-    )
+    assert signer.sign(5, log.root(5).hex(), "2026-11-01T10:00:00.5Z").time == "2026-11-01T10:00:00.5Z"
     naive = signer.sign(1, log.root(1), datetime(2026, 11, 1, 9, 30))  # naive is taken as UTC
     assert naive.time == "2026-11-01T09:30:00Z"
 
@@ -439,9 +424,7 @@ def test_a_tampered_or_foreign_checkpoint_does_not_verify() -> None:
         "signature": flip(bytes.fromhex(cp.signature)).hex(),
     }
     for name, value in changes.items():
-        assert not verify_checkpoint(
-            Checkpoint.from_dict({**fields, name: value}), signer.public_key_hex
-        )
+        assert not verify_checkpoint(Checkpoint.from_dict({**fields, name: value}), signer.public_key_hex)
     assert not verify_checkpoint(cp, stranger.public_key_hex)
     assert not verify_checkpoint(cp, "zz" * 32)
     forged = stranger.sign(100, log.root(), NOW)
@@ -476,15 +459,9 @@ def test_the_signer_wants_a_32_byte_seed() -> None:
 # --- The auditor's pure-Python Ed25519 ------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("seed", "public", "message", "signature"), RFC8032, ids=["TEST1", "TEST2", "TEST3"]
-)
-def test_rfc_8032_vectors_verify_in_pure_python(
-    seed: str, public: str, message: str, signature: str
-) -> None:
-    key = Ed25519PrivateKey.from_private_bytes(
-        bytes.fromhex(seed)
-    )  # the vectors are self-consistent
+@pytest.mark.parametrize(("seed", "public", "message", "signature"), RFC8032, ids=["TEST1", "TEST2", "TEST3"])
+def test_rfc_8032_vectors_verify_in_pure_python(seed: str, public: str, message: str, signature: str) -> None:
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed))  # the vectors are self-consistent
     assert key.public_key().public_bytes_raw().hex() == public
     assert key.sign(bytes.fromhex(message)).hex() == signature
     pk, msg, sig = bytes.fromhex(public), bytes.fromhex(message), bytes.fromhex(signature)
@@ -692,9 +669,7 @@ def test_the_auditor_rejects_any_altered_inclusion_proof(
     assert capsys.readouterr().out.splitlines()[-1].startswith("INVALID: ")
 
 
-def test_the_auditor_reports_unreadable_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_auditor_reports_unreadable_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = CheckpointSigner(SEED).public_key_hex
     assert auditor.main(["checkpoint", str(tmp_path / "absent.json"), "--public-key", key]) == 1
     (tmp_path / "junk.json").write_text("{not json")

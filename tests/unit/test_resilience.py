@@ -28,7 +28,9 @@ def test_a_submission_that_breaks_the_ledger_is_rejected_alone_and_the_rest_go_t
         return real_handle(command, *args)
 
     monkeypatch.setattr("ledger.application.handle", fragile)
-    outcomes = ledger.submit_safely([example("file_record"), example("correct_record"), example("raise_objection")])
+    outcomes = ledger.submit_safely(
+        [example("file_record"), example("correct_record"), example("raise_objection")]
+    )
     assert [o.status for o in outcomes] == ["accepted", "rejected", "accepted"]
     assert outcomes[1].reason is not None
     assert outcomes[1].reason["code"] == "internal_error"
@@ -41,8 +43,14 @@ def test_an_abandoned_batch_leaves_nothing_behind_in_the_cache(
     version = file_of(ledger, PERSON).version
 
     def half_done(self: CreditFile, *args: Any, **kwargs: Any) -> None:
-        self._record_corrected(record="tax_bureau:SW-2026-0101", changes={"title": "half"}, reason="x",
-                               occurred_at="2026-06-03T03:00:00+00:00", timestamp=ledger.clock(), submission="x")
+        self._record_corrected(
+            record="tax_bureau:SW-2026-0101",
+            changes={"title": "half"},
+            reason="x",
+            occurred_at="2026-06-03T03:00:00+00:00",
+            timestamp=ledger.clock(),
+            submission="x",
+        )
         raise RuntimeError("failed after changing the file")
 
     monkeypatch.setattr(CreditFile, "correct_record", half_done)
@@ -96,7 +104,9 @@ def relay_with(ledger: CreditLedger, producer: FakeProducer) -> Relay:
     return Relay(ledger, producer.send, ThreadPoolExecutor(1), page=3)
 
 
-def test_the_relay_publishes_in_ledger_order_and_resumes_after_what_was_acknowledged(ledger: CreditLedger) -> None:
+def test_the_relay_publishes_in_ledger_order_and_resumes_after_what_was_acknowledged(
+    ledger: CreditLedger,
+) -> None:
     ledger.submit([example("file_record"), example("file_record_organisation"), example("correct_record")])
     producer = FakeProducer(fail_after=4)
     with pytest.raises(ConnectionError):

@@ -113,9 +113,7 @@ def test_a_birth_date_on_1800_01_01_is_accepted() -> None:
     assert parse(first17 + person_check_character(first17)).kind is SubjectKind.PERSON
 
 
-def test_an_all_digit_organisation_code_whose_date_is_not_real_is_inferred_as_organisation() -> (
-    None
-):
+def test_an_all_digit_organisation_code_whose_date_is_not_real_is_inferred_as_organisation() -> None:
     # Digits 7-14 are "00000000", not a date; the check character happens to be a digit.
     first17 = next(
         f"9135010000000000{d}"
@@ -194,9 +192,7 @@ def test_a_birth_date_before_1800_is_rejected() -> None:
 def test_an_unknown_province_code_is_rejected() -> None:
     first17 = "99010519491231002"
     error = rejection(first17 + person_check_character(first17))
-    assert error.message == (
-        "characters 1-2 should be a province-level address code (GB/T 2260), got 99"
-    )
+    assert error.message == ("characters 1-2 should be a province-level address code (GB/T 2260), got 99")
 
 
 @pytest.mark.parametrize("raw", ["1101051949123100", "11010519491231002X0", ""])

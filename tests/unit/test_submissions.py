@@ -55,11 +55,26 @@ def bad(path: str, value: Any, *, delete: bool = False) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("data", "field", "code", "text"),
     [
-        (bad("submission_id", None, delete=True), "submission_id", "missing_field", "submission_id is required"),
-        (bad("record.decision.date", None, delete=True), "record.decision.date", "missing_field", "is required"),
+        (
+            bad("submission_id", None, delete=True),
+            "submission_id",
+            "missing_field",
+            "submission_id is required",
+        ),
+        (
+            bad("record.decision.date", None, delete=True),
+            "record.decision.date",
+            "missing_field",
+            "is required",
+        ),
         (bad("record.severity", "catastrophic"), "record.severity", "invalid_field", "catastrophic"),
         (bad("record.display_months", "six"), "record.display_months", "invalid_field", "is not of type"),
-        (bad("record.decision.date", "2026-02-30"), "record.decision.date", "invalid_input", "expected a real date"),
+        (
+            bad("record.decision.date", "2026-02-30"),
+            "record.decision.date",
+            "invalid_input",
+            "expected a real date",
+        ),
         (bad("occurred_at", "yesterday"), "occurred_at", "invalid_field", "yesterday"),
         (bad("occurred_at", "2026-06-01T09:30:00"), "occurred_at", "invalid_field", "2026-06-01T09:30:00"),
         (bad("action", "delete_everything"), "action", "invalid_field", "delete_everything"),
