@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"credit-ledger {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for register in _COMMANDS:
+    from credit_ledger.audit_commands import COMMANDS as AUDIT_COMMANDS  # noqa: PLC0415
+
+    for register in [*_COMMANDS, *AUDIT_COMMANDS]:
         register(sub)
     return parser
 

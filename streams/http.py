@@ -13,6 +13,7 @@ from streams import topics
 from streams.app import WorkerParts
 from streams.messages import original_fields, submission_key
 from streams.openapi import openapi_document
+from streams.proofs_http import register_proof_views
 
 MAX_BATCH = 10_000
 
@@ -155,6 +156,9 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
     class OpenAPI(View):
         async def get(self, request: Request) -> Response:
             return self.json(openapi_document())
+
+
+    register_proof_views(app, parts)
 
 
 def _problem(code: str, field: str, message: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import orjson
 from ledger.application import CreditLedger
 from ledger.outcomes import REJECTED
 from streams import topics
+from streams.digests import CheckpointPublisher
 from streams.messages import ledger_message, outcome_message
 
 log = logging.getLogger(__name__)
@@ -136,12 +137,16 @@ async def run_relay_process(
     await producer.start()
     await consumer.start()
     relay = Relay(ledger, send, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
+    digests = CheckpointPublisher(ledger, send)
     stop = stop or asyncio.Event()
     try:
         while not stop.is_set():
             consumer.pause(*consumer.assignment())  # a lease, not a subscription: fetch nothing
             await consumer.getmany(timeout_ms=0)  # keeps this member alive in the group
-            sent = await relay.run_once() if lease in consumer.assignment() else 0
+            leader = lease in consumer.assignment()
+            sent = await relay.run_once() if leader else 0
+            if leader:
+                sent += await digests.maybe_publish()
             if not sent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)
