@@ -194,6 +194,14 @@ class CreditLedger(Application[UUID]):
             key = self._keys[subject] = subject_key(subject, self.secret)
         return key
 
+    def command_key(self, command: Command) -> UUID:
+        """The key of the file a command is about (given directly by the platform's own commands)."""
+        env = command.envelope
+        if env.subject is not None:
+            return self.key_of(env.subject)
+        assert env.subject_key is not None  # the parser sets one or the other
+        return env.subject_key
+
     def is_cached(self, key: UUID) -> bool:
         cache = self.repository.cache
         if cache is None:
@@ -249,7 +257,7 @@ class CreditLedger(Application[UUID]):
 
     def _decide_all(self, items: list[_Item], uow: _UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
-        uow.prefetch({self.key_of(i.command.envelope.subject) for i in items if i.command is not None})
+        uow.prefetch({self.command_key(i.command) for i in items if i.command is not None})
         receipts: list[Receipt] = []
         outcomes: list[Outcome] = []
         for item in items:
@@ -394,13 +402,13 @@ class CreditLedger(Application[UUID]):
         except LedgerError as exc:
             uow.discard_opened()
             self._check_unchanged(uow, exc)
-            return receipt(REJECTED, str(uow.key_of(env.subject)), (), exc.as_reason())
+            return receipt(REJECTED, str(self.command_key(item.command)), (), exc.as_reason())
         except Exception as exc:
             uow.discard_opened()
             self._check_unchanged(uow, exc)
             log.exception("submission %s/%s could not be applied", department, submission_id)
             reason = {"code": "internal_error", "field": "", "message": _INTERNAL}
-            return receipt(REJECTED, str(uow.key_of(env.subject)), (), reason)
+            return receipt(REJECTED, str(self.command_key(item.command)), (), reason)
         events = tuple(event_id(e.originator_id, e.originator_version) for e in uow.new_events())
         return receipt(ACCEPTED, str(file.id), events, None)
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from uuid import UUID
+
 from ledger.subjects import SubjectCode
 
 CORRECTABLE_FIELDS = (
@@ -54,11 +56,12 @@ class Envelope:
     submission_id: str
     department: str
     action: str
-    subject: SubjectCode
+    subject: SubjectCode | None  # None when the platform addresses an existing file by its key
     subject_name: str
     occurred_at: datetime
     digest: str
     checksum_override: dict[str, str] | None = None
+    subject_key: UUID | None = None  # set instead of subject, by the platform's own commands
 
     @property
     def key(self) -> str:
@@ -126,6 +129,12 @@ class DecideRepair:
 
 
 @dataclass(frozen=True)
+class MarkObjectionOverdue:
+    record: RecordRef
+    objection_id: str
+
+
+@dataclass(frozen=True)
 class ExpireRecord:
     record: RecordRef
 
@@ -163,6 +172,7 @@ Action = (
     | RequestRepair
     | DecideRepair
     | ExpireRecord
+    | MarkObjectionOverdue
     | RevokeRecord
     | Designate
     | EndDesignation

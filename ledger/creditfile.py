@@ -338,6 +338,33 @@ class CreditFile(Aggregate):
                 submission=ctx.submission,
             )
 
+    def mark_objection_overdue(self, key: str, objection_id: str, ctx: Context) -> None:
+        """The provider did not resolve an objection in time: on record, and the record stays disputed."""
+        record = self.record(key)
+        objection = record.objections.get(objection_id)
+        if objection is None or objection.outcome is not None or objection.overdue:
+            state = (
+                "unknown" if objection is None else ("already overdue" if objection.overdue else "resolved")
+            )
+            raise UnknownRecord(
+                f"objection {objection_id!r} on record {key} is {state}", field="objection_id"
+            )
+        if ctx.occurred_on.isoformat() <= objection.due_by:
+            raise RuleViolation(
+                f"objection {objection_id!r} is due by {objection.due_by}; it is not overdue on "
+                f"{ctx.occurred_on.isoformat()}",
+                field="occurred_at",
+                code="not_due",
+            )
+        self._objection_overdue(
+            record=key,
+            objection_id=objection_id,
+            due_by=objection.due_by,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
+        )
+
     def add_statement(self, statement_id: str, text: str, key: str | None, ctx: Context) -> None:
         """The subject's explanatory statement: allowed at any time, on any record, even ended ones."""
         if key is not None:
@@ -603,6 +630,18 @@ class CreditFile(Aggregate):
     ) -> None:
         objections = self.records[record].objections
         objections[objection_id] = replace(objections[objection_id], outcome=outcome)
+
+    @event("ObjectionOverdue")
+    def _objection_overdue(
+        self,
+        record: str,
+        objection_id: str,
+        due_by: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
+    ) -> None:
+        self.records[record].objections[objection_id].overdue = True
 
     @event("StatementAdded")
     def _statement_added(

@@ -33,23 +33,19 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     env, action = command.envelope, command.action
     edition = catalogue.edition_at(ctx.occurred_on)
     department = edition.department(env.department)
-    key = files.key_of(env.subject)
-    file = files.find(key)
-    if file is None:
-        if not isinstance(action, _OPENERS):
-            raise UnknownRecord(
-                f"there is no credit file for subject {env.subject.masked}", field="subject.id"
-            )
-        file = CreditFile.open(
-            key,
-            subject_kind=env.subject.kind.value,
-            masked_code=env.subject.masked,
-            name=env.subject_name,
-            checksum_override=env.checksum_override,
-            ctx=ctx,
-        )
-        files.add(file)
     is_platform = department.role == "platform"
+    if env.subject is None:
+        if not is_platform:
+            raise NotAuthorised(
+                "only the platform's own commands address a file by its key; departments send subject.id",
+                field="subject.key",
+            )
+        keyed = files.find(env.subject_key) if env.subject_key else None
+        if keyed is None:
+            raise UnknownRecord(f"there is no credit file with key {env.subject_key}", field="subject.key")
+        file = keyed
+    else:
+        file = _file_for(env.subject, action, env, files, ctx)
     linked_before = (
         [k for k, r in file.records.items() if r.is_active and r.responsible_persons]
         if file.subject_kind == SubjectKind.ORGANISATION.value
@@ -57,7 +53,7 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     )
 
     if isinstance(action, c.FileRecord):
-        _file_record(action, env.subject, file, files, edition, ctx)
+        _file_record(action, file, files, edition, ctx)
     elif isinstance(action, c.CorrectRecord):
         record = file.record(action.record.key)
         changes = _resolve_changes(action.changes, record, catalogue.edition(record.edition))
@@ -86,6 +82,9 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
         file.request_repair(action.record.key, action.application_id, action.measures_taken, ctx)
     elif isinstance(action, c.DecideRepair):
         file.decide_repair(action.record.key, action.application_id, action.decision, action.reason, ctx)
+    elif isinstance(action, c.MarkObjectionOverdue):
+        _require_platform(is_platform, "objections are marked overdue by the platform's scheduler")
+        file.mark_objection_overdue(action.record.key, action.objection_id, ctx)
     elif isinstance(action, c.ExpireRecord):
         record = file.record(action.record.key)
         if not is_platform and env.department != record.provider:
@@ -117,13 +116,35 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     return file
 
 
+def _file_for(
+    subject: SubjectCode, action: c.Action, env: c.Envelope, files: Files, ctx: Context
+) -> CreditFile:
+    """The subject's file; opened here only by an action that may open one."""
+    key = files.key_of(subject)
+    file = files.find(key)
+    if file is not None:
+        return file
+    if not isinstance(action, _OPENERS):
+        raise UnknownRecord(f"there is no credit file for subject {subject.masked}", field="subject.id")
+    file = CreditFile.open(
+        key,
+        subject_kind=subject.kind.value,
+        masked_code=subject.masked,
+        name=env.subject_name,
+        checksum_override=env.checksum_override,
+        ctx=ctx,
+    )
+    files.add(file)
+    return file
+
+
 def _require_platform(is_platform: bool, why: str) -> None:
     if not is_platform:
         raise NotAuthorised(f"{why} (department credit_platform)", field="department")
 
 
 def _file_record(
-    action: c.FileRecord, subject: SubjectCode, file: CreditFile, files: Files, edition: Edition, ctx: Context
+    action: c.FileRecord, file: CreditFile, files: Files, edition: Edition, ctx: Context
 ) -> None:
     if action.decision_date > ctx.occurred_on:
         raise RuleViolation(
@@ -160,7 +181,7 @@ def _file_record(
             f"only adverse records carry a severity; {category.code!r} is {category.kind}",
             field="record.severity",
         )
-    if action.responsible_persons and subject.kind is not SubjectKind.ORGANISATION:
+    if action.responsible_persons and file.subject_kind != SubjectKind.ORGANISATION.value:
         raise RuleViolation(
             "responsible persons are named only on an organisation's record",
             field="record.responsible_persons",

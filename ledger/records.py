@@ -21,6 +21,7 @@ class Objection:
     raised_on: str
     due_by: str
     outcome: str | None = None  # None while open, then "upheld" or "rejected"
+    overdue: bool = False  # the provider missed the resolution deadline
 
 
 @dataclass

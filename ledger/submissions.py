@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
+from uuid import UUID
 
 import jsonschema_rs
 import orjson
@@ -129,6 +130,18 @@ def parse(raw: bytes | str | Mapping[str, Any], *, now: datetime) -> c.Command:
             field="occurred_at",
         )
     subject_raw = data["subject"]
+    if "key" in subject_raw:
+        envelope = c.Envelope(
+            submission_id=data["submission_id"],
+            department=department,
+            action=data["action"],
+            subject=None,
+            subject_name="",
+            occurred_at=occurred_at,
+            digest=digest(data),
+            subject_key=UUID(subject_raw["key"]),
+        )
+        return c.Command(envelope, _action(data, department, now))
     override = subject_raw.get("checksum_override")
     kind = subject_raw.get("kind")
     subject = _parse_code(
@@ -208,6 +221,8 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
         return c.DecideRepair(
             _ref(data["record"], department), data["application_id"], data["decision"], data["reason"]
         )
+    if action == "mark_objection_overdue":
+        return c.MarkObjectionOverdue(_ref(data["record"], department), data["objection_id"])
     if action == "expire_record":
         return c.ExpireRecord(_ref(data["record"], department))
     if action == "revoke_record":

@@ -60,6 +60,7 @@ def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,  # topics are created with their retention by streams.topics
+        topic_disable_leader=True,  # leadership is our own lease (streams.relay), not Faust's
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=1.0,

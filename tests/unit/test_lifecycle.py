@@ -378,3 +378,36 @@ def test_every_kind_of_bad_input_becomes_a_rejection_never_an_exception(ledger: 
         "missing_field",
         "missing_field",
     ]
+
+
+def test_an_objection_left_unresolved_past_its_deadline_is_marked_overdue_and_stays_disputed(
+    ledger: CreditLedger,
+) -> None:
+    accepted(ledger, sub("file_record_minor"), sub("raise_objection_minor"))
+    early = sub(
+        "mark_objection_overdue", submission_id="SCHED-EARLY", occurred_at="2026-04-30T12:00:00+08:00"
+    )
+    assert rejected(ledger, early)["code"] == "not_due"  # due by 2026-04-30: overdue only after it
+    accepted(ledger, sub("mark_objection_overdue"))
+    record = file_of(ledger, PERSON).records["transport:JT-2026-0401"]
+    assert record.objections["YY-2026-0402"].overdue
+    assert record.disputed
+    again = sub("mark_objection_overdue", submission_id="SCHED-AGAIN")
+    assert rejected(ledger, again)["code"] == "unknown_record"
+
+
+def test_the_platform_addresses_a_file_by_its_key_and_departments_may_not(ledger: CreditLedger) -> None:
+    accepted(ledger, sub("file_record_minor"))
+    key = str(file_of(ledger, PERSON).id)
+    by_key = sub("expire_record", subject={"key": key})
+    accepted(ledger, by_key)
+    assert file_of(ledger, PERSON).records["transport:JT-2026-0401"].status == "expired"
+    department = sub("correct_record", submission_id="TAX-KEY", subject={"key": key})
+    reason = rejected(ledger, department)
+    assert (reason["code"], reason["field"]) == ("not_authorised", "subject.key")
+    unknown = sub(
+        "expire_record", submission_id="SCHED-NOKEY", subject={"key": "00000000-0000-8000-8000-000000000000"}
+    )
+    assert rejected(ledger, unknown)["field"] == "subject.key"
+    both = sub("expire_record", submission_id="SCHED-BOTH", subject={"key": key, "id": PERSON})
+    assert rejected(ledger, both)["field"] == "subject"
