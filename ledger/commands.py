@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-
 from uuid import UUID
 
 from ledger.subjects import SubjectCode

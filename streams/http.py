@@ -157,7 +157,6 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
         async def get(self, request: Request) -> Response:
             return self.json(openapi_document())
 
-
     register_proof_views(app, parts)
 
 
