@@ -35,15 +35,7 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     department = edition.department(env.department)
     is_platform = department.role == "platform"
     if env.subject is None:
-        if not is_platform:
-            raise NotAuthorised(
-                "only the platform's own commands address a file by its key; departments send subject.id",
-                field="subject.key",
-            )
-        keyed = files.find(env.subject_key) if env.subject_key else None
-        if keyed is None:
-            raise UnknownRecord(f"there is no credit file with key {env.subject_key}", field="subject.key")
-        file = keyed
+        file = _keyed_file(env, files, is_platform=is_platform)
     else:
         file = _file_for(env.subject, action, env, files, ctx)
     linked_before = (
@@ -113,6 +105,19 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     elif isinstance(action, c.EndDesignation):
         file.end_designation(action.designation_id, action.reason, ctx, by_platform=is_platform)
     _follow_linked_records(file, linked_before, files, ctx)
+    return file
+
+
+def _keyed_file(env: c.Envelope, files: Files, *, is_platform: bool) -> CreditFile:
+    """The existing file a platform command names by its key."""
+    if not is_platform:
+        raise NotAuthorised(
+            "only the platform's own commands address a file by its key; departments send subject.id",
+            field="subject.key",
+        )
+    file = files.find(env.subject_key) if env.subject_key else None
+    if file is None:
+        raise UnknownRecord(f"there is no credit file with key {env.subject_key}", field="subject.key")
     return file
 
 
