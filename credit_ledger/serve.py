@@ -21,22 +21,24 @@ from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
 from ledger.application import CreditLedger
 from streams import topics
-from streams.app import StreamSettings, create_app, run_worker
+from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, die_with_parent_hook
 from streams.clients import publish, read_topic
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
 
 
-class RelaySupervisor(threading.Thread):
-    """Runs `credit-ledger relay` beside the worker, restarting it if it dies, until stopped.
+class ChildSupervisor(threading.Thread):
+    """Runs a `credit-ledger` subcommand beside the worker, restarting it if it dies, until stopped.
 
-    The relay is a process of its own so its work runs on another core than the intake's.
+    The relay and the projector are processes of their own so their work runs on other cores
+    than the intake's; each dies with this process (Linux parent-death signal).
     """
 
-    def __init__(self, settings: Settings, bootstrap: str) -> None:
-        super().__init__(name="relay-supervisor", daemon=True)
+    def __init__(self, command: str, settings: Settings, bootstrap: str) -> None:
+        super().__init__(name=f"{command}-supervisor", daemon=True)
+        self.command = command
         self.env = {**os.environ, **settings_env(settings), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
-        self.log_path = settings.data_dir / "relay.log"
+        self.log_path = settings.data_dir / f"{command}.log"
         self.stopping = threading.Event()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -45,7 +47,7 @@ class RelaySupervisor(threading.Thread):
         while not self.stopping.is_set():
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "credit_ledger.cli", "relay"],
+                    [sys.executable, "-m", "credit_ledger.cli", self.command],
                     env=self.env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -54,7 +56,10 @@ class RelaySupervisor(threading.Thread):
             code = self.process.wait()
             if self.stopping.is_set():
                 return
-            note(f"the relay exited with status {code}; restarting in {delay:.0f}s (log: {self.log_path})")
+            note(
+                f"the {self.command} process exited with status {code}; "
+                f"restarting in {delay:.0f}s (log: {self.log_path})"
+            )
             self.stopping.wait(delay)
             delay = min(delay * 2, 30.0)
 
@@ -87,15 +92,17 @@ class Running:
     broker: EmbeddedBroker | None
     app: Any
     created_topics: list[str] = field(default_factory=list)
-    relay: RelaySupervisor | None = None
+    children: list[ChildSupervisor] = field(default_factory=list)
 
-    def start_relay(self) -> None:
-        self.relay = RelaySupervisor(self.settings, self.bootstrap)
-        self.relay.start()
+    def start_children(self, *commands: str) -> None:
+        for command in commands:
+            child = ChildSupervisor(command, self.settings, self.bootstrap)
+            child.start()
+            self.children.append(child)
 
     def close(self) -> None:
-        if self.relay is not None:
-            self.relay.stop()
+        for child in self.children:
+            child.stop()
         self.ledger.close()
         if self.broker is not None:
             self.broker.stop()
@@ -116,12 +123,22 @@ def start(settings: Settings, *, http: bool = True) -> Running:
         created = topics.ensure_topics(
             bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
         )
+        leader = topics.TopicSpec(
+            FAUST_LEADER_TOPIC, 1, {}, "Faust's assignor leader topic", settings.replication_factor
+        )
+        topics.ensure_topics(bootstrap, specs=[leader], replication_factor=settings.replication_factor)
         # A topic that had to be created is empty. The ledger is the durable record, so the relay
         # publishes it again from the start (the embedded broker keeps topics only in memory).
         for topic, cursor in ((topics.LEDGER, LEDGER_CURSOR), (topics.OUTCOMES, OUTCOMES_CURSOR)):
             if topic in created and ledger.register.relay_position(cursor):
                 note(f"{topic} was empty: the relay re-publishes it from the ledger")
                 ledger.register.save_relay_position(cursor, 0)
+        if topics.LIST_CHANGES in created:
+            from projections.store import ProjectionStore  # noqa: PLC0415
+
+            store = ProjectionStore(projections_target(settings))
+            store.republish_all()
+            store.close()
         stream_settings = StreamSettings(
             bootstrap=bootstrap,
             data_dir=settings.data_dir,
@@ -134,7 +151,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             session_timeout=settings.kafka_session_timeout,
             heartbeat_interval=max(0.2, settings.kafka_session_timeout / 6),
         )
-        app = create_app(stream_settings, ledger)
+        app = create_app(stream_settings, ledger, projections_target(settings))
     except BaseException:
         ledger.close()
         if broker is not None:
@@ -154,8 +171,8 @@ def banner(running: Running) -> None:
         f"  ledger:    {database}",
         f"  data dir:  {s.data_dir.resolve()}",
     ]
-    if running.relay is not None:
-        lines.append(f"  relay:     a process of its own (log: {running.relay.log_path})")
+    for child in running.children:
+        lines.append(f"  {child.command + ':':<10} a process of its own (log: {child.log_path})")
     if running.app.conf.web_enabled:
         lines.append(f"  http:      http://{s.http_host}:{s.http_port}/v1/  (OpenAPI: /v1/openapi.json)")
     lines.append("  stop with Ctrl-C")
@@ -172,8 +189,7 @@ def _redacted(url: str | None) -> str:
 def serve(settings: Settings, *, http: bool = True, relay: bool = True, loglevel: str = "warning") -> int:
     running = start(settings, http=http)
     try:
-        if relay:
-            running.start_relay()
+        running.start_children(*(["relay", "project"] if relay else ["project"]))
         banner(running)
         run_worker(running.app, loglevel=os.environ.get("CREDIT_LOG_LEVEL", loglevel))
     finally:
@@ -215,7 +231,7 @@ def demo(
 ) -> int:
     """Serve, and feed it realistic submissions from several departments, with a live summary."""
     running = start(settings, http=True)
-    running.start_relay()
+    running.start_children("relay", "project")
     tally = DemoTally()
     stop = threading.Event()
     banner(running)
@@ -323,5 +339,53 @@ def relay(settings: Settings) -> int:
     try:
         asyncio.run(main())
     finally:
+        ledger.close()
+    return 0
+
+
+def projections_target(settings: Settings) -> str:
+    """Where the read models live: the configured PostgreSQL database, or a SQLite file."""
+    url = settings.database_url
+    if url and url.startswith(("postgres://", "postgresql://")):
+        return url
+    return str(settings.data_dir / "projections.sqlite")
+
+
+def project(settings: Settings) -> int:
+    """`credit-ledger project`: keep the read models current from credit.ledger until SIGTERM/SIGINT."""
+    import asyncio  # noqa: PLC0415
+    from uuid import UUID  # noqa: PLC0415
+
+    from projections.projector import Projector  # noqa: PLC0415
+    from projections.store import ProjectionStore  # noqa: PLC0415
+    from streams.messages import messages_from_store  # noqa: PLC0415
+    from streams.projecting import run_projector_process  # noqa: PLC0415
+
+    if not settings.kafka_bootstrap:
+        note("credit-ledger project needs CREDIT_KAFKA_BOOTSTRAP (serve starts it with the right address)")
+        return 2
+    tune_gc()
+    ledger = build_ledger(settings)
+    store = ProjectionStore(projections_target(settings))
+    projector = Projector(store, ledger.catalogue, history=lambda key: messages_from_store(ledger, UUID(key)))
+    interval = float(os.environ.get("CREDIT_SCHEDULER_INTERVAL", "60"))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_projector_process(
+            projector,
+            settings.kafka_bootstrap or "",
+            session_timeout=settings.kafka_session_timeout,
+            scheduler_interval=interval,
+            stop=stop,
+        )
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
         ledger.close()
     return 0

@@ -17,6 +17,8 @@ from streams.intake import Intake
 log = logging.getLogger(__name__)
 
 GROUP_ID = "credit-ledger"
+FAUST_LEADER_TOPIC = f"{GROUP_ID}-__assignor-__leader"
+"""Faust's own coordination topic; created with the others (clusters may forbid auto-creation)."""
 
 
 @dataclass
@@ -46,9 +48,10 @@ class WorkerParts:
     intake: Intake
     executor: ThreadPoolExecutor
     submissions: Any  # the Faust topic of credit.submissions
+    projections: str | None = None  # where the read models live (SQLite path or PostgreSQL URL)
 
 
-def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
+def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str | None = None) -> faust.App:
     """One worker's app. Every worker joins one consumer group; partitions spread subjects across them."""
     app = faust.App(
         GROUP_ID,
@@ -60,7 +63,6 @@ def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=False,  # topics are created with their retention by streams.topics
-        topic_disable_leader=True,  # leadership is our own lease (streams.relay), not Faust's
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=1.0,
@@ -89,7 +91,7 @@ def create_app(settings: StreamSettings, ledger: CreditLedger) -> faust.App:
     if settings.http_enabled:
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP
 
-        register_views(app, WorkerParts(ledger, intake, executor, submissions))
+        register_views(app, WorkerParts(ledger, intake, executor, submissions, projections))
     return app
 
 

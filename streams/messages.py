@@ -91,3 +91,31 @@ def original_fields(original: bytes | None) -> dict[str, Any]:
         return {"original": original.decode("utf-8"), "original_encoding": "utf-8"}
     except UnicodeDecodeError:
         return {"original": base64.b64encode(original).decode(), "original_encoding": "base64"}
+
+
+def messages_from_store(ledger: Any, subject_key: Any | None = None) -> list[dict[str, Any]]:
+    """Ledger messages read straight from the event store: the whole ledger, or one subject's file.
+
+    One subject's events come without their global position (0): the per-subject version orders them.
+    """
+    if subject_key is None:
+        out: list[dict[str, Any]] = []
+        position = 1
+        while True:
+            page = ledger.recorder.select_notifications(position, 5000)
+            if not page:
+                return out
+            for n in page:
+                out.append(_message(n.id, n.originator_id, n.originator_version, n.topic, n.state))
+            position = page[-1].id + 1
+    return [
+        _message(0, s.originator_id, s.originator_version, s.topic, s.state)
+        for s in ledger.recorder.select_events(subject_key)
+    ]
+
+
+def _message(position: int, stream_id: Any, version: int, topic: str, state: bytes) -> dict[str, Any]:
+    message: dict[str, Any] = orjson.loads(
+        ledger_message(position, stream_id, version, topic, orjson.loads(state))[1]
+    )
+    return message

@@ -1,0 +1,259 @@
+"""Read-side subcommands: project, status, lists, subscribe, projections rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from credit_ledger.config import Settings
+from credit_ledger.output import json_line, note, table
+
+
+def _cli() -> Any:
+    from credit_ledger import cli  # noqa: PLC0415 - the CLI module imports this one
+
+    return cli
+
+
+# -- project -----------------------------------------------------------------------------------
+
+
+def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.serve import project  # noqa: PLC0415
+
+    return project(settings)
+
+
+def register_project(sub: Any) -> None:
+    _cli()._command(
+        sub,
+        "project",
+        "keep the read models current from credit.ledger (serve starts one for you)",
+        cmd_project,
+        "Fold credit.ledger into the status, list and due-item tables, publish list changes to\n"
+        "credit.list-changes, and (on the member owning partition 0) turn time into the platform's\n"
+        "own ledger commands: record expiry, overdue objections, lapsed designations, clean-record\n"
+        "entries. CREDIT_SCHEDULER_INTERVAL sets how often, in seconds (default 60).",
+    )
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
+    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from ledger.workdays import local_date  # noqa: PLC0415
+    from projections.asof import status_as_of  # noqa: PLC0415
+    from projections.store import ProjectionStore  # noqa: PLC0415
+    from projections.views import status  # noqa: PLC0415
+
+    cli = _cli()
+    ledger = build_ledger(settings)
+    code = cli._code(args.code, ledger)
+    key = ledger.key_of(code)
+    if args.as_of:
+        try:
+            moment = datetime.fromisoformat(args.as_of)
+        except ValueError:
+            raise cli.UserError(
+                f"--as-of: expected an RFC 3339 time, e.g. 2026-07-01T12:00:00+08:00, got {args.as_of!r}"
+            ) from None
+        if moment.tzinfo is None:
+            raise cli.UserError("--as-of: give a time zone offset (e.g. +08:00)")
+        view = status_as_of(ledger, key, moment, ledger.catalogue)
+    else:
+        store = ProjectionStore(projections_target(settings))
+        state = store.state(str(key))
+        today = local_date(datetime.now(UTC))
+        view = status(state, today, ledger.catalogue.edition_at(today)) if state else None
+    if view is None:
+        raise cli.UserError(
+            f"no credit file for {code.masked}" + (f" as of {args.as_of}" if args.as_of else "")
+        )
+    if args.json:
+        json_line(view)
+        return 0
+    subject = view["subject"]
+    print(f"{subject['masked_code']}  {subject['name']}  ({subject['kind']}), as of {view['as_of']}")
+    lists = ", ".join(k for k, v in view["lists"].items() if v) or "none"
+    print(f"lists: {lists}   score: {view['score']['value']}   clean record: {view['clean_record']}")
+    table(view["records"], ["record", "category", "severity", "domain", "display_until", "open_objection"])
+    for bucket in ("in_force", "suspended"):
+        if view["sanctions"][bucket]:
+            print(f"sanctions {bucket.replace('_', ' ')}: {len(view['sanctions'][bucket])} measures")
+    return 0
+
+
+def register_status(sub: Any) -> None:
+    p = _cli()._command(
+        sub,
+        "status",
+        "a subject's credit status now, or as of any past moment",
+        cmd_status,
+        "Show the subject's current status from the read models, or with --as-of T the status\n"
+        "computed by folding the subject's events the ledger had recorded by T.",
+    )
+    p.add_argument("code", metavar="CODE", help="citizen identity number or unified social credit code")
+    p.add_argument("--as-of", metavar="T", help="RFC 3339 time, e.g. 2026-07-01T12:00:00+08:00")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+# -- lists ---------------------------------------------------------------------------------------
+
+
+def cmd_lists(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from projections.store import ProjectionStore  # noqa: PLC0415
+
+    store = ProjectionStore(projections_target(settings))
+    rows = store.members(
+        args.list, domain=args.domain, department=args.department, since=args.since, until=args.until
+    )
+    if args.json:
+        for row in rows:
+            json_line(row)
+        return 0
+    table(
+        rows,
+        [
+            "designation_id",
+            "masked_code",
+            "name",
+            "department",
+            "document_number",
+            "entry_date",
+            "valid_until",
+            "domains",
+        ],
+    )
+    note(f"{len(rows)} entries on the {args.list} list")
+    return 0
+
+
+def register_lists(sub: Any) -> None:
+    p = _cli()._command(
+        sub, "lists", "current black-list or red-list entries (identity numbers masked)", cmd_lists
+    )
+    p.add_argument("list", choices=["black", "red"])
+    p.add_argument("--domain", help="only entries resting on records in this domain")
+    p.add_argument("--department", help="only entries made by this department")
+    p.add_argument("--since", metavar="DATE", help="entered on or after this date (YYYY-MM-DD)")
+    p.add_argument("--until", metavar="DATE", help="entered on or before this date (YYYY-MM-DD)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+
+
+# -- subscribe -----------------------------------------------------------------------------------
+
+
+def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    from streams import topics  # noqa: PLC0415
+    from streams.clients import GROUP_SETTINGS  # noqa: PLC0415
+
+    bootstrap = _cli()._bootstrap(settings)
+    group = args.group or f"subscriber.{getpass.getuser()}"
+    consumer = KafkaConsumer(
+        topics.LIST_CHANGES,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        **GROUP_SETTINGS,
+    )
+    note(f"subscribed to {topics.LIST_CHANGES} as group {group!r}; Ctrl-C to stop")
+    try:
+        for record in consumer:
+            change = orjson.loads(record.value)
+            if args.list and change.get("list") != args.list:
+                continue
+            json_line(change)
+    finally:
+        consumer.close()
+    return 0
+
+
+def register_subscribe(sub: Any) -> None:
+    p = _cli()._command(
+        sub,
+        "subscribe",
+        "follow list changes (entries into and exits from the lists) as JSON lines",
+        cmd_subscribe,
+        "Join a consumer group on credit.list-changes and print every change as a JSON line:\n"
+        "list (black, red, clean), change (entry/exit), subject key, masked code, reason, basis,\n"
+        "effective time and the ledger event that caused it. The group remembers where you were.",
+    )
+    p.add_argument("feed", choices=["list-changes"], help="what to follow")
+    p.add_argument(
+        "--from-beginning", action="store_true", help="start with the first change ever (new groups)"
+    )
+    p.add_argument("--list", choices=["black", "red", "clean"], help="only this list")
+    p.add_argument("--group", help="consumer group (default subscriber.$USER)")
+
+
+# -- projections rebuild -------------------------------------------------------------------------
+
+
+def cmd_projections(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from projections.compare import diff_states  # noqa: PLC0415
+    from projections.rebuild import rebuild_from_topic  # noqa: PLC0415
+    from projections.store import ProjectionStore  # noqa: PLC0415
+
+    bootstrap = _cli()._bootstrap(settings)
+    into = Path(args.into) if args.into else settings.data_dir / f"rebuild-{int(time.time())}"
+    into.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    fresh, events = rebuild_from_topic(bootstrap, ProjectionStore(into / "projections.sqlite"), settings)
+    seconds = time.monotonic() - started
+    live = ProjectionStore(projections_target(settings))
+    diffs = diff_states(live.states(), fresh.states())
+    for diff in diffs:
+        json_line(diff)
+    summary = {
+        "events": events,
+        "seconds": round(seconds, 2),
+        "rebuilt": fresh.counts(),
+        "live": live.counts(),
+        "differences": len(diffs),
+        "into": str(into),
+    }
+    json_line(summary)
+    note(
+        "rebuild equals the live views"
+        if not diffs
+        else f"rebuild differs from the live views in {len(diffs)} places"
+    )
+    return 1 if diffs else 0
+
+
+def register_projections(sub: Any) -> None:
+    p = _cli()._command(
+        sub,
+        "projections",
+        "rebuild every view from credit.ledger into a fresh store and compare",
+        cmd_projections,
+        "Read credit.ledger from the beginning (the end is where fetches come back empty, never an\n"
+        "end offset), fold it into a fresh store, report counts, and print every difference from the\n"
+        "live views as JSON lines (subject, view, field, expected, found). Exit 1 if any.",
+    )
+    p.add_argument("action", choices=["rebuild"])
+    p.add_argument(
+        "--into", metavar="DIR", help="where the fresh store goes (default DATA_DIR/rebuild-<time>)"
+    )
+
+
+COMMANDS: list[Callable[[Any], None]] = [
+    register_project,
+    register_status,
+    register_lists,
+    register_subscribe,
+    register_projections,
+]

@@ -1,0 +1,171 @@
+"""The fold: (subject state, ledger message) -> subject state. Pure, deterministic, no I/O."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+State = dict[str, Any]
+Message = Mapping[str, Any]
+
+ENDED = ("expired", "revoked", "repaired")
+
+
+class OutOfOrder(ValueError):
+    """A message skips versions of its subject's stream: the state must be rebuilt from the ledger."""
+
+
+def empty(subject_key: str) -> State:
+    return {
+        "subject_key": subject_key,
+        "kind": None,
+        "masked_code": None,
+        "name": None,
+        "version": 0,
+        "position": 0,
+        "records": {},
+        "designations": {},
+        "statements": 0,
+    }
+
+
+def fold(state: State | None, message: Message) -> State:
+    """Apply one ledger message to a subject's state, returning a new state (the input is untouched).
+
+    A message at or below the state's version is a re-delivery and changes nothing; one that
+    skips a version raises OutOfOrder.
+    """
+    return fold_into(copy.deepcopy(state) if state is not None else None, message)
+
+
+def fold_into(state: State | None, message: Message) -> State:
+    """``fold`` on a state the caller owns, changed in place: the projector's and rebuild's path."""
+    current = state if state is not None else empty(message["subject_key"])
+    version = message["version"]
+    if version <= current["version"]:
+        return current
+    if version != current["version"] + 1:
+        msg = f"subject {message['subject_key']}: version {version} after {current['version']}"
+        raise OutOfOrder(msg)
+    apply = _APPLY.get(message["type"])
+    if apply is not None:  # an event type this projection does not know changes only the version
+        apply(current, message["body"], message)
+    current["version"] = version
+    current["position"] = max(current["position"], message.get("position") or 0)
+    return current
+
+
+def fold_all(messages: Iterable[Message], states: dict[str, State] | None = None) -> dict[str, State]:
+    """Fold many messages of many subjects in order, in place on ``states`` (returned)."""
+    states = {} if states is None else states
+    for message in messages:
+        key = message["subject_key"]
+        states[key] = fold_into(states.get(key), message)
+    return states
+
+
+def _opened(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s.update(kind=body["subject_kind"], masked_code=body["masked_code"], name=body["name"])
+
+
+def _filed(s: State, body: Mapping[str, Any], m: Message) -> None:
+    fields = body["fields"]
+    s["records"][body["record"]] = {
+        "provider": body["provider"],
+        "record_id": fields["record_id"],
+        "category": fields["category"],
+        "kind": fields["kind"],
+        "domain": fields["domain"],
+        "severity": fields["severity"],
+        "title": fields["title"],
+        "decision_document": fields["decision_document"],
+        "decision_date": fields["decision_date"],
+        "display_until": fields["display_until"],
+        "edition": fields["edition"],
+        "status": "active",
+        "filed_at": m.get("occurred_at"),
+        "ended_at": None,
+        "open_objection": None,  # {"id", "due_by", "overdue"} while disputed
+        "linked_from": body.get("linked_from"),
+        "responsible_persons": [p["subject_key"] for p in fields.get("responsible_persons", [])],
+        "filed_by_event": m.get("event_id"),
+    }
+
+
+def _corrected(s: State, body: Mapping[str, Any], m: Message) -> None:
+    record = s["records"][body["record"]]
+    for name in ("title", "severity", "domain", "decision_document", "decision_date", "display_until"):
+        if name in body["changes"]:
+            record[name] = body["changes"][name]
+
+
+def _objection_raised(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s["records"][body["record"]]["open_objection"] = {
+        "id": body["objection_id"],
+        "due_by": body["due_by"],
+        "overdue": False,
+    }
+
+
+def _objection_resolved(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s["records"][body["record"]]["open_objection"] = None
+
+
+def _objection_overdue(s: State, body: Mapping[str, Any], m: Message) -> None:
+    objection = s["records"][body["record"]]["open_objection"]
+    if objection is not None:
+        objection["overdue"] = True
+
+
+def _ended(status: str) -> Callable[[State, Mapping[str, Any], Message], None]:
+    def apply(s: State, body: Mapping[str, Any], m: Message) -> None:
+        record = s["records"][body["record"]]
+        record["status"] = body.get("status", status)
+        record["ended_at"] = m.get("occurred_at")
+
+    return apply
+
+
+def _designated(s: State, body: Mapping[str, Any], m: Message) -> None:
+    fields = body["fields"]
+    s["designations"][body["designation_id"]] = {
+        "list": fields["list"],
+        "department": body["department"],
+        "basis": fields["basis"],
+        "document_number": fields["document_number"],
+        "valid_from": fields["valid_from"],
+        "valid_until": fields["valid_until"],
+        "records": list(fields["records"]),
+        "active": True,
+        "made_at": m.get("occurred_at"),
+        "ended_at": None,
+        "ended_reason": None,
+        "made_by_event": m.get("event_id"),
+    }
+
+
+def _designation_ended(s: State, body: Mapping[str, Any], m: Message) -> None:
+    designation = s["designations"][body["designation_id"]]
+    designation.update(active=False, ended_at=m.get("occurred_at"), ended_reason=body["reason"])
+
+
+def _statement(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s["statements"] += 1
+
+
+_APPLY: dict[str, Callable[[State, Mapping[str, Any], Message], None]] = {
+    "Opened": _opened,
+    "RecordFiled": _filed,
+    "RecordCorrected": _corrected,
+    "ObjectionRaised": _objection_raised,
+    "ObjectionResolved": _objection_resolved,
+    "ObjectionOverdue": _objection_overdue,
+    "StatementAdded": _statement,
+    "RepairGranted": _ended("repaired"),
+    "RecordExpired": _ended("expired"),
+    "RecordRevoked": _ended("revoked"),
+    "LinkedRecordClosed": _ended("closed"),
+    "DesignationMade": _designated,
+    "DesignationEnded": _designation_ended,
+}

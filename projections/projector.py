@@ -1,0 +1,114 @@
+"""The projector: folds batches of ledger messages into the store and derives list changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from ledger.catalogue import Catalogue
+from ledger.workdays import local_date
+from projections.changes import list_changes
+from projections.fold import OutOfOrder, State, empty, fold_into
+from projections.store import ProjectionStore, Saved
+from projections.views import clean_record, due, memberships
+
+log = logging.getLogger(__name__)
+
+History = Callable[[str], Sequence[Mapping[str, Any]]]
+"""All ledger messages of one subject, from the ledger store (to repair a gap)."""
+
+
+def _event_day(message: Mapping[str, Any]) -> date:
+    from datetime import datetime  # noqa: PLC0415
+
+    stamp = message.get("occurred_at") or message.get("recorded_at")
+    return local_date(datetime.fromisoformat(stamp)) if stamp else date.min
+
+
+class Projector:
+    """Applies ledger messages to the store: idempotent by per-subject version, one transaction a batch."""
+
+    def __init__(self, store: ProjectionStore, catalogue: Catalogue, history: History | None = None) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.history = history
+        self.applied = 0
+
+    def _clean_years(self, day: date) -> int:
+        try:
+            return self.catalogue.edition_at(day).clean_record_years
+        except Exception:  # a day before the first edition: the default rule
+            return 3
+
+    def apply(self, messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Fold a batch and save it; return the list changes it produced (also in the outbox)."""
+        batch = list(messages)
+        loaded = self.store.load({m["subject_key"] for m in batch})
+        states: dict[str, State] = {k: v[0] for k, v in loaded.items()}
+        announced: dict[str, dict[str, bool]] = {k: v[1] for k, v in loaded.items()}
+        touched: dict[str, date] = {}
+        changes: list[dict[str, Any]] = []
+        for message in batch:
+            key = message["subject_key"]
+            state = states.get(key) or empty(key)
+            if message["version"] <= state["version"]:
+                continue  # re-delivered or re-published: already applied
+            try:
+                state = fold_into(state, message)
+            except OutOfOrder:
+                state = self._repair(key, message)
+            states[key] = state
+            self.applied += 1
+            day = _event_day(message)
+            before = announced.get(key, {"black": False, "red": False, "clean": False})
+            after = memberships(state, day, self._clean_years(day))
+            changes += list_changes(
+                before, after, state, message, effective_at=message.get("occurred_at") or ""
+            )
+            announced[key] = after
+            touched[key] = day
+        self.store.save((self._saved(states[k], announced[k]) for k in touched), changes)
+        return changes
+
+    def saved_now(self, state: State) -> Saved:
+        """A state to save as it stands today, its memberships as announced (a rebuild's view)."""
+        from datetime import UTC, datetime  # noqa: PLC0415
+
+        today = local_date(datetime.now(UTC))
+        return self._saved(state, memberships(state, today, self._clean_years(today)))
+
+    def _saved(self, state: State, announced: Mapping[str, bool]) -> Saved:
+        eligibility = clean_record(state, date.max, 3)
+        clean_on = eligibility["since"] if state["kind"] == "person" and not announced.get("clean") else None
+        return Saved(state, announced, clean_on, due(state))
+
+    def _repair(self, key: str, message: Mapping[str, Any]) -> State:
+        """A gap in a subject's versions: rebuild it from the ledger's own history."""
+        if self.history is None:
+            raise OutOfOrder(f"subject {key}: version {message['version']} arrived out of order")
+        log.warning("subject %s: version gap at %s; rebuilding it from the ledger", key, message["version"])
+        state = empty(key)
+        for m in self.history(key):
+            if m["version"] <= message["version"]:
+                state = fold_into(state, m)
+        return state
+
+    def announce_clean(self, today: date) -> list[dict[str, Any]]:
+        """Clean-record eligibility begins on a date, with no event: announce those due by ``today``."""
+        keys = self.store.clean_due(today.isoformat())
+        if not keys:
+            return []
+        loaded = self.store.load(keys)
+        changes: list[dict[str, Any]] = []
+        saved = []
+        years = self._clean_years(today)
+        for state, before in loaded.values():
+            after = memberships(state, today, years)
+            changes += list_changes(
+                before, after, state, None, effective_at=clean_record(state, today, years)["since"] or ""
+            )
+            saved.append(self._saved(state, after))
+        self.store.save(saved, changes)
+        return changes

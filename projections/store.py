@@ -1,0 +1,248 @@
+"""The projections' SQL store: folded states, list rows, due items and a list-change outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from projections.fold import State
+from projections.views import list_entries
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS subjects (subject_key TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+    "position INTEGER NOT NULL, state {blob} NOT NULL, announced TEXT NOT NULL, clean_on TEXT)",
+    "CREATE INDEX IF NOT EXISTS subjects_clean_on ON subjects (clean_on)",
+    "CREATE TABLE IF NOT EXISTS list_members (list TEXT NOT NULL, designation_id TEXT NOT NULL, "
+    "subject_key TEXT NOT NULL, row {blob} NOT NULL, department TEXT, entry_date TEXT, valid_until TEXT, "
+    "domains TEXT, PRIMARY KEY (list, subject_key, designation_id))",
+    "CREATE TABLE IF NOT EXISTS due (kind TEXT NOT NULL, subject_key TEXT NOT NULL, ref TEXT NOT NULL, "
+    "due_on TEXT NOT NULL, PRIMARY KEY (kind, subject_key, ref))",
+    "CREATE INDEX IF NOT EXISTS due_on ON due (due_on)",
+    "CREATE TABLE IF NOT EXISTS list_changes (position {serial} PRIMARY KEY, subject_key TEXT NOT NULL, "
+    "message {blob} NOT NULL, published INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS list_changes_unpublished ON list_changes (published, position)",
+]
+
+
+_UPSERT_SUBJECT = """
+INSERT INTO subjects (subject_key, version, position, state, announced, clean_on) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (subject_key) DO UPDATE SET version=excluded.version, position=excluded.position,
+    state=excluded.state, announced=excluded.announced, clean_on=excluded.clean_on
+"""
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One subject's new state and what goes with it, written together."""
+
+    state: State
+    announced: Mapping[str, bool]
+    clean_on: str | None
+    due: Sequence[tuple[str, str, str]]
+
+
+class ProjectionStore:
+    """SQLite file by default; a PostgreSQL URL selects psycopg with the same tables."""
+
+    def __init__(self, target: Path | str) -> None:
+        self.target = str(target)
+        self.postgres = self.target.startswith(("postgres://", "postgresql://"))
+        if self.postgres:
+            import psycopg  # noqa: PLC0415 - only with the postgres extra
+
+            self.conn: Any = psycopg.connect(self.target, autocommit=True)
+            self.mark = "%s"
+            types = {"blob": "BYTEA", "serial": "BIGSERIAL"}
+        else:
+            Path(self.target).parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.target, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.mark = "?"
+            types = {"blob": "BLOB", "serial": "INTEGER"}
+        for statement in _SCHEMA:
+            self.conn.execute(statement.format(**types))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.mark == "?" else statement.replace("?", "%s")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        cursor = self.conn.cursor()
+        cursor.execute("BEGIN")
+        try:
+            yield cursor
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    # -- writing --------------------------------------------------------------------------
+
+    def save(self, saved: Iterable[Saved], changes: Iterable[Mapping[str, Any]] = ()) -> None:
+        """Write states, their list rows and due items, and new list changes, in one transaction."""
+        rows = list(saved)
+        keys = [s.state["subject_key"] for s in rows]
+        with self._transaction() as c:
+            c.executemany(
+                self._sql(_UPSERT_SUBJECT),
+                [
+                    (
+                        s.state["subject_key"],
+                        s.state["version"],
+                        s.state["position"],
+                        orjson.dumps(s.state),
+                        orjson.dumps(dict(s.announced)).decode(),
+                        s.clean_on,
+                    )
+                    for s in rows
+                ],
+            )
+            c.executemany(self._sql("DELETE FROM list_members WHERE subject_key=?"), [(k,) for k in keys])
+            c.executemany(
+                self._sql(
+                    "INSERT INTO list_members (list, designation_id, subject_key, row, department, "
+                    "entry_date, valid_until, domains) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                [
+                    (
+                        e["list"],
+                        e["designation_id"],
+                        e["subject_key"],
+                        orjson.dumps(e),
+                        e["department"],
+                        e["entry_date"],
+                        e["valid_until"],
+                        ",".join(e["domains"]),
+                    )
+                    for s in rows
+                    for e in list_entries(s.state)
+                ],
+            )
+            c.executemany(self._sql("DELETE FROM due WHERE subject_key=?"), [(k,) for k in keys])
+            c.executemany(
+                self._sql("INSERT INTO due (kind, subject_key, ref, due_on) VALUES (?, ?, ?, ?)"),
+                [(kind, s.state["subject_key"], ref, on) for s in rows for kind, ref, on in s.due],
+            )
+            c.executemany(
+                self._sql("INSERT INTO list_changes (subject_key, message) VALUES (?, ?)"),
+                [(ch["subject_key"], orjson.dumps(ch)) for ch in changes],
+            )
+
+    def republish_all(self) -> None:
+        """The list-change topic was created empty: publish every change again, in order."""
+        with self._transaction() as c:
+            c.execute("UPDATE list_changes SET published=0")
+
+    def mark_published(self, positions: Sequence[int]) -> None:
+        with self._transaction() as c:
+            c.executemany(
+                self._sql("UPDATE list_changes SET published=1 WHERE position=?"), [(p,) for p in positions]
+            )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def load(self, keys: Iterable[str]) -> dict[str, tuple[State, dict[str, bool]]]:
+        """Folded state and the memberships last announced, for each known subject among ``keys``."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, tuple[State, dict[str, bool]]] = {}
+        cursor = self.conn.cursor()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            cursor.execute(
+                self._sql(
+                    f"SELECT subject_key, state, announced FROM subjects WHERE subject_key IN "
+                    f"({','.join('?' * len(chunk))})"
+                ),
+                chunk,
+            )
+            for key, state, announced in cursor.fetchall():
+                found[key] = (orjson.loads(state), orjson.loads(announced))
+        return found
+
+    def state(self, key: str) -> State | None:
+        loaded = self.load([key]).get(key)
+        return loaded[0] if loaded else None
+
+    def states(self) -> Iterator[State]:
+        cursor = self.conn.cursor()
+        cursor.execute("SELECT state FROM subjects ORDER BY subject_key")
+        for (state,) in cursor:
+            yield orjson.loads(state)
+
+    def members(
+        self,
+        list_name: str,
+        *,
+        domain: str | None = None,
+        department: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT row FROM list_members WHERE list=?"
+        params: list[Any] = [list_name]
+        if department:
+            sql += " AND department=?"
+            params.append(department)
+        if since:
+            sql += " AND entry_date>=?"
+            params.append(since)
+        if until:
+            sql += " AND entry_date<=?"
+            params.append(until)
+        if domain:
+            sql += " AND (',' || domains || ',') LIKE ?"
+            params.append(f"%,{domain},%")
+        sql += " ORDER BY entry_date, subject_key, designation_id"
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql(sql), params)
+        return [orjson.loads(row) for (row,) in cursor.fetchall()]
+
+    def due_on_or_before(self, day: str, limit: int = 10_000) -> list[tuple[str, str, str, str]]:
+        cursor = self.conn.cursor()
+        cursor.execute(
+            self._sql(
+                "SELECT kind, subject_key, ref, due_on FROM due WHERE due_on<=? ORDER BY due_on LIMIT ?"
+            ),
+            (day, limit),
+        )
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def clean_due(self, day: str, limit: int = 10_000) -> list[str]:
+        """Subjects whose clean-record eligibility begins on or before ``day`` and was not announced."""
+        cursor = self.conn.cursor()
+        cursor.execute(
+            self._sql(
+                "SELECT subject_key FROM subjects "
+                "WHERE clean_on<=? AND announced NOT LIKE '%\"clean\":true%' LIMIT ?"
+            ),
+            (day, limit),
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+    def unpublished(self, limit: int = 1000) -> list[tuple[int, bytes]]:
+        cursor = self.conn.cursor()
+        cursor.execute(
+            self._sql(
+                "SELECT position, message FROM list_changes WHERE published=0 ORDER BY position LIMIT ?"
+            ),
+            (limit,),
+        )
+        return [(int(p), bytes(m)) for p, m in cursor.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        cursor = self.conn.cursor()
+        out = {}
+        for table in ("subjects", "list_members", "due", "list_changes"):
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")
+            out[table] = int(cursor.fetchone()[0])
+        return out

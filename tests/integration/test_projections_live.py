@@ -1,0 +1,121 @@
+"""The read models follow the ledger through Kafka: lists, status, list changes, time, rebuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams import topics
+from streams.broker import EmbeddedBroker
+from streams.clients import publish
+from tests.conftest import example
+from tests.integration.serving import Served, records, wait_for
+
+EXAMPLES = [
+    "file_record",
+    "file_record_organisation",
+    "correct_record",
+    "raise_objection",
+    "resolve_objection",
+    "add_statement",
+    "request_repair",
+    "decide_repair",
+    "designate",
+    "file_record_minor",
+]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        os.environ["CREDIT_SCHEDULER_INTERVAL"] = "1"
+        try:
+            s = Served(tmp_path / "data", bootstrap=broker.bootstrap, http=True).start()
+        finally:
+            del os.environ["CREDIT_SCHEDULER_INTERVAL"]
+        try:
+            yield s
+        finally:
+            assert s.stop() == 0
+
+
+def cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CREDIT_DATA_DIR": str(served.data_dir),
+        "CREDIT_KAFKA_BOOTSTRAP": served.bootstrap or "",
+        "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_lists_status_and_list_changes_follow_the_ledger_and_a_rebuild_equals_them(served: Served) -> None:
+    assert served.bootstrap
+    publish(served.bootstrap, [orjson.dumps(example("file_record"))], topics.SUBMISSIONS)
+    wait_for(
+        lambda: cli(served, "status", "11010519491231002X", "--json").returncode == 0, 40, served.describe
+    )
+    between = datetime.now(UTC).isoformat()
+    publish(served.bootstrap, [orjson.dumps(example(name)) for name in EXAMPLES[1:]], topics.SUBMISSIONS)
+
+    def black_list() -> Any:
+        result = cli(served, "lists", "black", "--json")
+        return [json.loads(line) for line in result.stdout.splitlines()] or None
+
+    (entry,) = wait_for(black_list, 40, served.describe)
+    assert (entry["masked_code"], entry["designation_id"]) == ("91350100M000100Y43", "HMD-2026-0202")
+
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{served.http_port}/v1/lists/black?domain=product_quality"
+    ) as r:
+        assert json.loads(r.read())["count"] == 1
+
+    # Time makes events: the minor record's display period ended 2026-07-02, so the scheduler
+    # expires it through the ledger, and the status stops showing it.
+    def expired() -> Any:
+        view = json.loads(cli(served, "status", "11010519491231002X", "--json").stdout or "null")
+        return (
+            view
+            if view and not any(r["record"] == "transport:JT-2026-0401" for r in view["records"])
+            else None
+        )
+
+    view = wait_for(expired, 40, served.describe)
+    assert view["lists"] == {"black": False, "red": False, "clean": False}
+    ledger = records(served.bootstrap, topics.LEDGER)
+    assert any(m["type"] == "RecordExpired" and m["department"] == "credit_platform" for m in ledger)
+
+    changes = wait_for(lambda: records(served.bootstrap, topics.LIST_CHANGES) or None, 20, served.describe)
+    black = [c for c in changes if c["list"] == "black"]
+    assert black[0]["change"] == "entry"
+    assert black[0]["cause"]["type"] == "DesignationMade"
+
+    # As of a moment between the two batches, the ledger knew only the first filing.
+    then = json.loads(cli(served, "status", "11010519491231002X", "--as-of", between, "--json").stdout)
+    assert [(r["record"], r["title"]) for r in then["records"]] == [
+        ("tax_bureau:SW-2026-0101", "逾期未申报个人所得税，处以罚款")
+    ]
+    assert then["ledger_version"] == 2
+
+    rebuilt = cli(served, "projections", "rebuild", "--into", str(served.data_dir / "rebuilt"))
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    summary = json.loads(rebuilt.stdout.splitlines()[-1])
+    assert summary["differences"] == 0
+    assert summary["rebuilt"]["subjects"] == summary["live"]["subjects"] == 3
