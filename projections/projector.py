@@ -35,12 +35,17 @@ class Projector:
         self.catalogue = catalogue
         self.history = history
         self.applied = 0
+        self._years: dict[date, int] = {}
 
     def _clean_years(self, day: date) -> int:
-        try:
-            return self.catalogue.edition_at(day).clean_record_years
-        except Exception:  # a day before the first edition: the default rule
-            return 3
+        years = self._years.get(day)
+        if years is None:
+            try:
+                years = self.catalogue.edition_at(day).clean_record_years
+            except Exception:  # a day before the first edition: the default rule
+                years = 3
+            self._years[day] = years
+        return years
 
     def apply(self, messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Fold a batch and save it; return the list changes it produced (also in the outbox)."""
@@ -72,16 +77,18 @@ class Projector:
         self.store.save((self._saved(states[k], announced[k]) for k in touched), changes)
         return changes
 
-    def saved_now(self, state: State) -> Saved:
+    def saved_now(self, state: State, today: date | None = None) -> Saved:
         """A state to save as it stands today, its memberships as announced (a rebuild's view)."""
-        from datetime import UTC, datetime  # noqa: PLC0415
+        if today is None:
+            from datetime import UTC, datetime  # noqa: PLC0415
 
-        today = local_date(datetime.now(UTC))
+            today = local_date(datetime.now(UTC))
         return self._saved(state, memberships(state, today, self._clean_years(today)))
 
     def _saved(self, state: State, announced: Mapping[str, bool]) -> Saved:
-        eligibility = clean_record(state, date.max, 3)
-        clean_on = eligibility["since"] if state["kind"] == "person" and not announced.get("clean") else None
+        clean_on = None
+        if state["kind"] == "person" and not announced.get("clean"):
+            clean_on = clean_record(state, date.max, 3)["since"]
         return Saved(state, announced, clean_on, due(state))
 
     def _repair(self, key: str, message: Mapping[str, Any]) -> State:

@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 
 from ledger.catalogue import Catalogue, load_catalogue
-from projections.fold import fold_all
+from projections.fold import fold_into
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from streams import topics
-from streams.clients import read_topic
+from streams.clients import consume_all
 
 
 def rebuild_from_topic(
@@ -28,17 +28,25 @@ def rebuild_from_topic(
     batch per ten thousand subjects: what lets a rebuild run far faster than the live projector.
     """
     states: dict[str, Any] = {}
-    count = 0
-    for record in read_topic(bootstrap, topics.LEDGER, idle=idle):
-        count += 1
-        fold_all((orjson.loads(record.value),), states)
+    loads, get = orjson.loads, states.get
+
+    def fold_batch(values: list[bytes]) -> None:
+        for value in values:
+            message = loads(value)
+            key = message["subject_key"]
+            states[key] = fold_into(get(key), message)
+
+    count = consume_all(bootstrap, topics.LEDGER, fold_batch, idle=idle)
     write(store, states, catalogue or load_catalogue(getattr(settings, "catalogue", None)))
     return store, count
 
 
 def write(store: ProjectionStore, states: dict[str, Any], catalogue: Catalogue) -> None:
     """Save folded states with their list rows and due items (the memberships they stand at)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ledger.workdays import local_date  # noqa: PLC0415
+
     projector = Projector(store, catalogue)
-    items = list(states.values())
-    for start in range(0, len(items), 10_000):
-        store.save(projector.saved_now(s) for s in items[start : start + 10_000])
+    today = local_date(datetime.now(UTC))
+    store.save((projector.saved_now(s, today) for s in states.values()), fresh=True)

@@ -20,9 +20,11 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS subjects_clean_on ON subjects (clean_on)",
     "CREATE TABLE IF NOT EXISTS list_members (list TEXT NOT NULL, designation_id TEXT NOT NULL, "
     "subject_key TEXT NOT NULL, row {blob} NOT NULL, department TEXT, entry_date TEXT, valid_until TEXT, "
-    "domains TEXT, PRIMARY KEY (list, subject_key, designation_id))",
+    "domains TEXT, PRIMARY KEY (subject_key, list, designation_id))",
+    # The key leads with the subject (every batch replaces a subject's rows); lists read by date.
+    "CREATE INDEX IF NOT EXISTS list_members_by_list ON list_members (list, entry_date)",
     "CREATE TABLE IF NOT EXISTS due (kind TEXT NOT NULL, subject_key TEXT NOT NULL, ref TEXT NOT NULL, "
-    "due_on TEXT NOT NULL, PRIMARY KEY (kind, subject_key, ref))",
+    "due_on TEXT NOT NULL, PRIMARY KEY (subject_key, kind, ref))",
     "CREATE INDEX IF NOT EXISTS due_on ON due (due_on)",
     "CREATE TABLE IF NOT EXISTS list_changes (position {serial} PRIMARY KEY, subject_key TEXT NOT NULL, "
     "message {blob} NOT NULL, published INTEGER NOT NULL DEFAULT 0)",
@@ -88,10 +90,15 @@ class ProjectionStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    def save(self, saved: Iterable[Saved], changes: Iterable[Mapping[str, Any]] = ()) -> None:
-        """Write states, their list rows and due items, and new list changes, in one transaction."""
+    def save(
+        self, saved: Iterable[Saved], changes: Iterable[Mapping[str, Any]] = (), *, fresh: bool = False
+    ) -> None:
+        """Write states, their list rows and due items, and new list changes, in one transaction.
+
+        ``fresh``: these subjects have no rows yet (a rebuild into a new store), so none are deleted.
+        """
         rows = list(saved)
-        keys = [s.state["subject_key"] for s in rows]
+        keys = [] if fresh else [s.state["subject_key"] for s in rows]
         with self._transaction() as c:
             c.executemany(
                 self._sql(_UPSERT_SUBJECT),
