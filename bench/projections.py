@@ -24,6 +24,7 @@ import platform
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
@@ -41,41 +42,49 @@ from streams.broker import EmbeddedBroker
 from streams.messages import ledger_message
 
 
-def build_ledger_events(target: int, subjects: int) -> list[tuple[bytes, bytes]]:
+def build_ledger(target: int, subjects: int, path: Path) -> CreditLedger:
+    """A real ledger of at least ``target`` events, on a SQLite file (so it does not sit in memory)."""
     catalogue = load_catalogue()
     now = datetime(2026, 11, 1, 9, tzinfo=UTC)
     ledger = CreditLedger(
         catalogue=catalogue,
         secret=b"bench-secret-0123456789",
         clock=lambda: now,
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)},
     )
     generator = SubmissionGenerator(catalogue.latest, subjects=subjects, seed=7)
     while (ledger.recorder.max_notification_id() or 0) < target:
         ledger.submit(generator.take(5000))
-    out = []
-    position = 1
-    while len(out) < target:
-        page = ledger.recorder.select_notifications(position, 10_000)
+    return ledger
+
+
+def ledger_pages(ledger: CreditLedger, target: int) -> Iterator[list[tuple[bytes, bytes]]]:
+    """The ledger's first ``target`` events as credit.ledger messages, a page at a time."""
+    position, sent = 1, 0
+    while sent < target:
+        page = ledger.recorder.select_notifications(position, min(20_000, target - sent))
         if not page:
-            break
-        for n in page:
-            out.append(
-                ledger_message(n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state))
-            )
+            return
+        yield [
+            ledger_message(n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state))
+            for n in page
+        ]
+        sent += len(page)
         position = page[-1].id + 1
-    return out[:target]
 
 
-async def publish(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
+async def publish(bootstrap: str, pages: Iterator[list[tuple[bytes, bytes]]]) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1024 * 1024)
     await producer.start()
+    count = 0
     try:
-        futures = [await producer.send(topics.LEDGER, value=v, key=k) for k, v in messages]
-        await producer.flush()
-        await asyncio.gather(*futures)
+        for page in pages:
+            futures = [await producer.send(topics.LEDGER, value=v, key=k) for k, v in page]
+            await asyncio.gather(*futures)
+            count += len(page)
     finally:
         await producer.stop()
+    return count
 
 
 def main() -> int:
@@ -89,17 +98,19 @@ def main() -> int:
     tune_gc()
     catalogue = load_catalogue()
 
-    started = time.perf_counter()
-    messages = build_ledger_events(args.events, args.subjects)
-    built = time.perf_counter() - started
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(
-        f"ledger events: {len(messages):,} over up to {args.subjects:,} subjects (built in {built:.0f} s, not timed)"
-    )
-
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        started = time.perf_counter()
+        ledger = build_ledger(args.events, args.subjects, Path(tmp) / "ledger.sqlite")
+        built = time.perf_counter() - started
         topics.ensure_topics(broker.bootstrap)
-        asyncio.run(publish(broker.bootstrap, messages))
+        published = asyncio.run(publish(broker.bootstrap, ledger_pages(ledger, args.events)))
+        sample = [orjson.loads(v) for page in ledger_pages(ledger, args.live) for _, v in page]
+        ledger.close()
+        del ledger
+        print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(
+            f"ledger events published: {published:,} over up to {args.subjects:,} subjects (built in {built:.0f} s, not timed)"
+        )
 
         store = ProjectionStore(Path(tmp) / "rebuild.sqlite")
         started = time.perf_counter()
@@ -109,7 +120,6 @@ def main() -> int:
 
         live_store = ProjectionStore(Path(tmp) / "live.sqlite")
         projector = Projector(live_store, catalogue)
-        sample = [orjson.loads(v) for _, v in messages[: args.live]]
         started = time.perf_counter()
         for i in range(0, len(sample), 5000):
             projector.apply(sample[i : i + 5000])

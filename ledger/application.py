@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -31,6 +31,7 @@ from ledger.errors import InvalidInput, LedgerError, SubmissionConflict
 from ledger.handlers import handle
 from ledger.integrity import ChainBreak, StoredEventView, event_id, verify_streams
 from ledger.outcomes import ACCEPTED, REJECTED, Outcome, Receipt
+from ledger.queries import QueryRecord
 from ledger.store.recorders import (
     POPOLedgerRecorder,
     SQLiteLedgerRecorder,
@@ -425,6 +426,17 @@ class CreditLedger(Application[UUID]):
         for key in files:
             with contextlib.suppress(KeyError):
                 cache.get(key, evict=True)
+
+    # -- the query register ----------------------------------------------------------------
+
+    def record_query(self, record: dict[str, Any]) -> str:
+        """Write one query record (allowed or refused) as a sealed ledger event; return its id.
+
+        Raises whatever the store raises: a query whose record cannot be written must fail.
+        """
+        query_id = uuid4()
+        self.save(QueryRecord.make(query_id, {**record, "query_id": str(query_id)}, self.clock()))
+        return str(query_id)
 
     # -- queries -------------------------------------------------------------------------
 

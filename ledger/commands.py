@@ -134,6 +134,20 @@ class MarkObjectionOverdue:
 
 
 @dataclass(frozen=True)
+class GrantAuthorisation:
+    authorisation_id: str
+    organisation: str
+    purpose: str
+    valid_from: date
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class RevokeAuthorisation:
+    authorisation_id: str
+
+
+@dataclass(frozen=True)
 class ExpireRecord:
     record: RecordRef
 
@@ -172,6 +186,8 @@ Action = (
     | DecideRepair
     | ExpireRecord
     | MarkObjectionOverdue
+    | GrantAuthorisation
+    | RevokeAuthorisation
     | RevokeRecord
     | Designate
     | EndDesignation

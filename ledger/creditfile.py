@@ -40,7 +40,7 @@ class Context:
         self.occurred_on: date = local_date(occurred_at)
 
 
-def _seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
+def seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
     """The hash of the event these kwargs make, over exactly the state the mapper will store.
 
     Every event field is passed explicitly (no defaults), so the kwargs are the event's state.
@@ -106,6 +106,7 @@ class CreditFile(Aggregate):
         self.records: dict[str, RecordState] = {}
         self.designations: dict[str, Designation] = {}
         self.statements: dict[str, dict[str, Any]] = {}
+        self.authorisations: dict[str, dict[str, Any]] = {}
         self.head_hash = integrity.GENESIS
 
     # -- creation and sealing -------------------------------------------------------------
@@ -133,7 +134,7 @@ class CreditFile(Aggregate):
             "name": name,
             "checksum_override": checksum_override,
         }
-        sealed = _seal(cls.Opened, kwargs)
+        sealed = seal(cls.Opened, kwargs)
         for key in ("originator_id", "originator_version", "originator_topic"):
             del kwargs[key]
         return cls._create(cls.Opened, id=subject_key, event_hash=sealed, **kwargs)
@@ -144,7 +145,7 @@ class CreditFile(Aggregate):
             msg = f"{event_class.__name__} needs an explicit timestamp: the domain never reads the clock"
             raise ProgrammingError(msg)
         kwargs["prev_hash"] = self.head_hash
-        kwargs["event_hash"] = _seal(
+        kwargs["event_hash"] = seal(
             event_class,
             {**kwargs, "originator_id": self.id, "originator_version": self.version + 1},
         )
@@ -360,6 +361,36 @@ class CreditFile(Aggregate):
             record=key,
             objection_id=objection_id,
             due_by=objection.due_by,
+            occurred_at=ctx.occurred_iso,
+            timestamp=ctx.at,
+            submission=ctx.submission,
+        )
+
+    def grant_authorisation(self, fields: dict[str, Any], ctx: Context) -> None:
+        """The subject authorises an organisation to query their file for one purpose, for a period."""
+        if fields["authorisation_id"] in self.authorisations:
+            raise RuleViolation(
+                f"authorisation {fields['authorisation_id']!r} already exists",
+                field="authorisation.authorisation_id",
+                code="duplicate_id",
+            )
+        if fields["valid_until"] <= fields["valid_from"]:
+            raise RuleViolation(
+                "valid_until must be after valid_from",
+                field="authorisation.valid_until",
+                code="invalid_period",
+            )
+        self._authorisation_granted(
+            fields=fields, occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission
+        )
+
+    def revoke_authorisation(self, authorisation_id: str, ctx: Context) -> None:
+        grant = self.authorisations.get(authorisation_id)
+        if grant is None or not grant["active"]:
+            state = "unknown" if grant is None else "already revoked"
+            raise UnknownRecord(f"authorisation {authorisation_id!r} is {state}", field="authorisation_id")
+        self._authorisation_revoked(
+            authorisation_id=authorisation_id,
             occurred_at=ctx.occurred_iso,
             timestamp=ctx.at,
             submission=ctx.submission,
@@ -642,6 +673,18 @@ class CreditFile(Aggregate):
         submission: str,
     ) -> None:
         self.records[record].objections[objection_id].overdue = True
+
+    @event("AuthorisationGranted")
+    def _authorisation_granted(
+        self, fields: dict[str, Any], occurred_at: str, timestamp: datetime, submission: str
+    ) -> None:
+        self.authorisations[fields["authorisation_id"]] = {**fields, "active": True}
+
+    @event("AuthorisationRevoked")
+    def _authorisation_revoked(
+        self, authorisation_id: str, occurred_at: str, timestamp: datetime, submission: str
+    ) -> None:
+        self.authorisations[authorisation_id]["active"] = False
 
     @event("StatementAdded")
     def _statement_added(

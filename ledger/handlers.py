@@ -74,6 +74,9 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
         file.request_repair(action.record.key, action.application_id, action.measures_taken, ctx)
     elif isinstance(action, c.DecideRepair):
         file.decide_repair(action.record.key, action.application_id, action.decision, action.reason, ctx)
+    elif isinstance(action, c.GrantAuthorisation | c.RevokeAuthorisation):
+        _require_platform(is_platform, "subjects manage authorisations at the desk or with their own key")
+        _authorisation(action, file, edition, ctx)
     elif isinstance(action, c.MarkObjectionOverdue):
         _require_platform(is_platform, "objections are marked overdue by the platform's scheduler")
         file.mark_objection_overdue(action.record.key, action.objection_id, ctx)
@@ -141,6 +144,29 @@ def _file_for(
     )
     files.add(file)
     return file
+
+
+def _authorisation(
+    action: c.GrantAuthorisation | c.RevokeAuthorisation, file: CreditFile, edition: Edition, ctx: Context
+) -> None:
+    if isinstance(action, c.RevokeAuthorisation):
+        file.revoke_authorisation(action.authorisation_id, ctx)
+        return
+    if action.purpose not in edition.query_purposes:
+        raise NotInCatalogue(
+            f"query purpose {action.purpose!r} is not in catalogue edition {edition.edition}",
+            field="authorisation.purpose",
+        )
+    file.grant_authorisation(
+        {
+            "authorisation_id": action.authorisation_id,
+            "organisation": action.organisation,
+            "purpose": action.purpose,
+            "valid_from": action.valid_from.isoformat(),
+            "valid_until": action.valid_until.isoformat(),
+        },
+        ctx,
+    )
 
 
 def _require_platform(is_platform: bool, why: str) -> None:

@@ -164,7 +164,7 @@ def parse(raw: bytes | str | Mapping[str, Any], *, now: datetime) -> c.Command:
     return c.Command(envelope, _action(data, department, now))
 
 
-def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action:  # noqa: PLR0911
+def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action:
     action = data["action"]
     if action == "file_record":
         r = data["record"]
@@ -221,6 +221,17 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
         return c.DecideRepair(
             _ref(data["record"], department), data["application_id"], data["decision"], data["reason"]
         )
+    if action == "grant_authorisation":
+        a = data["authorisation"]
+        return c.GrantAuthorisation(
+            authorisation_id=a["authorisation_id"],
+            organisation=a["organisation"],
+            purpose=a["purpose"],
+            valid_from=_date(a["valid_from"], "authorisation.valid_from"),
+            valid_until=_date(a["valid_until"], "authorisation.valid_until"),
+        )
+    if action == "revoke_authorisation":
+        return c.RevokeAuthorisation(data["authorisation_id"])
     if action == "mark_objection_overdue":
         return c.MarkObjectionOverdue(_ref(data["record"], department), data["objection_id"])
     if action == "expire_record":

@@ -27,6 +27,7 @@ def empty(subject_key: str) -> State:
         "records": {},
         "designations": {},
         "statements": 0,
+        "authorisations": {},
     }
 
 
@@ -150,6 +151,15 @@ def _designation_ended(s: State, body: Mapping[str, Any], m: Message) -> None:
     designation.update(active=False, ended_at=m.get("occurred_at"), ended_reason=body["reason"])
 
 
+def _granted(s: State, body: Mapping[str, Any], m: Message) -> None:
+    fields = body["fields"]
+    s.setdefault("authorisations", {})[fields["authorisation_id"]] = {**fields, "active": True}
+
+
+def _grant_revoked(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s["authorisations"][body["authorisation_id"]]["active"] = False
+
+
 def _statement(s: State, body: Mapping[str, Any], m: Message) -> None:
     s["statements"] += 1
 
@@ -162,6 +172,8 @@ _APPLY: dict[str, Callable[[State, Mapping[str, Any], Message], None]] = {
     "ObjectionResolved": _objection_resolved,
     "ObjectionOverdue": _objection_overdue,
     "StatementAdded": _statement,
+    "AuthorisationGranted": _granted,
+    "AuthorisationRevoked": _grant_revoked,
     "RepairGranted": _ended("repaired"),
     "RecordExpired": _ended("expired"),
     "RecordRevoked": _ended("revoked"),

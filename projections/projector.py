@@ -49,7 +49,14 @@ class Projector:
 
     def apply(self, messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Fold a batch and save it; return the list changes it produced (also in the outbox)."""
-        batch = list(messages)
+        everything = list(messages)
+        # Query records are the query register's: filed as they are, not folded into a file.
+        queries = [
+            {**m["body"]["record"], "at": m.get("recorded_at")}
+            for m in everything
+            if m["type"] == "QueryRecorded"
+        ]
+        batch = [m for m in everything if m["type"] != "QueryRecorded"]
         loaded = self.store.load({m["subject_key"] for m in batch})
         states: dict[str, State] = {k: v[0] for k, v in loaded.items()}
         announced: dict[str, dict[str, bool]] = {k: v[1] for k, v in loaded.items()}
@@ -74,7 +81,7 @@ class Projector:
             )
             announced[key] = after
             touched[key] = day
-        self.store.save((self._saved(states[k], announced[k]) for k in touched), changes)
+        self.store.save((self._saved(states[k], announced[k]) for k in touched), changes, queries=queries)
         return changes
 
     def saved_now(self, state: State, today: date | None = None) -> Saved:

@@ -29,6 +29,17 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS list_changes (position {serial} PRIMARY KEY, subject_key TEXT NOT NULL, "
     "message {blob} NOT NULL, published INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS list_changes_unpublished ON list_changes (published, position)",
+    # The query register as auditors and subjects read it (the records themselves are ledger events).
+    "CREATE TABLE IF NOT EXISTS queries (query_id TEXT PRIMARY KEY, at TEXT NOT NULL, subject_key TEXT, "
+    "requester TEXT NOT NULL, organisation TEXT NOT NULL, role TEXT NOT NULL, purpose TEXT, "
+    "endpoint TEXT NOT NULL, outcome TEXT NOT NULL, record {blob} NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS queries_subject ON queries (subject_key, at)",
+    "CREATE INDEX IF NOT EXISTS queries_organisation ON queries (organisation, at)",
+    "CREATE INDEX IF NOT EXISTS queries_requester ON queries (requester, at)",
+    # API keys, stored as SHA-256 hashes; a key is shown once, when issued.
+    "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
+    "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
+    "created_at TEXT NOT NULL, revoked_at TEXT)",
 ]
 
 
@@ -91,7 +102,12 @@ class ProjectionStore:
     # -- writing --------------------------------------------------------------------------
 
     def save(
-        self, saved: Iterable[Saved], changes: Iterable[Mapping[str, Any]] = (), *, fresh: bool = False
+        self,
+        saved: Iterable[Saved],
+        changes: Iterable[Mapping[str, Any]] = (),
+        *,
+        fresh: bool = False,
+        queries: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         """Write states, their list rows and due items, and new list changes, in one transaction.
 
@@ -143,6 +159,28 @@ class ProjectionStore:
             c.executemany(
                 self._sql("INSERT INTO list_changes (subject_key, message) VALUES (?, ?)"),
                 [(ch["subject_key"], orjson.dumps(ch)) for ch in changes],
+            )
+            c.executemany(
+                self._sql(
+                    "INSERT INTO queries (query_id, at, subject_key, requester, organisation, role, purpose, "
+                    "endpoint, outcome, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (query_id) DO NOTHING"
+                ),
+                [
+                    (
+                        q["query_id"],
+                        q["at"],
+                        q.get("subject_key"),
+                        q["requester"],
+                        q["organisation"],
+                        q["role"],
+                        q.get("purpose"),
+                        q["endpoint"],
+                        q["outcome"],
+                        orjson.dumps(q),
+                    )
+                    for q in queries
+                ],
             )
 
     def republish_all(self) -> None:
@@ -245,6 +283,100 @@ class ProjectionStore:
             (limit,),
         )
         return [(int(p), bytes(m)) for p, m in cursor.fetchall()]
+
+    # -- the query register and API keys ----------------------------------------------------------
+
+    def queries(
+        self,
+        *,
+        subject_key: str | None = None,
+        requester: str | None = None,
+        organisation: str | None = None,
+        purpose: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        endpoint: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        sql, params = "SELECT record FROM queries WHERE 1=1", list[Any]()
+        for column, value in (
+            ("subject_key", subject_key),
+            ("requester", requester),
+            ("organisation", organisation),
+            ("purpose", purpose),
+            ("endpoint", endpoint),
+        ):
+            if value:
+                sql += f" AND {column}=?"
+                params.append(value)
+        if since:
+            sql += " AND at>=?"
+            params.append(since)
+        if until:
+            sql += " AND at<=?"
+            params.append(until)
+        sql += " ORDER BY at LIMIT ?"
+        params.append(limit)
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql(sql), params)
+        return [orjson.loads(row) for (row,) in cursor.fetchall()]
+
+    def add_key(self, row: Mapping[str, Any]) -> None:
+        with self._transaction() as c:
+            c.execute(
+                self._sql(
+                    "INSERT INTO api_keys (key_id, key_hash, role, organisation, label, subject_key, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    row["key_id"],
+                    row["key_hash"],
+                    row["role"],
+                    row["organisation"],
+                    row["label"],
+                    row.get("subject_key"),
+                    row["created_at"],
+                ),
+            )
+
+    def key(self, key_id: str) -> dict[str, Any] | None:
+        cursor = self.conn.cursor()
+        cursor.execute(
+            self._sql(
+                "SELECT key_id, key_hash, role, organisation, label, subject_key, created_at, revoked_at "
+                "FROM api_keys WHERE key_id=?"
+            ),
+            (key_id,),
+        )
+        row = cursor.fetchone()
+        columns = (
+            "key_id",
+            "key_hash",
+            "role",
+            "organisation",
+            "label",
+            "subject_key",
+            "created_at",
+            "revoked_at",
+        )
+        return dict(zip(columns, row, strict=True)) if row else None
+
+    def keys(self) -> list[dict[str, Any]]:
+        cursor = self.conn.cursor()
+        cursor.execute(
+            "SELECT key_id, role, organisation, label, created_at, revoked_at "
+            "FROM api_keys ORDER BY created_at"
+        )
+        columns = ("key_id", "role", "organisation", "label", "created_at", "revoked_at")
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def revoke_key(self, key_id: str, at: str) -> bool:
+        with self._transaction() as c:
+            c.execute(
+                self._sql("UPDATE api_keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL"),
+                (at, key_id),
+            )
+            return bool(c.rowcount)
 
     def counts(self) -> dict[str, int]:
         cursor = self.conn.cursor()

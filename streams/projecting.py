@@ -43,6 +43,7 @@ async def run_projector_process(
     loop = asyncio.get_running_loop()
     consumer = AIOKafkaConsumer(
         topics.LEDGER,
+        topics.QUERY_AUDIT,
         bootstrap_servers=bootstrap,
         group_id=PROJECTIONS_GROUP,
         enable_auto_commit=False,

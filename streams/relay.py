@@ -20,6 +20,7 @@ from streams.messages import ledger_message, outcome_message
 log = logging.getLogger(__name__)
 
 LEDGER_CURSOR = "credit.ledger"
+QUERY_RECORDED = "QueryRecorded"
 OUTCOMES_CURSOR = "credit.outcomes"
 
 # send(topic, key, value) schedules one record and returns an awaitable for its acknowledgement.
@@ -75,7 +76,9 @@ class Relay:
             key, value = ledger_message(
                 n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state)
             )
-            acks.append(await self.send(topics.LEDGER, key, value))
+            # Query records are ledger events too, but they are the query register's, not credit data.
+            topic = topics.QUERY_AUDIT if n.topic.endswith(QUERY_RECORDED) else topics.LEDGER
+            acks.append(await self.send(topic, key, value))
         await asyncio.gather(*acks)
         await self._save(LEDGER_CURSOR, notifications[-1].id)
         self.published[LEDGER_CURSOR] += len(notifications)
