@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,43 +46,39 @@ def register_project(sub: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
-    from credit_ledger.serve import projections_target  # noqa: PLC0415
-    from ledger.workdays import local_date  # noqa: PLC0415
-    from projections.asof import status_as_of  # noqa: PLC0415
-    from projections.store import ProjectionStore  # noqa: PLC0415
-    from projections.views import status  # noqa: PLC0415
-
+    """Through the same authorised, recorded path as the HTTP API."""
     cli = _cli()
-    ledger = build_ledger(settings)
-    code = cli._code(args.code, ledger)
-    key = ledger.key_of(code)
+    service = _service(settings)
+    principal = principal_for(service, args.api_key or os.environ.get("CREDIT_API_KEY"))
+    moment = None
     if args.as_of:
         try:
             moment = datetime.fromisoformat(args.as_of)
         except ValueError:
-            raise cli.UserError(
-                f"--as-of: expected an RFC 3339 time, e.g. 2026-07-01T12:00:00+08:00, got {args.as_of!r}"
-            ) from None
+            raise cli.UserError(f"--as-of: expected an RFC 3339 time, got {args.as_of!r}") from None
         if moment.tzinfo is None:
             raise cli.UserError("--as-of: give a time zone offset (e.g. +08:00)")
-        view = status_as_of(ledger, key, moment, ledger.catalogue)
-    else:
-        store = ProjectionStore(projections_target(settings))
-        state = store.state(str(key))
-        today = local_date(datetime.now(UTC))
-        view = status(state, today, ledger.catalogue.edition_at(today)) if state else None
-    if view is None:
-        raise cli.UserError(
-            f"no credit file for {code.masked}" + (f" as of {args.as_of}" if args.as_of else "")
-        )
+    answer = service.status(
+        principal,
+        args.code,
+        purpose=args.purpose,
+        basis=args.basis,
+        authorisation_id=args.authorisation,
+        channel="cli",
+        as_of=moment,
+    )
+    if answer.status != 200:
+        raise cli.UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
+    view = answer.body
     if args.json:
         json_line(view)
         return 0
     subject = view["subject"]
     print(f"{subject['masked_code']}  {subject['name']}  ({subject['kind']}), as of {view['as_of']}")
     lists = ", ".join(k for k, v in view["lists"].items() if v) or "none"
-    print(f"lists: {lists}   score: {view['score']['value']}   clean record: {view['clean_record']}")
+    print(
+        f"lists: {lists}   score: {view['score']['value']}   clean record: {view['clean_record']['eligible']}"
+    )
     table(view["records"], ["record", "category", "severity", "domain", "display_until", "open_objection"])
     for bucket in ("in_force", "suspended"):
         if view["sanctions"][bucket]:
@@ -100,6 +97,12 @@ def register_status(sub: Any) -> None:
     )
     p.add_argument("code", metavar="CODE", help="citizen identity number or unified social credit code")
     p.add_argument("--as-of", metavar="T", help="RFC 3339 time, e.g. 2026-07-01T12:00:00+08:00")
+    p.add_argument("--purpose", help="a query purpose from the catalogue (required but for your own file)")
+    p.add_argument("--basis", help="the legal basis (departments)")
+    p.add_argument("--authorisation", metavar="ID", help="the subject's authorisation id")
+    p.add_argument(
+        "--api-key", help="the requester's key (default: CREDIT_API_KEY; none: this host's operator)"
+    )
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
 
 
@@ -257,3 +260,133 @@ COMMANDS: list[Callable[[Any], None]] = [
     register_subscribe,
     register_projections,
 ]
+
+
+# -- keys, audit ---------------------------------------------------------------------------------
+
+
+def _service(settings: Settings) -> Any:
+    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
+    from credit_ledger.query_service import QueryService  # noqa: PLC0415
+    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from projections.store import ProjectionStore  # noqa: PLC0415
+
+    return QueryService(build_ledger(settings), ProjectionStore(projections_target(settings)))
+
+
+def principal_for(service: Any, api_key: str | None) -> Any:
+    """The CLI caller: the holder of CREDIT_API_KEY / --api-key, or this host's operator."""
+    import getpass  # noqa: PLC0415
+
+    from ledger.access import Principal  # noqa: PLC0415
+
+    if api_key:
+        principal = service.authenticate(api_key)
+        if principal is None:
+            raise _cli().UserError("the API key is not valid (revoked, or not issued here)")
+        return principal
+    return Principal(f"cli:{getpass.getuser()}", "administrator", "credit_platform")
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from credit_ledger.query_service import issue_key  # noqa: PLC0415
+
+    service = _service(settings)
+    if args.action == "issue":
+        subject_key = None
+        if args.subject:
+            subject_key = str(service.ledger.key_of(_cli()._code(args.subject, service.ledger)))
+        try:
+            key_id, key = issue_key(
+                service.store,
+                role=args.role,
+                organisation=args.organisation,
+                label=args.label or args.organisation,
+                subject_key=subject_key,
+                now=datetime.now(UTC),
+            )
+        except ValueError as exc:
+            raise _cli().UserError(str(exc)) from None
+        json_line({"key_id": key_id, "key": key, "role": args.role, "organisation": args.organisation})
+        note("store the key now: only its hash is kept, it cannot be shown again")
+    elif args.action == "list":
+        for row in service.store.api_keys():
+            json_line(row)
+    else:
+        if not args.key_id or not service.store.revoke_key(args.key_id, datetime.now(UTC).isoformat()):
+            raise _cli().UserError(f"no active key {args.key_id!r}")
+        note(f"key {args.key_id} revoked")
+    return 0
+
+
+def register_keys(sub: Any) -> None:
+    p = _cli()._command(
+        sub,
+        "keys",
+        "issue, list and revoke API keys (stored hashed) bound to a principal",
+        cmd_keys,
+        "Roles: department, authorised_org (bank, employer, licensing office), subject (a person\n"
+        "seeing their own file: give --subject CODE), auditor, administrator. Callers send the key\n"
+        "as 'Authorization: Bearer KEY' (or X-API-Key); without one they are the public.",
+    )
+    p.add_argument("action", choices=["issue", "list", "revoke"])
+    p.add_argument("key_id", nargs="?", help="for revoke: the key id")
+    p.add_argument("--role", default="department")
+    p.add_argument("--organisation", default="")
+    p.add_argument("--label", help="who holds it (kept with the key, never logged)")
+    p.add_argument("--subject", metavar="CODE", help="for role subject: whose file")
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    service = _service(settings)
+    principal = principal_for(service, args.api_key or os.environ.get("CREDIT_API_KEY"))
+    if principal.role == "administrator" and principal.principal_id.startswith("cli:"):
+        from ledger.access import Principal  # noqa: PLC0415
+
+        principal = Principal(
+            principal.principal_id, "auditor", "credit_platform"
+        )  # the host's operator audits
+    subject_key = None
+    if args.subject:
+        subject_key = str(service.ledger.key_of(_cli()._code(args.subject, service.ledger)))
+    answer = service.audit(
+        principal,
+        {
+            "requester": args.requester,
+            "organisation": args.organisation,
+            "subject_key": subject_key,
+            "purpose": args.purpose,
+            "since": args.since,
+            "until": args.until,
+        },
+    )
+    if answer.status != 200:
+        raise _cli().UserError(answer.body["error"]["message"])
+    for row in answer.body["queries"]:
+        json_line(row)
+    for hint in answer.body["hints"]:
+        note(f"hint: {hint}")
+    return 0
+
+
+def register_audit(sub: Any) -> None:
+    p = _cli()._command(
+        sub,
+        "audit",
+        "search the query register (who queried what, when, why) with anomaly hints",
+        cmd_audit,
+        "Print query records as JSON lines; anomaly hints (unusual volume, queries with no filing\n"
+        "after, repeated refusals) go to stderr. Needs an auditor's key (CREDIT_API_KEY), or runs as\n"
+        "this host's operator.",
+    )
+    p.add_argument("what", choices=["queries"])
+    p.add_argument("--requester")
+    p.add_argument("--organisation")
+    p.add_argument("--subject", metavar="CODE")
+    p.add_argument("--purpose")
+    p.add_argument("--since", metavar="TIME")
+    p.add_argument("--until", metavar="TIME")
+    p.add_argument("--api-key", help="default: CREDIT_API_KEY")
+
+
+COMMANDS += [register_keys, register_audit]

@@ -361,7 +361,7 @@ class ProjectionStore:
         )
         return dict(zip(columns, row, strict=True)) if row else None
 
-    def keys(self) -> list[dict[str, Any]]:
+    def api_keys(self) -> list[dict[str, Any]]:
         cursor = self.conn.cursor()
         cursor.execute(
             "SELECT key_id, role, organisation, label, created_at, revoked_at "

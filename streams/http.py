@@ -157,19 +157,11 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
         async def get(self, request: Request) -> Response:
             return self.json(openapi_document())
 
-    @app.page("/v1/lists/{list_name}")
-    class Lists(View):
-        """GET the public black or red list: current entries, identity numbers masked."""
+    if parts.projections is not None:
+        from credit_ledger.query_service import QueryService  # noqa: PLC0415
+        from streams.queries_http import register_query_views  # noqa: PLC0415
 
-        async def get(self, request: Request, list_name: str) -> Response:
-            if list_name not in ("black", "red") or parts.projections is None:
-                return self.json(_problem("not_found", "list", "lists are 'black' and 'red'"), status=404)
-            query = request.query
-            filters = {k: query.get(k) or None for k in ("domain", "department", "since", "until")}
-            rows = await asyncio.get_running_loop().run_in_executor(
-                parts.executor, lambda: _read_store(parts.projections or "").members(list_name, **filters)
-            )
-            return self.json({"list": list_name, "count": len(rows), "entries": rows})
+        register_query_views(app, parts, QueryService(ledger, _read_store(parts.projections)))
 
     register_proof_views(app, parts)
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from streams.clients import publish
 from tests.conftest import example
 from tests.integration.serving import Served, records, wait_for
 
+ASKING = ("--purpose", "supervision_inspection", "--basis", "《社会信用体系建设法》")
 EXAMPLES = [
     "file_record",
     "file_record_organisation",
@@ -70,7 +72,9 @@ def test_lists_status_and_list_changes_follow_the_ledger_and_a_rebuild_equals_th
     assert served.bootstrap
     publish(served.bootstrap, [orjson.dumps(example("file_record"))], topics.SUBMISSIONS)
     wait_for(
-        lambda: cli(served, "status", "11010519491231002X", "--json").returncode == 0, 40, served.describe
+        lambda: cli(served, "status", "11010519491231002X", *ASKING, "--json").returncode == 0,
+        40,
+        served.describe,
     )
     between = datetime.now(UTC).isoformat()
     publish(served.bootstrap, [orjson.dumps(example(name)) for name in EXAMPLES[1:]], topics.SUBMISSIONS)
@@ -90,7 +94,7 @@ def test_lists_status_and_list_changes_follow_the_ledger_and_a_rebuild_equals_th
     # Time makes events: the minor record's display period ended 2026-07-02, so the scheduler
     # expires it through the ledger, and the status stops showing it.
     def expired() -> Any:
-        view = json.loads(cli(served, "status", "11010519491231002X", "--json").stdout or "null")
+        view = json.loads(cli(served, "status", "11010519491231002X", *ASKING, "--json").stdout or "null")
         return (
             view
             if view and not any(r["record"] == "transport:JT-2026-0401" for r in view["records"])
@@ -108,7 +112,9 @@ def test_lists_status_and_list_changes_follow_the_ledger_and_a_rebuild_equals_th
     assert black[0]["cause"]["type"] == "DesignationMade"
 
     # As of a moment between the two batches, the ledger knew only the first filing.
-    then = json.loads(cli(served, "status", "11010519491231002X", "--as-of", between, "--json").stdout)
+    then = json.loads(
+        cli(served, "status", "11010519491231002X", "--as-of", between, *ASKING, "--json").stdout
+    )
     assert [(r["record"], r["title"]) for r in then["records"]] == [
         ("tax_bureau:SW-2026-0101", "逾期未申报个人所得税，处以罚款")
     ]
@@ -119,3 +125,45 @@ def test_lists_status_and_list_changes_follow_the_ledger_and_a_rebuild_equals_th
     summary = json.loads(rebuilt.stdout.splitlines()[-1])
     assert summary["differences"] == 0
     assert summary["rebuilt"]["subjects"] == summary["live"]["subjects"] == 3
+
+
+def test_every_status_query_is_recorded_and_reaches_the_query_audit_topic(served: Served) -> None:
+    assert served.bootstrap
+    publish(served.bootstrap, [orjson.dumps(example("file_record"))], topics.SUBMISSIONS)
+    wait_for(
+        lambda: cli(served, "status", "11010519491231002X", *ASKING, "--json").returncode == 0,
+        40,
+        served.describe,
+    )
+    refused = cli(served, "status", "11010519491231002X", "--json")
+    assert refused.returncode == 1
+    assert "purpose_required" in refused.stderr
+    issued = json.loads(
+        cli(served, "keys", "issue", "--role", "subject", "--subject", "11010519491231002X").stdout
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{served.http_port}/v1/me/queries",
+        headers={"Authorization": f"Bearer {issued['key']}"},
+    )
+
+    def seen() -> Any:
+        with urllib.request.urlopen(request) as r:
+            queries = json.loads(r.read())["queries"]
+        return queries if len(queries) >= 2 else None
+
+    queries = wait_for(seen, 30, served.describe)
+    assert {(q["organisation"], q["outcome"]) for q in queries} >= {
+        ("credit_platform", "allowed"),
+        ("credit_platform", "refused"),
+    }
+    audit = wait_for(lambda: records(served.bootstrap, topics.QUERY_AUDIT) or None, 20, served.describe)
+    assert all(m["type"] == "QueryRecorded" for m in audit)
+    assert not any(m["type"] == "QueryRecorded" for m in records(served.bootstrap, topics.LEDGER))
+    status_post = urllib.request.Request(
+        f"http://127.0.0.1:{served.http_port}/v1/queries/status",
+        data=json.dumps({"subject": {"id": "11010519491231002X"}}).encode(),
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused_http:
+        urllib.request.urlopen(status_post)
+    assert refused_http.value.code == 403

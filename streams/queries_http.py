@@ -1,0 +1,113 @@
+"""HTTP views of the authorised query path: status, a subject's own file, lists, the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import faust
+import orjson
+from faust.web import Request, Response, View
+
+if TYPE_CHECKING:
+    from credit_ledger.query_service import Answer, QueryService
+    from streams.app import WorkerParts
+
+
+def api_key(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+def register_query_views(app: faust.App, parts: WorkerParts, service: QueryService) -> None:
+    """Identity numbers never travel in a URL (access logs keep URLs): status is a POST."""
+
+    async def run(request: Request, call: Any) -> tuple[int, dict[str, Any]]:
+        def work() -> Answer | None:
+            principal = service.authenticate(api_key(request))
+            return None if principal is None else call(principal)
+
+        answer = await asyncio.get_running_loop().run_in_executor(parts.executor, work)
+        if answer is None:
+            return 401, {"error": {"code": "invalid_key", "field": "", "message": "the API key is not valid"}}
+        return answer.status, answer.body
+
+    @app.page("/v1/queries/status")
+    class Status(View):
+        """POST {"subject": {"id": CODE}, "purpose": P, "basis": B | "authorisation_id": A, "as_of": T}."""
+
+        async def post(self, request: Request) -> Response:
+            try:
+                body = orjson.loads(await request.read())
+                code = body["subject"]["id"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return self.json(
+                    {
+                        "error": {
+                            "code": "invalid_input",
+                            "field": "subject.id",
+                            "message": 'expected {"subject": {"id": CODE}, "purpose": ...}',
+                        }
+                    },
+                    status=400,
+                )
+            as_of = body.get("as_of")
+            from datetime import datetime  # noqa: PLC0415
+
+            moment = datetime.fromisoformat(as_of) if as_of else None
+            status, payload = await run(
+                request,
+                lambda who: service.status(
+                    who,
+                    code,
+                    purpose=body.get("purpose"),
+                    basis=body.get("basis"),
+                    authorisation_id=body.get("authorisation_id"),
+                    as_of=moment,
+                ),
+            )
+            return self.json(payload, status=status)
+
+    for what in ("status", "queries", "report"):
+
+        class Me(View):
+            part = what
+
+            async def get(self, request: Request) -> Response:
+                status, payload = await run(request, lambda who, view=self.part: service.me(who, view))
+                return self.json(payload, status=status)
+
+        app.page(f"/v1/me/{what}")(Me)
+
+    @app.page("/v1/lists/{list_name}")
+    class Lists(View):
+        """GET the black or red list (public; identity numbers masked)."""
+
+        async def get(self, request: Request, list_name: str) -> Response:
+            if list_name not in ("black", "red"):
+                return self.json(
+                    {"error": {"code": "not_found", "field": "list", "message": "lists are black and red"}},
+                    status=404,
+                )
+            filters = {k: request.query.get(k) or None for k in ("domain", "department", "since", "until")}
+            status, payload = await run(request, lambda who: service.lists(who, list_name, filters))
+            return self.json(payload, status=status)
+
+    @app.page("/v1/audit/queries")
+    class Audit(View):
+        """GET the query register (auditors): by requester, organisation, subject key, purpose, time."""
+
+        async def get(self, request: Request) -> Response:
+            q = request.query
+            filters = {
+                "requester": q.get("requester"),
+                "organisation": q.get("organisation"),
+                "subject_key": q.get("subject_key"),
+                "purpose": q.get("purpose"),
+                "since": q.get("since"),
+                "until": q.get("until"),
+            }
+            status, payload = await run(request, lambda who: service.audit(who, filters))
+            return self.json(payload, status=status)
