@@ -159,9 +159,11 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
 
     if parts.projections is not None:
         from credit_ledger.query_service import QueryService  # noqa: PLC0415
-        from streams.queries_http import register_query_views  # noqa: PLC0415
+        from streams.queries_http import register_grant_views, register_query_views  # noqa: PLC0415
 
-        register_query_views(app, parts, QueryService(ledger, _read_store(parts.projections)))
+        service = QueryService(ledger, _read_store(parts.projections))
+        register_query_views(app, parts, service)
+        register_grant_views(app, parts, service)
 
     register_proof_views(app, parts)
 

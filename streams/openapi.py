@@ -80,6 +80,126 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/queries/status": {
+                "post": {
+                    "summary": "A subject's credit status: authorised (API key), purposeful and recorded",
+                    "security": [{"apiKey": []}, {"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["subject"],
+                                    "properties": {
+                                        "subject": {
+                                            "type": "object",
+                                            "required": ["id"],
+                                            "properties": {"id": {"type": "string"}},
+                                        },
+                                        "purpose": {
+                                            "type": "string",
+                                            "description": "a query purpose from the catalogue",
+                                        },
+                                        "basis": {
+                                            "type": "string",
+                                            "description": "legal basis (departments)",
+                                        },
+                                        "authorisation_id": {
+                                            "type": "string",
+                                            "description": "the subject's grant to your organisation",
+                                        },
+                                        "as_of": {"type": "string", "format": "date-time"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "The status"},
+                        "400": {"description": "Bad identity number"},
+                        "401": {"description": "Invalid key"},
+                        "403": {"description": "Refused (recorded)"},
+                        "404": {"description": "No file"},
+                        "503": {"description": "Could not be recorded: nothing returned"},
+                    },
+                }
+            },
+            "/v1/me/status": {
+                "get": {
+                    "summary": "Your own status (role subject)",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            },
+            "/v1/me/queries": {
+                "get": {
+                    "summary": "Who queried your file in the last two years",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            },
+            "/v1/me/report": {
+                "get": {
+                    "summary": "Your full report (file, status, lists, queries); two free a year",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            },
+            "/v1/me/authorisations": {
+                "post": {
+                    "summary": "Authorise an organisation to query your file for a purpose",
+                    "security": [{"bearer": []}],
+                    "responses": {"202": {"description": "Queued"}},
+                }
+            },
+            "/v1/me/authorisations/{authorisation_id}/revoke": {
+                "post": {
+                    "summary": "Revoke an authorisation",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "authorisation_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {"202": {"description": "Queued"}},
+                }
+            },
+            "/v1/lists/{list}": {
+                "get": {
+                    "summary": "The public black or red list (identity numbers masked); recorded",
+                    "parameters": [
+                        {
+                            "name": "list",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"enum": ["black", "red"]},
+                        },
+                        {"name": "domain", "in": "query", "schema": {"type": "string"}},
+                        {"name": "department", "in": "query", "schema": {"type": "string"}},
+                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date"}},
+                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date"}},
+                    ],
+                    "responses": {"200": {"description": "Entries"}},
+                }
+            },
+            "/v1/audit/queries": {
+                "get": {
+                    "summary": "The query register with anomaly hints (role auditor)",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in ("requester", "organisation", "subject_key", "purpose", "since", "until")
+                    ],
+                    "responses": {
+                        "200": {"description": "Records and hints"},
+                        "403": {"description": "Not an auditor"},
+                    },
+                }
+            },
             "/v1/health": {
                 "get": {"summary": "Liveness and relay progress", "responses": {"200": {"description": "OK"}}}
             },
@@ -88,6 +208,14 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key from 'credit-ledger keys issue'",
+                },
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
             "schemas": {
                 "Submission": submission_schema(),
                 "Reason": reason,
@@ -120,6 +248,6 @@ def openapi_document() -> dict[str, Any]:
                         "next": {"type": "integer"},
                     },
                 },
-            }
+            },
         },
     }
