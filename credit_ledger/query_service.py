@@ -18,7 +18,7 @@ from ledger.subjects import parse_subject_code
 from ledger.workdays import local_date
 from projections.anomalies import anomaly_hints
 from projections.store import ProjectionStore
-from projections.views import memberships, status
+from projections.views import memberships, status, view_digest
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,9 @@ class QueryService:
             elif state is not None:
                 view = status(state, today, self.catalogue.edition_at(today))
         returned = ["status"] if view else []
+        if view:  # so an auditor's replay can recompute exactly this answer and compare
+            request["ledger_version"] = view["ledger_version"]
+            request["view_digest"] = view_digest(view)
         failed = self._record(principal, "status", decision, subject_key=key, returned=returned, **request)
         if failed:
             return failed

@@ -390,3 +390,124 @@ def register_audit(sub: Any) -> None:
 
 
 COMMANDS += [register_keys, register_audit]
+
+
+# -- replay --------------------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    import sys  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+
+    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
+    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from projections.compare import diff_states  # noqa: PLC0415
+    from projections.rebuild import write  # noqa: PLC0415
+    from projections.replay import check_recorded_queries, replay  # noqa: PLC0415
+    from projections.store import ProjectionStore  # noqa: PLC0415
+    from streams import topics  # noqa: PLC0415
+    from streams.clients import read_topic  # noqa: PLC0415
+
+    cli = _cli()
+    bootstrap = cli._bootstrap(settings)
+    ledger = build_ledger(settings)
+    subject_key = str(ledger.key_of(cli._code(args.subject, ledger))) if args.subject else None
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    if as_of is not None and as_of.tzinfo is None:
+        raise cli.UserError("--as-of: give a time zone offset (e.g. +08:00)")
+    started = time.monotonic()
+
+    def progress(count: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rreplayed {count:,} events ({count / (time.monotonic() - started):,.0f}/s)")
+
+    # The query register first: the subjects whose answered statuses must be reproduced.
+    queries = [
+        orjson.loads(r.value)["body"]["record"]
+        for r in read_topic(bootstrap, topics.QUERY_AUDIT, idle=args.idle)
+    ]
+    if as_of is not None:
+        queries = [q for q in queries if datetime.fromisoformat(q["recorded_at"]) <= as_of]
+    wanted = {q["subject_key"] for q in queries if q.get("view_digest")}
+    states, histories, events = replay(
+        (orjson.loads(r.value) for r in read_topic(bootstrap, topics.LEDGER, idle=args.idle)),
+        as_of=as_of,
+        subject_key=subject_key,
+        keep_history_for=wanted,
+        progress=progress,
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    into = Path(args.into) if args.into else settings.data_dir / f"replay-{int(time.time())}"
+    into.mkdir(parents=True, exist_ok=True)
+    store = ProjectionStore(into / "projections.sqlite")
+    write(store, states, ledger.catalogue)
+    if args.against:
+        reference = list(ProjectionStore(Path(args.against) / "projections.sqlite").states())
+        compared_with = args.against
+    elif as_of is None:
+        live = ProjectionStore(projections_target(settings)).states()
+        reference = [s for s in live if subject_key is None or s["subject_key"] == subject_key]
+        compared_with = "live views"
+    else:
+        reference, compared_with = (
+            list(store.states()),
+            "nothing (give --against a replay made --as-of the same time)",
+        )
+    diffs = diff_states(reference, store.states())
+    mismatched = check_recorded_queries(
+        queries if subject_key is None else [q for q in queries if q.get("subject_key") == subject_key],
+        histories,
+        ledger.catalogue,
+    )
+    for diff in [*diffs, *mismatched]:
+        json_line(diff)
+    json_line(
+        {
+            "events": events,
+            "subjects": len(states),
+            "seconds": round(time.monotonic() - started, 2),
+            "compared_with": compared_with,
+            "differences": len(diffs),
+            "recorded_status_queries_checked": sum(1 for q in queries if q.get("view_digest")),
+            "recorded_status_queries_not_reproduced": len(mismatched),
+            "into": str(into),
+        }
+    )
+    ok = not diffs and not mismatched
+    note(
+        "replay equals " + compared_with + "; every recorded answer reproduced"
+        if ok
+        else "replay found differences"
+    )
+    return 0 if ok else 1
+
+
+def register_replay(sub: Any) -> None:
+    p = _cli()._command(
+        sub,
+        "replay",
+        "auditors: rebuild history from credit.ledger and compare; reproduce recorded answers",
+        cmd_replay,
+        "Read credit.ledger from the beginning with kafka-python (assigned partitions; the end is\n"
+        "where fetches come back empty for --idle seconds, never an end offset), fold it into a fresh\n"
+        "store, and print every difference from the live views (or from a previous replay, --against)\n"
+        "as JSON lines: subject, view, field, expected, found. Every recorded status answer in\n"
+        "credit.query-audit is recomputed from the replayed events and compared with its digest.\n"
+        "With --as-of T: the views as the ledger stood at T.",
+    )
+    p.add_argument("--as-of", metavar="T", help="RFC 3339 time with an offset")
+    p.add_argument("--subject", metavar="CODE", help="one subject only")
+    p.add_argument(
+        "--into", metavar="DIR", help="where the replayed store goes (default DATA_DIR/replay-<time>)"
+    )
+    p.add_argument(
+        "--against", metavar="DIR", help="compare with the store of a previous replay instead of live"
+    )
+    p.add_argument(
+        "--idle", type=float, default=2.0, help="seconds of empty fetches that mean the end (default 2)"
+    )
+
+
+COMMANDS += [register_replay]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
 from ledger.catalogue import Edition
+from ledger.integrity import canonical_bytes
 from ledger.workdays import add_months
 from projections.fold import State
 
@@ -182,3 +184,8 @@ def due(state: State) -> list[tuple[str, str, str]]:
         if d["active"]:
             items.append(("lapse", designation_id, d["valid_until"]))
     return items
+
+
+def view_digest(view: Mapping[str, Any]) -> str:
+    """SHA-256 of a status view's canonical bytes: what a query record keeps of what it returned."""
+    return hashlib.sha256(canonical_bytes(dict(view))).hexdigest()

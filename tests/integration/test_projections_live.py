@@ -167,3 +167,12 @@ def test_every_status_query_is_recorded_and_reaches_the_query_audit_topic(served
     with pytest.raises(urllib.error.HTTPError) as refused_http:
         urllib.request.urlopen(status_post)
     assert refused_http.value.code == 403
+
+    # An auditor replays credit.ledger: it equals the live views, and every answered status
+    # recorded in credit.query-audit is recomputed from the replayed events, digest for digest.
+    wait_for(lambda: len(records(served.bootstrap, topics.QUERY_AUDIT)) >= 4 or None, 20, served.describe)
+    replayed = cli(served, "replay", "--into", str(served.data_dir / "replay"), "--idle", "1")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    summary = json.loads(replayed.stdout.splitlines()[-1])
+    assert (summary["differences"], summary["recorded_status_queries_not_reproduced"]) == (0, 0)
+    assert summary["recorded_status_queries_checked"] >= 1

@@ -224,3 +224,19 @@ def test_no_identity_number_name_or_api_key_reaches_the_logs(
     assert "audit" in logged or "recorded" in logged  # the failure was logged ...
     for secret in (PERSON, "11010519491231002Y", "张三", "王科长", key):
         assert secret not in logged  # ... without personal data or the key
+
+
+def test_a_replay_reproduces_each_recorded_answer_and_catches_a_doctored_one(desk: Desk) -> None:
+    from projections.replay import check_recorded_queries, replay  # noqa: PLC0415
+
+    tax = desk.key("department", "tax_bureau")
+    assert status(desk, tax, purpose="administrative_licensing", basis="《行政许可法》").status == 200
+    desk.submit(example("correct_record"))  # the file moves on after the answer
+    desk.project()
+    (record,) = desk.store.queries(endpoint="status")
+    messages = messages_from_store(desk.ledger)
+    _, histories, _ = replay(messages, keep_history_for={record["subject_key"]})
+    assert check_recorded_queries([record], histories, desk.ledger.catalogue) == []
+    doctored = {**record, "view_digest": "0" * 64}
+    (problem,) = check_recorded_queries([doctored], histories, desk.ledger.catalogue)
+    assert (problem["field"], problem["expected"]) == ("view_digest", "0" * 64)
