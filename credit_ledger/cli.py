@@ -204,28 +204,6 @@ def register_apply(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
-# -- verify ------------------------------------------------------------------------------------
-
-
-def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
-
-    ledger = build_ledger(settings)
-    key = ledger.key_of(_code(args.subject, ledger)) if args.subject else None
-    breaks = ledger.verify(key)
-    for brk in breaks:
-        json_line({"stream": brk.stream_id, "version": brk.version, "problem": brk.problem})
-    note("verified: every hash chain is intact" if not breaks else f"verify: {len(breaks)} broken chain(s)")
-    return 1 if breaks else 0
-
-
-def register_verify(sub: Any) -> None:
-    p = _command(
-        sub, "verify", "recompute every subject's hash chain and report the first break of each", cmd_verify
-    )
-    p.add_argument("--subject", metavar="CODE", help="verify one subject's file only")
-
-
 # -- file --------------------------------------------------------------------------------------
 
 
@@ -476,7 +454,6 @@ _COMMANDS: list[Callable[[Any], None]] = [
     register_publish,
     register_outcomes,
     register_apply,
-    register_verify,
     register_file,
     register_schema,
 ]

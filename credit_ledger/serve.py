@@ -334,7 +334,11 @@ def relay(settings: Settings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await run_relay_process(
-            ledger, settings.kafka_bootstrap or "", session_timeout=settings.kafka_session_timeout, stop=stop
+            ledger,
+            settings.kafka_bootstrap or "",
+            session_timeout=settings.kafka_session_timeout,
+            stop=stop,
+            data_dir=settings.data_dir,
         )
 
     import asyncio  # noqa: PLC0415

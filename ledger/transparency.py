@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import multiprocessing
 import os
 import threading
 import time
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -19,10 +17,8 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.popo import POPOApplicationRecorder
 
 from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue
 from ledger.integrity import ChainBreak, StoredEventView, event_id, verify_streams
 from ledger.merkle import (
     Checkpoint,
@@ -504,27 +500,17 @@ class AuditReport:
         return not self.problems
 
 
-PARALLEL_FROM = 200_000
-"""From this many events on (and with a second core and a database), ``audit`` uses two processes."""
-
-
 def audit(
     ledger: CreditLedger,
     checkpoints: Sequence[SourcedCheckpoint] = (),
     public_key: str | None = None,
     *,
     page: int = _PAGE,
-    processes: int | None = None,
 ) -> AuditReport:
     """Verify everything the ledger can show: every hash chain, the tree, and every checkpoint.
 
-    With ``processes=1``, one pass over the store decodes each event once, checks its stream's
-    chain (``ledger.integrity.verify_streams``, as ``CreditLedger.verify`` does) and appends its
-    leaf. With ``processes=2``, a second process runs ``CreditLedger.verify`` itself on its own
-    connection while this one builds the tree (faster on two cores; not for an in-memory store).
-    The default picks 2 for a database of ``PARALLEL_FROM`` events or more on a machine with two
-    cores or more. Both give the same verdict.
-
+    One pass over the store decodes each event once, checks its stream's chain
+    (``ledger.integrity.verify_streams``, as ``CreditLedger.verify`` does) and appends its leaf.
     Then each checkpoint must be well formed, signed by ``public_key`` (hex), no larger than the
     tree and equal to the tree's root at its size; checkpoints of one size must agree; and each
     checkpoint, in time order, must extend the one before (RFC 9162 consistency, proved from the
@@ -534,46 +520,11 @@ def audit(
     started = time.perf_counter()
     tree = LedgerTree(ledger, page=page)
     problems: list[Problem] = []
-    if processes is None:
-        processes = 2 if _worth_a_second_process(ledger) else 1
-    if processes > 1:
-        breaks = _verify_beside(ledger, tree, problems)
-    else:
-        breaks = verify_streams(_scan(ledger, tree, problems, page))
+    breaks = verify_streams(_scan(ledger, tree, problems, page))
     chain_problems = _chain_problems(ledger, breaks, page)
     problems[:0] = chain_problems
     distinct, checked = _check_checkpoints(tree, checkpoints, public_key, problems, chain_problems)
     return AuditReport(tree, tree.size, distinct, checked, problems, time.perf_counter() - started)
-
-
-def _worth_a_second_process(ledger: CreditLedger) -> bool:
-    if (os.cpu_count() or 1) < 2 or isinstance(ledger.recorder, POPOApplicationRecorder):
-        return False
-    return (ledger.recorder.max_notification_id() or 0) >= PARALLEL_FROM
-
-
-def _verify_beside(ledger: CreditLedger, tree: LedgerTree, problems: list[Problem]) -> list[ChainBreak]:
-    """``CreditLedger.verify()`` in a second process while this one builds the tree."""
-    if isinstance(ledger.recorder, POPOApplicationRecorder):
-        msg = "an in-memory ledger cannot be verified from a second process"
-        raise ValueError(msg)
-    spawn = multiprocessing.get_context("spawn")  # never fork a process holding database connections
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        chains = pool.submit(_verify_chains, ledger.catalogue, ledger.secret, dict(ledger.env))
-        try:
-            tree.catch_up()
-        except StoreChanged as exc:  # positions that do not strictly increase
-            problems.append(Problem("order", str(exc), {"position": tree.last_position}))
-        return chains.result()
-
-
-def _verify_chains(catalogue: Catalogue, secret: bytes, env: dict[str, str]) -> list[ChainBreak]:
-    """In the second process: open the same store and run the ledger's own chain check."""
-    ledger = CreditLedger(catalogue=catalogue, secret=secret, env=env)
-    try:
-        return ledger.verify()
-    finally:
-        ledger.close()
 
 
 def _scan(

@@ -49,6 +49,7 @@ class WorkerParts:
     executor: ThreadPoolExecutor
     submissions: Any  # the Faust topic of credit.submissions
     projections: str | None = None  # where the read models live (SQLite path or PostgreSQL URL)
+    data_dir: Path | None = None  # checkpoints and the checkpoint key live here
 
 
 def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str | None = None) -> faust.App:
@@ -91,7 +92,9 @@ def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str 
     if settings.http_enabled:
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP
 
-        register_views(app, WorkerParts(ledger, intake, executor, submissions, projections))
+        register_views(
+            app, WorkerParts(ledger, intake, executor, submissions, projections, settings.data_dir)
+        )
     return app
 
 

@@ -1,17 +1,143 @@
-"""Checkpoints of the ledger's Merkle tree, published to credit.digests by the relay."""
+"""Checkpoints of the ledger's Merkle tree, signed and published to credit.digests by the relay."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from ledger.application import CreditLedger
+from ledger.merkle import Checkpoint, CheckpointSigner
+from ledger.transparency import CheckpointLog, LedgerTree, checkpoint_json, checkpoint_signer, moment
+from streams import topics
+
+log = logging.getLogger(__name__)
+
+EVERY_EVENTS = 10_000
+"""Publish once the tree has grown by this many events since the last checkpoint ..."""
+
+EVERY_SECONDS = 60.0
+"""... or once this long has passed since it, if the tree grew at all."""
+
+# send(topic, key, value) schedules one record and returns an awaitable for its acknowledgement.
+Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+
+
+def default_data_dir() -> Path:
+    """The data dir a relay started by ``serve`` is given (``CREDIT_DATA_DIR``, else ./data)."""
+    return Path(os.environ.get("CREDIT_DATA_DIR") or "./data")
 
 
 class CheckpointPublisher:
-    """Publishes a signed checkpoint every N events or T seconds (not yet)."""
+    """Signs a checkpoint of the ledger's tree every N new events or T seconds, whichever comes first.
 
-    def __init__(self, ledger: Any, send: Any) -> None:
+    Only when the tree grew. Each checkpoint is sent to ``credit.digests`` keyed by the signing key's
+    id, and once acknowledged it is appended to ``DATA_DIR/checkpoints.jsonl``. The tree is caught
+    up from the store on a thread of its own, ``chunk`` events at a time, so neither the event loop
+    nor the relay waits long; while a backlog is being read nothing is published, so a restart over
+    a large ledger publishes one checkpoint at the end rather than one per chunk.
+    """
+
+    def __init__(
+        self,
+        ledger: CreditLedger,
+        send: Send,
+        *,
+        data_dir: Path | None = None,
+        signer: CheckpointSigner | None = None,
+        every_events: int = EVERY_EVENTS,
+        every_seconds: float = EVERY_SECONDS,
+        poll_interval: float = 1.0,
+        chunk: int = 20_000,
+        topic: str = topics.DIGESTS,
+        executor: Executor | None = None,
+        clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ledger = ledger
         self.send = send
+        self.data_dir = data_dir if data_dir is not None else default_data_dir()
+        self.every_events = every_events
+        self.every_seconds = every_seconds
+        self.poll_interval = poll_interval
+        self.chunk = chunk
+        self.topic = topic
+        self.tree = LedgerTree(ledger)
+        self.checkpoints = CheckpointLog.in_dir(self.data_dir)
+        self.published = 0
+        self.last: Checkpoint | None = None
+        self._signer = signer
+        self._executor = executor
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._monotonic = monotonic
+        self._started = False
+        self._last_at = 0.0  # monotonic time of the last checkpoint
+        self._polled = float("-inf")
 
     async def maybe_publish(self) -> int:
         """Publish a checkpoint if one is due; return how many were published."""
-        return 0
+        now = self._monotonic()
+        if now - self._polled < self.poll_interval:
+            return 0
+        self._polled = now
+        if not self._started:
+            await self._run(self._start)
+        appended = await self._run(self.tree.catch_up, self.chunk)
+        if appended >= self.chunk:
+            self._polled = float("-inf")  # a backlog: keep reading on the next call, publish at its end
+            return 0
+        last_size = self.last.size if self.last is not None else 0
+        grown = self.tree.size - last_size
+        if grown < 0:
+            log.warning(
+                "the ledger holds %d events, fewer than the %d of the last checkpoint: nothing is published "
+                "until it grows past it; run 'credit-ledger verify'",
+                self.tree.size,
+                last_size,
+            )
+            return 0
+        if grown == 0 or (grown < self.every_events and now - self._last_at < self.every_seconds):
+            return 0
+        await self.publish()
+        return 1
+
+    async def publish(self) -> Checkpoint:
+        """Catch the tree up, sign a checkpoint of it, send it, and once acknowledged, file it."""
+        if not self._started or self._signer is None:
+            await self._run(self._start)
+        await self._run(self.tree.catch_up)
+        assert self._signer is not None  # set by _start
+        cp = self.tree.checkpoint(self._signer, self._clock())
+        ack = await self.send(self.topic, cp.key_id.encode(), checkpoint_json(cp))
+        await ack
+        await self._run(self.checkpoints.append, cp)
+        self.last, self._last_at = cp, self._monotonic()
+        self.published += 1
+        log.info("published checkpoint size=%d root=%s", cp.size, cp.root)
+        return cp
+
+    def _start(self) -> CheckpointSigner:
+        """Load the key (writing one on first use) and learn the last checkpoint this key signed.
+
+        With none, the first checkpoint is due as soon as the tree holds anything.
+        """
+        if self._signer is None:
+            self._signer = checkpoint_signer(self.data_dir)
+        self.last = self.checkpoints.latest(self._signer.key_id)
+        self._last_at = float("-inf")
+        if self.last is not None:
+            age = (self._clock() - moment(self.last.time)).total_seconds()
+            self._last_at = self._monotonic() - max(0.0, age)
+        self._started = True
+        return self._signer
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digests")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

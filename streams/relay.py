@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -111,6 +112,7 @@ async def run_relay_process(
     session_timeout: float = 6.0,
     interval: float = 0.05,
     stop: asyncio.Event | None = None,
+    data_dir: Path | None = None,
 ) -> None:
     """Run the relay as its own process, so its work uses a core the intake does not.
 
@@ -140,7 +142,7 @@ async def run_relay_process(
     await producer.start()
     await consumer.start()
     relay = Relay(ledger, send, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
-    digests = CheckpointPublisher(ledger, send)
+    digests = CheckpointPublisher(ledger, send, data_dir=data_dir)
     stop = stop or asyncio.Event()
     try:
         while not stop.is_set():
