@@ -460,8 +460,17 @@ class CreditLedger(Application[UUID]):
     def stored_events(self, start: int = 1, *, page: int = 5000) -> Iterator[StoredEventView]:
         """Every stored event in ledger order, decoded for verification (never upcast)."""
         transcoder = self.mapper.transcoder
+        rows = getattr(self.recorder, "select_event_rows", None)
         position = start
         while True:
+            if rows is not None:  # plain tuples where the recorder offers them (SQLite)
+                page_rows = rows(position - 1, page)
+                if not page_rows:
+                    return
+                for _position, stream, version, topic, state in page_rows:
+                    yield _view(transcoder, stream, version, topic, state)
+                position = page_rows[-1][0] + 1
+                continue
             batch = self.recorder.select_notifications(position, page)
             if not batch:
                 return

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
@@ -54,9 +54,10 @@ class ChainBreak:
         return f"stream {self.stream_id} version {self.version}: {self.problem}"
 
 
-@dataclass(frozen=True)
-class StoredEventView:
-    """What verification needs of a stored event, already decoded (``state`` is None if undecodable)."""
+class StoredEventView(NamedTuple):
+    """What verification needs of a stored event, already decoded (``state`` is None if undecodable).
+
+    A named tuple rather than a dataclass: verification builds one per event, a million at a time."""
 
     stream_id: str
     version: int

@@ -169,12 +169,12 @@ class LedgerTree:
             appended = 0
             while limit is None or appended < limit:
                 want = self.page if limit is None else min(self.page, limit - appended)
-                batch = self.ledger.recorder.select_notifications(self.last_position + 1, want)
-                for n in batch:
-                    if n.id <= self.last_position:
-                        msg = f"the store returned position {n.id} after {self.last_position}"
+                batch = event_rows(self.ledger, self.last_position, want)
+                for position, stream, version, _topic, state in batch:
+                    if position <= self.last_position:
+                        msg = f"the store returned position {position} after {self.last_position}"
                         raise StoreChanged(msg)
-                    self.add(n.id, str(n.originator_id), n.originator_version, stored_event_hash(n.state))
+                    self.add(position, stream, version, stored_event_hash(state))
                 appended += len(batch)
                 if len(batch) < want:
                     break
@@ -527,6 +527,18 @@ def audit(
     return AuditReport(tree, tree.size, distinct, checked, problems, time.perf_counter() - started)
 
 
+def event_rows(ledger: CreditLedger, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+    """(position, stream, version, topic, state) after ``after``, as plain tuples where the store can."""
+    rows = getattr(ledger.recorder, "select_event_rows", None)
+    if rows is not None:
+        result: list[tuple[int, str, int, str, bytes]] = rows(after, limit)
+        return result
+    return [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+        for n in ledger.recorder.select_notifications(after + 1, limit)
+    ]
+
+
 def _scan(
     ledger: CreditLedger, tree: LedgerTree, problems: list[Problem], page: int
 ) -> Iterator[StoredEventView]:
@@ -534,33 +546,32 @@ def _scan(
     decode = ledger.mapper.transcoder.decode
     last = 0
     while True:
-        batch = ledger.recorder.select_notifications(last + 1, page)
+        batch = event_rows(ledger, last, page)
         if not batch:
             return
-        for n in batch:
-            stream, version = str(n.originator_id), n.originator_version
-            if n.id <= last:
+        for n_id, stream, version, topic, stored in batch:
+            if n_id <= last:
                 problems.append(
                     Problem(
                         "order",
-                        f"stream {stream} version {version}: position {n.id} follows position {last}; "
+                        f"stream {stream} version {version}: position {n_id} follows position {last}; "
                         "positions must strictly increase",
-                        {"stream": stream, "version": version, "position": n.id, "after_position": last},
+                        {"stream": stream, "version": version, "position": n_id, "after_position": last},
                     )
                 )
-            last = max(last, n.id)
+            last = max(last, n_id)
             try:
-                state = decode(n.state)
+                state = decode(stored)
             except Exception as exc:  # any corruption of the stored bytes is reported, not raised
-                view = StoredEventView(stream, version, n.topic, None, decode_error=str(exc)[:200])
-                event_hash = stored_event_hash(n.state)
+                view = StoredEventView(stream, version, topic, None, decode_error=str(exc)[:200])
+                event_hash = stored_event_hash(stored)
             else:
                 if isinstance(state, dict):
-                    view = StoredEventView(stream, version, n.topic, state)
+                    view = StoredEventView(stream, version, topic, state)
                 else:
-                    view = StoredEventView(stream, version, n.topic, None, decode_error="not a JSON object")
+                    view = StoredEventView(stream, version, topic, None, decode_error="not a JSON object")
                 event_hash = _hash_in(state)
-            tree.add(n.id, stream, version, event_hash)
+            tree.add(n_id, stream, version, event_hash)
             yield view
 
 

@@ -200,6 +200,48 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/proofs/checkpoints": {
+                "get": {
+                    "summary": "Signed checkpoints of the ledger's Merkle tree",
+                    "responses": {"200": {"description": "Checkpoints"}},
+                }
+            },
+            "/v1/proofs/inclusion": {
+                "get": {
+                    "summary": "Inclusion proof (RFC 9162) of an event in the tree at a checkpoint size",
+                    "parameters": [
+                        {"name": "position", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "event_id", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+                        {
+                            "name": "size",
+                            "in": "query",
+                            "schema": {"type": "integer"},
+                            "description": "default: the latest checkpoint",
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "The proof"},
+                        "404": {"description": "No such event"},
+                        "409": {"description": "The event is newer than the latest checkpoint"},
+                    },
+                }
+            },
+            "/v1/proofs/consistency": {
+                "get": {
+                    "summary": "Consistency proof (RFC 9162) between two tree sizes",
+                    "parameters": [
+                        {"name": "old", "in": "query", "required": True, "schema": {"type": "integer"}},
+                        {"name": "new", "in": "query", "required": True, "schema": {"type": "integer"}},
+                    ],
+                    "responses": {"200": {"description": "The proof"}},
+                }
+            },
+            "/v1/proofs/public-key": {
+                "get": {
+                    "summary": "The operator's Ed25519 checkpoint key (verify it out of band)",
+                    "responses": {"200": {"description": "Key and key id"}},
+                }
+            },
             "/v1/health": {
                 "get": {"summary": "Liveness and relay progress", "responses": {"200": {"description": "OK"}}}
             },

@@ -35,6 +35,12 @@ class SubmissionRegister(Protocol):
     def save_relay_position(self, name: str, position: int) -> None: ...
 
 
+def _dashed(hex_id: str) -> str:
+    """A stored 32-hex-digit id in the canonical dashed form str(UUID) gives."""
+    h = hex_id.replace("-", "")
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _row(r: Receipt) -> tuple[Any, ...]:
     return (
         r.department,
@@ -110,6 +116,18 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 [_row(r) for r in receipts],
             )
         return ids
+
+    def select_event_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+        """(position, stream id, version, topic, state) in ledger order, as plain tuples: a full
+        verification reads every event, and Notification and UUID objects cost more than the hash."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} "
+                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            )
+            return [(row[0], _dashed(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
         """Which of these aggregates have events: one query per 500 ids instead of one miss each."""

@@ -74,4 +74,16 @@ class OrjsonTranscoder(Transcoder):
         return orjson.dumps(_tag(obj), default=_default, option=_OPTIONS)
 
     def decode(self, data: bytes) -> Any:
+        tags = data.count(b'"_type_"')
+        if tags == 0:
+            return orjson.loads(data)
+        if tags == 1:
+            # The common case: an event's state whose only tagged value is its top-level timestamp.
+            # (A tag is always an object key; inside a JSON string the quotes would be escaped.)
+            value = orjson.loads(data)
+            stamp = value.get("timestamp") if type(value) is dict else None
+            if type(stamp) is dict and stamp.get(_TYPE) == "datetime_iso" and len(stamp) == 2:
+                value["timestamp"] = datetime.fromisoformat(stamp[_DATA])
+                return value
+            return _untag(value)
         return _untag(orjson.loads(data))
