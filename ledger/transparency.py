@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import multiprocessing
 import os
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -506,6 +508,7 @@ def audit(
     public_key: str | None = None,
     *,
     page: int = _PAGE,
+    parallel: bool | None = None,
 ) -> AuditReport:
     """Verify everything the ledger can show: every hash chain, the tree, and every checkpoint.
 
@@ -516,15 +519,67 @@ def audit(
     checkpoint, in time order, must extend the one before (RFC 9162 consistency, proved from the
     tree and verified). Every problem names its event (stream, version, position) or its checkpoint
     (size, time, source).
+
+    With ``parallel`` (the default for a store another process can open, on a machine with more
+    than one core) the chains are checked in a second process while this one builds the tree:
+    the same checks, on two cores.
     """
     started = time.perf_counter()
     tree = LedgerTree(ledger, page=page)
     problems: list[Problem] = []
-    breaks = verify_streams(_scan(ledger, tree, problems, page))
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1 and type(ledger.factory).__name__ != "POPOFactory"
+    if parallel:
+        breaks = _chains_beside(ledger, lambda: _tree_only(ledger, tree, problems, page))
+    else:
+        breaks = verify_streams(_scan(ledger, tree, problems, page))
     chain_problems = _chain_problems(ledger, breaks, page)
     problems[:0] = chain_problems
     distinct, checked = _check_checkpoints(tree, checkpoints, public_key, problems, chain_problems)
     return AuditReport(tree, tree.size, distinct, checked, problems, time.perf_counter() - started)
+
+
+def _chains_beside(ledger: CreditLedger, meanwhile: Callable[[], None]) -> list[ChainBreak]:
+    """Run ``ledger.verify()`` in a forked process while ``meanwhile`` runs here; its chain breaks."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(_verify_chains, dict(ledger.env), ledger.secret)
+        meanwhile()
+        breaks: list[ChainBreak] = future.result()
+    return breaks
+
+
+def _verify_chains(env: dict[str, str], secret: bytes) -> list[ChainBreak]:
+    """In the second process: open the same store and check every chain (the catalogue is not used)."""
+    from ledger.application import CreditLedger as Ledger  # noqa: PLC0415
+    from ledger.catalogue import load_catalogue  # noqa: PLC0415
+
+    mine = Ledger(catalogue=load_catalogue(), secret=secret, env=env)
+    try:
+        return mine.verify()
+    finally:
+        mine.close()
+
+
+def _tree_only(ledger: CreditLedger, tree: LedgerTree, problems: list[Problem], page: int) -> None:
+    """The tree and the order of positions, reading each stored hash without decoding the event."""
+    last = 0
+    while True:
+        batch = event_rows(ledger, last, page)
+        if not batch:
+            return
+        for position, stream, version, _topic, stored in batch:
+            if position <= last:
+                problems.append(
+                    Problem(
+                        "order",
+                        f"stream {stream} version {version}: position {position} follows position {last}; "
+                        "positions must strictly increase",
+                        {"stream": stream, "version": version, "position": position, "after_position": last},
+                    )
+                )
+            last = max(last, position)
+            tree.add(position, stream, version, stored_event_hash(stored))
 
 
 def event_rows(ledger: CreditLedger, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
