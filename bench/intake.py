@@ -72,6 +72,8 @@ async def count_until(bootstrap: str, topic: str, done: asyncio.Future[None], wa
 
 
 def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    """The intake path only: the projector (read models) is not on the measured path, publish ->
+    outcome, and at scale runs on its own host; here it would take a share of the two cores."""
     env = {
         **os.environ,
         "CREDIT_KAFKA_BOOTSTRAP": bootstrap,
@@ -81,7 +83,7 @@ def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
     }
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - lives as long as the worker
     return subprocess.Popen(
-        [sys.executable, "-m", "credit_ledger.cli", "serve", "--no-http"],
+        [sys.executable, "-m", "credit_ledger.cli", "serve", "--no-http", "--no-project"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

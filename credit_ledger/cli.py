@@ -46,7 +46,7 @@ diagnostics go to stderr; the exit status is non-zero on error.
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit status per kind of failure
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -65,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except UserError as exc:
         note(f"credit-ledger: {exc}")
+        return 1
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("kafka", "aiokafka", "streams") and not isinstance(
+            exc, OSError
+        ):
+            raise
+        # Infrastructure the user can act on (a broker not reachable, a port in use): one line, no trace.
+        note(f"credit-ledger: {type(exc).__name__}: {exc}")
         return 1
 
 
@@ -123,6 +131,14 @@ def common(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--batch-size", type=int, help="submissions per ledger transaction (CREDIT_BATCH_SIZE, default 1000)"
+    )
+    group.add_argument(
+        "--scheduler-interval",
+        type=float,
+        help="seconds between the scheduler's rounds (CREDIT_SCHEDULER_INTERVAL, default 60)",
+    )
+    group.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING or ERROR (CREDIT_LOG_LEVEL, default WARNING)"
     )
     group.add_argument(
         "--kafka-session-timeout",
@@ -283,6 +299,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         http=not args.no_http,
         relay=not args.no_relay,
+        project=not args.no_project,
         loglevel="info" if args.verbose else "warning",
     )
 
@@ -301,6 +318,9 @@ def register_serve(sub: Any) -> None:
     )
     p.add_argument("--no-http", action="store_true", help="do not serve HTTP (extra workers on one host)")
     p.add_argument("--no-relay", action="store_true", help="do not start a relay (one runs elsewhere)")
+    p.add_argument(
+        "--no-project", action="store_true", help="do not start a projector (the read side runs elsewhere)"
+    )
     p.add_argument("--verbose", action="store_true", help="Faust's own log at INFO level")
 
 

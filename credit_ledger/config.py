@@ -32,6 +32,8 @@ class Settings:
     replication_factor: int = 1
     batch_size: int = 1000
     kafka_session_timeout: float = 6.0  # seconds; Kafka's minimum is 6, the embedded broker takes less
+    scheduler_interval: float = 60.0  # seconds between the scheduler's rounds (expiry, deadlines, lapses)
+    log_level: str = "WARNING"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # name in Settings -> (environment variable, converter)
@@ -60,6 +62,19 @@ class Settings:
             raise ConfigError(f"CREDIT_BATCH_SIZE must be at least 1, got {self.batch_size}")
         if self.database_url is not None:
             ledger_env(self)  # raises ConfigError for an unusable URL
+        if self.subject_secret is not None and len(self.subject_secret.encode()) < 16:
+            raise ConfigError(
+                "CREDIT_SUBJECT_SECRET must be at least 16 bytes (it keys every subject's file)"
+            )
+        if self.scheduler_interval <= 0:
+            raise ConfigError(
+                "CREDIT_SCHEDULER_INTERVAL must be a positive number of seconds, "
+                f"got {self.scheduler_interval}"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(
+                f"CREDIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
+            )
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -96,6 +111,8 @@ _VARIABLES: dict[str, tuple[str, Any]] = {
     "replication_factor": ("CREDIT_REPLICATION_FACTOR", int),
     "batch_size": ("CREDIT_BATCH_SIZE", int),
     "kafka_session_timeout": ("CREDIT_KAFKA_SESSION_TIMEOUT", float),
+    "scheduler_interval": ("CREDIT_SCHEDULER_INTERVAL", float),
+    "log_level": ("CREDIT_LOG_LEVEL", str),
 }
 VARIABLES = {name: var for name, (var, _) in _VARIABLES.items()}
 

@@ -225,6 +225,8 @@ class QueryService:
     def lists(self, principal: Principal, list_name: str, filters: Mapping[str, str | None]) -> Answer:
         decision = decide_endpoint(principal, "lists")
         rows = self.store.members(list_name, **filters) if decision.allowed else []
+        if principal.role == "public":  # the public form: masked code and name, no linkable key
+            rows = [{k: v for k, v in row.items() if k != "subject_key"} for row in rows]
         failed = self._record(
             principal,
             "lists",

@@ -54,8 +54,8 @@ class ChildSupervisor(threading.Thread):
                     preexec_fn=die_with_parent_hook(),  # noqa: PLW1509 - only prctl, resolved before fork
                 )
             code = self.process.wait()
-            if self.stopping.is_set():
-                return
+            if self.stopping.is_set() or code == 0:
+                return  # asked to stop (Ctrl-C reaches the whole process group), not a crash
             note(
                 f"the {self.command} process exited with status {code}; "
                 f"restarting in {delay:.0f}s (log: {self.log_path})"
@@ -186,15 +186,22 @@ def _redacted(url: str | None) -> str:
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
-def serve(settings: Settings, *, http: bool = True, relay: bool = True, loglevel: str = "warning") -> int:
+def serve(
+    settings: Settings,
+    *,
+    http: bool = True,
+    relay: bool = True,
+    project: bool = True,
+    loglevel: str = "warning",
+) -> int:
     # Several threads share the GIL here (event loop, Faust's consumer thread, the ledger thread);
     # a shorter switch interval keeps a query from waiting up to 5 ms for its turn.
     sys.setswitchinterval(0.0005)
     running = start(settings, http=http)
     try:
-        running.start_children(*(["relay", "project"] if relay else ["project"]))
+        running.start_children(*[name for name, on in (("relay", relay), ("project", project)) if on])
         banner(running)
-        run_worker(running.app, loglevel=os.environ.get("CREDIT_LOG_LEVEL", loglevel))
+        run_worker(running.app, loglevel=loglevel if loglevel != "warning" else settings.log_level.lower())
     finally:
         running.close()
     note("credit-ledger stopped cleanly")
@@ -275,12 +282,17 @@ def _feed(
         prefix=f"demo-{int(time.time())}",
     )
     chunk = max(1, int(rate / 4))
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    raw = KafkaProducer(bootstrap_servers=running.bootstrap, acks="all")
     while not stop.is_set():
         began = time.monotonic()
         lines = [orjson.dumps(s) for s in generator.take(chunk)]
-        lines.append(b'{"submission_id": "garbled')  # undecodable input is rejected too, never dropped
         report = publish(running.bootstrap, lines, topics.SUBMISSIONS)
         tally.published += report.sent
+        # A misbehaving client's bytes (the publisher would refuse them): rejected, never dropped.
+        raw.send(topics.SUBMISSIONS, key=b"", value=b'{"submission_id": "garbled').get(timeout=10)
+        tally.published += 1
         stop.wait(max(0.0, chunk / rate - (time.monotonic() - began)))
 
 
@@ -318,8 +330,18 @@ def _print(tally: DemoTally, as_json: bool, *, final: bool = False) -> None:
     )
 
 
+def _log_to_stderr(settings: Settings) -> None:
+    """Child processes log with timestamps to stderr, which serve sends to DATA_DIR/<name>.log."""
+    import logging  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
 def relay(settings: Settings) -> int:
     """`credit-ledger relay`: publish the ledger's outbox to Kafka until SIGTERM/SIGINT."""
+    _log_to_stderr(settings)
     if not settings.kafka_bootstrap:
         note("credit-ledger relay needs CREDIT_KAFKA_BOOTSTRAP (serve starts it with the right address)")
         return 2
@@ -375,7 +397,8 @@ def project(settings: Settings) -> int:
     ledger = build_ledger(settings)
     store = ProjectionStore(projections_target(settings))
     projector = Projector(store, ledger.catalogue, history=lambda key: messages_from_store(ledger, UUID(key)))
-    interval = float(os.environ.get("CREDIT_SCHEDULER_INTERVAL", "60"))
+    interval = settings.scheduler_interval
+    _log_to_stderr(settings)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -31,7 +31,7 @@ class Files(Protocol):
 def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context) -> CreditFile:
     """Run ``command``; raise a LedgerError (and change nothing) if any rule forbids it."""
     env, action = command.envelope, command.action
-    edition = catalogue.edition_at(ctx.occurred_on)
+    edition = _edition(catalogue, action, ctx)
     department = edition.department(env.department)
     is_platform = department.role == "platform"
     if env.subject is None:
@@ -109,6 +109,18 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
         file.end_designation(action.designation_id, action.reason, ctx, by_platform=is_platform)
     _follow_linked_records(file, linked_before, files, ctx)
     return file
+
+
+def _edition(catalogue: Catalogue, action: c.Action, ctx: Context) -> Edition:
+    """The edition in force when it happened. A follow-up on an existing record (an expiry at the end
+    of a display period that began before the first edition, say) falls back to the first edition:
+    new facts are judged by the rules of their day, but the past must still be able to end."""
+    try:
+        return catalogue.edition_at(ctx.occurred_on)
+    except NotInCatalogue:
+        if isinstance(action, c.FileRecord | c.Designate | c.GrantAuthorisation):
+            raise
+        return catalogue.editions[0]
 
 
 def _keyed_file(env: c.Envelope, files: Files, *, is_platform: bool) -> CreditFile:

@@ -68,6 +68,7 @@ def fold_all(messages: Iterable[Message], states: dict[str, State] | None = None
 
 def _opened(s: State, body: Mapping[str, Any], m: Message) -> None:
     s.update(kind=body["subject_kind"], masked_code=body["masked_code"], name=body["name"])
+    s["opened_at"] = m.get("recorded_at")
 
 
 def _filed(s: State, body: Mapping[str, Any], m: Message) -> None:

@@ -95,7 +95,7 @@ class Projector:
     def _saved(self, state: State, announced: Mapping[str, bool]) -> Saved:
         clean_on = None
         if state["kind"] == "person" and not announced.get("clean"):
-            clean_on = clean_record(state, date.max, 3)["since"]
+            clean_on = clean_record(state, date.max, self._clean_years(date.max))["since"]
         return Saved(state, announced, clean_on, due(state))
 
     def _repair(self, key: str, message: Mapping[str, Any]) -> State:
@@ -120,9 +120,8 @@ class Projector:
         years = self._clean_years(today)
         for state, before in loaded.values():
             after = memberships(state, today, years)
-            changes += list_changes(
-                before, after, state, None, effective_at=clean_record(state, today, years)["since"] or ""
-            )
+            since = clean_record(state, today, years)["since"] or today.isoformat()
+            changes += list_changes(before, after, state, None, effective_at=f"{since}T00:00:00+08:00")
             saved.append(self._saved(state, after))
         self.store.save(saved, changes)
         return changes

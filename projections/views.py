@@ -48,7 +48,12 @@ def clean_record(state: State, today: date, years: int = 3) -> dict[str, Any]:
     """No adverse record for ``years`` consecutive years: eligible for the green channel (容缺受理)."""
     latest = last_adverse(state)
     if latest is None:
-        return {"eligible": True, "since": None, "last_adverse": None}
+        # Three consecutive years must have been observed: counted from when the file was opened.
+        opened = (state.get("opened_at") or "")[:10]
+        if not opened:
+            return {"eligible": False, "since": None, "last_adverse": None}
+        since = add_months(date.fromisoformat(opened), 12 * years)
+        return {"eligible": since <= today, "since": since.isoformat(), "last_adverse": None}
     key, decided = latest
     since = add_months(date.fromisoformat(decided), 12 * years)
     return {

@@ -23,8 +23,12 @@ INTAKE_GROUP = "credit-ledger.intake"
 
 
 def source_of(message: Any) -> str:
-    """Where a message came from: the receipt key for a message that has no usable id of its own."""
-    return f"{message.topic}/{message.partition}/{message.offset}"
+    """Where a message came from: the receipt key for a message that has no usable id of its own.
+
+    The record's timestamp is part of it: offsets start again at 0 when a topic is recreated (the
+    embedded broker keeps topics in memory), and a new message must not meet an old one's receipt.
+    """
+    return f"{message.topic}/{message.partition}/{message.offset}@{message.timestamp}"
 
 
 @dataclass

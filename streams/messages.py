@@ -26,6 +26,8 @@ def submission_key(submission: Mapping[str, Any]) -> bytes:
     """
     subject = submission.get("subject")
     raw = subject.get("id") if isinstance(subject, Mapping) else None
+    if raw is None and isinstance(subject, Mapping) and isinstance(subject.get("key"), str):
+        return str(subject["key"]).encode()  # the platform's own commands name the file's key
     if not isinstance(raw, str):
         return b""
     return raw.strip().upper().encode()

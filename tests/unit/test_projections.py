@@ -66,7 +66,7 @@ def world(ledger: CreditLedger, catalogue: Catalogue, tmp_path: Path) -> World:
 def sub(name: str, **changes: Any) -> dict[str, Any]:
     body = copy.deepcopy(example(name))
     body.update(changes)
-    return body
+    return {k: v for k, v in body.items() if v is not None}
 
 
 TODAY = date(2026, 11, 2)
@@ -146,7 +146,11 @@ def test_three_years_without_an_adverse_record_make_a_person_eligible_on_that_da
     }
     assert world.projector.announce_clean(date(2026, 4, 27)) == []
     (change,) = world.projector.announce_clean(date(2026, 4, 28))
-    assert (change["list"], change["change"], change["effective_at"]) == ("clean", "entry", "2026-04-28")
+    assert (change["list"], change["change"], change["effective_at"]) == (
+        "clean",
+        "entry",
+        "2026-04-28T00:00:00+08:00",
+    )
     assert change["cause"] is None  # time alone brought it
     assert world.projector.announce_clean(date(2026, 5, 1)) == [], "announced once"
 
@@ -255,3 +259,20 @@ def test_status_as_of_a_past_moment_folds_the_subjects_events_up_to_then(world: 
     assert after["records"] == []
     live = world.status(PERSON, date(2026, 9, 9))
     assert after == live
+
+
+def test_a_new_file_is_not_announced_clean_until_three_years_have_been_observed(world: World) -> None:
+    world.submit(sub("add_statement", subject={"id": "440524188001010014", "name": "李四"}, record=None))
+    assert world.changes_for("clean") == []  # no entry-then-exit noise for every new file
+    view = world.status("440524188001010014", TODAY)
+    assert view["clean_record"] == {"eligible": False, "since": "2029-11-02", "last_adverse": None}
+
+
+def test_a_display_period_that_began_before_the_first_edition_still_expires(world: World) -> None:
+    old = sub("file_record_minor", submission_id="TRN-OLD")
+    old["record"].update(record_id="JT-OLD", decision={"document_number": "旧文书", "date": "2025-12-01"})
+    world.submit(old)
+    commands = scheduled_submissions(world.store.due_on_or_before("2026-03-01"), date(2026, 3, 1))
+    assert [c["occurred_at"] for c in commands] == ["2026-03-01T00:00:00+08:00"]  # before the 2026-04 edition
+    world.submit(*commands)
+    assert world.status(PERSON, TODAY)["records"] == []
