@@ -20,6 +20,14 @@ def _cli() -> Any:
     return cli
 
 
+def _fresh_store(into: Path) -> Path:
+    """The store file of a rebuild or replay, emptied first: it is always written from nothing."""
+    path = into / "projections.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return path
+
+
 # -- project -----------------------------------------------------------------------------------
 
 
@@ -214,7 +222,7 @@ def cmd_projections(args: argparse.Namespace, settings: Settings) -> int:
     into = Path(args.into) if args.into else settings.data_dir / f"rebuild-{int(time.time())}"
     into.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    fresh, events = rebuild_from_topic(bootstrap, ProjectionStore(into / "projections.sqlite"), settings)
+    fresh, events = rebuild_from_topic(bootstrap, ProjectionStore(_fresh_store(into)), settings)
     seconds = time.monotonic() - started
     live = ProjectionStore(projections_target(settings))
     diffs = diff_states(live.states(), fresh.states())
@@ -441,7 +449,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write("\n")
     into = Path(args.into) if args.into else settings.data_dir / f"replay-{int(time.time())}"
     into.mkdir(parents=True, exist_ok=True)
-    store = ProjectionStore(into / "projections.sqlite")
+    store = ProjectionStore(_fresh_store(into))
     write(store, states, ledger.catalogue)
     if args.against:
         reference = list(ProjectionStore(Path(args.against) / "projections.sqlite").states())
