@@ -16,8 +16,9 @@ from credit_ledger.output import json_line, note
 
 if TYPE_CHECKING:
     from ledger.application import CreditLedger
+    from ledger.checkpoints import SourcedCheckpoint
     from ledger.merkle import CheckpointSigner
-    from ledger.transparency import LedgerTree, SourcedCheckpoint
+    from ledger.transparency import LedgerTree
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 AUDITOR = "python ledger/auditor.py"
@@ -68,7 +69,7 @@ def _tree(ledger: CreditLedger) -> LedgerTree:
 
 
 def _configured_signer(settings: Settings) -> CheckpointSigner | None:
-    from ledger.transparency import KeyConfigError, configured_signer  # noqa: PLC0415
+    from ledger.checkpoints import KeyConfigError, configured_signer  # noqa: PLC0415
 
     try:
         return configured_signer(settings.data_dir)
@@ -78,7 +79,7 @@ def _configured_signer(settings: Settings) -> CheckpointSigner | None:
 
 def _signer(settings: Settings) -> CheckpointSigner:
     """The operator's signer, writing a new key into the data dir on first use."""
-    from ledger.transparency import KeyConfigError, checkpoint_signer  # noqa: PLC0415
+    from ledger.checkpoints import KeyConfigError, checkpoint_signer  # noqa: PLC0415
 
     try:
         return checkpoint_signer(settings.data_dir)
@@ -107,7 +108,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.transparency import CheckpointLog, audit  # noqa: PLC0415
+    from ledger.audit import audit  # noqa: PLC0415
+    from ledger.checkpoints import CheckpointLog  # noqa: PLC0415
 
     with _ledger(settings) as ledger:
         if args.subject:
@@ -174,7 +176,7 @@ def _verify_subject(ledger: CreditLedger, raw: str) -> int:
 
 
 def _from_kafka(settings: Settings, topic: str, idle: float) -> list[SourcedCheckpoint]:
-    from ledger.transparency import parse_checkpoint  # noqa: PLC0415
+    from ledger.checkpoints import parse_checkpoint  # noqa: PLC0415
     from streams.clients import read_topic  # noqa: PLC0415
 
     if not settings.kafka_bootstrap:
@@ -227,7 +229,8 @@ def register_verify(sub: Any) -> None:
 
 
 def cmd_proof_inclusion(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.transparency import CheckpointLog, TransparencyError  # noqa: PLC0415
+    from ledger.checkpoints import CheckpointLog  # noqa: PLC0415
+    from ledger.transparency import TransparencyError  # noqa: PLC0415
 
     if (args.stream is None) != (args.version is None):
         raise _user_error("--stream and --version go together")
@@ -327,7 +330,7 @@ def register_proof(sub: Any) -> None:
 
 
 def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.transparency import CheckpointLog, checkpoint_json  # noqa: PLC0415
+    from ledger.checkpoints import CheckpointLog, checkpoint_json  # noqa: PLC0415
 
     signer = _signer(settings)
     with _ledger(settings) as ledger:
@@ -371,7 +374,7 @@ def register_checkpoint(sub: Any) -> None:
 
 
 def cmd_checkpoint_key(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.transparency import key_source  # noqa: PLC0415
+    from ledger.checkpoints import key_source  # noqa: PLC0415
 
     signer = _signer(settings)
     _emit(

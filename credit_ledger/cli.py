@@ -89,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"credit-ledger {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    from credit_ledger.access_commands import COMMANDS as ACCESS_COMMANDS  # noqa: PLC0415
     from credit_ledger.audit_commands import COMMANDS as AUDIT_COMMANDS  # noqa: PLC0415
     from credit_ledger.read_commands import COMMANDS as READ_COMMANDS  # noqa: PLC0415
 
-    for register in [*_COMMANDS, *READ_COMMANDS, *AUDIT_COMMANDS]:
+    for register in [*_COMMANDS, *READ_COMMANDS, *ACCESS_COMMANDS, *AUDIT_COMMANDS]:
         register(sub)
     return parser
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ COMMANDS: list[Callable[[Any], None]] = [
 ]
 
 
-# -- keys, audit ---------------------------------------------------------------------------------
+# -- the authorised path (shared with access_commands) ----------------------------------------
 
 
 def _service(settings: Settings) -> Any:
@@ -294,110 +294,6 @@ def principal_for(service: Any, api_key: str | None) -> Any:
             raise _cli().UserError("the API key is not valid (revoked, or not issued here)")
         return principal
     return Principal(f"cli:{getpass.getuser()}", "administrator", "credit_platform")
-
-
-def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.query_service import issue_key  # noqa: PLC0415
-
-    service = _service(settings)
-    if args.action == "issue":
-        subject_key = None
-        if args.subject:
-            subject_key = str(service.ledger.key_of(_cli()._code(args.subject, service.ledger)))
-        try:
-            key_id, key = issue_key(
-                service.store,
-                role=args.role,
-                organisation=args.organisation,
-                label=args.label or args.organisation,
-                subject_key=subject_key,
-                now=datetime.now(UTC),
-            )
-        except ValueError as exc:
-            raise _cli().UserError(str(exc)) from None
-        json_line({"key_id": key_id, "key": key, "role": args.role, "organisation": args.organisation})
-        note("store the key now: only its hash is kept, it cannot be shown again")
-    elif args.action == "list":
-        for row in service.store.api_keys():
-            json_line(row)
-    else:
-        if not args.key_id or not service.store.revoke_key(args.key_id, datetime.now(UTC).isoformat()):
-            raise _cli().UserError(f"no active key {args.key_id!r}")
-        note(f"key {args.key_id} revoked")
-    return 0
-
-
-def register_keys(sub: Any) -> None:
-    p = _cli()._command(
-        sub,
-        "keys",
-        "issue, list and revoke API keys (stored hashed) bound to a principal",
-        cmd_keys,
-        "Roles: department, authorised_org (bank, employer, licensing office), subject (a person\n"
-        "seeing their own file: give --subject CODE), auditor, administrator. Callers send the key\n"
-        "as 'Authorization: Bearer KEY' (or X-API-Key); without one they are the public.",
-    )
-    p.add_argument("action", choices=["issue", "list", "revoke"])
-    p.add_argument("key_id", nargs="?", help="for revoke: the key id")
-    p.add_argument("--role", default="department")
-    p.add_argument("--organisation", default="")
-    p.add_argument("--label", help="who holds it (kept with the key, never logged)")
-    p.add_argument("--subject", metavar="CODE", help="for role subject: whose file")
-
-
-def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    service = _service(settings)
-    principal = principal_for(service, args.api_key or os.environ.get("CREDIT_API_KEY"))
-    if principal.role == "administrator" and principal.principal_id.startswith("cli:"):
-        from ledger.access import Principal  # noqa: PLC0415
-
-        principal = Principal(
-            principal.principal_id, "auditor", "credit_platform"
-        )  # the host's operator audits
-    subject_key = None
-    if args.subject:
-        subject_key = str(service.ledger.key_of(_cli()._code(args.subject, service.ledger)))
-    answer = service.audit(
-        principal,
-        {
-            "requester": args.requester,
-            "organisation": args.organisation,
-            "subject_key": subject_key,
-            "purpose": args.purpose,
-            "since": args.since,
-            "until": args.until,
-        },
-    )
-    if answer.status != 200:
-        raise _cli().UserError(answer.body["error"]["message"])
-    for row in answer.body["queries"]:
-        json_line(row)
-    for hint in answer.body["hints"]:
-        note(f"hint: {hint}")
-    return 0
-
-
-def register_audit(sub: Any) -> None:
-    p = _cli()._command(
-        sub,
-        "audit",
-        "search the query register (who queried what, when, why) with anomaly hints",
-        cmd_audit,
-        "Print query records as JSON lines; anomaly hints (unusual volume, queries with no filing\n"
-        "after, repeated refusals) go to stderr. Needs an auditor's key (CREDIT_API_KEY), or runs as\n"
-        "this host's operator.",
-    )
-    p.add_argument("what", choices=["queries"])
-    p.add_argument("--requester")
-    p.add_argument("--organisation")
-    p.add_argument("--subject", metavar="CODE")
-    p.add_argument("--purpose")
-    p.add_argument("--since", metavar="TIME")
-    p.add_argument("--until", metavar="TIME")
-    p.add_argument("--api-key", help="default: CREDIT_API_KEY")
-
-
-COMMANDS += [register_keys, register_audit]
 
 
 # -- replay --------------------------------------------------------------------------------------

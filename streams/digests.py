@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ledger.application import CreditLedger
+from ledger.checkpoints import CheckpointLog, checkpoint_json, checkpoint_signer, moment
 from ledger.merkle import Checkpoint, CheckpointSigner
-from ledger.transparency import CheckpointLog, LedgerTree, checkpoint_json, checkpoint_signer, moment
+from ledger.transparency import LedgerTree
 from streams import topics
 
 log = logging.getLogger(__name__)

@@ -12,15 +12,8 @@ import faust
 from faust.web import Request, Response, View
 
 from ledger.application import CreditLedger
-from ledger.transparency import (
-    CheckpointLog,
-    KeyConfigError,
-    LedgerTree,
-    ProofRangeError,
-    StoreChanged,
-    UnknownEvent,
-    configured_signer,
-)
+from ledger.checkpoints import CheckpointLog, KeyConfigError, configured_signer
+from ledger.transparency import LedgerTree, ProofRangeError, StoreChanged, UnknownEvent
 from streams.digests import default_data_dir
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from credit_ledger.cli import main
 from credit_ledger.config import Settings
 from credit_ledger.generator import SubmissionGenerator
 from ledger.catalogue import Catalogue
+from ledger.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_json
 from ledger.integrity import event_id
 from ledger.merkle import CheckpointSigner, generate_seed
-from ledger.transparency import KEY_VARIABLE, CheckpointLog, checkpoint_json
 from streams.digests import CheckpointPublisher
 from streams.topics import TopicSpec, ensure_topics
 

@@ -17,7 +17,17 @@ import pytest
 
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application import CreditLedger
+from ledger.audit import audit
 from ledger.catalogue import Catalogue
+from ledger.checkpoints import (
+    KEY_FILE,
+    KEY_VARIABLE,
+    CheckpointLog,
+    KeyConfigError,
+    SourcedCheckpoint,
+    checkpoint_signer,
+    configured_signer,
+)
 from ledger.integrity import event_id
 from ledger.merkle import (
     Checkpoint,
@@ -29,19 +39,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.transparency import (
-    KEY_FILE,
-    KEY_VARIABLE,
-    CheckpointLog,
-    KeyConfigError,
-    LedgerTree,
-    ProofRangeError,
-    SourcedCheckpoint,
-    UnknownEvent,
-    audit,
-    checkpoint_signer,
-    configured_signer,
-)
+from ledger.transparency import LedgerTree, ProofRangeError, UnknownEvent
 from streams.digests import CheckpointPublisher
 from streams.proofs_http import ProofService
 from tests.conftest import SECRET

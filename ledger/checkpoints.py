@@ -1,0 +1,176 @@
+"""The operator's checkpoint key and the append-only file of signed checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from ledger.merkle import (
+    Checkpoint,
+    CheckpointSigner,
+    generate_seed,
+)
+
+CHECKPOINTS_FILE = "checkpoints.jsonl"
+"""Where a data dir keeps its signed checkpoints, one JSON object per line, append-only."""
+
+KEY_FILE = "checkpoint-key.seed"
+"""Where a data dir keeps the operator's Ed25519 seed (hex) when ``CREDIT_CHECKPOINT_KEY`` is unset."""
+
+KEY_VARIABLE = "CREDIT_CHECKPOINT_KEY"
+"""The environment variable that holds the operator's Ed25519 seed as 64 hex digits."""
+
+
+class KeyConfigError(ValueError):
+    """The configured checkpoint key is unusable; the message names where it came from."""
+
+
+# --- The operator's key -------------------------------------------------------------------------
+
+
+def _seed(text: str, where: str) -> bytes:
+    try:
+        seed = bytes.fromhex(text.strip())
+    except ValueError:
+        seed = b""
+    if len(seed) != 32:
+        msg = f"{where} must hold 64 hex digits (a 32-byte Ed25519 seed)"
+        raise KeyConfigError(msg)
+    return seed
+
+
+def key_source(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Where the checkpoint key comes from: the environment variable or the seed file's path."""
+    env = os.environ if environ is None else environ
+    return KEY_VARIABLE if env.get(KEY_VARIABLE) else str(data_dir / KEY_FILE)
+
+
+def configured_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner | None:
+    """The operator's signer from ``CREDIT_CHECKPOINT_KEY`` or the data dir's seed file, if either exists."""
+    env = os.environ if environ is None else environ
+    raw = env.get(KEY_VARIABLE)
+    if raw:
+        return CheckpointSigner(_seed(raw, KEY_VARIABLE))
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        return None
+    return CheckpointSigner(_seed(path.read_text("ascii"), str(path)))
+
+
+def checkpoint_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner:
+    """The operator's signer; without a configured key, a new seed is written to the data dir (0600).
+
+    The file is created whole or not at all (written aside, then linked into place), so two
+    processes starting together end up with the same key.
+    """
+    signer = configured_signer(data_dir, environ)
+    if signer is not None:
+        return signer
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / KEY_FILE
+    aside = data_dir / f".{KEY_FILE}.{os.getpid()}.{threading.get_ident()}"
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_seed().hex() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+            os.link(aside, path)
+    finally:
+        aside.unlink(missing_ok=True)
+    return CheckpointSigner(_seed(path.read_text("ascii"), str(path)))
+
+
+# --- Checkpoint files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcedCheckpoint:
+    """A checkpoint as read from somewhere (``file:line`` or ``topic/partition@offset``), or why not."""
+
+    source: str
+    checkpoint: Checkpoint | None
+    error: str = ""
+
+
+def checkpoint_json(cp: Checkpoint) -> bytes:
+    """A checkpoint as one line of JSON (the form of the file and of credit.digests messages)."""
+    return orjson.dumps(cp.to_dict())
+
+
+def parse_checkpoint(raw: bytes, source: str) -> SourcedCheckpoint:
+    """Read one checkpoint, keeping the reason if it is not one."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return SourcedCheckpoint(source, None, f"not JSON: {exc}")
+    if not isinstance(data, dict):
+        return SourcedCheckpoint(source, None, "not a JSON object")
+    try:
+        return SourcedCheckpoint(source, Checkpoint.from_dict(data))
+    except (TypeError, ValueError) as exc:
+        return SourcedCheckpoint(source, None, str(exc))
+
+
+class CheckpointLog:
+    """The data dir's append-only file of signed checkpoints, one JSON object per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> CheckpointLog:
+        return cls(data_dir / CHECKPOINTS_FILE)
+
+    def append(self, cp: Checkpoint) -> None:
+        """Add one checkpoint as a line, written with one ``write`` and synced to disk."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, checkpoint_json(cp) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[SourcedCheckpoint]:
+        """Every line, in order, parsed or with the reason it is not a checkpoint."""
+        if not self.path.exists():
+            return []
+        return [
+            parse_checkpoint(line, f"{self.path.name}:{number}")
+            for number, line in enumerate(self.path.read_bytes().splitlines(), 1)
+            if line.strip()
+        ]
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The well-formed checkpoints, in file order."""
+        return [s.checkpoint for s in self.read() if s.checkpoint is not None]
+
+    def latest(self, key: str | None = None) -> Checkpoint | None:
+        """The last well-formed checkpoint in the file (signed by key id ``key``, if given)."""
+        found = [cp for cp in self.checkpoints() if key is None or cp.key_id == key]
+        return found[-1] if found else None
+
+    def find(self, size: int) -> Checkpoint | None:
+        """The last checkpoint in the file that signs exactly ``size`` leaves."""
+        found = [cp for cp in self.checkpoints() if cp.size == size]
+        return found[-1] if found else None
+
+
+def moment(time_text: str) -> datetime:
+    """A checkpoint's RFC 3339 time as a datetime (fractions beyond microseconds are dropped).
+
+    A time that is no real date (the format allows month 13) sorts first rather than raising.
+    """
+    try:
+        return datetime.fromisoformat(time_text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
