@@ -28,7 +28,7 @@ from ledger.workdays import local_date
 class Context:
     """When and on whose behalf a command runs: time is always given, never read from a clock."""
 
-    __slots__ = ("at", "department", "occurred_at", "occurred_iso", "occurred_on", "submission")
+    __slots__ = ("at", "department", "occurred_at", "occurred_iso", "occurred_on", "stamp", "submission")
 
     def __init__(self, *, at: datetime, occurred_at: datetime, department: str, submission: str) -> None:
         self.at = at  # when the ledger records it
@@ -38,6 +38,12 @@ class Context:
         self.occurred_iso = occurred_at.isoformat()
         # The day in China it happened: the unit every period and deadline is counted in.
         self.occurred_on: date = local_date(occurred_at)
+        # What every event of this command carries about its origin and time.
+        self.stamp: dict[str, Any] = {
+            "occurred_at": self.occurred_iso,
+            "timestamp": at,
+            "submission": submission,
+        }
 
 
 def seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
@@ -266,9 +272,7 @@ class CreditFile(Aggregate):
             record=key,
             changes=changes,
             reason=reason,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def raise_objection(self, key: str, objection_id: str, grounds: str, due_by: date, ctx: Context) -> None:
@@ -290,9 +294,7 @@ class CreditFile(Aggregate):
             objection_id=objection_id,
             grounds=grounds,
             due_by=due_by.isoformat(),
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def resolve_objection(
@@ -321,9 +323,7 @@ class CreditFile(Aggregate):
             objection_id=objection_id,
             outcome=outcome,
             explanation=explanation,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
         if outcome == "upheld" and remedy == "revoke":
             self._revoke(
@@ -334,9 +334,7 @@ class CreditFile(Aggregate):
                 record=key,
                 changes=changes,
                 reason="objection upheld: " + explanation,
-                occurred_at=ctx.occurred_iso,
-                timestamp=ctx.at,
-                submission=ctx.submission,
+                **ctx.stamp,
             )
 
     def mark_objection_overdue(self, key: str, objection_id: str, ctx: Context) -> None:
@@ -361,9 +359,7 @@ class CreditFile(Aggregate):
             record=key,
             objection_id=objection_id,
             due_by=objection.due_by,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def grant_authorisation(self, fields: dict[str, Any], ctx: Context) -> None:
@@ -380,9 +376,7 @@ class CreditFile(Aggregate):
                 field="authorisation.valid_until",
                 code="invalid_period",
             )
-        self._authorisation_granted(
-            fields=fields, occurred_at=ctx.occurred_iso, timestamp=ctx.at, submission=ctx.submission
-        )
+        self._authorisation_granted(fields=fields, **ctx.stamp)
 
     def revoke_authorisation(self, authorisation_id: str, ctx: Context) -> None:
         grant = self.authorisations.get(authorisation_id)
@@ -391,9 +385,7 @@ class CreditFile(Aggregate):
             raise UnknownRecord(f"authorisation {authorisation_id!r} is {state}", field="authorisation_id")
         self._authorisation_revoked(
             authorisation_id=authorisation_id,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def add_statement(self, statement_id: str, text: str, key: str | None, ctx: Context) -> None:
@@ -408,9 +400,7 @@ class CreditFile(Aggregate):
             statement_id=statement_id,
             record=key,
             text=text,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def request_repair(self, key: str, application_id: str, measures_taken: str, ctx: Context) -> None:
@@ -433,9 +423,7 @@ class CreditFile(Aggregate):
             record=key,
             application_id=application_id,
             measures_taken=measures_taken,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def decide_repair(self, key: str, application_id: str, decision: str, reason: str, ctx: Context) -> None:
@@ -453,9 +441,7 @@ class CreditFile(Aggregate):
                 record=key,
                 application_id=application_id,
                 reason=reason,
-                occurred_at=ctx.occurred_iso,
-                timestamp=ctx.at,
-                submission=ctx.submission,
+                **ctx.stamp,
             )
             return
         self.check_repair_allowed(record, ctx)
@@ -463,9 +449,7 @@ class CreditFile(Aggregate):
             record=key,
             application_id=application_id,
             reason=reason,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
         self._end_designations_where(lambda d: key in d.records, "repaired", ctx)
 
@@ -486,9 +470,7 @@ class CreditFile(Aggregate):
         self._record_expired(
             record=key,
             display_until=until,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def revoke_record(self, key: str, reason: str, document: str, ctx: Context, *, by_court: bool) -> None:
@@ -508,9 +490,7 @@ class CreditFile(Aggregate):
             record=key,
             status=status,
             cause=cause,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def designate(self, fields: dict[str, Any], ctx: Context) -> None:
@@ -532,9 +512,7 @@ class CreditFile(Aggregate):
             designation_id=designation_id,
             department=ctx.department,
             fields=fields,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     def check_red_list_eligible(self) -> None:
@@ -568,9 +546,7 @@ class CreditFile(Aggregate):
         self._designation_ended(
             designation_id=designation_id,
             reason=reason,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
 
     # -- shared steps ---------------------------------------------------------------------
@@ -582,9 +558,7 @@ class CreditFile(Aggregate):
             record=record.key,
             reason=reason,
             document=document,
-            occurred_at=ctx.occurred_iso,
-            timestamp=ctx.at,
-            submission=ctx.submission,
+            **ctx.stamp,
         )
         self._end_designations_where(lambda d: record.key in d.records, designation_reason, ctx)
 
@@ -594,9 +568,7 @@ class CreditFile(Aggregate):
                 self._designation_ended(
                     designation_id=designation.designation_id,
                     reason=reason,
-                    occurred_at=ctx.occurred_iso,
-                    timestamp=ctx.at,
-                    submission=ctx.submission,
+                    **ctx.stamp,
                 )
 
     # -- events: each applies what happened, and nothing else --------------------------------
