@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-ENV_PREFIX = "CREDIT_"
 
 
 class ConfigError(ValueError):
@@ -34,7 +32,6 @@ class Settings:
     kafka_session_timeout: float = 6.0  # seconds; Kafka's minimum is 6, the embedded broker takes less
     scheduler_interval: float = 60.0  # seconds between the scheduler's rounds (expiry, deadlines, lapses)
     log_level: str = "WARNING"
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     # name in Settings -> (environment variable, converter)
     @classmethod
@@ -75,9 +72,6 @@ class Settings:
             raise ConfigError(
                 f"CREDIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
             )
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
     def secret_bytes(self) -> bytes:
         """The keyed-hash secret behind subject keys: from CREDIT_SUBJECT_SECRET or the data dir.

@@ -168,7 +168,7 @@ def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
     from kafka import KafkaConsumer  # noqa: PLC0415
 
     from streams import topics  # noqa: PLC0415
-    from streams.clients import GROUP_SETTINGS  # noqa: PLC0415
+    from streams.broker import group_timing  # noqa: PLC0415
 
     bootstrap = _cli()._bootstrap(settings)
     group = args.group or f"subscriber.{getpass.getuser()}"
@@ -177,7 +177,7 @@ def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
         bootstrap_servers=bootstrap,
         group_id=group,
         auto_offset_reset="earliest" if args.from_beginning else "latest",
-        **GROUP_SETTINGS,
+        **group_timing(settings.kafka_session_timeout),
     )
     note(f"subscribed to {topics.LIST_CHANGES} as group {group!r}; Ctrl-C to stop")
     try:

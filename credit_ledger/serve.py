@@ -22,7 +22,7 @@ from credit_ledger.output import json_line, note
 from ledger.application import CreditLedger
 from streams import topics
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
-from streams.broker import EmbeddedBroker, die_with_parent_hook
+from streams.broker import EmbeddedBroker, die_with_parent_hook, group_timing
 from streams.clients import publish, read_topic
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
 
@@ -91,7 +91,6 @@ class Running:
     ledger: CreditLedger
     broker: EmbeddedBroker | None
     app: Any
-    created_topics: list[str] = field(default_factory=list)
     children: list[ChildSupervisor] = field(default_factory=list)
 
     def start_children(self, *commands: str) -> None:
@@ -149,7 +148,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             replication_factor=settings.replication_factor,
             batch_size=settings.batch_size,
             session_timeout=settings.kafka_session_timeout,
-            heartbeat_interval=max(0.2, settings.kafka_session_timeout / 6),
+            heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
         )
         app = create_app(stream_settings, ledger, projections_target(settings))
     except BaseException:
@@ -157,7 +156,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
         if broker is not None:
             broker.stop()
         raise
-    return Running(settings, bootstrap, ledger, broker, app, created)
+    return Running(settings, bootstrap, ledger, broker, app)
 
 
 def banner(running: Running) -> None:

@@ -9,25 +9,6 @@ from uuid import UUID
 
 from ledger.subjects import SubjectCode
 
-CORRECTABLE_FIELDS = (
-    "title",
-    "severity",
-    "domain",
-    "decision_document",
-    "decision_date",
-    "legal_basis",
-    "display_months",
-)
-END_DESIGNATION_REASONS = (
-    "expired",
-    "repaired",
-    "revoked",
-    "objection_upheld",
-    "lapsed",
-    "serious_adverse_record",
-    "withdrawn",
-)
-
 
 @dataclass(frozen=True)
 class RecordRef:

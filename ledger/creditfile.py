@@ -13,7 +13,6 @@ from eventsourcing.utils import get_topic
 from ledger import integrity
 from ledger.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
 from ledger.records import (
-    ACTIVE,
     EXPIRED,
     REPAIRED,
     REVOKED,
@@ -755,8 +754,3 @@ class CreditFile(Aggregate):
     ) -> None:
         designation = self.designations[designation_id]
         designation.active, designation.ended_reason, designation.ended_on = False, reason, occurred_at
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def active_records(self) -> list[RecordState]:
-        return [r for r in self.records.values() if r.status == ACTIVE]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 ACTIVE = "active"
 EXPIRED = "expired"
 REVOKED = "revoked"
 REPAIRED = "repaired"
-ENDED_STATES = (EXPIRED, REVOKED, REPAIRED)
 
 
 @dataclass
@@ -87,9 +85,6 @@ class RecordState:
     @property
     def is_serious_adverse(self) -> bool:
         return self.kind == "adverse" and self.severity == "serious"
-
-    def display_until_date(self) -> date | None:
-        return None if self.display_until is None else date.fromisoformat(self.display_until)
 
     def apply_changes(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

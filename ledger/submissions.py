@@ -20,7 +20,6 @@ from ledger.integrity import canonical_bytes
 from ledger.subjects import SubjectKind, parse_subject_code
 from ledger.workdays import local_date
 
-SCHEMA_VERSION = 1
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ``occurred_at`` may lie ahead of the ledger's clock before it is rejected as future."""
 

@@ -9,8 +9,6 @@ from typing import Any
 State = dict[str, Any]
 Message = Mapping[str, Any]
 
-ENDED = ("expired", "revoked", "repaired")
-
 
 class OutOfOrder(ValueError):
     """A message skips versions of its subject's stream: the state must be rebuilt from the ledger."""

@@ -34,7 +34,6 @@ class Projector:
         self.store = store
         self.catalogue = catalogue
         self.history = history
-        self.applied = 0
         self._years: dict[date, int] = {}
 
     def _clean_years(self, day: date) -> int:
@@ -72,7 +71,6 @@ class Projector:
             except OutOfOrder:
                 state = self._repair(key, message)
             states[key] = state
-            self.applied += 1
             day = _event_day(message)
             before = announced.get(key, {"black": False, "red": False, "clean": False})
             after = memberships(state, day, self._clean_years(day))

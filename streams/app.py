@@ -33,8 +33,6 @@ class StreamSettings:
     partitions: int = topics.DEFAULT_PARTITIONS
     replication_factor: int = 1
     batch_size: int = 1000
-    batch_within: float = 0.1
-    relay_interval: float = 0.1
     session_timeout: float = 6.0  # Tansu joins a group after half of it (measured); Kafka's minimum
     heartbeat_interval: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -30,24 +30,21 @@ the same port (say, a parallel test process that won a race for it) for its own.
 STORAGE_ENGINE = "memory://tansu/"
 """The only storage engine the shipped binary has: topics live in memory and vanish on stop."""
 
-EMBEDDED_CONSUMER_SETTINGS: dict[str, int] = {
-    "session_timeout_ms": 6000,
-    "heartbeat_interval_ms": 1000,
-}
-"""Consumer-group settings (kafka-python and aiokafka names) for use against the embedded broker.
 
-Tansu lets a group join only after half the *session* timeout, rounded up to whole seconds
-(measured: 45 s → 23 s, 10 s → 5 s, 6 s → 3 s, 2 s → 1 s); the rebalance timeout
-(``max_poll_interval_ms``) makes no difference. 6 s is real Kafka's minimum, so the same
-settings are valid on a cluster; tests may go down to 2 s (about 1 s to join)."""
+def group_timing(session_timeout: float = 6.0) -> dict[str, int]:
+    """Consumer-group session and heartbeat (kafka-python and aiokafka names): heartbeats a sixth.
 
-EMBEDDED_FAUST_SETTINGS: dict[str, float] = {
-    "broker_session_timeout": 6.0,
-    "broker_heartbeat_interval": 1.0,
-}
-"""``faust.App`` settings for the embedded broker: first message about 4.8 s after start
-(60 s default: 31.6 s), a restart about 12.5 s (default: 110 s; Tansu numbers the first
-generation 0, so aiokafka skips LeaveGroup and the departed member lingers a session)."""
+    Measured on the embedded broker: a group joins only after half the *session* timeout,
+    rounded up to whole seconds (45 s -> 23 s, 10 s -> 5 s, 6 s -> 3 s, 2 s -> 1 s); the
+    rebalance timeout (``max_poll_interval_ms``) makes no difference. The default 6 s is real
+    Kafka's minimum, so it is valid on a cluster; tests go down to 2 s (about 1 s to join). For a
+    Faust worker 6 s gives the first message about 4.8 s after start (60 s default: 31.6 s), and
+    a restart about 12.5 s (Tansu numbers the first generation 0, so aiokafka skips LeaveGroup and
+    the departed member lingers a session).
+    """
+    session_ms = int(session_timeout * 1000)
+    return {"session_timeout_ms": session_ms, "heartbeat_interval_ms": max(200, session_ms // 6)}
+
 
 LOG_TAIL_LINES = 40
 _POLL_INTERVAL = 0.02
@@ -219,7 +216,7 @@ class EmbeddedBroker:
 
     Tansu's quirks (see DESIGN.md): topics vanish on stop; end offsets under-report after a
     batched write; a consumer group joins only after half its *session* timeout (see
-    ``EMBEDDED_CONSUMER_SETTINGS``; the rebalance timeout makes no difference); on SIGTERM it
+    ``group_timing()``; the rebalance timeout makes no difference); on SIGTERM it
     waits for every client connection to close, so ``stop`` escalates to SIGKILL after
     ``grace`` seconds (nothing is lost: there is nothing on disk to flush).
     """

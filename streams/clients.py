@@ -13,10 +13,6 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.messages import submission_key
 
-# Tansu answers a group join after half the session timeout (measured), and Kafka's own
-# minimum session timeout is 6 s: 6 s / 1 s heartbeats is fast here and valid everywhere.
-GROUP_SETTINGS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-
 
 @dataclass
 class PublishReport:

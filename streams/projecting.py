@@ -16,6 +16,7 @@ from projections.projector import Projector
 from projections.scheduler import scheduled_submissions
 from projections.store import ProjectionStore
 from streams import topics
+from streams.broker import group_timing
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ async def run_projector_process(
         group_id=PROJECTIONS_GROUP,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=int(session_timeout * 1000),
-        heartbeat_interval_ms=max(200, int(session_timeout * 1000 / 6)),
+        **group_timing(session_timeout),
         max_poll_records=5000,
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)

@@ -15,6 +15,7 @@ import orjson
 from ledger.application import CreditLedger
 from ledger.outcomes import REJECTED
 from streams import topics
+from streams.broker import group_timing
 from streams.digests import CheckpointPublisher
 from streams.messages import ledger_message, outcome_message
 
@@ -41,7 +42,6 @@ class Relay:
         self.send = send
         self.executor = executor
         self.page = page
-        self.published = {LEDGER_CURSOR: 0, OUTCOMES_CURSOR: 0}
         self._positions: dict[str, int] = {}  # what this relay saved last; read once from the ledger
 
     async def _position(self, cursor: str) -> int:
@@ -82,7 +82,6 @@ class Relay:
             acks.append(await self.send(topic, key, value))
         await asyncio.gather(*acks)
         await self._save(LEDGER_CURSOR, notifications[-1].id)
-        self.published[LEDGER_CURSOR] += len(notifications)
         return len(notifications)
 
     async def _relay_outcomes(self) -> int:
@@ -98,7 +97,6 @@ class Relay:
                 acks.append(await self.send(topics.REJECTIONS, key, value))
         await asyncio.gather(*acks)
         await self._save(OUTCOMES_CURSOR, receipts[-1][0])
-        self.published[OUTCOMES_CURSOR] += len(receipts)
         return len(receipts)
 
 
@@ -132,8 +130,7 @@ async def run_relay_process(
         bootstrap_servers=bootstrap,
         group_id=RELAY_GROUP,
         enable_auto_commit=False,
-        session_timeout_ms=int(session_timeout * 1000),
-        heartbeat_interval_ms=max(200, int(session_timeout * 1000 / 6)),
+        **group_timing(session_timeout),
     )
 
     async def send(topic: str, key: bytes, value: bytes) -> Any:
