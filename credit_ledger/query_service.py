@@ -17,6 +17,7 @@ from ledger.errors import LedgerError
 from ledger.subjects import parse_subject_code
 from ledger.workdays import local_date
 from projections.anomalies import anomaly_hints
+from projections.asof import status_as_of
 from projections.store import ProjectionStore
 from projections.views import memberships, status, view_digest
 
@@ -164,8 +165,6 @@ class QueryService:
         view = None
         if decision.allowed:
             if as_of is not None:
-                from projections.asof import status_as_of  # noqa: PLC0415
-
                 view = status_as_of(self.ledger, self.ledger.key_of(subject), as_of, self.catalogue)
             elif state is not None:
                 view = status(state, today, self.catalogue.edition_at(today))
@@ -253,7 +252,7 @@ class QueryService:
         rows = self.store.queries(**wanted)
         body: dict[str, Any] = {"count": len(rows), "queries": rows}
         if anomalies:
-            body["hints"] = anomaly_hints(rows, acted=self._acted)
+            body["hints"] = anomaly_hints(rows, acted=self._acted_by(rows))
         failed = self._record(
             principal,
             "audit.queries",
@@ -264,13 +263,18 @@ class QueryService:
         )
         return failed or Answer(200, body)
 
-    def _acted(self, subject_key: str, organisation: str, after: str) -> bool:
-        state = self.store.state(subject_key)
-        if state is None:
-            return False
-        return any(
-            r["provider"] == organisation and (r["filed_at"] or "") > after for r in state["records"].values()
-        )
+    def _acted_by(self, rows: list[dict[str, Any]]) -> Callable[[str, str, str], bool]:
+        """Did an organisation file anything on a subject after a time? Each file is read once."""
+        states = self.store.load({q["subject_key"] for q in rows if q.get("subject_key")})
+
+        def acted(subject_key: str, organisation: str, after: str) -> bool:
+            loaded = states.get(subject_key)
+            if loaded is None:
+                return False
+            records = loaded[0]["records"].values()
+            return any(r["provider"] == organisation and (r["filed_at"] or "") > after for r in records)
+
+        return acted
 
 
 def _as_seen_by_subject(q: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ledger.catalogue import Catalogue
@@ -21,8 +21,6 @@ History = Callable[[str], Sequence[Mapping[str, Any]]]
 
 
 def _event_day(message: Mapping[str, Any]) -> date:
-    from datetime import datetime  # noqa: PLC0415
-
     stamp = message.get("occurred_at") or message.get("recorded_at")
     return local_date(datetime.fromisoformat(stamp)) if stamp else date.min
 
@@ -85,8 +83,6 @@ class Projector:
     def saved_now(self, state: State, today: date | None = None) -> Saved:
         """A state to save as it stands today, its memberships as announced (a rebuild's view)."""
         if today is None:
-            from datetime import UTC, datetime  # noqa: PLC0415
-
             today = local_date(datetime.now(UTC))
         return self._saved(state, memberships(state, today, self._clean_years(today)))
 

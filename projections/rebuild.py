@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from ledger.catalogue import Catalogue, load_catalogue
+from ledger.workdays import local_date
 from projections.fold import fold_into
 from projections.projector import Projector
 from projections.store import ProjectionStore
@@ -43,10 +45,6 @@ def rebuild_from_topic(
 
 def write(store: ProjectionStore, states: dict[str, Any], catalogue: Catalogue) -> None:
     """Save folded states with their list rows and due items (the memberships they stand at)."""
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from ledger.workdays import local_date  # noqa: PLC0415
-
     projector = Projector(store, catalogue)
     today = local_date(datetime.now(UTC))
     store.save((projector.saved_now(s, today) for s in states.values()), fresh=True)

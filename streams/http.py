@@ -11,7 +11,7 @@ from faust.web import Request, Response, View
 
 from streams import topics
 from streams.app import WorkerParts
-from streams.messages import original_fields, submission_key
+from streams.messages import original_fields, outcome_message, submission_key
 from streams.openapi import openapi_document
 from streams.proofs_http import register_proof_views
 
@@ -123,8 +123,6 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
             rows = await loop.run_in_executor(
                 parts.executor, lambda: ledger.receipts_after(after, department=department, limit=limit)
             )
-            from streams.messages import outcome_message  # noqa: PLC0415
-
             outcomes = [orjson.loads(outcome_message(pos, r)[1]) for pos, r in rows]
             return self.json({"outcomes": outcomes, "next": outcomes[-1]["position"] if outcomes else after})
 
