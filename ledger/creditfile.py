@@ -45,22 +45,16 @@ class Context:
         }
 
 
-def seal(event_class: type[Any], kwargs: dict[str, Any]) -> str:
-    """The hash of the event these kwargs make, over exactly the state the mapper will store.
+def seal(event_class: type[Any], originator_id: UUID, version: int, fields: dict[str, Any]) -> str:
+    """The hash of the event at ``version`` of ``originator_id`` that ``fields`` make, over exactly
+    the state the mapper will store (every field but the id, the version and the hash itself).
 
-    Every event field is passed explicitly (no defaults), so the kwargs are the event's state.
+    Every event field is passed explicitly (no defaults), so ``fields`` are the event's state.
     Tests verify every chain they build, so a field that slipped past this would show at once.
     """
-    state = {k: v for k, v in kwargs.items() if k not in _ENVELOPE}
     class_version = getattr(event_class, "class_version", 1)
-    if class_version > 1:
-        state["class_version"] = class_version
-    return integrity.event_hash(
-        kwargs["originator_id"], kwargs["originator_version"], _topic(event_class), state
-    )
-
-
-_ENVELOPE = frozenset(("originator_id", "originator_version", "event_hash"))
+    state = fields if class_version == 1 else {**fields, "class_version": class_version}
+    return integrity.seal_hash(originator_id, version, _topic(event_class), state)
 
 
 _TOPICS: dict[type[Any], str] = {}
@@ -127,9 +121,7 @@ class CreditFile(Aggregate):
         checksum_override: dict[str, str] | None,
         ctx: Context,
     ) -> CreditFile:
-        kwargs: dict[str, Any] = {
-            "originator_id": subject_key,
-            "originator_version": cls.INITIAL_VERSION,
+        fields: dict[str, Any] = {
             "originator_topic": get_topic(cls),
             "timestamp": ctx.at,
             "prev_hash": integrity.GENESIS,
@@ -139,10 +131,9 @@ class CreditFile(Aggregate):
             "name": name,
             "checksum_override": checksum_override,
         }
-        sealed = seal(cls.Opened, kwargs)
-        for key in ("originator_id", "originator_version", "originator_topic"):
-            del kwargs[key]
-        return cls._create(cls.Opened, id=subject_key, event_hash=sealed, **kwargs)
+        sealed = seal(cls.Opened, subject_key, cls.INITIAL_VERSION, fields)
+        del fields["originator_topic"]  # _create sets it
+        return cls._create(cls.Opened, id=subject_key, event_hash=sealed, **fields)
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Chain every new event to the last one and seal it with its own hash."""
@@ -150,10 +141,7 @@ class CreditFile(Aggregate):
             msg = f"{event_class.__name__} needs an explicit timestamp: the domain never reads the clock"
             raise ProgrammingError(msg)
         kwargs["prev_hash"] = self.head_hash
-        kwargs["event_hash"] = seal(
-            event_class,
-            {**kwargs, "originator_id": self.id, "originator_version": self.version + 1},
-        )
+        kwargs["event_hash"] = seal(event_class, self.id, self.version + 1, kwargs)
         super().trigger_event(event_class, **kwargs)
 
     # -- guards ---------------------------------------------------------------------------

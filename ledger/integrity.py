@@ -38,6 +38,11 @@ def canonical_bytes(value: Any) -> bytes:
 def event_hash(stream_id: UUID | str, version: int, topic: str, state: Mapping[str, Any]) -> str:
     """SHA-256 of one event as stored: its stream, version, type and state (minus its own hash)."""
     body = {k: v for k, v in state.items() if k != HASH_FIELD}
+    return seal_hash(stream_id, version, topic, body)
+
+
+def seal_hash(stream_id: UUID | str, version: int, topic: str, body: Mapping[str, Any]) -> str:
+    """``event_hash`` for a state known not to carry its own hash (an event being sealed)."""
     envelope = {"stream": str(stream_id), "version": version, "type": topic, "state": body}
     return hashlib.sha256(canonical_bytes(envelope)).hexdigest()
 

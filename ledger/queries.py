@@ -29,16 +29,13 @@ class QueryRecord(Aggregate):
 
     @classmethod
     def make(cls, query_id: UUID, record: dict[str, Any], at: datetime) -> QueryRecord:
-        kwargs: dict[str, Any] = {
-            "originator_id": query_id,
-            "originator_version": cls.INITIAL_VERSION,
+        fields: dict[str, Any] = {
             "originator_topic": get_topic(cls),
             "timestamp": at,
             "prev_hash": integrity.GENESIS,
             "submission": "",
             "record": record,
         }
-        sealed = seal(cls.QueryRecorded, kwargs)
-        for key in ("originator_id", "originator_version", "originator_topic"):
-            del kwargs[key]
-        return cls._create(cls.QueryRecorded, id=query_id, event_hash=sealed, **kwargs)
+        sealed = seal(cls.QueryRecorded, query_id, cls.INITIAL_VERSION, fields)
+        del fields["originator_topic"]  # _create sets it
+        return cls._create(cls.QueryRecorded, id=query_id, event_hash=sealed, **fields)

@@ -117,10 +117,16 @@ def _changes(raw: Mapping[str, Any], field: str) -> dict[str, Any]:
     return changes
 
 
-def parse(raw: bytes | str | Mapping[str, Any], *, now: datetime) -> c.Command:
-    """Decode, validate and type one submission. ``now`` is the ledger's time (never read here)."""
-    data = decode(raw)
+def parse(
+    raw: bytes | str | Mapping[str, Any], *, now: datetime, content_digest: str | None = None
+) -> c.Command:
+    """Decode, validate and type one submission. ``now`` is the ledger's time (never read here).
+
+    ``content_digest`` is the submission's ``digest`` when the caller has already computed it.
+    """
+    data: dict[str, Any] = raw if type(raw) is dict else decode(raw)
     check_shape(data)
+    fingerprint = content_digest or digest(data)
     department = data["department"]
     occurred_at = _datetime(data["occurred_at"], "occurred_at")
     if occurred_at > now + CLOCK_SKEW:
@@ -137,7 +143,7 @@ def parse(raw: bytes | str | Mapping[str, Any], *, now: datetime) -> c.Command:
             subject=None,
             subject_name="",
             occurred_at=occurred_at,
-            digest=digest(data),
+            digest=fingerprint,
             subject_key=UUID(subject_raw["key"]),
         )
         return c.Command(envelope, _action(data, department, now))
