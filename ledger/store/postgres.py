@@ -7,7 +7,7 @@ writes the events the submission produced, so a receipt exists exactly when its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +25,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.outcomes import Receipt
-from ledger.store.recorders import RECEIPT_COLUMNS, _receipt, _row
+from ledger.store.recorders import RECEIPT_COLUMNS, _receipt, _row, check_read_versions
 
 RECEIPTS_TABLE = "submission_receipts"
 
@@ -98,6 +98,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT originator_id FROM {schema}.{table} "
             "WHERE originator_version = 1 AND originator_id = ANY(%s)"
         ).format(schema=schema, table=Identifier(self.events_table_name))
+        self.current_versions_statement = SQL(
+            "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
         self.receipts_after_statement = SQL(
             "SELECT position, " + RECEIPT_COLUMNS + " FROM {schema}.{table} WHERE position > %s"
         ).format(schema=schema, table=table)
@@ -108,14 +112,22 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         receipts: Sequence[Receipt] = (),
+        read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> None:
         # Runs first in the transaction (pipelined), before the events are inserted.
         super()._insert_events(curs, stored_events, **kwargs)
-        if receipts:
+        if receipts or read_versions:
             # Take the events table lock now (the events insert re-takes it, a no-op), so that
-            # writers are serialised before any receipt position is drawn from the sequence.
+            # writers are serialised before any receipt position is drawn from the sequence,
+            # and the versions read below are every other writer's last word.
             self._lock_table(curs)
+        if read_versions:
+            curs.execute(self.current_versions_statement, (list(read_versions),))
+            check_read_versions(
+                {row["originator_id"]: row["version"] for row in curs.fetchall()}, read_versions
+            )
+        if receipts:
             curs.executemany(self.insert_receipts_statement, [_row(r) for r in receipts])
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)

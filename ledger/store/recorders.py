@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
@@ -33,6 +33,31 @@ class SubmissionRegister(Protocol):
     def relay_position(self, name: str) -> int: ...
 
     def save_relay_position(self, name: str, position: int) -> None: ...
+
+
+class StaleRead(IntegrityError):
+    """A file a batch decided on without changing it had changed before the batch committed.
+
+    Another writer appended to it (with several workers, the platform's own commands for a subject
+    can reach a different worker than the departments' submissions about it). A file the batch
+    *did* change is protected by the unique (stream, version) key; a rejection or a no-op decided
+    on a stale copy is caught by this check instead. Like a version conflict, the batch is rolled
+    back and retried with fresh files.
+    """
+
+
+def check_read_versions(current: Mapping[UUID, int], read: Mapping[UUID, int]) -> None:
+    """Raise StaleRead unless every file is still at the version the batch read (0 = no file)."""
+    stale = [
+        (key, version, current.get(key, 0)) for key, version in read.items() if current.get(key, 0) != version
+    ]
+    if stale:
+        key, was, now = stale[0]
+        msg = (
+            f"{len(stale)} file(s) changed after the batch read them "
+            f"(first: {key}, read at version {was}, now at {now})"
+        )
+        raise StaleRead(msg)
 
 
 def _dashed(hex_id: str) -> str:
@@ -107,15 +132,46 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         receipts: Sequence[Receipt] = (),
+        read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
+        # One executemany instead of eventsourcing's execute per event (which it does only to
+        # return notification ids). Nothing here consumes those ids: nothing subscribes in-process,
+        # and the relay reads the notification log by position. So none are returned.
+        c.executemany(
+            self.insert_events_statement,
+            [
+                (
+                    s.originator_id.hex if type(s.originator_id) is UUID else s.originator_id,
+                    s.originator_version,
+                    s.topic,
+                    s.state,
+                )
+                for s in stored_events
+            ],
+        )
         if receipts:
             c.executemany(
                 f"INSERT INTO submission_receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 [_row(r) for r in receipts],
             )
-        return ids
+        if read_versions:
+            # After the inserts: this transaction now holds SQLite's write lock, so what it reads
+            # is what every other writer has committed.
+            check_read_versions(self._current_versions(c, list(read_versions)), read_versions)
+        return None
+
+    def _current_versions(self, c: SQLiteCursor, ids: list[UUID]) -> dict[UUID, int]:
+        current: dict[UUID, int] = {}
+        for start in range(0, len(ids), 500):  # SQLite caps bound parameters per statement
+            chunk = ids[start : start + 500]
+            c.execute(
+                f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
+                f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                [i.hex for i in chunk],
+            )
+            current.update((UUID(row[0]), row[1]) for row in c.fetchall())
+        return current
 
     def select_event_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
         """(position, stream id, version, topic, state) in ledger order, as plain tuples: a full
@@ -193,8 +249,17 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         self._relay_positions[name] = position
 
     def _update_table(
-        self, stored_events: Sequence[StoredEvent], *, receipts: Sequence[Receipt] = (), **kwargs: Any
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        receipts: Sequence[Receipt] = (),
+        read_versions: Mapping[UUID, int] | None = None,
+        **kwargs: Any,
     ) -> Sequence[int] | None:
+        if read_versions:
+            index = self._stored_events_index
+            current = {k: max(index[str(k)], default=0) for k in read_versions if str(k) in index}
+            check_read_versions(current, read_versions)
         for r in receipts:
             if r.key in self._receipts:
                 msg = f"submission {r.key} already has a receipt"

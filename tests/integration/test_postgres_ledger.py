@@ -20,6 +20,7 @@ from ledger.application import CreditLedger
 from ledger.catalogue import load_catalogue
 from ledger.outcomes import ACCEPTED, REJECTED
 from ledger.store.postgres import PostgresLedgerRecorder
+from ledger.store.recorders import StaleRead
 from ledger.subjects import parse_subject_code, person_check_character, subject_key
 from tests.integration.pg_server import PgServer, running_postgres
 
@@ -363,3 +364,27 @@ def test_text_originator_ids_are_refused_because_files_are_keyed_by_uuid(
 ) -> None:
     with pytest.raises(ProgrammingError, match="ORIGINATOR_ID_TYPE"):
         open_ledger(ORIGINATOR_ID_TYPE="text")
+
+
+def test_a_rejection_judged_on_a_file_another_worker_has_since_changed_is_retried(
+    open_ledger: OpenLedger,
+) -> None:
+    departments, platform = open_ledger(), open_ledger()
+    assert departments.submit([filing("tax-1")])[0].accepted
+    assert platform.submit([objection("desk-1")])[0].accepted  # the departments' copy is now stale
+    answer = {
+        "submission_id": "tax-2",
+        "department": "tax_bureau",
+        "action": "resolve_objection",
+        "subject": {"id": PERSON, "name": "张三"},
+        "occurred_at": "2026-10-31T12:00:00+08:00",
+        "record": {"record_id": "R1"},
+        "objection_id": "O-desk-1",
+        "outcome": "rejected",
+        "explanation": "checked",
+    }
+    with pytest.raises(StaleRead):
+        departments.submit([answer])
+    [outcome] = departments.submit_safely([answer])
+    assert outcome.status == ACCEPTED, outcome.reason
+    assert departments.verify() == []

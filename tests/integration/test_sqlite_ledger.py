@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+import pytest
+
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application import CreditLedger
 from ledger.catalogue import Catalogue
-from tests.conftest import SECRET
+from ledger.store.recorders import StaleRead
+from tests.conftest import PERSON, SECRET, example, file_of
 
 
 def open_ledger(catalogue: Catalogue, path: Path) -> CreditLedger:
@@ -69,3 +72,36 @@ def test_a_stored_event_that_no_longer_decodes_is_reported_not_raised(
         db.execute("UPDATE stored_events SET state = X'7B7B' WHERE rowid = 3")
     (brk,) = ledger.verify()
     assert "cannot be decoded" in brk.problem
+
+
+def test_a_decision_taken_on_a_file_another_writer_has_since_changed_is_retried_on_the_fresh_file(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    # Two workers share one ledger: the departments' worker caches the file, then the platform's
+    # worker (the desk, the scheduler) appends to it. Judged on its stale copy, the provider's
+    # answer to the objection would be rejected as "unknown objection".
+    path = tmp_path / "ledger.sqlite"
+    departments, platform = open_ledger(catalogue, path), open_ledger(catalogue, path)
+    assert departments.submit([example("file_record")])[0].accepted
+    assert platform.submit([example("raise_objection")])[0].accepted
+
+    with pytest.raises(StaleRead):
+        departments.submit([example("resolve_objection")])
+    (outcome,) = departments.submit_safely([example("resolve_objection")])
+
+    assert outcome.accepted, outcome.reason
+    file = file_of(departments, PERSON)
+    assert file.records["tax_bureau:SW-2026-0101"].objections["YY-2026-0301"].outcome == "rejected"
+    assert departments.verify() == []
+
+
+def test_a_rejection_stands_when_the_file_it_was_judged_on_is_still_current(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    departments, platform = open_ledger(catalogue, path), open_ledger(catalogue, path)
+    assert departments.submit([example("file_record")])[0].accepted
+    assert platform.submit([example("file_record_organisation")])[0].accepted  # another subject
+    (outcome,) = departments.submit([example("resolve_objection")])
+    assert outcome.reason is not None
+    assert outcome.reason["field"] == "objection_id"
