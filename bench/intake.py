@@ -5,7 +5,8 @@ Starts a fresh embedded broker and one `credit-ledger serve --no-http` worker pr
 ledger in a temporary directory), then in this process: (1) the raw produce rate, sending the
 same encoded submissions to a scratch topic with one aiokafka producer; (2) publishes the
 submissions to credit.submissions with the same producer and times until every outcome is on
-credit.outcomes and every accepted event is on credit.ledger.
+credit.outcomes and every event the accepted ones made is on credit.ledger. It also prints the
+CPU seconds each process used in that window (from /proc), which shows where the two cores go.
 Targets (issue 3): >= 10,000 submissions/s end to end, and >= 40% of the raw produce rate.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -46,29 +48,107 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
         await producer.stop()
 
 
-async def count_until(bootstrap: str, topic: str, done: asyncio.Future[None], want: int) -> int:
-    """Consume ``topic`` from the start (assigned, no group) until ``want`` records are seen."""
+async def assigned_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer of every partition of ``topic`` from the start (assigned, no group)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
-    try:
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    while not partitions:
+        await asyncio.sleep(0.1)
+        await consumer._client.force_metadata_update()
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        while not partitions:
-            await asyncio.sleep(0.1)
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-            ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        seen = 0
-        while seen < want:
-            batch = await consumer.getmany(timeout_ms=200, max_records=10000)
-            seen += sum(len(records) for records in batch.values())
-        return seen
-    finally:
-        await consumer.stop()
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    return consumer
+
+
+class Arrivals:
+    """Follows credit.outcomes and credit.ledger until every outcome and every stored event is in.
+
+    Once the last outcome is out, the ledger holds every event the run made: the count of stored
+    events (read from the worker's SQLite file) is then the number to wait for on credit.ledger.
+    Counting is all these followers do, so the bench's own share of the CPU stays small.
+    """
+
+    def __init__(self, want_outcomes: int, ledger_file: Path) -> None:
+        self.want_outcomes = want_outcomes
+        self.ledger_file = ledger_file
+        self.outcomes = 0
+        self.events_expected = 0
+        self.events = 0
+        self.outcomes_done = asyncio.get_running_loop().create_future()
+        self.outcomes_at = 0.0
+        self.events_at = 0.0
+
+    async def follow_outcomes(self, bootstrap: str) -> None:
+        consumer = await assigned_consumer(bootstrap, topics.OUTCOMES)
+        try:
+            while self.outcomes < self.want_outcomes:
+                batch = await consumer.getmany(timeout_ms=200, max_records=10000)
+                self.outcomes += sum(len(records) for records in batch.values())
+            self.outcomes_at = time.perf_counter()
+            with sqlite3.connect(f"file:{self.ledger_file}?mode=ro", uri=True) as db:
+                (self.events_expected,) = db.execute("SELECT count(*) FROM stored_events").fetchone()
+            self.outcomes_done.set_result(None)
+        finally:
+            await consumer.stop()
+
+    async def follow_ledger(self, bootstrap: str) -> None:
+        consumer = await assigned_consumer(bootstrap, topics.LEDGER)
+        try:
+            while not self.outcomes_done.done() or self.events < self.events_expected:
+                batch = await consumer.getmany(timeout_ms=200, max_records=10000)
+                self.events += sum(len(records) for records in batch.values())
+            self.events_at = time.perf_counter()
+        finally:
+            await consumer.stop()
+
+    async def run(self, bootstrap: str, timeout: float) -> None:
+        await asyncio.wait_for(
+            asyncio.gather(self.follow_outcomes(bootstrap), self.follow_ledger(bootstrap)), timeout
+        )
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def command_of(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in argv if w]
+    if "credit_ledger.cli" in words:
+        return "credit-ledger " + " ".join(words[words.index("credit_ledger.cli") + 1 :][:1])
+    return Path(words[0]).name if words else "?"
 
 
 def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -90,6 +170,32 @@ def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
     )
 
 
+async def serving(worker: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> bool:
+    """Wait until the worker says it is serving; False (and its log on stderr) if it never does."""
+    deadline = time.monotonic() + timeout
+    while "is serving" not in log.read_text():
+        if time.monotonic() > deadline or worker.poll() is not None:
+            print(log.read_text(), file=sys.stderr)
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+def print_cpu_use(
+    roles: dict[int, str], cpu_used: dict[int, float], submissions: int, seconds: float
+) -> None:
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU seconds in that window ({cores} cores x {seconds:.2f} s = {cores * seconds:.2f} s available):"
+    )
+    by_role: dict[str, float] = {}
+    for pid, used in cpu_used.items():
+        by_role[roles[pid]] = by_role.get(roles[pid], 0.0) + used
+    for role, used in sorted(by_role.items(), key=lambda item: -item[1]):
+        print(f"  {used:6.2f} s  {used / submissions * 1e6:5.1f} us/submission  {role}")
+    print(f"  {sum(by_role.values()):6.2f} s  in all")
+
+
 async def main_async(args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     generator = SubmissionGenerator(catalogue.latest, subjects=args.subjects, seed=args.seed)
@@ -109,31 +215,32 @@ async def main_async(args: argparse.Namespace) -> int:
 
         worker = start_worker(bootstrap, Path(tmp))
         try:
-            deadline = time.monotonic() + 60
-            log = Path(tmp) / "worker.log"
-            while "is serving" not in log.read_text():
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    print(log.read_text(), file=sys.stderr)
-                    return 1
-                await asyncio.sleep(0.1)
+            if not await serving(worker, Path(tmp) / "worker.log"):
+                return 1
             # Warm-up: one submission through the whole path, so group join is not timed.
             warm = SubmissionGenerator(catalogue.latest, subjects=1, seed=1, prefix="warm").take(1)
             await produce(bootstrap, topics.SUBMISSIONS, [(submission_key(warm[0]), orjson.dumps(warm[0]))])
-            await count_until(bootstrap, topics.OUTCOMES, asyncio.get_running_loop().create_future(), 1)
+            await Arrivals(1, Path(tmp) / "ledger.sqlite").run(bootstrap, 60)
 
+            pids = {pid: command_of(pid) for pid in process_tree(worker.pid)}
+            pids.update(dict.fromkeys(process_tree(broker.pid or 0), "broker (tansu)"))
+            pids[os.getpid()] = "bench client (produce + follow)"
+            cpu_before = {pid: cpu_seconds(pid) for pid in pids}
+            arrivals = Arrivals(len(messages) + 1, Path(tmp) / "ledger.sqlite")
             started = time.perf_counter()
+            follow = asyncio.create_task(arrivals.run(bootstrap, 600))
             publish_seconds = await produce(bootstrap, topics.SUBMISSIONS, messages)
-            await count_until(
-                bootstrap, topics.OUTCOMES, asyncio.get_running_loop().create_future(), len(messages) + 1
-            )
-            outcomes_seconds = time.perf_counter() - started
+            await follow
+            cpu_used = {pid: cpu_seconds(pid) - cpu_before[pid] for pid in pids}
+            outcomes_seconds = arrivals.outcomes_at - started
+            seconds = max(arrivals.outcomes_at, arrivals.events_at) - started
         finally:
             worker.terminate()
             worker.wait(timeout=30)
             if args.show_log:
                 print((Path(tmp) / "worker.log").read_text()[-args.show_log :], file=sys.stderr)
 
-    e2e = len(messages) / outcomes_seconds
+    e2e = len(messages) / seconds
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"submissions: {len(messages)} over {args.subjects} subjects "
@@ -141,10 +248,12 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     print(f"raw produce: {raw_rate:,.0f} msg/s (aiokafka, acks=all, {raw_seconds:.2f} s)")
     print(f"publish of the submissions: {publish_seconds:.2f} s")
+    print(f"last outcome on credit.outcomes after {outcomes_seconds:.2f} s")
     print(
-        "end to end (first publish -> last outcome on credit.outcomes): "
-        f"{outcomes_seconds:.2f} s = {e2e:,.0f} submissions/s"
+        f"end to end (first publish -> last outcome and last of {arrivals.events:,} events on "
+        f"credit.ledger): {seconds:.2f} s = {e2e:,.0f} submissions/s"
     )
+    print_cpu_use(pids, cpu_used, len(messages), seconds)
     print(f"ratio end-to-end / raw produce: {e2e / raw_rate:.0%}")
     print(
         f"targets: >= 10,000/s {'met' if e2e >= 10_000 else 'NOT met'}; "
