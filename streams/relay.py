@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,21 +25,30 @@ LEDGER_CURSOR = "credit.ledger"
 QUERY_RECORDED = "QueryRecorded"
 OUTCOMES_CURSOR = "credit.outcomes"
 
-# send(topic, key, value) schedules one record and returns an awaitable for its acknowledgement.
-Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
+Record = tuple[str, bytes, bytes]
+"""(topic, key, value) of one record to publish."""
+
+# publish(records) sends the records, keyed as given and in the given order within each partition,
+# and returns once the broker has acknowledged every one of them (it raises if any failed).
+Publish = Callable[[Sequence[Record]], Awaitable[None]]
+
+# (position, stream id, version, topic, state) of one stored event.
+EventRow = tuple[int, Any, int, str, bytes]
 
 
 class Relay:
     """Reads the ledger's notification log and submission register after the last position it
-    published, sends every record, waits for the broker's acknowledgement, and only then
-    records the new position. A crash between sending and recording re-sends a tail that
-    consumers recognise by ``position`` (and events by ``subject_key``/``version``); nothing
-    is ever published that the ledger did not commit, and nothing committed is skipped.
+    published, publishes a page of records, waits for the broker's acknowledgement of all of it,
+    and only then records the new position. A crash between publishing and recording re-sends a
+    tail that consumers recognise by ``position`` (and events by ``subject_key``/``version``);
+    nothing is ever published that the ledger did not commit, and nothing committed is skipped.
     """
 
-    def __init__(self, ledger: CreditLedger, send: Send, executor: Executor, *, page: int = 2000) -> None:
+    def __init__(
+        self, ledger: CreditLedger, publish: Publish, executor: Executor, *, page: int = 2000
+    ) -> None:
         self.ledger = ledger
-        self.send = send
+        self.publish = publish
         self.executor = executor
         self.page = page
         self._positions: dict[str, int] = {}  # what this relay saved last; read once from the ledger
@@ -57,7 +66,7 @@ class Relay:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def run_once(self) -> int:
-        """Publish everything committed so far; return how many records were sent."""
+        """Publish everything committed so far; return how many events and outcomes were published."""
         sent = 0
         while True:
             batch = await self._relay_events() + await self._relay_outcomes()
@@ -67,37 +76,172 @@ class Relay:
 
     async def _relay_events(self) -> int:
         position = await self._position(LEDGER_CURSOR)
-        notifications = await self._db(self.ledger.recorder.select_notifications, position + 1, self.page)
-        if not notifications:
+        # Read and encoded off the event loop, in one hop: the loop keeps serving the broker meanwhile.
+        last, records = await self._db(self._event_records, position)
+        if not records:
             return 0
-        acks = []
-        for n in notifications:
-            # orjson's plain view of the stored state: the one tagged value in an event's state is
-            # its timestamp, which ledger_message unwraps; nothing is upcast or re-interpreted.
-            key, value = ledger_message(
-                n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state)
-            )
-            # Query records are ledger events too, but they are the query register's, not credit data.
-            topic = topics.QUERY_AUDIT if n.topic.endswith(QUERY_RECORDED) else topics.LEDGER
-            acks.append(await self.send(topic, key, value))
-        await asyncio.gather(*acks)
-        await self._save(LEDGER_CURSOR, notifications[-1].id)
-        return len(notifications)
+        await self.publish(records)
+        await self._save(LEDGER_CURSOR, last)
+        return len(records)
 
     async def _relay_outcomes(self) -> int:
         position = await self._position(OUTCOMES_CURSOR)
-        receipts = await self._db(self.ledger.receipts_after, position, None, self.page)
-        if not receipts:
+        last, count, records = await self._db(self._outcome_records, position)
+        if not count:
             return 0
-        acks = []
+        await self.publish(records)
+        await self._save(OUTCOMES_CURSOR, last)
+        return int(count)
+
+    def _event_records(self, position: int) -> tuple[int, list[Record]]:
+        """The last position of the page of events after ``position``, and their records."""
+        rows = self._event_rows(position)
+        return (rows[-1][0] if rows else position), [_event_record(*row) for row in rows]
+
+    def _event_rows(self, position: int) -> list[EventRow]:
+        # Plain tuples where the recorder offers them (SQLite): Notification and UUID objects
+        # cost more than the rest of reading a row.
+        select_rows = getattr(self.ledger.recorder, "select_event_rows", None)
+        if select_rows is not None:
+            rows: list[EventRow] = select_rows(position, self.page)
+            return rows
+        return [
+            (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+            for n in self.ledger.recorder.select_notifications(position + 1, self.page)
+        ]
+
+    def _outcome_records(self, position: int) -> tuple[int, int, list[Record]]:
+        """The last position of the page of receipts after ``position``, how many there were,
+        and their records (a rejection is published twice: to outcomes and to rejections)."""
+        receipts = self.ledger.receipts_after(position, None, self.page)
+        records: list[Record] = []
         for pos, receipt in receipts:
             key, value = outcome_message(pos, receipt)
-            acks.append(await self.send(topics.OUTCOMES, key, value))
+            records.append((topics.OUTCOMES, key, value))
             if receipt.status == REJECTED:
-                acks.append(await self.send(topics.REJECTIONS, key, value))
+                records.append((topics.REJECTIONS, key, value))
+        return (receipts[-1][0] if receipts else position), len(receipts), records
+
+
+def _event_record(position: int, stream_id: Any, version: int, topic: str, state: bytes) -> Record:
+    # orjson's plain view of the stored state: the one tagged value in an event's state is its
+    # timestamp, which ledger_message unwraps; nothing is upcast or re-interpreted.
+    key, value = ledger_message(position, stream_id, version, topic, orjson.loads(state))
+    # Query records are ledger events too, but they are the query register's, not credit data.
+    return (topics.QUERY_AUDIT if topic.endswith(QUERY_RECORDED) else topics.LEDGER), key, value
+
+
+MAX_BATCH_BYTES = 512 * 1024
+"""Largest batch of records the relay puts in one partition's share of a produce request."""
+
+MAX_REQUEST_BYTES = 1024 * 1024
+"""Largest record the relay will publish (aiokafka's default ``max_request_size``)."""
+
+HASH_CACHE_SIZE = 20_000
+"""Keys whose partitioning hash is remembered (about 3 MB): murmur2 in pure Python costs ~4 µs a key,
+and keys recur: a submission's events and its outcome, published a page apart, share one."""
+
+
+def relay_producer(bootstrap: str) -> Any:
+    """The relay's aiokafka producer: acks=all, and the default partitioner, which KafkaPublisher mirrors."""
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=MAX_BATCH_BYTES,
+        max_request_size=MAX_REQUEST_BYTES,
+    )
+
+
+class KafkaPublisher:
+    """Publishes pages of records through one aiokafka producer, in batches of one partition each.
+
+    ``producer.send`` costs several microseconds a record (a future, a partitioner call with a
+    pure-Python murmur2, accumulator bookkeeping); a page is instead grouped by partition here and
+    handed over as closed batches, one acknowledgement each. Partitions are chosen exactly as the
+    producer's default partitioner chooses them for a keyed record, so every record lands where
+    ``producer.send`` would have put it, and each partition's records keep their order.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        from aiokafka.partitioner import murmur2  # noqa: PLC0415
+
+        self.producer = producer
+        self._murmur2: Callable[[bytes], int] = murmur2
+        self._hashes: dict[bytes, int] = {}
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> Any:
+        """One record through the producer's own path (the checkpoint publisher's ``Send``)."""
+        return await self.producer.send(topic, value=value, key=key)
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Send ``records`` and return once every one is acknowledged (see ``Publish``)."""
+        acks: list[Awaitable[Any]] = []
+        try:
+            for (topic, partition), group in (await self._by_partition(records)).items():
+                acks += await self._send_partition(topic, partition, group)
+        except BaseException:
+            # What failed is raised; the batches already handed over may fail too, unobserved.
+            asyncio.gather(*acks, return_exceptions=True)
+            raise
         await asyncio.gather(*acks)
-        await self._save(OUTCOMES_CURSOR, receipts[-1][0])
-        return len(receipts)
+
+    async def _by_partition(self, records: Sequence[Record]) -> dict[tuple[str, int], list[Record]]:
+        """The records grouped by the partition each goes to, each group in the records' order."""
+        partitions: dict[str, list[int]] = {}
+        grouped: dict[tuple[str, int], list[Record]] = {}
+        hashes = self._hashes
+        for record in records:
+            topic, key, value = record
+            if len(key) + len(value) > MAX_BATCH_BYTES:  # only these can be too large for a request
+                _check_size(key, value)
+            if topic not in partitions:
+                # As the default partitioner indexes them: the producer's metadata, as listed.
+                partitions[topic] = list(await self.producer.partitions_for(topic))
+            hashed = hashes.get(key)
+            if hashed is None:
+                hashed = self._hash(key)
+            listed = partitions[topic]
+            grouped.setdefault((topic, listed[hashed % len(listed)]), []).append(record)
+        return grouped
+
+    def _hash(self, key: bytes) -> int:
+        """murmur2 of ``key``, as aiokafka's DefaultPartitioner (and Java's client) computes it."""
+        if len(self._hashes) >= HASH_CACHE_SIZE:
+            self._hashes.clear()  # cheaper than an LRU's bookkeeping on every hit
+        hashed = self._hashes[key] = self._murmur2(key) & 0x7FFFFFFF
+        return hashed
+
+    async def _send_partition(self, topic: str, partition: int, records: list[Record]) -> list[Any]:
+        """Hand one partition's records to the producer as closed batches, in order; their acks."""
+        acks = []
+        batch = self.producer.create_batch()
+        for _, key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                acks.append(await self._send_batch(batch, topic, partition))
+                batch = self.producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+        acks.append(await self._send_batch(batch, topic, partition))
+        return acks
+
+    async def _send_batch(self, batch: Any, topic: str, partition: int) -> Any:
+        # Closed, so no producer.send() to this partition can slip a record into it, and the
+        # sender takes it without lingering.
+        batch.close()
+        return await self.producer.send_batch(batch, topic, partition=partition)
+
+
+def _check_size(key: bytes, value: bytes) -> None:
+    """Refuse, as producer.send does, a record larger than a request may be."""
+    from aiokafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder  # noqa: PLC0415
+
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+    if size > MAX_REQUEST_BYTES:
+        msg = f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a request may be"
+        raise MessageSizeTooLargeError(msg)
 
 
 RELAY_GROUP = "credit-ledger.relay"
@@ -118,13 +262,13 @@ async def run_relay_process(
     The lease is ownership of partition 0 of credit.submissions in the group
     ``credit-ledger.relay``: Kafka's group protocol gives it to exactly one live member at a
     time, and moves it when that member dies. The relay never consumes those submissions.
+    A failed publish ends the process (serve restarts it), and the next relay resumes after
+    the last position saved, so nothing unacknowledged is ever counted as published.
     """
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: PLC0415
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
 
     lease = TopicPartition(topics.SUBMISSIONS, 0)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
-    )
+    publisher = KafkaPublisher(relay_producer(bootstrap))
     consumer = AIOKafkaConsumer(
         topics.SUBMISSIONS,
         bootstrap_servers=bootstrap,
@@ -132,14 +276,10 @@ async def run_relay_process(
         enable_auto_commit=False,
         **group_timing(session_timeout),
     )
-
-    async def send(topic: str, key: bytes, value: bytes) -> Any:
-        return await producer.send(topic, value=value, key=key)
-
-    await producer.start()
+    await publisher.producer.start()
     await consumer.start()
-    relay = Relay(ledger, send, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
-    digests = CheckpointPublisher(ledger, send, data_dir=data_dir)
+    relay = Relay(ledger, publisher.publish, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
+    digests = CheckpointPublisher(ledger, publisher.send, data_dir=data_dir)
     stop = stop or asyncio.Event()
     try:
         while not stop.is_set():
@@ -154,4 +294,4 @@ async def run_relay_process(
                     await asyncio.wait_for(stop.wait(), interval)
     finally:
         await consumer.stop()
-        await producer.stop()
+        await publisher.producer.stop()

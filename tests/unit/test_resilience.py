@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
+import random
+import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 
 from ledger import handlers
 from ledger.application import CreditLedger
+from ledger.catalogue import Catalogue
 from ledger.creditfile import CreditFile
-from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, Relay
-from tests.conftest import PERSON, example, file_of
+from streams.relay import LEDGER_CURSOR, MAX_REQUEST_BYTES, OUTCOMES_CURSOR, KafkaPublisher, Record, Relay
+from tests.conftest import PERSON, SECRET, Clock, example, file_of
 
 
 def test_a_submission_that_breaks_the_ledger_is_rejected_alone_and_the_rest_go_through(
@@ -91,17 +101,15 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, dict[str, Any]]] = []
         self.fail_after = fail_after
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> Any:
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise ConnectionError("broker went away")
-        self.sent.append((topic, key, orjson.loads(value)))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
+    async def publish(self, records: Sequence[Record]) -> None:
+        for topic, key, value in records:
+            if self.fail_after is not None and len(self.sent) >= self.fail_after:
+                raise ConnectionError("broker went away")
+            self.sent.append((topic, key, orjson.loads(value)))
 
 
 def relay_with(ledger: CreditLedger, producer: FakeProducer) -> Relay:
-    return Relay(ledger, producer.send, ThreadPoolExecutor(1), page=3)
+    return Relay(ledger, producer.publish, ThreadPoolExecutor(1), page=3)
 
 
 def test_the_relay_publishes_in_ledger_order_and_resumes_after_what_was_acknowledged(
@@ -130,3 +138,115 @@ def test_rejections_go_to_both_outcomes_and_rejections_with_the_original(ledger:
     message = producer.sent[1][2]
     assert message["reason"]["field"] == "action"
     assert orjson.loads(message["original"]) == {"submission_id": "x", "department": "tax_bureau"}
+
+
+def test_the_relay_reads_the_same_records_from_sqlite_rows_as_from_notifications(
+    catalogue: Catalogue, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "ledger.sqlite")}
+    ledger = CreditLedger(catalogue=catalogue, secret=SECRET, clock=clock, env=env)
+    try:
+        ledger.submit(
+            [example("file_record"), example("file_record_organisation"), example("correct_record")]
+        )
+        ledger.record_query({"purpose": "a query is a ledger event of the query register"})
+        from_rows = FakeProducer()
+        asyncio.run(relay_with(ledger, from_rows).run_once())
+        monkeypatch.delattr(type(ledger.recorder), "select_event_rows")  # as PostgreSQL's recorder
+        for cursor in (LEDGER_CURSOR, OUTCOMES_CURSOR):
+            ledger.register.save_relay_position(cursor, 0)
+        from_notifications = FakeProducer()
+        asyncio.run(relay_with(ledger, from_notifications).run_once())
+    finally:
+        ledger.close()
+    assert from_rows.sent == from_notifications.sent
+    assert [t for t, _, _ in from_rows.sent].count("credit.query-audit") == 1
+
+
+class FakeKafka:
+    """The part of AIOKafkaProducer that KafkaPublisher uses, with aiokafka's own batch builder."""
+
+    def __init__(self, partitions: int = 6, batch_bytes: int = 512 * 1024, fail: bool = False) -> None:
+        self.partitions = partitions
+        self.batch_bytes = batch_bytes
+        self.fail = fail
+        self.batches: list[tuple[str, int, list[tuple[bytes, bytes]]]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(self.batch_bytes, 0)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[None]:
+        assert batch.closed(), "a batch must be closed before it is handed over"
+        records = [(r.key, r.value) for r in DefaultRecordBatch(bytes(batch._build()))]
+        self.batches.append((topic, partition, records))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            ack.set_exception(ConnectionError("not acknowledged"))
+        else:
+            ack.set_result(None)
+        return ack
+
+
+def some_records(n: int) -> list[Record]:
+    """Keys as the relay's are (subject keys, submission ids, empty), repeated, and some other bytes."""
+    rng = random.Random(7)
+    keys = [str(uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(40)]
+    keys += [b"", b"TAX-2026-000102", "失信名单".encode(), bytes(rng.getrandbits(8) for _ in range(77))]
+    return [
+        (rng.choice(("credit.ledger", "credit.outcomes")), rng.choice(keys), orjson.dumps({"n": i}))
+        for i in range(n)
+    ]
+
+
+def test_the_publisher_puts_each_record_on_the_partition_producer_send_would_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streams.relay.HASH_CACHE_SIZE", 10)  # the cache is emptied and refilled, too
+    kafka = FakeKafka(batch_bytes=300)  # a few records a batch: partitions span several batches
+    records = some_records(500)
+    asyncio.run(KafkaPublisher(kafka).publish(records))
+    partitions = sorted(range(kafka.partitions))
+    expected: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    for topic, key, value in records:
+        expected.setdefault((topic, DefaultPartitioner()(key, partitions, partitions)), []).append(
+            (key, value)
+        )
+    published: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
+    for topic, partition, batch in kafka.batches:
+        published.setdefault((topic, partition), []).extend(batch)
+    assert published == expected
+    assert len(kafka.batches) > len(expected)
+
+
+def test_the_publisher_raises_when_a_batch_is_not_acknowledged() -> None:
+    with pytest.raises(ConnectionError):
+        asyncio.run(KafkaPublisher(FakeKafka(fail=True)).publish(some_records(50)))
+
+
+def test_the_publisher_refuses_a_record_larger_than_a_request_before_sending_any() -> None:
+    kafka = FakeKafka()
+    records = [*some_records(5), ("credit.rejections", b"k", b"x" * MAX_REQUEST_BYTES)]
+    with pytest.raises(MessageSizeTooLargeError):
+        asyncio.run(KafkaPublisher(kafka).publish(records))
+    assert kafka.batches == []
+
+
+class BrokenKafka(FakeKafka):
+    """Takes four batches, whose acknowledgements fail, and then cannot take any more."""
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[None]:
+        if len(self.batches) == 4:
+            raise RuntimeError("producer closed")
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+def test_a_page_the_producer_cannot_take_fails_without_leaving_failures_unobserved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(RuntimeError, match="producer closed"):
+        asyncio.run(KafkaPublisher(BrokenKafka(fail=True)).publish(some_records(100)))
+    gc.collect()
+    assert "exception was never retrieved" not in caplog.text
