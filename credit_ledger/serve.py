@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from credit_ledger.bootstrap import build_ledger, tune_gc
-from credit_ledger.config import VARIABLES, Settings, ledger_env
+from credit_ledger.config import VARIABLES, ConfigError, Settings, ledger_env
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
 from ledger.application import CreditLedger
@@ -107,8 +108,25 @@ class Running:
             self.broker.stop()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before starting anything if the HTTP port is taken: the web server binds it only
+    after the broker, the ledger and the banner, and its error would come as a traceback."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            msg = (
+                f"CREDIT_HTTP_PORT={port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                "choose another port with --http-port, or run without HTTP with --no-http"
+            )
+            raise ConfigError(msg) from None
+
+
 def start(settings: Settings, *, http: bool = True) -> Running:
     """Everything up to (not including) running the worker: ledger, broker, topics, app."""
+    if http:
+        check_port_free(settings.http_host, settings.http_port)
     tune_gc()
     ledger = build_ledger(settings)
     broker = None

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import socket
+import subprocess
+import sys
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -199,3 +203,23 @@ def _get(url: str) -> Any:
             return json.loads(response.read())
     except OSError:
         return None
+
+
+def test_serve_refuses_a_taken_http_port_in_one_line_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "credit_ledger.cli", "serve", "--http-port", str(port)],
+            env={**os.environ, "CREDIT_DATA_DIR": str(tmp_path / "data")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"CREDIT_HTTP_PORT={port}: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "is serving" not in result.stderr
+    assert not (tmp_path / "data" / "ledger.sqlite").exists()  # nothing was started
