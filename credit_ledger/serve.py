@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from kafka import KafkaProducer
 
 from credit_ledger.bootstrap import build_ledger, tune_gc
 from credit_ledger.config import VARIABLES, ConfigError, Settings, ledger_env
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
 from ledger.application import CreditLedger
+from ledger.checkpoints import CheckpointLog, checkpoint_json
 from streams import topics
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, die_with_parent_hook, group_timing
@@ -150,6 +152,8 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             if topic in created and ledger.register.relay_position(cursor):
                 note(f"{topic} was empty: the relay re-publishes it from the ledger")
                 ledger.register.save_relay_position(cursor, 0)
+        if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
+            note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
         if topics.LIST_CHANGES in created:
             from projections.store import ProjectionStore  # noqa: PLC0415
 
@@ -175,6 +179,25 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             broker.stop()
         raise
     return Running(settings, bootstrap, ledger, broker, app)
+
+
+def republish_checkpoints(bootstrap: str, settings: Settings) -> int:
+    """Put the checkpoints this data dir has signed back on an empty credit.digests, in order.
+
+    They are the operator's signed statements of the ledger's size and root; auditors compare
+    them over time, so a broker that lost its topics must not make them vanish.
+    """
+    checkpoints = CheckpointLog.in_dir(settings.data_dir).checkpoints()
+    if not checkpoints:
+        return 0
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+    try:
+        for cp in checkpoints:
+            producer.send(topics.DIGESTS, key=cp.key_id.encode(), value=checkpoint_json(cp))
+        producer.flush()
+    finally:
+        producer.close()
+    return len(checkpoints)
 
 
 def banner(running: Running) -> None:

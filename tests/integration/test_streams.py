@@ -150,6 +150,12 @@ def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts
         before = wait_for(
             lambda: len(m := records(served.bootstrap, topics.LEDGER)) >= 6 and m, 30, served.describe
         )
+        # The first checkpoint is due as soon as the tree holds anything; wait for the one over all.
+        signed = wait_for(
+            lambda: [d for d in records(served.bootstrap, topics.DIGESTS) if d["size"] == len(before)],
+            30,
+            served.describe,
+        )
     finally:
         served.kill()  # the embedded broker dies with it, and its topics with it
     again = Served(tmp_path / "data").start()
@@ -161,6 +167,9 @@ def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts
             m["event_id"] for m in sorted(before, key=lambda m: m["position"])
         ]
         assert "was empty: the relay re-publishes it" in again.log.read_text()
+        digests = records(again.bootstrap, topics.DIGESTS)
+        assert signed[-1] in digests  # the same signed statement, back on the topic
+        assert "credit.digests was empty" in again.log.read_text()
     finally:
         assert again.stop() == 0
 
