@@ -142,6 +142,12 @@ def common(parser: argparse.ArgumentParser) -> None:
         "--log-level", help="DEBUG, INFO, WARNING or ERROR (CREDIT_LOG_LEVEL, default WARNING)"
     )
     group.add_argument(
+        "--health-stall-seconds",
+        type=float,
+        help="how long the relay, projector or intake may stay behind without moving before "
+        "/v1/health reports it stalled (CREDIT_HEALTH_STALL_SECONDS, default 30)",
+    )
+    group.add_argument(
         "--kafka-session-timeout",
         type=float,
         help="consumer-group session timeout in seconds (CREDIT_KAFKA_SESSION_TIMEOUT, default 6): "

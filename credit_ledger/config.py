@@ -32,6 +32,7 @@ class Settings:
     kafka_session_timeout: float = 6.0  # seconds; Kafka's minimum is 6, the embedded broker takes less
     scheduler_interval: float = 60.0  # seconds between the scheduler's rounds (expiry, deadlines, lapses)
     log_level: str = "WARNING"
+    health_stall_seconds: float = 30.0  # behind and not moving this long: /v1/health says stalled
 
     # name in Settings -> (environment variable, converter)
     @classmethod
@@ -67,6 +68,11 @@ class Settings:
             raise ConfigError(
                 "CREDIT_SCHEDULER_INTERVAL must be a positive number of seconds, "
                 f"got {self.scheduler_interval}"
+            )
+        if not self.health_stall_seconds > 0:  # also refuses NaN
+            raise ConfigError(
+                "CREDIT_HEALTH_STALL_SECONDS must be a positive number of seconds, "
+                f"got {self.health_stall_seconds}"
             )
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(
@@ -107,6 +113,7 @@ _VARIABLES: dict[str, tuple[str, Any]] = {
     "kafka_session_timeout": ("CREDIT_KAFKA_SESSION_TIMEOUT", float),
     "scheduler_interval": ("CREDIT_SCHEDULER_INTERVAL", float),
     "log_level": ("CREDIT_LOG_LEVEL", str),
+    "health_stall_seconds": ("CREDIT_HEALTH_STALL_SECONDS", float),
 }
 VARIABLES = {name: var for name, (var, _) in _VARIABLES.items()}
 

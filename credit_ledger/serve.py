@@ -171,6 +171,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             batch_size=settings.batch_size,
             session_timeout=settings.kafka_session_timeout,
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
+            health_stall_seconds=settings.health_stall_seconds,
         )
         app = create_app(stream_settings, ledger, projections_target(settings))
     except BaseException:

@@ -252,6 +252,19 @@ class ProjectionStore:
         cursor.execute(self._sql(sql), params)
         return [orjson.loads(row) for (row,) in cursor.fetchall()]
 
+    def subject_version(self, key: str) -> int:
+        """The version of a subject's file that the read models hold (0 for an unknown subject)."""
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql("SELECT version FROM subjects WHERE subject_key=?"), (key,))
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def has_query(self, query_id: str) -> bool:
+        """Whether the query register holds this query record."""
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql("SELECT 1 FROM queries WHERE query_id=?"), (query_id,))
+        return cursor.fetchone() is not None
+
     def due_on_or_before(self, day: str, limit: int = 10_000) -> list[tuple[str, str, str, str]]:
         cursor = self.conn.cursor()
         cursor.execute(

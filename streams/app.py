@@ -35,6 +35,11 @@ class StreamSettings:
     batch_size: int = 1000
     session_timeout: float = 6.0  # Tansu joins a group after half of it (measured); Kafka's minimum
     heartbeat_interval: float = 1.0
+    # Behind and not moving this long, /v1/health calls the relay, projector or intake stalled.
+    # Routine pauses are shorter: the relay polls every 50 ms, the projector every 200 ms, and a
+    # lease or partition moving to another worker after an unclean stop was measured at about
+    # 15 s (session timeout, then the group's join). Past 30 s it is not a hand-over but a stall.
+    health_stall_seconds: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,6 +53,7 @@ class WorkerParts:
     submissions: Any  # the Faust topic of credit.submissions
     projections: str | None = None  # where the read models live (SQLite path or PostgreSQL URL)
     data_dir: Path | None = None  # checkpoints and the checkpoint key live here
+    health_stall_seconds: float = 30.0
 
 
 def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str | None = None) -> faust.App:
@@ -91,7 +97,16 @@ def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str 
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP
 
         register_views(
-            app, WorkerParts(ledger, intake, executor, submissions, projections, settings.data_dir)
+            app,
+            WorkerParts(
+                ledger,
+                intake,
+                executor,
+                submissions,
+                projections,
+                settings.data_dir,
+                settings.health_stall_seconds,
+            ),
         )
     return app
 

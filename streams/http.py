@@ -9,8 +9,8 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from streams import topics
 from streams.app import WorkerParts
+from streams.health import register_health_view
 from streams.messages import original_fields, outcome_message, submission_key
 from streams.openapi import openapi_document
 from streams.proofs_http import register_proof_views
@@ -126,29 +126,7 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
             outcomes = [orjson.loads(outcome_message(pos, r)[1]) for pos, r in rows]
             return self.json({"outcomes": outcomes, "next": outcomes[-1]["position"] if outcomes else after})
 
-    @app.page("/v1/health")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            stats = parts.intake.stats
-            ledger_position, outcome_position = await asyncio.get_running_loop().run_in_executor(
-                parts.executor,
-                lambda: (
-                    ledger.register.relay_position("credit.ledger"),
-                    ledger.register.relay_position("credit.outcomes"),
-                ),
-            )
-            return self.json(
-                {
-                    "status": "ok",
-                    "intake": {
-                        "batches": stats.batches,
-                        "submissions": stats.submissions,
-                        "applying_seconds": round(stats.applying_seconds, 3),
-                    },
-                    "relayed_up_to": {"credit.ledger": ledger_position, "credit.outcomes": outcome_position},
-                    "topics": list(topics.ALL_TOPICS),
-                }
-            )
+    register_health_view(app, parts, read_store)
 
     @app.page("/v1/openapi.json")
     class OpenAPI(View):
@@ -159,7 +137,7 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
         from credit_ledger.query_service import QueryService  # noqa: PLC0415
         from streams.queries_http import register_grant_views, register_query_views  # noqa: PLC0415
 
-        service = QueryService(ledger, _read_store(parts.projections))
+        service = QueryService(ledger, read_store(parts.projections))
         register_query_views(app, parts, service)
         register_grant_views(app, parts, service)
 
@@ -169,7 +147,7 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
 _STORES: dict[str, Any] = {}
 
 
-def _read_store(target: str) -> Any:
+def read_store(target: str) -> Any:
     """One read connection to the projection store per worker (used on the ledger thread only)."""
     if target not in _STORES:
         from projections.store import ProjectionStore  # noqa: PLC0415

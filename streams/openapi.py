@@ -243,7 +243,26 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             "/v1/health": {
-                "get": {"summary": "Liveness and relay progress", "responses": {"200": {"description": "OK"}}}
+                "get": {
+                    "summary": "Progress and lag of the intake, relay and read models, judged ok or degraded",
+                    "description": "Degraded still answers 200: a stalled relay or projector must not take "
+                    "the API out of a load balancer. Stalls are judged across calls: a follower behind "
+                    "and not moving for stall_seconds (CREDIT_HEALTH_STALL_SECONDS, default 30).",
+                    "responses": {
+                        "200": {
+                            "description": "ok, or degraded with problems",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                            },
+                        },
+                        "503": {
+                            "description": "The ledger database could not be read: ledger_unreadable",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                            },
+                        },
+                    },
+                }
             },
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}
@@ -290,6 +309,83 @@ def openapi_document() -> dict[str, Any]:
                         "next": {"type": "integer"},
                     },
                 },
+                "Health": _health_schema(),
             },
+        },
+    }
+
+
+def _health_schema() -> dict[str, Any]:
+    """GET /v1/health's document; docs/streams.md#the-health-endpoint explains each field."""
+    by_cursor = {
+        "type": "object",
+        "properties": {"credit.ledger": {"type": "integer"}, "credit.outcomes": {"type": "integer"}},
+    }
+    partition = {
+        "type": "object",
+        "properties": {
+            "partition": {"type": "integer"},
+            "position": {"type": ["integer", "null"], "description": "the next offset to fetch"},
+            "highwater": {"type": ["integer", "null"], "description": "as the last fetch reported it"},
+            "lag": {"type": ["integer", "null"]},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["status", "problems", "intake", "topics"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded", "unavailable"]},
+            "problems": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {
+                            "enum": [
+                                "relay_stalled",
+                                "projections_stalled",
+                                "projections_unreadable",
+                                "intake_backlog",
+                                "ledger_unreadable",
+                            ]
+                        },
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+            "intake": {
+                "type": "object",
+                "description": "this worker's intake since it started",
+                "properties": {
+                    "batches": {"type": "integer"},
+                    "submissions": {"type": "integer"},
+                    "applying_seconds": {"type": "number"},
+                    "lag": {
+                        "type": "integer",
+                        "description": "records waiting on this worker's partitions of credit.submissions "
+                        "(approximate: high watermarks from the last fetch)",
+                    },
+                    "partitions": {"type": "array", "items": partition},
+                },
+            },
+            "relayed_up_to": {**by_cursor, "description": "the relay's saved positions"},
+            "ledger_head": {
+                **by_cursor,
+                "description": "the ledger's last notification id and last receipt position",
+            },
+            "relay_lag": {**by_cursor, "description": "ledger_head minus relayed_up_to"},
+            "projections": {
+                "type": ["object", "null"],
+                "description": "null when this worker has no projection store",
+                "properties": {
+                    "projected_up_to": {"type": ["integer", "null"]},
+                    "lag": {
+                        "type": ["integer", "null"],
+                        "description": "relayed credit.ledger events not yet in the read models",
+                    },
+                },
+            },
+            "stall_seconds": {"type": "number"},
+            "topics": {"type": "array", "items": {"type": "string"}},
         },
     }

@@ -98,6 +98,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT originator_id FROM {schema}.{table} "
             "WHERE originator_version = 1 AND originator_id = ANY(%s)"
         ).format(schema=schema, table=Identifier(self.events_table_name))
+        self.last_receipt_statement = SQL("SELECT max(position) FROM {schema}.{table}").format(
+            schema=schema, table=table
+        )
         self.current_versions_statement = SQL(
             "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
@@ -129,6 +132,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
         if receipts:
             curs.executemany(self.insert_receipts_statement, [_row(r) for r in receipts])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def last_receipt_position(self) -> int:
+        """The position of the newest receipt (0 while there is none): the outcomes' head."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.last_receipt_statement)
+            row = c.fetchone()
+        return int(row[0] or 0) if row else 0
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def relay_position(self, name: str) -> int:

@@ -30,6 +30,8 @@ class SubmissionRegister(Protocol):
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
 
+    def last_receipt_position(self) -> int: ...
+
     def relay_position(self, name: str) -> int: ...
 
     def save_relay_position(self, name: str, position: int) -> None: ...
@@ -110,6 +112,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
         )
         return statements
+
+    def last_receipt_position(self) -> int:
+        """The position of the newest receipt (0 while there is none): the outcomes' head."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT max(position) FROM submission_receipts")
+            row = c.fetchone()
+        return int(row[0] or 0)
 
     def relay_position(self, name: str) -> int:
         """How far the relay called ``name`` has published (0 before it starts)."""
@@ -241,6 +250,10 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         super().__init__()
         self._receipts: dict[tuple[str, str], tuple[int, Receipt]] = {}
         self._relay_positions: dict[str, int] = {}
+
+    def last_receipt_position(self) -> int:
+        with self._database_lock:
+            return len(self._receipts)
 
     def relay_position(self, name: str) -> int:
         return self._relay_positions.get(name, 0)

@@ -24,9 +24,17 @@ SESSION_TIMEOUT = "2"  # the embedded broker accepts less than Kafka's 6 s minim
 class Served:
     """One `credit-ledger serve` process with its own data dir."""
 
-    def __init__(self, data_dir: Path, *, bootstrap: str | None = None, http: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        bootstrap: str | None = None,
+        http: bool = False,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.bootstrap = bootstrap
+        self.extra_args = extra_args  # e.g. ("--no-relay",)
         self.http_port = free_port() if http else None
         self.log = data_dir / f"serve-{int(time.time() * 1000)}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -43,6 +51,7 @@ class Served:
             env["CREDIT_KAFKA_BOOTSTRAP"] = self.bootstrap
         args = [sys.executable, "-m", "credit_ledger.cli", "serve"]
         args += ["--http-port", str(self.http_port)] if self.http_port else ["--no-http"]
+        args += self.extra_args
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)

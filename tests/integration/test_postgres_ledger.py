@@ -388,3 +388,11 @@ def test_a_rejection_judged_on_a_file_another_worker_has_since_changed_is_retrie
     [outcome] = departments.submit_safely([answer])
     assert outcome.status == ACCEPTED, outcome.reason
     assert departments.verify() == []
+
+
+def test_the_register_knows_its_last_receipt_position(open_ledger: OpenLedger) -> None:
+    ledger = open_ledger()
+    assert ledger.register.last_receipt_position() == 0
+    ledger.submit([filing("tax-1"), with_bad_subject("tax-2"), filing("tax-3", record_id="R3")])
+    assert ledger.register.last_receipt_position() == ledger.receipts_after(0)[-1][0]
+    assert len(ledger.receipts_after(0)) == 3

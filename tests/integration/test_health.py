@@ -1,0 +1,147 @@
+"""GET /v1/health on a real `serve`: lag figures that reach zero, and a stalled relay reported as degraded."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from tests.conftest import example
+from tests.integration.serving import Served, wait_for
+
+SUBMISSIONS = ["file_record", "file_record_organisation", "correct_record", "designate"]
+STALL_SECONDS = "1"  # CREDIT_HEALTH_STALL_SECONDS for these tests: a stall shows within a second or two
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own: the topics have fixed names, so tests must not share them."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def short_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` inherits the environment when it starts: judge stalls after 1 s instead of 30."""
+    monkeypatch.setenv("CREDIT_HEALTH_STALL_SECONDS", STALL_SECONDS)
+
+
+def health(served: Served) -> tuple[int, dict[str, Any]] | None:
+    """(HTTP status, document) of GET /v1/health, or None while the server does not answer yet."""
+    url = f"http://127.0.0.1:{served.http_port}/v1/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:  # 503 still carries the document
+        return error.code, json.loads(error.read())
+    except OSError:
+        return None
+
+
+def submit(served: Served, items: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{served.http_port}/v1/submissions",
+        data=json.dumps(items).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+        assert json.loads(response.read())["queued"] == len(items)
+
+
+def health_when(served: Served, accept: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+    """Poll health until ``accept(document)`` holds; fail at the deadline with the last document seen."""
+    seen: list[Any] = [None]
+
+    def probe() -> dict[str, Any] | None:
+        seen[0] = health(served)
+        if seen[0] is None:
+            return None
+        status, document = seen[0]
+        assert status in (200, 503), seen[0]
+        return document if status == 200 and accept(document) else None
+
+    document: dict[str, Any] = wait_for(
+        probe, timeout, lambda: f"last health: {seen[0]}. {served.describe()}"
+    )
+    return document
+
+
+def answering(document: dict[str, Any]) -> bool:
+    """Any 200 will do: the worker is up and serving HTTP."""
+    return True
+
+
+def codes(document: dict[str, Any]) -> list[str]:
+    return [problem["code"] for problem in document["problems"]]
+
+
+def test_health_reports_zero_relay_and_projection_lag_once_submissions_are_accepted(
+    fresh_broker: str, tmp_path: Path, short_stalls: None
+) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker, http=True).start()
+    try:
+        first = health_when(served, answering, 20)
+        assert first["status"] == "ok", first
+        submit(served, [example(name) for name in SUBMISSIONS])
+
+        def level(document: dict[str, Any]) -> bool:
+            return bool(
+                document["ledger_head"]["credit.outcomes"] >= len(SUBMISSIONS)
+                and document["relay_lag"] == {"credit.ledger": 0, "credit.outcomes": 0}
+                and document["projections"]["lag"] == 0
+                and document["intake"]["lag"] == 0
+            )
+
+        document = health_when(served, level, 20)
+        assert document["status"] == "ok"
+        assert document["problems"] == []
+        assert document["relayed_up_to"] == document["ledger_head"]
+        assert document["ledger_head"]["credit.ledger"] > 0
+        assert document["projections"]["projected_up_to"] == document["ledger_head"]["credit.ledger"]
+        assert document["intake"]["submissions"] >= len(SUBMISSIONS)
+        figures = [
+            *document["ledger_head"].values(),
+            *document["relayed_up_to"].values(),
+            *document["relay_lag"].values(),
+            *document["projections"].values(),
+            document["intake"]["lag"],
+        ]
+        assert all(type(figure) is int for figure in figures), figures
+        assert document["intake"]["partitions"], "the only worker holds every partition"
+        assert all(type(p["lag"]) is int for p in document["intake"]["partitions"])
+    finally:
+        assert served.stop() == 0
+
+
+def test_a_stalled_relay_is_reported_as_degraded_with_http_200(
+    fresh_broker: str, tmp_path: Path, short_stalls: None
+) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker, http=True, extra_args=("--no-relay",)).start()
+    try:
+        health_when(served, answering, 20)
+        submit(served, [example(name) for name in SUBMISSIONS])
+
+        behind = health_when(served, lambda d: d["relay_lag"]["credit.outcomes"] >= len(SUBMISSIONS), 20)
+        assert behind["relay_lag"]["credit.ledger"] == behind["ledger_head"]["credit.ledger"] > 0
+        assert behind["relayed_up_to"] == {"credit.ledger": 0, "credit.outcomes": 0}
+
+        stalled = health_when(served, lambda d: "relay_stalled" in codes(d), 10)
+        assert stalled["status"] == "degraded"
+        answer = health(served)
+        assert answer is not None
+        assert answer[0] == 200, "degraded keeps HTTP 200: a load balancer must not drop the API"
+        assert "relay.log" in stalled["problems"][0]["message"]
+        # Nothing was relayed, so the read models have nothing to catch up on: not their problem.
+        assert stalled["projections"]["lag"] == 0
+        assert "projections_stalled" not in codes(stalled)
+        assert "intake_backlog" not in codes(stalled)
+    finally:
+        assert served.stop() == 0
