@@ -1,9 +1,9 @@
 """Benchmark: end-to-end intake (publish -> ledger -> credit.ledger/credit.outcomes) vs raw produce rate.
 
-Run: python bench/intake.py [--submissions 100000] [--subjects 10000]
-Starts a fresh embedded broker and one `credit-ledger serve --no-http` worker process (SQLite
-ledger in a temporary directory), then in this process: (1) the raw produce rate, sending the
-same encoded submissions to a scratch topic with one aiokafka producer; (2) publishes the
+Run: python bench/intake.py [--submissions 100000] [--subjects 10000] [--workers 1]
+Starts a fresh embedded broker and `credit-ledger serve --no-http --no-project --workers N` (a
+SQLite ledger in a temporary directory; N intake processes), then in this process: (1) the raw
+produce rate, sending the same encoded submissions to a scratch topic with one aiokafka producer; (2) publishes the
 submissions to credit.submissions with the same producer and times until every outcome is on
 credit.outcomes and every event the accepted ones made is on credit.ledger. It also prints the
 CPU seconds each process used in that window (from /proc), which shows where the two cores go.
@@ -151,19 +151,25 @@ def command_of(pid: int) -> str:
     return Path(words[0]).name if words else "?"
 
 
-def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
+SESSION_TIMEOUT = 2.0
+"""The workers' group session timeout: the embedded broker lets a member join after half of it."""
+
+
+def start_worker(bootstrap: str, data_dir: Path, workers: int) -> subprocess.Popen[bytes]:
     """The intake path only: the projector (read models) is not on the measured path, publish ->
-    outcome, and at scale runs on its own host; here it would take a share of the two cores."""
+    outcome, and at scale runs on its own host; here it would take a share of the two cores.
+    ``serve --workers N`` runs N intake processes (itself and N-1 children) in the intake's group."""
     env = {
         **os.environ,
         "CREDIT_KAFKA_BOOTSTRAP": bootstrap,
         "CREDIT_DATA_DIR": str(data_dir),
-        "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
+        "CREDIT_KAFKA_SESSION_TIMEOUT": str(SESSION_TIMEOUT),
         "CREDIT_SUBJECT_SECRET": "bench-secret-0123456789",
     }
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - lives as long as the worker
+    command = ["serve", "--no-http", "--no-project", "--workers", str(workers)]
     return subprocess.Popen(
-        [sys.executable, "-m", "credit_ledger.cli", "serve", "--no-http", "--no-project"],
+        [sys.executable, "-m", "credit_ledger.cli", *command],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -173,9 +179,9 @@ def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen[bytes]:
 async def serving(worker: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> bool:
     """Wait until the worker says it is serving; False (and its log on stderr) if it never does."""
     deadline = time.monotonic() + timeout
-    while "is serving" not in log.read_text():
+    while not log.exists() or "is serving" not in log.read_text():
         if time.monotonic() > deadline or worker.poll() is not None:
-            print(log.read_text(), file=sys.stderr)
+            print(log.read_text() if log.exists() else f"{log} was never written", file=sys.stderr)
             return False
         await asyncio.sleep(0.1)
     return True
@@ -213,10 +219,16 @@ async def main_async(args: argparse.Namespace) -> int:
         raw_seconds = await produce(bootstrap, SCRATCH, messages)
         raw_rate = len(messages) / raw_seconds
 
-        worker = start_worker(bootstrap, Path(tmp))
+        worker = start_worker(bootstrap, Path(tmp), args.workers)
         try:
-            if not await serving(worker, Path(tmp) / "worker.log"):
-                return 1
+            for log in ["worker.log", *(f"intake-{n}.log" for n in range(2, args.workers + 1))]:
+                if not await serving(worker, Path(tmp) / log):
+                    return 1
+            if args.workers > 1:
+                # The children join the intake's group after the first worker took every partition:
+                # give the rebalance (half a session timeout on the embedded broker) time to end, so
+                # the timed run does not include it. (A benchmark's settle time, not a test's wait.)
+                await asyncio.sleep(2 * SESSION_TIMEOUT)
             # Warm-up: one submission through the whole path, so group join is not timed.
             warm = SubmissionGenerator(catalogue.latest, subjects=1, seed=1, prefix="warm").take(1)
             await produce(bootstrap, topics.SUBMISSIONS, [(submission_key(warm[0]), orjson.dumps(warm[0]))])
@@ -238,13 +250,14 @@ async def main_async(args: argparse.Namespace) -> int:
             worker.terminate()
             worker.wait(timeout=30)
             if args.show_log:
-                print((Path(tmp) / "worker.log").read_text()[-args.show_log :], file=sys.stderr)
+                for log_file in sorted(Path(tmp).glob("*.log")):
+                    print(f"== {log_file.name}\n{log_file.read_text()[-args.show_log :]}", file=sys.stderr)
 
     e2e = len(messages) / seconds
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"submissions: {len(messages)} over {args.subjects} subjects "
-        f"({sum(len(v) for _, v in messages) / len(messages):.0f} bytes each)"
+        f"({sum(len(v) for _, v in messages) / len(messages):.0f} bytes each); intake workers: {args.workers}"
     )
     print(f"raw produce: {raw_rate:,.0f} msg/s (aiokafka, acks=all, {raw_seconds:.2f} s)")
     print(f"publish of the submissions: {publish_seconds:.2f} s")
@@ -269,6 +282,9 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=100_000)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="intake processes: serve --workers N (default 1)"
+    )
     parser.add_argument(
         "--show-log", type=int, default=0, metavar="CHARS", help="print the end of the worker's log"
     )

@@ -308,6 +308,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         relay=not args.no_relay,
         project=not args.no_project,
         loglevel="info" if args.verbose else "warning",
+        workers=args.workers,
     )
 
 
@@ -328,7 +329,23 @@ def register_serve(sub: Any) -> None:
     p.add_argument(
         "--no-project", action="store_true", help="do not start a projector (the read side runs elsewhere)"
     )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="intake processes on this host (default 1): this one and N-1 children, all in the "
+        "intake's consumer group, so partitions and their subjects spread across cores; at most "
+        "one per core is useful (one process applies at most ~12k submissions/s)",
+    )
     p.add_argument("--verbose", action="store_true", help="Faust's own log at INFO level")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

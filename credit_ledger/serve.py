@@ -37,11 +37,20 @@ class ChildSupervisor(threading.Thread):
     than the intake's; each dies with this process (Linux parent-death signal).
     """
 
-    def __init__(self, command: str, settings: Settings, bootstrap: str) -> None:
-        super().__init__(name=f"{command}-supervisor", daemon=True)
-        self.command = command
+    def __init__(
+        self,
+        command: str,
+        settings: Settings,
+        bootstrap: str,
+        *,
+        args: tuple[str, ...] = (),
+        name: str | None = None,
+    ) -> None:
+        self.command = name or command  # how the banner, the log file and messages call it
+        super().__init__(name=f"{self.command}-supervisor", daemon=True)
+        self.argv = [sys.executable, "-m", "credit_ledger.cli", command, *args]
         self.env = {**os.environ, **settings_env(settings), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
-        self.log_path = settings.data_dir / f"{command}.log"
+        self.log_path = settings.data_dir / f"{self.command}.log"
         self.stopping = threading.Event()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -50,7 +59,7 @@ class ChildSupervisor(threading.Thread):
         while not self.stopping.is_set():
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "credit_ledger.cli", self.command],
+                    self.argv,
                     env=self.env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -98,9 +107,18 @@ class Running:
 
     def start_children(self, *commands: str) -> None:
         for command in commands:
-            child = ChildSupervisor(command, self.settings, self.bootstrap)
-            child.start()
-            self.children.append(child)
+            self.start_child(ChildSupervisor(command, self.settings, self.bootstrap))
+
+    def start_intake_workers(self, count: int) -> None:
+        """``count`` more intake workers: a `serve` each, with nothing but the intake, in its group."""
+        for number in range(2, count + 2):
+            args = ("--no-http", "--no-relay", "--no-project")
+            name = f"intake-{number}"
+            self.start_child(ChildSupervisor("serve", self.settings, self.bootstrap, args=args, name=name))
+
+    def start_child(self, child: ChildSupervisor) -> None:
+        child.start()
+        self.children.append(child)
 
     def close(self) -> None:
         for child in self.children:
@@ -234,6 +252,7 @@ def serve(
     relay: bool = True,
     project: bool = True,
     loglevel: str = "warning",
+    workers: int = 1,
 ) -> int:
     # Several threads share the GIL here (event loop, Faust's consumer thread, the ledger thread);
     # a shorter switch interval keeps a query from waiting up to 5 ms for its turn.
@@ -241,6 +260,12 @@ def serve(
     running = start(settings, http=http)
     try:
         running.start_children(*[name for name, on in (("relay", relay), ("project", project)) if on])
+        if workers > settings.partitions:
+            note(
+                f"--workers {workers} with {settings.partitions} partitions: a worker applies whole "
+                f"partitions, so {workers - settings.partitions} of them will wait idle"
+            )
+        running.start_intake_workers(workers - 1)
         banner(running)
         run_worker(running.app, loglevel=loglevel if loglevel != "warning" else settings.log_level.lower())
     finally:

@@ -232,3 +232,43 @@ def test_serve_refuses_a_taken_http_port_in_one_line_before_starting_anything(tm
     assert "Traceback" not in result.stderr
     assert "is serving" not in result.stderr
     assert not (tmp_path / "data" / "ledger.sqlite").exists()  # nothing was started
+
+
+def test_two_intake_workers_share_the_partitions_and_each_submission_still_has_one_outcome(
+    fresh_broker: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    served = Served(data, bootstrap=fresh_broker, http=True, extra_args=("--workers", "2")).start()
+    try:
+        child_log = data / "intake-2.log"
+        wait_for(lambda: child_log.exists() and "is serving" in child_log.read_text(), 30, served.describe)
+        health = f"http://127.0.0.1:{served.http_port}/v1/health"
+
+        def held_here() -> list[Any]:
+            document = _get(health)
+            return document["intake"]["partitions"] if document else []
+
+        # Once the child has joined the group, this worker holds only some of the 6 partitions.
+        wait_for(lambda: 0 < len(held_here()) < topics.DEFAULT_PARTITIONS, 30, served.describe)
+
+        submissions = SubmissionGenerator(load_catalogue().latest, subjects=60, seed=11).take(300)
+        assert publish(fresh_broker, lines(*submissions), topics.SUBMISSIONS).sent == len(submissions)
+        outcomes = outcomes_until(fresh_broker, len(submissions), describe=served.describe)
+        assert sorted(o["submission_id"] for o in outcomes) == sorted(s["submission_id"] for s in submissions)
+
+        applied_here = _get(health)["intake"]["submissions"]
+        assert 0 < applied_here < len(submissions), "the child applied the other partitions' share"
+        events = [e for o in outcomes for e in o.get("events", [])]
+        ledger = wait_for(
+            lambda: (m := records(fresh_broker, topics.LEDGER)) and len(m) >= len(events) and m,
+            20,
+            served.describe,
+        )
+        assert sorted(m["event_id"] for m in ledger) == sorted(events)
+        per_subject: dict[str, list[int]] = {}
+        for message in sorted(ledger, key=lambda m: m["position"]):
+            per_subject.setdefault(message["subject_key"], []).append(message["version"])
+        assert all(versions == list(range(1, len(versions) + 1)) for versions in per_subject.values())
+    finally:
+        assert served.stop() == 0
+    assert "stopped cleanly" in (data / "intake-2.log").read_text()
