@@ -74,15 +74,20 @@ def test_a_stored_event_that_no_longer_decodes_is_reported_not_raised(
     assert "cannot be decoded" in brk.problem
 
 
+def two_writers(catalogue: Catalogue, path: Path) -> tuple[CreditLedger, CreditLedger]:
+    """The departments' worker and the platform's (the desk, the scheduler) on one ledger file,
+    the departments' having filed, and so cached, the person's record."""
+    departments, platform = open_ledger(catalogue, path), open_ledger(catalogue, path)
+    assert departments.submit([example("file_record")])[0].accepted
+    return departments, platform
+
+
 def test_a_decision_taken_on_a_file_another_writer_has_since_changed_is_retried_on_the_fresh_file(
     catalogue: Catalogue, tmp_path: Path
 ) -> None:
-    # Two workers share one ledger: the departments' worker caches the file, then the platform's
-    # worker (the desk, the scheduler) appends to it. Judged on its stale copy, the provider's
+    # Once the platform appends, the departments' copy is stale. Judged on it, the provider's
     # answer to the objection would be rejected as "unknown objection".
-    path = tmp_path / "ledger.sqlite"
-    departments, platform = open_ledger(catalogue, path), open_ledger(catalogue, path)
-    assert departments.submit([example("file_record")])[0].accepted
+    departments, platform = two_writers(catalogue, tmp_path / "ledger.sqlite")
     assert platform.submit([example("raise_objection")])[0].accepted
 
     with pytest.raises(StaleRead):
@@ -98,9 +103,7 @@ def test_a_decision_taken_on_a_file_another_writer_has_since_changed_is_retried_
 def test_a_rejection_stands_when_the_file_it_was_judged_on_is_still_current(
     catalogue: Catalogue, tmp_path: Path
 ) -> None:
-    path = tmp_path / "ledger.sqlite"
-    departments, platform = open_ledger(catalogue, path), open_ledger(catalogue, path)
-    assert departments.submit([example("file_record")])[0].accepted
+    departments, platform = two_writers(catalogue, tmp_path / "ledger.sqlite")
     assert platform.submit([example("file_record_organisation")])[0].accepted  # another subject
     (outcome,) = departments.submit([example("resolve_objection")])
     assert outcome.reason is not None

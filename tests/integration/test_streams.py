@@ -86,16 +86,7 @@ def test_submissions_flow_into_the_ledger_and_out_to_kafka_each_with_one_outcome
         assert all(r["original"] for r in rejections)
 
         accepted_events = [e for s in good for e in by_id[s["submission_id"]]["events"]]
-        ledger = wait_for(
-            lambda: (m := records(fresh_broker, topics.LEDGER)) and len(m) >= len(accepted_events) and m,
-            20,
-            served.describe,
-        )
-        assert sorted(m["event_id"] for m in ledger) == sorted(accepted_events)
-        per_subject: dict[str, list[int]] = {}
-        for message in sorted(ledger, key=lambda m: m["position"]):
-            per_subject.setdefault(message["subject_key"], []).append(message["version"])
-        assert all(versions == list(range(1, len(versions) + 1)) for versions in per_subject.values())
+        ledger = ledger_topic_holding(fresh_broker, accepted_events, served)
         filed = next(m for m in ledger if m["type"] == "RecordFiled" and m["department"] == "tax_bureau")
         assert filed["submission_id"] == "TAX-2026-000101"
         assert filed["body"]["record"] == "tax_bureau:SW-2026-0101"
@@ -198,6 +189,21 @@ def test_departments_without_kafka_submit_over_http(fresh_broker: str, tmp_path:
         assert served.stop() == 0
 
 
+def ledger_topic_holding(bootstrap: str, event_ids: list[str], served: Served) -> list[dict[str, Any]]:
+    """credit.ledger once it holds these events: exactly them, each subject's versions 1, 2, 3..."""
+    ledger: list[dict[str, Any]] = wait_for(
+        lambda: (m := records(bootstrap, topics.LEDGER)) and len(m) >= len(event_ids) and m,
+        20,
+        served.describe,
+    )
+    assert sorted(m["event_id"] for m in ledger) == sorted(event_ids)
+    per_subject: dict[str, list[int]] = {}
+    for message in sorted(ledger, key=lambda m: m["position"]):
+        per_subject.setdefault(message["subject_key"], []).append(message["version"])
+    assert all(versions == list(range(1, len(versions) + 1)) for versions in per_subject.values())
+    return ledger
+
+
 def send_raw(bootstrap: str, value: bytes) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
@@ -258,17 +264,7 @@ def test_two_intake_workers_share_the_partitions_and_each_submission_still_has_o
 
         applied_here = _get(health)["intake"]["submissions"]
         assert 0 < applied_here < len(submissions), "the child applied the other partitions' share"
-        events = [e for o in outcomes for e in o.get("events", [])]
-        ledger = wait_for(
-            lambda: (m := records(fresh_broker, topics.LEDGER)) and len(m) >= len(events) and m,
-            20,
-            served.describe,
-        )
-        assert sorted(m["event_id"] for m in ledger) == sorted(events)
-        per_subject: dict[str, list[int]] = {}
-        for message in sorted(ledger, key=lambda m: m["position"]):
-            per_subject.setdefault(message["subject_key"], []).append(message["version"])
-        assert all(versions == list(range(1, len(versions) + 1)) for versions in per_subject.values())
+        ledger_topic_holding(fresh_broker, [e for o in outcomes for e in o.get("events", [])], served)
     finally:
         assert served.stop() == 0
     assert "stopped cleanly" in (data / "intake-2.log").read_text()
