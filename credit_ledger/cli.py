@@ -321,8 +321,9 @@ def register_serve(sub: Any) -> None:
         "Run the main job in one process: start the embedded Kafka-compatible broker unless\n"
         "CREDIT_KAFKA_BOOTSTRAP is set, create the topics, consume credit.submissions into the\n"
         "ledger, relay ledger events and outcomes to Kafka, and serve the HTTP API.\n"
-        "Stops cleanly on Ctrl-C or SIGTERM. Run more with CREDIT_KAFKA_BOOTSTRAP and a shared\n"
-        "CREDIT_DATABASE_URL to spread partitions (subjects) across workers.",
+        "Stops cleanly on Ctrl-C or SIGTERM. --workers N runs N intake processes on this host;\n"
+        "run more serve processes with CREDIT_KAFKA_BOOTSTRAP and a shared CREDIT_DATABASE_URL\n"
+        "to spread partitions (subjects) across hosts.",
     )
     p.add_argument("--no-http", action="store_true", help="do not serve HTTP (extra workers on one host)")
     p.add_argument("--no-relay", action="store_true", help="do not start a relay (one runs elsewhere)")
