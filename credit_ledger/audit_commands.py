@@ -345,15 +345,11 @@ def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
-    from kafka import KafkaProducer  # noqa: PLC0415
+    from streams.clients import send_records  # noqa: PLC0415
 
     if not settings.kafka_bootstrap:
         raise _user_error("--publish needs CREDIT_KAFKA_BOOTSTRAP or --kafka-bootstrap")
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    try:
-        producer.send(topic, key=key, value=value).get(timeout=30)
-    finally:
-        producer.close()
+    send_records(settings.kafka_bootstrap, topic, [(key, value)])
 
 
 def register_checkpoint(sub: Any) -> None:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
 
 from credit_ledger.bootstrap import build_ledger, tune_gc
 from credit_ledger.config import VARIABLES, ConfigError, Settings, ledger_env
@@ -26,7 +25,7 @@ from ledger.checkpoints import CheckpointLog, checkpoint_json
 from streams import topics
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, die_with_parent_hook, group_timing
-from streams.clients import publish, read_topic
+from streams.clients import publish, read_topic, send_records
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
 
 
@@ -207,16 +206,9 @@ def republish_checkpoints(bootstrap: str, settings: Settings) -> int:
     them over time, so a broker that lost its topics must not make them vanish.
     """
     checkpoints = CheckpointLog.in_dir(settings.data_dir).checkpoints()
-    if not checkpoints:
-        return 0
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_in_flight_requests_per_connection=1)
-    try:
-        for cp in checkpoints:
-            producer.send(topics.DIGESTS, key=cp.key_id.encode(), value=checkpoint_json(cp))
-        producer.flush()
-    finally:
-        producer.close()
-    return len(checkpoints)
+    return send_records(
+        bootstrap, topics.DIGESTS, [(cp.key_id.encode(), checkpoint_json(cp)) for cp in checkpoints]
+    )
 
 
 def banner(running: Running) -> None:

@@ -81,6 +81,25 @@ def publish(
     return report
 
 
+def send_records(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
+    """Send (key, value) records in order with acks=all; return how many, once all are acknowledged.
+
+    Raises the first failure: for the platform's own records (signed checkpoints), where a
+    missing one must be an error, not a count in a report.
+    """
+    batch = list(records)
+    if not batch:
+        return 0  # no connection for nothing (serve calls this at every start)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_in_flight_requests_per_connection=1)
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in batch]
+        for future in futures:
+            future.get(timeout=30)
+        return len(futures)
+    finally:
+        producer.close()
+
+
 def _settle(
     futures: list[Any], report: PublishReport, on_progress: Callable[[PublishReport], None] | None
 ) -> None:
