@@ -26,11 +26,12 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contract import topics
+from contract.messages import submission_key
 from credit_ledger.generator import SubmissionGenerator
-from ledger.catalogue import load_catalogue
-from streams import topics
+from ledger.domain.catalogue import load_catalogue
+from streams import admin
 from streams.broker import EmbeddedBroker
-from streams.messages import submission_key
 
 SCRATCH = "bench.raw"
 
@@ -209,12 +210,12 @@ async def main_async(args: argparse.Namespace) -> int:
     messages = [(submission_key(s), orjson.dumps(s)) for s in submissions]
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap
-        topics.ensure_topics(bootstrap)
+        admin.ensure_topics(bootstrap)
         from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
 
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(SCRATCH, topics.DEFAULT_PARTITIONS, 1)])
-        admin.close()
+        scratch = KafkaAdminClient(bootstrap_servers=bootstrap)
+        scratch.create_topics([NewTopic(SCRATCH, topics.DEFAULT_PARTITIONS, 1)])
+        scratch.close()
 
         raw_seconds = await produce(bootstrap, SCRATCH, messages)
         raw_rate = len(messages) / raw_seconds

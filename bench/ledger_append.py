@@ -21,8 +21,8 @@ import orjson
 
 from credit_ledger.bootstrap import tune_gc
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.catalogue import load_catalogue
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import load_catalogue
 
 
 def main() -> int:

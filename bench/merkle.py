@@ -5,7 +5,7 @@ Targets (auditors issue): >= 100,000 events/s to build and to verify; a proof in
 
 Leaves are ``ledger_leaf(position, stream, version, event_hash)`` for synthetic events spread
 over 10,000 streams; making the event hashes is not timed (the ledger already has them).
-Proofs are verified with ledger/auditor.py, the standalone pure-Python verifier an auditor runs.
+Proofs are verified with auditor/auditor.py, the standalone pure-Python verifier an auditor runs.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 
 import orjson
 
+from auditor import auditor
 from credit_ledger.bootstrap import tune_gc
-from ledger import auditor
-from ledger.merkle import CheckpointSigner, MerkleLog, leaf_hash, ledger_leaf
+from ledger.verification.merkle import CheckpointSigner, MerkleLog, leaf_hash, ledger_leaf
 
 Event = tuple[int, str, int, str]  # position, stream, version, event_hash
 

@@ -30,16 +30,17 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from contract import topics
+from contract.messages import ledger_message
 from credit_ledger.bootstrap import tune_gc
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.catalogue import load_catalogue
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import load_catalogue
 from projections.projector import Projector
 from projections.rebuild import rebuild_from_topic
 from projections.store import ProjectionStore
-from streams import topics
+from streams import admin
 from streams.broker import EmbeddedBroker
-from streams.messages import ledger_message
 
 
 def build_ledger(target: int, subjects: int, path: Path) -> CreditLedger:
@@ -102,7 +103,7 @@ def main() -> int:
         started = time.perf_counter()
         ledger = build_ledger(args.events, args.subjects, Path(tmp) / "ledger.sqlite")
         built = time.perf_counter() - started
-        topics.ensure_topics(broker.bootstrap)
+        admin.ensure_topics(broker.bootstrap)
         published = asyncio.run(publish(broker.bootstrap, ledger_pages(ledger, args.events)))
         sample = [orjson.loads(v) for page in ledger_pages(ledger, args.live) for _, v in page]
         ledger.close()

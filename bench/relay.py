@@ -22,11 +22,12 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from contract import topics
 from credit_ledger.bootstrap import tune_gc
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue, load_catalogue
-from streams import topics
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue, load_catalogue
+from streams import admin
 from streams.broker import EmbeddedBroker
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, KafkaPublisher, Relay, relay_producer
 
@@ -145,7 +146,7 @@ def relay_once(
         for cursor in (LEDGER_CURSOR, OUTCOMES_CURSOR):
             ledger.register.save_relay_position(cursor, 0)
         with EmbeddedBroker() as broker:
-            topics.ensure_topics(broker.bootstrap)
+            admin.ensure_topics(broker.bootstrap)
             run = asyncio.run(run_relay(ledger, broker.bootstrap, args.page, profile))
             digests = asyncio.run(partition_digests(broker.bootstrap)) if args.check else {}
         saved = tuple(ledger.register.relay_position(c) for c in (LEDGER_CURSOR, OUTCOMES_CURSOR))

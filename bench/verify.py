@@ -5,7 +5,7 @@ Targets (auditors issue): >= 100,000 events/s to verify; an inclusion proof in <
 
 Builds the ledger first with generated submissions (about 1.13 events each; timed on its own, not
 part of the figures), unless --database names one built before (kept with --keep). Then, on a
-freshly opened ledger: the whole audit (``ledger.audit.audit``: every hash chain, the tree,
+freshly opened ledger: the whole audit (``ledger.verification.audit.audit``: every hash chain, the tree,
 one signed checkpoint), and for the breakdown the chains alone (``CreditLedger.verify``) and the
 tree alone (``LedgerTree.catch_up``). Then 1,000 inclusion proofs for random events against the
 checkpoint, each including the read of its event from the store, and 1,000 consistency proofs.
@@ -33,13 +33,19 @@ from pathlib import Path
 
 from credit_ledger.bootstrap import tune_gc
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.audit import audit
-from ledger.catalogue import Catalogue, load_catalogue
-from ledger.checkpoints import SourcedCheckpoint
-from ledger.integrity import verify_streams
-from ledger.merkle import CheckpointSigner, generate_seed, leaf_hash, ledger_leaf, verify_inclusion
-from ledger.transparency import LedgerTree
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue, load_catalogue
+from ledger.domain.integrity import verify_streams
+from ledger.verification.audit import audit
+from ledger.verification.checkpoints import SourcedCheckpoint
+from ledger.verification.merkle import (
+    CheckpointSigner,
+    generate_seed,
+    leaf_hash,
+    ledger_leaf,
+    verify_inclusion,
+)
+from ledger.verification.transparency import LedgerTree
 
 NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
 

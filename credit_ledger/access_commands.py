@@ -14,7 +14,7 @@ from credit_ledger.read_commands import _cli, _service, principal_for
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.query_service import issue_key  # noqa: PLC0415
+    from ledger.application.queries import issue_key  # noqa: PLC0415
 
     service = _service(settings)
     if args.action == "issue":
@@ -66,7 +66,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     service = _service(settings)
     principal = principal_for(service, args.api_key or os.environ.get("CREDIT_API_KEY"))
     if principal.role == "administrator" and principal.principal_id.startswith("cli:"):
-        from ledger.access import Principal  # noqa: PLC0415
+        from ledger.domain.access import Principal  # noqa: PLC0415
 
         principal = Principal(
             principal.principal_id, "auditor", "credit_platform"

@@ -15,13 +15,13 @@ from credit_ledger.config import Settings
 from credit_ledger.output import json_line, note
 
 if TYPE_CHECKING:
-    from ledger.application import CreditLedger
-    from ledger.checkpoints import SourcedCheckpoint
-    from ledger.merkle import CheckpointSigner
-    from ledger.transparency import LedgerTree
+    from ledger.application.service import CreditLedger
+    from ledger.verification.checkpoints import SourcedCheckpoint
+    from ledger.verification.merkle import CheckpointSigner
+    from ledger.verification.transparency import LedgerTree
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-AUDITOR = "python ledger/auditor.py"
+AUDITOR = "python auditor/auditor.py"
 
 
 def _user_error(message: str) -> Exception:
@@ -61,7 +61,7 @@ def _ledger(settings: Settings) -> Iterator[CreditLedger]:
 
 
 def _tree(ledger: CreditLedger) -> LedgerTree:
-    from ledger.transparency import LedgerTree  # noqa: PLC0415
+    from ledger.verification.transparency import LedgerTree  # noqa: PLC0415
 
     tree = LedgerTree(ledger)
     tree.catch_up()
@@ -69,7 +69,7 @@ def _tree(ledger: CreditLedger) -> LedgerTree:
 
 
 def _configured_signer(settings: Settings) -> CheckpointSigner | None:
-    from ledger.checkpoints import KeyConfigError, configured_signer  # noqa: PLC0415
+    from ledger.verification.checkpoints import KeyConfigError, configured_signer  # noqa: PLC0415
 
     try:
         return configured_signer(settings.data_dir)
@@ -79,7 +79,7 @@ def _configured_signer(settings: Settings) -> CheckpointSigner | None:
 
 def _signer(settings: Settings) -> CheckpointSigner:
     """The operator's signer, writing a new key into the data dir on first use."""
-    from ledger.checkpoints import KeyConfigError, checkpoint_signer  # noqa: PLC0415
+    from ledger.verification.checkpoints import KeyConfigError, checkpoint_signer  # noqa: PLC0415
 
     try:
         return checkpoint_signer(settings.data_dir)
@@ -108,8 +108,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.audit import audit  # noqa: PLC0415
-    from ledger.checkpoints import CheckpointLog  # noqa: PLC0415
+    from ledger.verification.audit import audit  # noqa: PLC0415
+    from ledger.verification.checkpoints import CheckpointLog  # noqa: PLC0415
 
     with _ledger(settings) as ledger:
         if args.subject:
@@ -151,9 +151,9 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify_subject(ledger: CreditLedger, raw: str) -> int:
-    from ledger.errors import LedgerError  # noqa: PLC0415
-    from ledger.subjects import parse_subject_code  # noqa: PLC0415
-    from ledger.workdays import local_date  # noqa: PLC0415
+    from ledger.domain.errors import LedgerError  # noqa: PLC0415
+    from ledger.domain.subjects import parse_subject_code  # noqa: PLC0415
+    from ledger.domain.workdays import local_date  # noqa: PLC0415
 
     try:
         code = parse_subject_code(raw, today=local_date(ledger.clock()), field="CODE")
@@ -176,7 +176,7 @@ def _verify_subject(ledger: CreditLedger, raw: str) -> int:
 
 
 def _from_kafka(settings: Settings, topic: str, idle: float) -> list[SourcedCheckpoint]:
-    from ledger.checkpoints import parse_checkpoint  # noqa: PLC0415
+    from ledger.verification.checkpoints import parse_checkpoint  # noqa: PLC0415
     from streams.clients import read_topic  # noqa: PLC0415
 
     if not settings.kafka_bootstrap:
@@ -193,7 +193,7 @@ def _from_kafka(settings: Settings, topic: str, idle: float) -> list[SourcedChec
 
 
 def register_verify(sub: Any) -> None:
-    from streams.topics import DIGESTS  # noqa: PLC0415
+    from contract.topics import DIGESTS  # noqa: PLC0415
 
     _replace(sub, "verify")
     p = _command(
@@ -229,8 +229,8 @@ def register_verify(sub: Any) -> None:
 
 
 def cmd_proof_inclusion(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.checkpoints import CheckpointLog  # noqa: PLC0415
-    from ledger.transparency import TransparencyError  # noqa: PLC0415
+    from ledger.verification.checkpoints import CheckpointLog  # noqa: PLC0415
+    from ledger.verification.transparency import TransparencyError  # noqa: PLC0415
 
     if (args.stream is None) != (args.version is None):
         raise _user_error("--stream and --version go together")
@@ -277,7 +277,7 @@ def cmd_proof_inclusion(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_proof_consistency(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.transparency import TransparencyError  # noqa: PLC0415
+    from ledger.verification.transparency import TransparencyError  # noqa: PLC0415
 
     with _ledger(settings) as ledger:
         try:
@@ -293,7 +293,7 @@ def register_proof(sub: Any) -> None:
     p = sub.add_parser(
         "proof",
         help="produce an inclusion or consistency proof for the standalone auditor",
-        description="Produce Merkle proofs in the files ledger/auditor.py reads (see docs/auditing.md).",
+        description="Produce Merkle proofs in the files auditor/auditor.py reads (see docs/auditing.md).",
     )
     kinds = p.add_subparsers(title="proofs", metavar="KIND", required=True)
     inc = _command(
@@ -303,7 +303,7 @@ def register_proof(sub: Any) -> None:
         cmd_proof_inclusion,
         "Prove that one event is in the tree of --size events (default: the latest checkpoint's size).\n"
         "The proof file holds the leaf {position, stream, version, event_hash}, its index, the size\n"
-        "and the RFC 9162 path. Check it with ledger/auditor.py and the matching checkpoint.",
+        "and the RFC 9162 path. Check it with auditor/auditor.py and the matching checkpoint.",
     )
     which = inc.add_mutually_exclusive_group(required=True)
     which.add_argument("--position", type=int, help="the event's position in the ledger")
@@ -319,7 +319,7 @@ def register_proof(sub: Any) -> None:
         "prove that a later tree extends an earlier one",
         cmd_proof_consistency,
         "Prove that the tree of --new events extends the tree of --old events (nothing was altered,\n"
-        "dropped or reordered between two checkpoints). Check it with ledger/auditor.py.",
+        "dropped or reordered between two checkpoints). Check it with auditor/auditor.py.",
     )
     con.add_argument("--old", type=int, required=True, help="the earlier checkpoint's size")
     con.add_argument("--new", type=int, required=True, help="the later checkpoint's size")
@@ -330,7 +330,7 @@ def register_proof(sub: Any) -> None:
 
 
 def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.checkpoints import CheckpointLog, checkpoint_json  # noqa: PLC0415
+    from ledger.verification.checkpoints import CheckpointLog, checkpoint_json  # noqa: PLC0415
 
     signer = _signer(settings)
     with _ledger(settings) as ledger:
@@ -353,7 +353,7 @@ def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
 
 
 def register_checkpoint(sub: Any) -> None:
-    from streams.topics import DIGESTS  # noqa: PLC0415
+    from contract.topics import DIGESTS  # noqa: PLC0415
 
     p = _command(
         sub,
@@ -370,7 +370,7 @@ def register_checkpoint(sub: Any) -> None:
 
 
 def cmd_checkpoint_key(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.checkpoints import key_source  # noqa: PLC0415
+    from ledger.verification.checkpoints import key_source  # noqa: PLC0415
 
     signer = _signer(settings)
     _emit(

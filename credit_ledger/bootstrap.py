@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from credit_ledger.config import Settings, ledger_env
-from ledger.application import CreditLedger, utc_now
-from ledger.catalogue import load_catalogue
+from ledger.application.service import CreditLedger, utc_now
+from ledger.domain.catalogue import load_catalogue
 
 
 def tune_gc() -> None:

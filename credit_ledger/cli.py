@@ -231,9 +231,9 @@ def register_apply(sub: Any) -> None:
 
 
 def _code(raw: str, ledger: Any) -> Any:
-    from ledger.errors import LedgerError  # noqa: PLC0415
-    from ledger.subjects import parse_subject_code  # noqa: PLC0415
-    from ledger.workdays import local_date  # noqa: PLC0415
+    from ledger.domain.errors import LedgerError  # noqa: PLC0415
+    from ledger.domain.subjects import parse_subject_code  # noqa: PLC0415
+    from ledger.domain.workdays import local_date  # noqa: PLC0415
 
     try:
         return parse_subject_code(raw, today=local_date(ledger.clock()), field="CODE")
@@ -286,7 +286,7 @@ def register_file(sub: Any) -> None:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.submissions import submission_schema  # noqa: PLC0415
+    from ledger.application.submissions import submission_schema  # noqa: PLC0415
 
     json_line(submission_schema())
     return 0
@@ -414,7 +414,7 @@ def _bootstrap(settings: Settings) -> str:
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
-    from streams import topics  # noqa: PLC0415
+    from contract import topics  # noqa: PLC0415
     from streams.clients import PublishReport, publish  # noqa: PLC0415
 
     bootstrap = _bootstrap(settings)
@@ -463,7 +463,7 @@ def register_publish(sub: Any) -> None:
 def cmd_outcomes(args: argparse.Namespace, settings: Settings) -> int:
     import orjson  # noqa: PLC0415
 
-    from streams import topics  # noqa: PLC0415
+    from contract import topics  # noqa: PLC0415
     from streams.clients import read_topic  # noqa: PLC0415
 
     for record in read_topic(_bootstrap(settings), topics.OUTCOMES, follow=args.follow, idle=args.idle):

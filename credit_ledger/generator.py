@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ledger.catalogue import Edition
-from ledger.subjects import organisation_check_character, person_check_character
+from ledger.domain.catalogue import Edition
+from ledger.domain.subjects import organisation_check_character, person_check_character
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"

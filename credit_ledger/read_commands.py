@@ -167,7 +167,7 @@ def cmd_subscribe(args: argparse.Namespace, settings: Settings) -> int:
     import orjson  # noqa: PLC0415
     from kafka import KafkaConsumer  # noqa: PLC0415
 
-    from streams import topics  # noqa: PLC0415
+    from contract import topics  # noqa: PLC0415
     from streams.broker import group_timing  # noqa: PLC0415
 
     bootstrap = _cli()._bootstrap(settings)
@@ -275,8 +275,8 @@ COMMANDS: list[Callable[[Any], None]] = [
 
 def _service(settings: Settings) -> Any:
     from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
-    from credit_ledger.query_service import QueryService  # noqa: PLC0415
     from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from ledger.application.queries import QueryService  # noqa: PLC0415
     from projections.store import ProjectionStore  # noqa: PLC0415
 
     return QueryService(build_ledger(settings), ProjectionStore(projections_target(settings)))
@@ -286,7 +286,7 @@ def principal_for(service: Any, api_key: str | None) -> Any:
     """The CLI caller: the holder of CREDIT_API_KEY / --api-key, or this host's operator."""
     import getpass  # noqa: PLC0415
 
-    from ledger.access import Principal  # noqa: PLC0415
+    from ledger.domain.access import Principal  # noqa: PLC0415
 
     if api_key:
         principal = service.authenticate(api_key)
@@ -304,13 +304,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     import orjson  # noqa: PLC0415
 
+    from contract import topics  # noqa: PLC0415
     from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
     from credit_ledger.serve import projections_target  # noqa: PLC0415
     from projections.compare import diff_states  # noqa: PLC0415
     from projections.rebuild import write  # noqa: PLC0415
     from projections.replay import check_recorded_queries, replay  # noqa: PLC0415
     from projections.store import ProjectionStore  # noqa: PLC0415
-    from streams import topics  # noqa: PLC0415
     from streams.clients import read_topic  # noqa: PLC0415
 
     cli = _cli()

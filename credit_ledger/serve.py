@@ -16,13 +16,14 @@ from typing import Any
 
 import orjson
 
+from contract import topics
 from credit_ledger.bootstrap import build_ledger, tune_gc
 from credit_ledger.config import VARIABLES, ConfigError, Settings, ledger_env
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
-from ledger.application import CreditLedger
-from ledger.checkpoints import CheckpointLog, checkpoint_json
-from streams import topics
+from ledger.application.service import CreditLedger
+from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
+from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, die_with_parent_hook, group_timing
 from streams.clients import publish, read_topic, send_records
@@ -156,13 +157,13 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
             bootstrap = broker.start()
-        created = topics.ensure_topics(
+        created = admin.ensure_topics(
             bootstrap, partitions=settings.partitions, replication_factor=settings.replication_factor
         )
         leader = topics.TopicSpec(
             FAUST_LEADER_TOPIC, 1, {}, "Faust's assignor leader topic", settings.replication_factor
         )
-        topics.ensure_topics(bootstrap, specs=[leader], replication_factor=settings.replication_factor)
+        admin.ensure_topics(bootstrap, specs=[leader], replication_factor=settings.replication_factor)
         # A topic that had to be created is empty. The ledger is the durable record, so the relay
         # publishes it again from the start (the embedded broker keeps topics only in memory).
         for topic, cursor in ((topics.LEDGER, LEDGER_CURSOR), (topics.OUTCOMES, OUTCOMES_CURSOR)):
@@ -443,9 +444,9 @@ def project(settings: Settings) -> int:
     import asyncio  # noqa: PLC0415
     from uuid import UUID  # noqa: PLC0415
 
+    from contract.messages import messages_from_store  # noqa: PLC0415
     from projections.projector import Projector  # noqa: PLC0415
     from projections.store import ProjectionStore  # noqa: PLC0415
-    from streams.messages import messages_from_store  # noqa: PLC0415
     from streams.projecting import run_projector_process  # noqa: PLC0415
 
     if not settings.kafka_bootstrap:

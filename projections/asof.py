@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ledger.catalogue import Catalogue
-from ledger.workdays import local_date
+from contract.messages import messages_from_store
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.workdays import local_date
 from projections.fold import State, empty, fold_into
 from projections.views import status
-from streams.messages import messages_from_store
 
 
 def state_as_of(ledger: Any, key: UUID, moment: datetime) -> State | None:

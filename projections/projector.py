@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ledger.catalogue import Catalogue
-from ledger.workdays import local_date
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.workdays import local_date
 from projections.changes import list_changes
 from projections.fold import OutOfOrder, State, empty, fold_into
 from projections.store import ProjectionStore, Saved

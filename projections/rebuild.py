@@ -7,12 +7,12 @@ from typing import Any
 
 import orjson
 
-from ledger.catalogue import Catalogue, load_catalogue
-from ledger.workdays import local_date
+from contract import topics
+from ledger.domain.catalogue import Catalogue, load_catalogue
+from ledger.domain.workdays import local_date
 from projections.fold import fold_into
 from projections.projector import Projector
 from projections.store import ProjectionStore
-from streams import topics
 from streams.clients import consume_all
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from ledger.catalogue import Catalogue
-from ledger.workdays import local_date
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.workdays import local_date
 from projections.fold import State, empty, fold_into
 from projections.views import status, view_digest
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from ledger.catalogue import Edition
-from ledger.integrity import canonical_bytes
-from ledger.workdays import add_months
+from ledger.domain.catalogue import Edition
+from ledger.domain.integrity import canonical_bytes
+from ledger.domain.workdays import add_months
 from projections.fold import State
 
 LISTS = ("black", "red", "clean")

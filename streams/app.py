@@ -10,8 +10,8 @@ from typing import Any
 
 import faust
 
-from ledger.application import CreditLedger
-from streams import topics
+from contract import topics
+from ledger.application.service import CreditLedger
 from streams.intake import Intake
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str 
         value_serializer="raw",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        topic_allow_declare=False,  # topics are created with their retention by streams.topics
+        topic_allow_declare=False,  # topics are created with their retention by streams.admin
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=1.0,

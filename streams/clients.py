@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.messages import submission_key
+from contract.messages import submission_key
 
 
 @dataclass

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.application import CreditLedger
-from ledger.checkpoints import CheckpointLog, checkpoint_json, checkpoint_signer, moment
-from ledger.merkle import Checkpoint, CheckpointSigner
-from ledger.transparency import LedgerTree
-from streams import topics
+from contract import topics
+from ledger.application.service import CreditLedger
+from ledger.verification.checkpoints import CheckpointLog, checkpoint_json, checkpoint_signer, moment
+from ledger.verification.merkle import Checkpoint, CheckpointSigner
+from ledger.verification.transparency import LedgerTree
 
 log = logging.getLogger(__name__)
 

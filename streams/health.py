@@ -12,8 +12,8 @@ import faust
 from aiokafka.errors import IllegalStateError
 from faust.web import Request, Response, View
 
-from ledger.application import CreditLedger
-from streams import topics
+from contract import topics
+from ledger.application.service import CreditLedger
 from streams.app import WorkerParts
 from streams.intake import Intake
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, QUERY_RECORDED

@@ -9,9 +9,9 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
+from contract.messages import original_fields, outcome_message, submission_key
 from streams.app import WorkerParts
 from streams.health import register_health_view
-from streams.messages import original_fields, outcome_message, submission_key
 from streams.openapi import openapi_document
 from streams.proofs_http import register_proof_views
 
@@ -134,7 +134,7 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
             return self.json(openapi_document())
 
     if parts.projections is not None:
-        from credit_ledger.query_service import QueryService  # noqa: PLC0415
+        from ledger.application.queries import QueryService  # noqa: PLC0415
         from streams.queries_http import register_grant_views, register_query_views  # noqa: PLC0415
 
         service = QueryService(ledger, read_store(parts.projections))

@@ -13,9 +13,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from ledger.application import CreditLedger
-from ledger.outcomes import Outcome
-from streams import topics
+from contract import topics
+from ledger.application.service import CreditLedger
+from ledger.domain.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from credit_ledger import __version__
-from ledger.submissions import submission_schema
+from ledger.application.submissions import submission_schema
 
 
 def openapi_document() -> dict[str, Any]:

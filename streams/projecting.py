@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 
-from ledger.workdays import local_date
+from contract import topics
+from ledger.domain.workdays import local_date
 from projections.projector import Projector
 from projections.scheduler import scheduled_submissions
 from projections.store import ProjectionStore
-from streams import topics
 from streams.broker import group_timing
 
 log = logging.getLogger(__name__)

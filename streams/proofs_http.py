@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import faust
 from faust.web import Request, Response, View
 
-from ledger.application import CreditLedger
-from ledger.checkpoints import CheckpointLog, KeyConfigError, configured_signer
-from ledger.transparency import LedgerTree, ProofRangeError, StoreChanged, UnknownEvent
+from ledger.application.service import CreditLedger
+from ledger.verification.checkpoints import CheckpointLog, KeyConfigError, configured_signer
+from ledger.verification.transparency import LedgerTree, ProofRangeError, StoreChanged, UnknownEvent
 from streams.digests import default_data_dir
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class ProofService:
 
     Every store read runs on a thread of its own, never on the ledger's intake thread: the first
     request reads the whole ledger into the tree, and each later one only what was recorded since.
-    Proof bodies are exactly the files ``ledger/auditor.py`` reads.
+    Proof bodies are exactly the files ``auditor/auditor.py`` reads.
     """
 
     def __init__(self, ledger: CreditLedger, data_dir: Path, *, executor: Executor | None = None) -> None:

@@ -11,7 +11,7 @@ import orjson
 from faust.web import Request, Response, View
 
 if TYPE_CHECKING:
-    from credit_ledger.query_service import Answer, QueryService
+    from ledger.application.queries import Answer, QueryService
     from streams.app import WorkerParts
 
 
@@ -117,8 +117,8 @@ def register_grant_views(app: faust.App, parts: WorkerParts, service: QueryServi
     """Subjects grant and revoke authorisations with their own key: sent as the platform's commands."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from ledger.access import decide_endpoint  # noqa: PLC0415
-    from streams.messages import submission_key  # noqa: PLC0415
+    from contract.messages import submission_key  # noqa: PLC0415
+    from ledger.domain.access import decide_endpoint  # noqa: PLC0415
 
     async def send(request: Request, make: Any) -> tuple[int, dict[str, Any]]:
         principal = await asyncio.get_running_loop().run_in_executor(

@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from ledger.application import CreditLedger
-from ledger.outcomes import REJECTED
-from streams import topics
+from contract import topics
+from contract.messages import ledger_message, outcome_message
+from ledger.application.service import CreditLedger
+from ledger.domain.outcomes import REJECTED
 from streams.broker import group_timing
 from streams.digests import CheckpointPublisher
-from streams.messages import ledger_message, outcome_message
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue, load_catalogue
-from ledger.subjects import parse_subject_code
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue, load_catalogue
+from ledger.domain.subjects import parse_subject_code
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "ledger" / "schema" / "examples"
 PERSON = "11010519491231002X"

@@ -24,7 +24,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.outcomes import Receipt
+from ledger.domain.outcomes import Receipt
 from ledger.store.recorders import RECEIPT_COLUMNS, _receipt, _row, check_read_versions
 
 RECEIPTS_TABLE = "submission_receipts"

@@ -11,7 +11,7 @@ from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Store
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.outcomes import Receipt
+from ledger.domain.outcomes import Receipt
 
 RECEIPT_COLUMNS = (
     "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original"

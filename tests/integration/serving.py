@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from streams import topics
+from contract import topics
 from streams.broker import free_port
 from streams.clients import read_topic
 

@@ -17,19 +17,20 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from contract.topics import TopicSpec
 from credit_ledger.bootstrap import build_ledger
 from credit_ledger.cli import main
 from credit_ledger.config import Settings
 from credit_ledger.generator import SubmissionGenerator
-from ledger.catalogue import Catalogue
-from ledger.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_json
-from ledger.integrity import event_id
-from ledger.merkle import CheckpointSigner, generate_seed
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.integrity import event_id
+from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_json
+from ledger.verification.merkle import CheckpointSigner, generate_seed
+from streams.admin import ensure_topics
 from streams.digests import CheckpointPublisher
-from streams.topics import TopicSpec, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
-AUDITOR = ROOT / "ledger" / "auditor.py"
+AUDITOR = ROOT / "auditor" / "auditor.py"
 SUBJECT_SECRET = "audit-test-secret-0123456789"
 NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
 
@@ -302,7 +303,7 @@ def test_a_checkpoint_with_an_altered_root_or_signed_by_another_key_is_named_by_
 
 
 def auditor(*runs: list[str]) -> list[str]:
-    """Run ledger/auditor.py once per argument list, in parallel; return each verdict line."""
+    """Run auditor/auditor.py once per argument list, in parallel; return each verdict line."""
     processes = [
         subprocess.Popen([sys.executable, str(AUDITOR), *args], stdout=subprocess.PIPE, text=True)
         for args in runs

@@ -15,17 +15,9 @@ from aiokafka.partitioner import DefaultPartitioner as AioKafkaPartitioner
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from contract.topics import ALL_TOPICS, LEDGER, SUBMISSIONS, TopicSpec, topic_specs
+from streams.admin import TopicError, describe_partitions, ensure_topics
 from streams.broker import BrokerError, EmbeddedBroker, port_is_free, probe_metadata
-from streams.topics import (
-    ALL_TOPICS,
-    LEDGER,
-    SUBMISSIONS,
-    TopicError,
-    TopicSpec,
-    describe_partitions,
-    ensure_topics,
-    topic_specs,
-)
 
 # Tansu lets a consumer group join only after half the *session* timeout, rounded up to
 # whole seconds (kafka-python's default 45 s means a 23 s wait; the rebalance timeout,

@@ -16,12 +16,12 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import IntegrityError, ProgrammingError
 
-from ledger.application import CreditLedger
-from ledger.catalogue import load_catalogue
-from ledger.outcomes import ACCEPTED, REJECTED
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import load_catalogue
+from ledger.domain.outcomes import ACCEPTED, REJECTED
+from ledger.domain.subjects import parse_subject_code, person_check_character, subject_key
 from ledger.store.postgres import PostgresLedgerRecorder
 from ledger.store.recorders import StaleRead
-from ledger.subjects import parse_subject_code, person_check_character, subject_key
 from tests.integration.pg_server import PgServer, running_postgres
 
 pytestmark = pytest.mark.integration

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from credit_ledger.query_service import QueryService, issue_key
-from ledger.application import CreditLedger
-from ledger.catalogue import load_catalogue
+from contract.messages import messages_from_store
+from ledger.application.queries import QueryService, issue_key
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import load_catalogue
 from projections.projector import Projector
 from projections.store import ProjectionStore
-from streams.messages import messages_from_store
 from tests.conftest import SECRET, example
 from tests.integration.pg_server import PgServer, running_postgres
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams import topics
+from contract import topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.clients import publish
 from tests.conftest import example

@@ -10,8 +10,8 @@ from uuid import UUID
 import pytest
 
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue
 from ledger.store.recorders import StaleRead
 from tests.conftest import PERSON, SECRET, example, file_of
 

@@ -18,9 +18,9 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from contract import topics
 from credit_ledger.generator import SubmissionGenerator
-from ledger.catalogue import load_catalogue
-from streams import topics
+from ledger.domain.catalogue import load_catalogue
 from streams.broker import EmbeddedBroker
 from streams.clients import publish
 from tests.conftest import example

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ledger.catalogue import Catalogue, load_catalogue, parse_catalogue
-from ledger.errors import CatalogueError, NotAuthorised, NotInCatalogue
+from ledger.domain.catalogue import Catalogue, load_catalogue, parse_catalogue
+from ledger.domain.errors import CatalogueError, NotAuthorised, NotInCatalogue
 
 
 def raw_default() -> dict[str, Any]:

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue
-from ledger.creditfile import CreditFile
-from ledger.integrity import GENESIS, StoredEventView, canonical_bytes, event_hash, verify_streams
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.creditfile import CreditFile
+from ledger.domain.integrity import GENESIS, StoredEventView, canonical_bytes, event_hash, verify_streams
 from ledger.store.transcoder import OrjsonTranscoder
 from tests.conftest import SECRET
 
@@ -156,7 +156,7 @@ def test_sealed_hashes_match_what_verification_recomputes_from_storage(catalogue
 def test_event_ids_are_rfc_9562_name_based_uuids_of_stream_and_version() -> None:
     from uuid import uuid5  # noqa: PLC0415
 
-    from ledger.integrity import _EVENT_ID_NAMESPACE, event_id  # noqa: PLC0415
+    from ledger.domain.integrity import _EVENT_ID_NAMESPACE, event_id  # noqa: PLC0415
 
     stream = UUID("e2872ba3-95e6-828e-9447-c23b6d8a8478")
     assert event_id(stream, 7) == str(uuid5(_EVENT_ID_NAMESPACE, f"{stream}:7"))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger.application import CreditLedger
+from ledger.application.service import CreditLedger
 from tests.conftest import ORGANISATION, OTHER_PERSON, PERSON, Clock, example, file_of
 
 

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
+from contract.messages import messages_from_store
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue
 from projections.fold import OutOfOrder, fold, fold_all
 from projections.projector import Projector
 from projections.scheduler import scheduled_submissions
 from projections.store import ProjectionStore
 from projections.views import status
-from streams.messages import messages_from_store
 from tests.conftest import ORGANISATION, OTHER_PERSON, PERSON, Clock, example, file_of
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from credit_ledger.query_service import Answer, QueryService, issue_key
-from ledger.access import PUBLIC, Principal
-from ledger.application import CreditLedger
+from contract.messages import messages_from_store
+from ledger.application.queries import Answer, QueryService, issue_key
+from ledger.application.service import CreditLedger
+from ledger.domain.access import PUBLIC, Principal
 from projections.projector import Projector
 from projections.store import ProjectionStore
-from streams.messages import messages_from_store
 from tests.conftest import PERSON, Clock, example, file_of
 
 BANK = "bank-fz-001"

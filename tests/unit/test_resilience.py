@@ -19,10 +19,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from ledger import handlers
-from ledger.application import CreditLedger
-from ledger.catalogue import Catalogue
-from ledger.creditfile import CreditFile
+from ledger.application import handlers
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.creditfile import CreditFile
 from streams.relay import LEDGER_CURSOR, MAX_REQUEST_BYTES, OUTCOMES_CURSOR, KafkaPublisher, Record, Relay
 from tests.conftest import PERSON, SECRET, Clock, example, file_of
 
@@ -37,7 +37,7 @@ def test_a_submission_that_breaks_the_ledger_is_rejected_alone_and_the_rest_go_t
             raise RuntimeError("a bug in one command")
         return real_handle(command, *args)
 
-    monkeypatch.setattr("ledger.application.handle", fragile)
+    monkeypatch.setattr("ledger.application.service.handle", fragile)
     outcomes = ledger.submit_safely(
         [example("file_record"), example("correct_record"), example("raise_objection")]
     )

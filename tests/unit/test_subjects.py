@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ledger.errors import InvalidInput, InvalidSubjectCode, LedgerError
-from ledger.subjects import (
+from ledger.domain.errors import InvalidInput, InvalidSubjectCode, LedgerError
+from ledger.domain.subjects import (
     ORGANISATION_ALPHABET,
     SubjectCode,
     SubjectKind,

@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from ledger import submissions
-from ledger.commands import FileRecord
-from ledger.errors import InvalidInput
+from ledger.application import submissions
+from ledger.domain.commands import FileRecord
+from ledger.domain.errors import InvalidInput
 from tests.conftest import EXAMPLES, example
 
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)

@@ -16,10 +16,11 @@ import orjson
 import pytest
 
 from credit_ledger.generator import SubmissionGenerator
-from ledger.application import CreditLedger
-from ledger.audit import audit
-from ledger.catalogue import Catalogue
-from ledger.checkpoints import (
+from ledger.application.service import CreditLedger
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.integrity import event_id
+from ledger.verification.audit import audit
+from ledger.verification.checkpoints import (
     KEY_FILE,
     KEY_VARIABLE,
     CheckpointLog,
@@ -28,8 +29,7 @@ from ledger.checkpoints import (
     checkpoint_signer,
     configured_signer,
 )
-from ledger.integrity import event_id
-from ledger.merkle import (
+from ledger.verification.merkle import (
     Checkpoint,
     CheckpointSigner,
     generate_seed,
@@ -39,7 +39,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.transparency import LedgerTree, ProofRangeError, UnknownEvent
+from ledger.verification.transparency import LedgerTree, ProofRangeError, UnknownEvent
 from streams.digests import CheckpointPublisher
 from streams.proofs_http import ProofService
 from tests.conftest import SECRET

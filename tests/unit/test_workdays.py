@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.workdays import (
+from ledger.domain.workdays import (
     add_months,
     add_working_days,
     deadline,

@@ -23,15 +23,16 @@ from eventsourcing.persistence import (
 from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 
-from ledger import submissions
-from ledger.catalogue import Catalogue
-from ledger.commands import Command
-from ledger.creditfile import Context, CreditFile
-from ledger.errors import InvalidInput, LedgerError, SubmissionConflict
-from ledger.handlers import handle
-from ledger.integrity import ChainBreak, StoredEventView, event_id, verify_streams
-from ledger.outcomes import ACCEPTED, REJECTED, Outcome, Receipt
-from ledger.queries import QueryRecord
+from ledger.application import submissions
+from ledger.application.handlers import handle
+from ledger.domain.catalogue import Catalogue
+from ledger.domain.commands import Command
+from ledger.domain.creditfile import Context, CreditFile
+from ledger.domain.errors import InvalidInput, LedgerError, SubmissionConflict
+from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verify_streams
+from ledger.domain.outcomes import ACCEPTED, REJECTED, Outcome, Receipt
+from ledger.domain.queries import QueryRecord
+from ledger.domain.subjects import SubjectCode, subject_key
 from ledger.store.recorders import (
     POPOLedgerRecorder,
     SQLiteLedgerRecorder,
@@ -39,7 +40,6 @@ from ledger.store.recorders import (
     register_of,
 )
 from ledger.store.transcoder import OrjsonTranscoder
-from ledger.subjects import SubjectCode, subject_key
 
 log = logging.getLogger(__name__)
 

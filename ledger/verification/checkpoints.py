@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from ledger.merkle import (
+from ledger.verification.merkle import (
     Checkpoint,
     CheckpointSigner,
     generate_seed,

@@ -1,6 +1,6 @@
-"""Standalone auditor: verifies credit-ledger checkpoints and Merkle proofs (stdlib and orjson).
+"""Standalone auditor: verifies credit-ledger checkpoints and Merkle proofs (standard library only).
 
-Copy this one file to any machine with Python 3.11+ and ``orjson``; it imports nothing else.
+Copy this one file to any machine with Python 3.11+; it imports nothing outside the standard library.
 
 What it trusts: only the operator's Ed25519 public key (hex, given with ``--public-key`` and
 obtained out of band). Everything else (checkpoints, proofs, leaves) is treated as hostile.
@@ -20,7 +20,7 @@ What it checks:
   appended between them and rewrote or dropped nothing.
 
 What it cannot check alone: that an ``event_hash`` matches the event's content (that needs the
-event and ``ledger.integrity``), or that the operator shows everyone the same tree: compare
+event and ``ledger.domain.integrity``), or that the operator shows everyone the same tree: compare
 checkpoints with other auditors and demand consistency proofs between them to catch a split view.
 
 Each command prints one verdict line and exits 0 when everything holds, 1 with the reason if not
@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 DOMAIN = b"credit-ledger checkpoint v1\n"
 _sha256 = hashlib.sha256
@@ -180,10 +179,16 @@ _HEX = re.compile(r"[0-9a-f]*")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")  # RFC 3339, UTC
 
 
+def canonical(value: dict[str, Any]) -> bytes:
+    """Sorted-key JSON without spaces, UTF-8 and unescaped: byte for byte what the ledger hashes
+    (orjson with sorted keys) for the strings and integers checkpoints and leaves hold."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def _load(path: str) -> dict[str, Any]:
     try:
-        data = orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
         raise Invalid(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise Invalid(f"{path} does not hold a JSON object")
@@ -231,7 +236,7 @@ def check_checkpoint(path: str, public_key: bytes) -> dict[str, Any]:
         raise Invalid(f"{path}: time must be an RFC 3339 UTC timestamp ending in Z")
     if body["key_id"] != hashlib.sha256(public_key).hexdigest()[:16]:
         raise Invalid(f"{path}: signed by key {body['key_id']}, not by the given public key")
-    message = DOMAIN + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    message = DOMAIN + canonical(body)
     if not ed25519_verify(public_key, message, signature):
         raise Invalid(f"{path}: bad signature: this is not the operator's checkpoint")
     return cp
@@ -250,7 +255,7 @@ def check_inclusion(path: str, cp: dict[str, Any]) -> str:
     index, size = _int(proof, "index", path), _int(proof, "size", path)
     if size != cp["size"]:
         raise Invalid(f"{path}: proof is for a tree of {size}, the checkpoint signs {cp['size']}")
-    data = orjson.dumps(leaf, option=orjson.OPT_SORT_KEYS)  # the leaf's canonical bytes
+    data = canonical(leaf)  # the leaf's canonical bytes
     if not verify_inclusion(leaf_hash(data), index, size, _path(proof, path), bytes.fromhex(cp["root"])):
         raise Invalid(f"{path}: the inclusion proof does not lead to the checkpoint's root")
     return (

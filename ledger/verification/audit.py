@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from ledger.application import CreditLedger
-from ledger.checkpoints import KEY_FILE, KEY_VARIABLE, SourcedCheckpoint, moment
-from ledger.integrity import ChainBreak, StoredEventView, verify_streams
-from ledger.merkle import (
+from ledger.application.service import CreditLedger
+from ledger.domain.integrity import ChainBreak, StoredEventView, verify_streams
+from ledger.verification.checkpoints import KEY_FILE, KEY_VARIABLE, SourcedCheckpoint, moment
+from ledger.verification.merkle import (
     Checkpoint,
     key_id,
     verify_checkpoint,
     verify_consistency,
 )
-from ledger.transparency import PAGE, LedgerTree, event_rows, hash_in_state, stored_event_hash
+from ledger.verification.transparency import PAGE, LedgerTree, event_rows, hash_in_state, stored_event_hash
 
 # --- The audit ----------------------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ def audit(
     """Verify everything the ledger can show: every hash chain, the tree, and every checkpoint.
 
     One pass over the store decodes each event once, checks its stream's chain
-    (``ledger.integrity.verify_streams``, as ``CreditLedger.verify`` does) and appends its leaf.
+    (``ledger.domain.integrity.verify_streams``, as ``CreditLedger.verify`` does) and appends its leaf.
     Then each checkpoint must be well formed, signed by ``public_key`` (hex), no larger than the
     tree and equal to the tree's root at its size; checkpoints of one size must agree; and each
     checkpoint, in time order, must extend the one before (RFC 9162 consistency, proved from the
@@ -111,8 +111,8 @@ def _chains_beside(ledger: CreditLedger, meanwhile: Callable[[], None]) -> list[
 
 def _verify_chains(env: dict[str, str], secret: bytes) -> list[ChainBreak]:
     """In the second process: open the same store and check every chain (the catalogue is not used)."""
-    from ledger.application import CreditLedger as Ledger  # noqa: PLC0415
-    from ledger.catalogue import load_catalogue  # noqa: PLC0415
+    from ledger.application.service import CreditLedger as Ledger  # noqa: PLC0415
+    from ledger.domain.catalogue import load_catalogue  # noqa: PLC0415
 
     mine = Ledger(catalogue=load_catalogue(), secret=secret, env=env)
     try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from ledger.errors import InvalidSubjectCode
+from ledger.domain.errors import InvalidSubjectCode
 
 __all__ = [
     "ORGANISATION_ALPHABET",

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, ProgrammingError, event
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, register_topic
 
-from ledger import integrity
-from ledger.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
-from ledger.records import (
+from ledger.domain import integrity
+from ledger.domain.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
+from ledger.domain.records import (
     EXPIRED,
     REPAIRED,
     REVOKED,
@@ -21,7 +22,7 @@ from ledger.records import (
     RecordState,
     RepairApplication,
 )
-from ledger.workdays import local_date
+from ledger.domain.workdays import local_date
 
 
 class Context:
@@ -742,3 +743,8 @@ class CreditFile(Aggregate):
     ) -> None:
         designation = self.designations[designation_id]
         designation.active, designation.ended_reason, designation.ended_on = False, reason, occurred_at
+
+
+# Events stored before the domain moved into ledger.domain name this module by its old path
+# (their topics are part of what each event's hash covers, so they are never rewritten).
+register_topic("ledger.creditfile", sys.modules[__name__])

@@ -11,11 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.access import PUBLIC, ROLES, SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
-from ledger.application import CreditLedger, utc_now
-from ledger.errors import LedgerError
-from ledger.subjects import parse_subject_code
-from ledger.workdays import local_date
+from ledger.application.service import CreditLedger, utc_now
+from ledger.domain.access import (
+    PUBLIC,
+    ROLES,
+    SELF_INQUIRY,
+    Decision,
+    Principal,
+    decide_endpoint,
+    decide_status,
+)
+from ledger.domain.errors import LedgerError
+from ledger.domain.subjects import parse_subject_code
+from ledger.domain.workdays import local_date
 from projections.anomalies import anomaly_hints
 from projections.asof import status_as_of
 from projections.store import ProjectionStore

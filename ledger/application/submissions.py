@@ -14,11 +14,11 @@ from uuid import UUID
 import jsonschema_rs
 import orjson
 
-from ledger import commands as c
-from ledger.errors import InvalidInput
-from ledger.integrity import canonical_bytes
-from ledger.subjects import SubjectKind, parse_subject_code
-from ledger.workdays import local_date
+from ledger.domain import commands as c
+from ledger.domain.errors import InvalidInput
+from ledger.domain.integrity import canonical_bytes
+from ledger.domain.subjects import SubjectKind, parse_subject_code
+from ledger.domain.workdays import local_date
 
 CLOCK_SKEW = timedelta(minutes=5)
 """How far ``occurred_at`` may lie ahead of the ledger's clock before it is rejected as future."""

@@ -10,8 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ledger.errors import CatalogueError, NotAuthorised, NotInCatalogue
-from ledger.workdays import add_months
+from ledger.domain.errors import CatalogueError, NotAuthorised, NotInCatalogue
+from ledger.domain.workdays import add_months
 
 KINDS = ("adverse", "positive", "neutral", "designation")
 SEVERITIES = ("minor", "general", "serious")

@@ -13,9 +13,9 @@ from uuid import UUID
 
 import orjson
 
-from ledger.application import CreditLedger
-from ledger.integrity import event_id
-from ledger.merkle import (
+from ledger.application.service import CreditLedger
+from ledger.domain.integrity import event_id
+from ledger.verification.merkle import (
     Checkpoint,
     CheckpointSigner,
     MerkleLog,
@@ -72,7 +72,7 @@ def stored_event_hash(state: bytes) -> str:
     """The ``event_hash`` stored in an event's state, read with orjson alone ("" if there is none).
 
     The tree commits to the hash as stored and never recomputes it: whether it matches the
-    event's content is the hash chain's question (``ledger.integrity``), not the tree's.
+    event's content is the hash chain's question (``ledger.domain.integrity``), not the tree's.
     """
     try:
         decoded = orjson.loads(state)
@@ -181,7 +181,7 @@ class LedgerTree:
             return self._positions[start:end]
 
     def index_of_event_id(self, eid: str) -> int:
-        """The leaf index of the event with this event id (``ledger.integrity.event_id``)."""
+        """The leaf index of the event with this event id (``ledger.domain.integrity.event_id``)."""
         try:
             canonical = str(UUID(eid))
         except ValueError:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from ledger.subjects import SubjectCode
+from ledger.domain.subjects import SubjectCode
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ from datetime import date
 from typing import Any, Protocol
 from uuid import UUID
 
-from ledger import commands as c
-from ledger.catalogue import Catalogue, Edition
-from ledger.creditfile import Context, CreditFile
-from ledger.errors import NotAuthorised, NotInCatalogue, RuleViolation, UnknownRecord
-from ledger.records import RecordState
-from ledger.subjects import SubjectCode, SubjectKind
-from ledger.workdays import deadline
+from ledger.domain import commands as c
+from ledger.domain.catalogue import Catalogue, Edition
+from ledger.domain.creditfile import Context, CreditFile
+from ledger.domain.errors import NotAuthorised, NotInCatalogue, RuleViolation, UnknownRecord
+from ledger.domain.records import RecordState
+from ledger.domain.subjects import SubjectCode, SubjectKind
+from ledger.domain.workdays import deadline
 
 # Actions that may open a file for a subject the ledger has not seen yet.
 _OPENERS = (c.FileRecord, c.Designate, c.AddStatement)

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.integrity import canonical_bytes
+from ledger.domain.integrity import canonical_bytes
 
 # RFC 9162 section 2.1.1: a leaf is hashed as SHA-256(0x00 || data) and an interior node as
 # SHA-256(0x01 || left || right), so no leaf can be passed off as a node or the other way round.

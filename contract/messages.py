@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from ledger.integrity import event_id
-from ledger.outcomes import REJECTED, Receipt
+from ledger.domain.integrity import event_id
+from ledger.domain.outcomes import REJECTED, Receipt
 
 LEDGER_MESSAGE_VERSION = 1
 # Event state fields lifted into the message envelope (the rest is the event's body).
@@ -34,7 +34,7 @@ def submission_key(submission: Mapping[str, Any]) -> bytes:
 
 
 def event_type(topic: str) -> str:
-    """``ledger.creditfile:CreditFile.RecordFiled`` -> ``RecordFiled``."""
+    """``ledger.domain.creditfile:CreditFile.RecordFiled`` -> ``RecordFiled``."""
     return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
 
 

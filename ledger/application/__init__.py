@@ -1,0 +1,1 @@
+"""The application: the ledger service, submissions into commands, handlers, the query service, ports."""

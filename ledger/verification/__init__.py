@@ -1,0 +1,1 @@
+"""Verification: the Merkle tree over the ledger's order, signed checkpoints, proofs and the audit."""
