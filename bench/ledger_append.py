@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from credit_ledger.bootstrap import tune_gc
+from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import load_catalogue

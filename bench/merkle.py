@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 import orjson
 
 from auditor import auditor
-from credit_ledger.bootstrap import tune_gc
+from credit_ledger.compose import tune_gc
 from ledger.verification.merkle import CheckpointSigner, MerkleLog, leaf_hash, ledger_leaf
 
 Event = tuple[int, str, int, str]  # position, stream, version, event_hash

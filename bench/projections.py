@@ -32,15 +32,15 @@ from aiokafka import AIOKafkaProducer
 
 from contract import topics
 from contract.messages import ledger_message
-from credit_ledger.bootstrap import tune_gc
+from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import load_catalogue
 from projections.projector import Projector
-from projections.rebuild import rebuild_from_topic
 from projections.store import ProjectionStore
 from streams import admin
 from streams.broker import EmbeddedBroker
+from streams.rebuild import rebuild_from_topic
 
 
 def build_ledger(target: int, subjects: int, path: Path) -> CreditLedger:
@@ -115,7 +115,7 @@ def main() -> int:
 
         store = ProjectionStore(Path(tmp) / "rebuild.sqlite")
         started = time.perf_counter()
-        _, read = rebuild_from_topic(broker.bootstrap, store, idle=1.0, catalogue=catalogue)
+        _, read = rebuild_from_topic(broker.bootstrap, store, catalogue, idle=1.0)
         rebuild = time.perf_counter() - started - 1.0  # the last second is the idle wait that ends the read
         counts = store.counts()
 

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contract import topics
-from credit_ledger.bootstrap import tune_gc
+from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue, load_catalogue

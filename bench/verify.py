@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from credit_ledger.bootstrap import tune_gc
+from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue, load_catalogue

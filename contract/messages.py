@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 import orjson
 
+from ledger.application.ports import LedgerLog
 from ledger.domain.integrity import event_id
 from ledger.domain.outcomes import REJECTED, Receipt
 
@@ -95,25 +97,16 @@ def original_fields(original: bytes | None) -> dict[str, Any]:
         return {"original": base64.b64encode(original).decode(), "original_encoding": "base64"}
 
 
-def messages_from_store(ledger: Any, subject_key: Any | None = None) -> list[dict[str, Any]]:
-    """Ledger messages read straight from the event store: the whole ledger, or one subject's file.
-
-    One subject's events come without their global position (0): the per-subject version orders them.
-    """
-    if subject_key is None:
-        out: list[dict[str, Any]] = []
-        position = 1
-        while True:
-            page = ledger.recorder.select_notifications(position, 5000)
-            if not page:
-                return out
-            for n in page:
-                out.append(_message(n.id, n.originator_id, n.originator_version, n.topic, n.state))
-            position = page[-1].id + 1
-    return [
-        _message(0, s.originator_id, s.originator_version, s.topic, s.state)
-        for s in ledger.recorder.select_events(subject_key)
-    ]
+def messages_from_store(log: LedgerLog, subject_key: UUID | None = None) -> list[dict[str, Any]]:
+    """Ledger messages read straight from the event store: the whole ledger, or one subject's file."""
+    if subject_key is not None:
+        return [_message(*row) for row in log.stream_rows(subject_key)]
+    out: list[dict[str, Any]] = []
+    position = 0
+    while page := log.event_rows(position, 5000):
+        out.extend(_message(*row) for row in page)
+        position = page[-1][0]
+    return out
 
 
 def _message(position: int, stream_id: Any, version: int, topic: str, state: bytes) -> dict[str, Any]:

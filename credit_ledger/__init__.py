@@ -1,3 +1,5 @@
 """Composition root: configuration, wiring and the credit-ledger command line."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("credit-ledger")

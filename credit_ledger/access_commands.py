@@ -14,7 +14,7 @@ from credit_ledger.read_commands import _cli, _service, principal_for
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from ledger.application.queries import issue_key  # noqa: PLC0415
+    from ledger.application.keys import KeyRefused, issue_key  # noqa: PLC0415
 
     service = _service(settings)
     if args.action == "issue":
@@ -23,22 +23,23 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             subject_key = str(service.ledger.key_of(_cli()._code(args.subject, service.ledger)))
         try:
             key_id, key = issue_key(
-                service.store,
+                service.ledger.keys,
                 role=args.role,
                 organisation=args.organisation,
                 label=args.label or args.organisation,
                 subject_key=subject_key,
                 now=datetime.now(UTC),
+                departments=service.catalogue.latest.departments,
             )
-        except ValueError as exc:
+        except KeyRefused as exc:
             raise _cli().UserError(str(exc)) from None
         json_line({"key_id": key_id, "key": key, "role": args.role, "organisation": args.organisation})
         note("store the key now: only its hash is kept, it cannot be shown again")
     elif args.action == "list":
-        for row in service.store.api_keys():
+        for row in service.ledger.keys.api_keys():
             json_line(row)
     else:
-        if not args.key_id or not service.store.revoke_key(args.key_id, datetime.now(UTC).isoformat()):
+        if not args.key_id or not service.ledger.keys.revoke_key(args.key_id, datetime.now(UTC).isoformat()):
             raise _cli().UserError(f"no active key {args.key_id!r}")
         note(f"key {args.key_id} revoked")
     return 0
@@ -85,7 +86,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             "until": args.until,
         },
     )
-    if answer.status != 200:
+    if not answer.ok:
         raise _cli().UserError(answer.body["error"]["message"])
     for row in answer.body["queries"]:
         json_line(row)

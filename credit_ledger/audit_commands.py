@@ -51,7 +51,7 @@ def _replace(sub: Any, name: str) -> None:
 
 @contextmanager
 def _ledger(settings: Settings) -> Iterator[CreditLedger]:
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415 - keep --help fast
+    from credit_ledger.compose import build_ledger  # noqa: PLC0415 - keep --help fast
 
     ledger = build_ledger(settings)
     try:

@@ -188,7 +188,7 @@ def _open(path: str) -> Any:
 
 
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.bootstrap import build_ledger, tune_gc  # noqa: PLC0415 - keep --help fast
+    from credit_ledger.compose import build_ledger, tune_gc  # noqa: PLC0415 - keep --help fast
 
     tune_gc()
     ledger = build_ledger(settings)
@@ -242,7 +242,7 @@ def _code(raw: str, ledger: Any) -> Any:
 
 
 def cmd_file(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
+    from credit_ledger.compose import build_ledger  # noqa: PLC0415
 
     ledger = build_ledger(settings)
     code = _code(args.code, ledger)

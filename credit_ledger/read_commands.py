@@ -75,7 +75,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         channel="cli",
         as_of=moment,
     )
-    if answer.status != 200:
+    if not answer.ok:
         raise cli.UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
     view = answer.body
     if args.json:
@@ -118,7 +118,7 @@ def register_status(sub: Any) -> None:
 
 
 def cmd_lists(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from credit_ledger.compose import projections_target  # noqa: PLC0415
     from projections.store import ProjectionStore  # noqa: PLC0415
 
     store = ProjectionStore(projections_target(settings))
@@ -213,16 +213,18 @@ def register_subscribe(sub: Any) -> None:
 
 
 def cmd_projections(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from credit_ledger.compose import projections_target  # noqa: PLC0415
+    from ledger.domain.catalogue import load_catalogue  # noqa: PLC0415
     from projections.compare import diff_states  # noqa: PLC0415
-    from projections.rebuild import rebuild_from_topic  # noqa: PLC0415
     from projections.store import ProjectionStore  # noqa: PLC0415
+    from streams.rebuild import rebuild_from_topic  # noqa: PLC0415
 
     bootstrap = _cli()._bootstrap(settings)
     into = Path(args.into) if args.into else settings.data_dir / f"rebuild-{int(time.time())}"
     into.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    fresh, events = rebuild_from_topic(bootstrap, ProjectionStore(_fresh_store(into)), settings)
+    catalogue = load_catalogue(settings.catalogue)
+    fresh, events = rebuild_from_topic(bootstrap, ProjectionStore(_fresh_store(into)), catalogue)
     seconds = time.monotonic() - started
     live = ProjectionStore(projections_target(settings))
     diffs = diff_states(live.states(), fresh.states())
@@ -274,12 +276,9 @@ COMMANDS: list[Callable[[Any], None]] = [
 
 
 def _service(settings: Settings) -> Any:
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
-    from credit_ledger.serve import projections_target  # noqa: PLC0415
-    from ledger.application.queries import QueryService  # noqa: PLC0415
-    from projections.store import ProjectionStore  # noqa: PLC0415
+    from credit_ledger.compose import build_ledger, build_query_service, build_store  # noqa: PLC0415
 
-    return QueryService(build_ledger(settings), ProjectionStore(projections_target(settings)))
+    return build_query_service(build_ledger(settings), build_store(settings))
 
 
 def principal_for(service: Any, api_key: str | None) -> Any:
@@ -305,8 +304,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import orjson  # noqa: PLC0415
 
     from contract import topics  # noqa: PLC0415
-    from credit_ledger.bootstrap import build_ledger  # noqa: PLC0415
-    from credit_ledger.serve import projections_target  # noqa: PLC0415
+    from credit_ledger.compose import build_ledger, projections_target  # noqa: PLC0415
     from projections.compare import diff_states  # noqa: PLC0415
     from projections.rebuild import write  # noqa: PLC0415
     from projections.replay import check_recorded_queries, replay  # noqa: PLC0415

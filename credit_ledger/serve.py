@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from contract import topics
-from credit_ledger.bootstrap import build_ledger, tune_gc
+from credit_ledger.compose import build_ledger, build_query_service, build_store, history_of, tune_gc
 from credit_ledger.config import VARIABLES, ConfigError, Settings, ledger_env
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
@@ -167,15 +167,13 @@ def start(settings: Settings, *, http: bool = True) -> Running:
         # A topic that had to be created is empty. The ledger is the durable record, so the relay
         # publishes it again from the start (the embedded broker keeps topics only in memory).
         for topic, cursor in ((topics.LEDGER, LEDGER_CURSOR), (topics.OUTCOMES, OUTCOMES_CURSOR)):
-            if topic in created and ledger.register.relay_position(cursor):
+            if topic in created and ledger.reader.relay_position(cursor):
                 note(f"{topic} was empty: the relay re-publishes it from the ledger")
-                ledger.register.save_relay_position(cursor, 0)
+                ledger.reader.save_relay_position(cursor, 0)
         if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
             note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
         if topics.LIST_CHANGES in created:
-            from projections.store import ProjectionStore  # noqa: PLC0415
-
-            store = ProjectionStore(projections_target(settings))
+            store = build_store(settings)
             store.republish_all()
             store.close()
         stream_settings = StreamSettings(
@@ -191,7 +189,9 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
             health_stall_seconds=settings.health_stall_seconds,
         )
-        app = create_app(stream_settings, ledger, projections_target(settings))
+        read_store = build_store(settings) if http else None
+        queries = build_query_service(ledger, read_store) if read_store is not None else None
+        app = create_app(stream_settings, ledger, read_store=read_store, queries=queries)
     except BaseException:
         ledger.close()
         if broker is not None:
@@ -431,22 +431,11 @@ def relay(settings: Settings) -> int:
     return 0
 
 
-def projections_target(settings: Settings) -> str:
-    """Where the read models live: the configured PostgreSQL database, or a SQLite file."""
-    url = settings.database_url
-    if url and url.startswith(("postgres://", "postgresql://")):
-        return url
-    return str(settings.data_dir / "projections.sqlite")
-
-
 def project(settings: Settings) -> int:
     """`credit-ledger project`: keep the read models current from credit.ledger until SIGTERM/SIGINT."""
     import asyncio  # noqa: PLC0415
-    from uuid import UUID  # noqa: PLC0415
 
-    from contract.messages import messages_from_store  # noqa: PLC0415
     from projections.projector import Projector  # noqa: PLC0415
-    from projections.store import ProjectionStore  # noqa: PLC0415
     from streams.projecting import run_projector_process  # noqa: PLC0415
 
     if not settings.kafka_bootstrap:
@@ -454,8 +443,8 @@ def project(settings: Settings) -> int:
         return 2
     tune_gc()
     ledger = build_ledger(settings)
-    store = ProjectionStore(projections_target(settings))
-    projector = Projector(store, ledger.catalogue, history=lambda key: messages_from_store(ledger, UUID(key)))
+    store = build_store(settings)
+    projector = Projector(store, ledger.catalogue, history=history_of(ledger))
     interval = settings.scheduler_interval
     _log_to_stderr(settings)
 

@@ -36,10 +36,6 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS queries_subject ON queries (subject_key, at)",
     "CREATE INDEX IF NOT EXISTS queries_organisation ON queries (organisation, at)",
     "CREATE INDEX IF NOT EXISTS queries_requester ON queries (requester, at)",
-    # API keys, stored as SHA-256 hashes; a key is shown once, when issued.
-    "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
-    "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
-    "created_at TEXT NOT NULL, revoked_at TEXT)",
 ]
 
 
@@ -297,7 +293,7 @@ class ProjectionStore:
         )
         return [(int(p), bytes(m)) for p, m in cursor.fetchall()]
 
-    # -- the query register and API keys ----------------------------------------------------------
+    # -- the query register ----------------------------------------------------------
 
     def queries(
         self,
@@ -333,63 +329,6 @@ class ProjectionStore:
         cursor = self.conn.cursor()
         cursor.execute(self._sql(sql), params)
         return [orjson.loads(row) for (row,) in cursor.fetchall()]
-
-    def add_key(self, row: Mapping[str, Any]) -> None:
-        with self._transaction() as c:
-            c.execute(
-                self._sql(
-                    "INSERT INTO api_keys (key_id, key_hash, role, organisation, label, subject_key, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                ),
-                (
-                    row["key_id"],
-                    row["key_hash"],
-                    row["role"],
-                    row["organisation"],
-                    row["label"],
-                    row.get("subject_key"),
-                    row["created_at"],
-                ),
-            )
-
-    def key(self, key_id: str) -> dict[str, Any] | None:
-        cursor = self.conn.cursor()
-        cursor.execute(
-            self._sql(
-                "SELECT key_id, key_hash, role, organisation, label, subject_key, created_at, revoked_at "
-                "FROM api_keys WHERE key_id=?"
-            ),
-            (key_id,),
-        )
-        row = cursor.fetchone()
-        columns = (
-            "key_id",
-            "key_hash",
-            "role",
-            "organisation",
-            "label",
-            "subject_key",
-            "created_at",
-            "revoked_at",
-        )
-        return dict(zip(columns, row, strict=True)) if row else None
-
-    def api_keys(self) -> list[dict[str, Any]]:
-        cursor = self.conn.cursor()
-        cursor.execute(
-            "SELECT key_id, role, organisation, label, created_at, revoked_at "
-            "FROM api_keys ORDER BY created_at"
-        )
-        columns = ("key_id", "role", "organisation", "label", "created_at", "revoked_at")
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-    def revoke_key(self, key_id: str, at: str) -> bool:
-        with self._transaction() as c:
-            c.execute(
-                self._sql("UPDATE api_keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL"),
-                (at, key_id),
-            )
-            return bool(c.rowcount)
 
     def counts(self) -> dict[str, int]:
         cursor = self.conn.cursor()

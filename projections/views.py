@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
 from ledger.domain.catalogue import Edition
-from ledger.domain.integrity import canonical_bytes
+from ledger.domain.integrity import content_digest
 from ledger.domain.workdays import add_months
 from projections.fold import State
 
@@ -193,4 +192,4 @@ def due(state: State) -> list[tuple[str, str, str]]:
 
 def view_digest(view: Mapping[str, Any]) -> str:
     """SHA-256 of a status view's canonical bytes: what a query record keeps of what it returned."""
-    return hashlib.sha256(canonical_bytes(dict(view))).hexdigest()
+    return content_digest(dict(view))

@@ -11,7 +11,9 @@ from typing import Any
 import faust
 
 from contract import topics
+from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
+from projections.store import ProjectionStore
 from streams.intake import Intake
 
 log = logging.getLogger(__name__)
@@ -43,21 +45,18 @@ class StreamSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class WorkerParts:
-    """What the HTTP views need from the worker they run in."""
+def create_app(
+    settings: StreamSettings,
+    ledger: CreditLedger,
+    *,
+    read_store: ProjectionStore | None = None,
+    queries: QueryService | None = None,
+) -> faust.App:
+    """One worker's app. Every worker joins one consumer group; partitions spread subjects across them.
 
-    ledger: CreditLedger
-    intake: Intake
-    executor: ThreadPoolExecutor
-    submissions: Any  # the Faust topic of credit.submissions
-    projections: str | None = None  # where the read models live (SQLite path or PostgreSQL URL)
-    data_dir: Path | None = None  # checkpoints and the checkpoint key live here
-    health_stall_seconds: float = 30.0
-
-
-def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str | None = None) -> faust.App:
-    """One worker's app. Every worker joins one consumer group; partitions spread subjects across them."""
+    ``read_store`` and ``queries`` come from the composition root (``credit_ledger.compose``);
+    without them the HTTP API serves submissions, outcomes, health and proofs only.
+    """
     app = faust.App(
         GROUP_ID,
         broker=f"kafka://{settings.bootstrap}",
@@ -95,6 +94,7 @@ def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str 
 
     if settings.http_enabled:
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP
+        from streams.parts import WorkerParts  # noqa: PLC0415
 
         register_views(
             app,
@@ -103,9 +103,10 @@ def create_app(settings: StreamSettings, ledger: CreditLedger, projections: str 
                 intake,
                 executor,
                 submissions,
-                projections,
                 settings.data_dir,
-                settings.health_stall_seconds,
+                read_store=read_store,
+                queries=queries,
+                health_stall_seconds=settings.health_stall_seconds,
             ),
         )
     return app

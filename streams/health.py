@@ -14,16 +14,14 @@ from faust.web import Request, Response, View
 
 from contract import topics
 from ledger.application.service import CreditLedger
-from streams.app import WorkerParts
+from projections.store import ProjectionStore
 from streams.intake import Intake
+from streams.parts import WorkerParts
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, QUERY_RECORDED
 
-ReadStore = Callable[[str], Any]
-"""The worker's one read connection to a projection store, by target (shared with the query API)."""
 
-
-def register_health_view(app: faust.App, parts: WorkerParts, read_store: ReadStore) -> None:
-    health = HealthCheck(parts, parts.health_stall_seconds, read_store)
+def register_health_view(app: faust.App, parts: WorkerParts) -> None:
+    health = HealthCheck(parts, parts.health_stall_seconds)
 
     @app.page("/v1/health")
     class Health(View):
@@ -68,18 +66,15 @@ class LedgerProgress:
         return max(0, self.relayed[LEDGER_CURSOR] - self.projected_up_to)
 
 
-def read_progress(ledger: CreditLedger, projections: str | None, read_store: ReadStore) -> LedgerProgress:
+def read_progress(ledger: CreditLedger, store: ProjectionStore | None) -> LedgerProgress:
     """Every database read health makes; runs on the ledger thread. Raises if the ledger cannot be read."""
     # The relay's positions first: read after them, the heads cannot be behind them.
-    relayed = {cursor: ledger.register.relay_position(cursor) for cursor in RELAY_CURSORS}
-    head = {
-        LEDGER_CURSOR: ledger.recorder.max_notification_id() or 0,  # None or NULL when empty
-        OUTCOMES_CURSOR: ledger.register.last_receipt_position(),
-    }
-    if projections is None:
+    relayed = {cursor: ledger.reader.relay_position(cursor) for cursor in RELAY_CURSORS}
+    head = {LEDGER_CURSOR: ledger.reader.head(), OUTCOMES_CURSOR: ledger.reader.last_receipt_position()}
+    if store is None:
         return LedgerProgress(relayed, head, None)
     try:
-        projected = projected_up_to(ledger, read_store(projections), relayed[LEDGER_CURSOR])
+        projected = projected_up_to(ledger, store, relayed[LEDGER_CURSOR])
     except Exception as exc:  # the read models are not the ledger: report them, keep answering
         return LedgerProgress(relayed, head, None, f"{type(exc).__name__}: {exc}")
     return LedgerProgress(relayed, head, projected)
@@ -111,14 +106,13 @@ def _is_projected(ledger: CreditLedger, store: Any, position: int, relayed: int)
 
     ``relayed`` is the id of an event the relay published, so a search below it always finds one.
     """
-    found = ledger.recorder.select_notifications(position, 1, stop=relayed)
+    found = ledger.reader.event_rows(position - 1, 1, stop=relayed)
     if not found:
         return True  # a gap in the ids up to what was relayed: nothing there to miss
-    event = found[0]
-    key = str(event.originator_id)
-    if event.topic.endswith(QUERY_RECORDED):  # query records are filed in the query register
+    _, key, version, topic, _state = found[0]
+    if topic.endswith(QUERY_RECORDED):  # query records are filed in the query register
         return bool(store.has_query(key))
-    return int(store.subject_version(key)) >= event.originator_version
+    return int(store.subject_version(key)) >= version
 
 
 async def intake_partitions(intake: Intake) -> list[dict[str, int | None]]:
@@ -178,12 +172,10 @@ class HealthCheck:
         self,
         parts: WorkerParts,
         stall_seconds: float,
-        read_store: ReadStore,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.parts = parts
         self.stall_seconds = stall_seconds
-        self.read_store = read_store
         self.clock = clock
         self.relay_watches = {cursor: StallWatch() for cursor in RELAY_CURSORS}
         self.projections_watch = StallWatch()
@@ -196,9 +188,7 @@ class HealthCheck:
         loop = asyncio.get_running_loop()
         try:
             progress = await asyncio.wait_for(
-                loop.run_in_executor(
-                    parts.executor, read_progress, parts.ledger, parts.projections, self.read_store
-                ),
+                loop.run_in_executor(parts.executor, read_progress, parts.ledger, parts.read_store),
                 LEDGER_READ_TIMEOUT,
             )
         except TimeoutError:
@@ -235,7 +225,7 @@ class HealthCheck:
         }
 
     def _projections_figures(self, progress: LedgerProgress) -> dict[str, Any] | None:
-        if self.parts.projections is None:
+        if self.parts.read_store is None:
             return None
         return {"projected_up_to": progress.projected_up_to, "lag": progress.projection_lag}
 

@@ -10,9 +10,9 @@ import orjson
 from faust.web import Request, Response, View
 
 from contract.messages import original_fields, outcome_message, submission_key
-from streams.app import WorkerParts
 from streams.health import register_health_view
 from streams.openapi import openapi_document
+from streams.parts import WorkerParts
 from streams.proofs_http import register_proof_views
 
 MAX_BATCH = 10_000
@@ -126,34 +126,20 @@ def register_views(app: faust.App, parts: WorkerParts) -> None:
             outcomes = [orjson.loads(outcome_message(pos, r)[1]) for pos, r in rows]
             return self.json({"outcomes": outcomes, "next": outcomes[-1]["position"] if outcomes else after})
 
-    register_health_view(app, parts, read_store)
+    register_health_view(app, parts)
 
     @app.page("/v1/openapi.json")
     class OpenAPI(View):
         async def get(self, request: Request) -> Response:
             return self.json(openapi_document())
 
-    if parts.projections is not None:
-        from ledger.application.queries import QueryService  # noqa: PLC0415
+    if parts.queries is not None:
         from streams.queries_http import register_grant_views, register_query_views  # noqa: PLC0415
 
-        service = QueryService(ledger, read_store(parts.projections))
-        register_query_views(app, parts, service)
-        register_grant_views(app, parts, service)
+        register_query_views(app, parts, parts.queries)
+        register_grant_views(app, parts, parts.queries)
 
     register_proof_views(app, parts)
-
-
-_STORES: dict[str, Any] = {}
-
-
-def read_store(target: str) -> Any:
-    """One read connection to the projection store per worker (used on the ledger thread only)."""
-    if target not in _STORES:
-        from projections.store import ProjectionStore  # noqa: PLC0415
-
-        _STORES[target] = ProjectionStore(target)
-    return _STORES[target]
 
 
 def _problem(code: str, field: str, message: str) -> dict[str, Any]:

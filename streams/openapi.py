@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
-from credit_ledger import __version__
 from ledger.application.submissions import submission_schema
 
 
@@ -21,7 +21,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "credit-ledger API",
-            "version": __version__,
+            "version": version("credit-ledger"),
             "description": "Submit credit events and read their outcomes. Every submission ends accepted "
             "(with the ids of the ledger events it produced) or rejected (with a reason).",
         },

@@ -14,10 +14,9 @@ from faust.web import Request, Response, View
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, KeyConfigError, configured_signer
 from ledger.verification.transparency import LedgerTree, ProofRangeError, StoreChanged, UnknownEvent
-from streams.digests import default_data_dir
 
 if TYPE_CHECKING:
-    from streams.app import WorkerParts
+    from streams.parts import WorkerParts
 
 T = TypeVar("T")
 Answer = tuple[int, dict[str, Any]]
@@ -152,21 +151,9 @@ class ProofService:
             return 409, _problem("store_changed", "", str(exc))
 
 
-def _data_dir(app: faust.App, parts: WorkerParts) -> Path:
-    """The worker's data dir: ``parts.data_dir`` if the wiring gives one, else the parent of Faust's.
-
-    ``streams.app.create_app`` puts Faust's files in ``DATA_DIR/faust``; failing both, CREDIT_DATA_DIR.
-    """
-    given = getattr(parts, "data_dir", None)
-    if given is not None:
-        return Path(given)
-    faust_dir = Path(app.conf.datadir)
-    return faust_dir.parent if faust_dir.name == "faust" else default_data_dir()
-
-
 def register_proof_views(app: faust.App, parts: WorkerParts) -> None:
     """Register the read-only /v1/proofs/ views: checkpoints, inclusion, consistency, public key."""
-    service = ProofService(parts.ledger, _data_dir(app, parts))
+    service = ProofService(parts.ledger, parts.data_dir)
 
     def respond(view: View, answer: Answer) -> Response:
         status, body = answer

@@ -12,7 +12,18 @@ from faust.web import Request, Response, View
 
 if TYPE_CHECKING:
     from ledger.application.queries import Answer, QueryService
-    from streams.app import WorkerParts
+    from streams.parts import WorkerParts
+
+
+HTTP_STATUS = {
+    "ok": 200,
+    "invalid": 400,
+    "not_authenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "unavailable": 503,
+}
+"""The query service's outcomes (``ledger.application.queries.OUTCOMES``) as HTTP status codes."""
 
 
 def api_key(request: Request) -> str | None:
@@ -32,7 +43,7 @@ def register_query_views(app: faust.App, parts: WorkerParts, service: QueryServi
         answer: Answer | None = None if principal is None else call(principal)
         if answer is None:
             return 401, {"error": {"code": "invalid_key", "field": "", "message": "the API key is not valid"}}
-        return answer.status, answer.body
+        return HTTP_STATUS[answer.outcome], answer.body
 
     @app.page("/v1/queries/status")
     class Status(View):

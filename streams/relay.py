@@ -32,9 +32,6 @@ Record = tuple[str, bytes, bytes]
 # and returns once the broker has acknowledged every one of them (it raises if any failed).
 Publish = Callable[[Sequence[Record]], Awaitable[None]]
 
-# (position, stream id, version, topic, state) of one stored event.
-EventRow = tuple[int, Any, int, str, bytes]
-
 
 class Relay:
     """Reads the ledger's notification log and submission register after the last position it
@@ -55,11 +52,11 @@ class Relay:
 
     async def _position(self, cursor: str) -> int:
         if cursor not in self._positions:
-            self._positions[cursor] = await self._db(self.ledger.register.relay_position, cursor)
+            self._positions[cursor] = await self._db(self.ledger.reader.relay_position, cursor)
         return self._positions[cursor]
 
     async def _save(self, cursor: str, position: int) -> None:
-        await self._db(self.ledger.register.save_relay_position, cursor, position)
+        await self._db(self.ledger.reader.save_relay_position, cursor, position)
         self._positions[cursor] = position
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -95,20 +92,8 @@ class Relay:
 
     def _event_records(self, position: int) -> tuple[int, list[Record]]:
         """The last position of the page of events after ``position``, and their records."""
-        rows = self._event_rows(position)
+        rows = self.ledger.reader.event_rows(position, self.page)
         return (rows[-1][0] if rows else position), [_event_record(*row) for row in rows]
-
-    def _event_rows(self, position: int) -> list[EventRow]:
-        # Plain tuples where the recorder offers them (SQLite): Notification and UUID objects
-        # cost more than the rest of reading a row.
-        select_rows = getattr(self.ledger.recorder, "select_event_rows", None)
-        if select_rows is not None:
-            rows: list[EventRow] = select_rows(position, self.page)
-            return rows
-        return [
-            (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-            for n in self.ledger.recorder.select_notifications(position + 1, self.page)
-        ]
 
     def _outcome_records(self, position: int) -> tuple[int, int, list[Record]]:
         """The last position of the page of receipts after ``position``, how many there were,

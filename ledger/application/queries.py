@@ -1,88 +1,59 @@
-"""The authorised query path, shared by HTTP and CLI: authenticate, decide, record (fail closed), answer."""
+"""The authorised query path, shared by HTTP and CLI: authenticate, decide, record (fail closed), answer.
+
+Answers are domain outcomes (``ok``, ``invalid``, ``not_authenticated``, ``forbidden``,
+``not_found``, ``unavailable``); the HTTP layer maps them to status codes, the CLI to exit codes.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.application.keys import authenticate
+from ledger.application.ports import ReadModels
 from ledger.application.service import CreditLedger, utc_now
-from ledger.domain.access import (
-    PUBLIC,
-    ROLES,
-    SELF_INQUIRY,
-    Decision,
-    Principal,
-    decide_endpoint,
-    decide_status,
-)
-from ledger.domain.errors import LedgerError
+from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
+from ledger.domain.errors import LedgerError, error_body
+from ledger.domain.integrity import content_digest
 from ledger.domain.subjects import parse_subject_code
 from ledger.domain.workdays import local_date
-from projections.anomalies import anomaly_hints
-from projections.asof import status_as_of
-from projections.store import ProjectionStore
-from projections.views import memberships, status, view_digest
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "clk"
 FREE_REPORTS_PER_YEAR = 2
+
+OK = "ok"
+INVALID = "invalid"
+NOT_AUTHENTICATED = "not_authenticated"
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not_found"
+UNAVAILABLE = "unavailable"
+OUTCOMES = (OK, INVALID, NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND, UNAVAILABLE)
 
 
 @dataclass(frozen=True)
 class Answer:
-    status: int
+    """What the query service answers: an outcome from ``OUTCOMES`` and the body to return."""
+
+    outcome: str
     body: dict[str, Any]
 
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def issue_key(
-    store: ProjectionStore,
-    *,
-    role: str,
-    organisation: str,
-    label: str,
-    subject_key: str | None,
-    now: datetime,
-) -> tuple[str, str]:
-    """A new API key: (key id, the key). Only its hash is stored; the key is shown once."""
-    if role not in ROLES or role == "public":
-        raise ValueError(f"role must be one of {', '.join(r for r in ROLES if r != 'public')}, got {role!r}")
-    if (role == "subject") != (subject_key is not None):
-        raise ValueError("a key for role 'subject' names the subject (and only such a key does)")
-    key_id = secrets.token_hex(6)
-    key = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(24)}"
-    store.add_key(
-        {
-            "key_id": key_id,
-            "key_hash": hash_key(key),
-            "role": role,
-            "organisation": organisation,
-            "label": label,
-            "subject_key": subject_key,
-            "created_at": now.isoformat(),
-        }
-    )
-    return key_id, key
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK
 
 
 class QueryService:
     """Every answer carrying credit data, or refusing to, is recorded in the ledger first."""
 
     def __init__(
-        self, ledger: CreditLedger, store: ProjectionStore, *, clock: Callable[[], datetime] = utc_now
+        self, ledger: CreditLedger, views: ReadModels, *, clock: Callable[[], datetime] = utc_now
     ) -> None:
         self.ledger = ledger
-        self.store = store
+        self.views = views
         self.catalogue = ledger.catalogue
         self.clock = clock
 
@@ -90,22 +61,14 @@ class QueryService:
 
     def authenticate(self, api_key: str | None) -> Principal | None:
         """The caller's principal; the public without a key; None for a key that is not valid."""
-        if not api_key:
-            return PUBLIC
-        parts = api_key.split("_", 2)
-        if len(parts) != 3 or parts[0] != KEY_PREFIX:
-            return None
-        row = self.store.key(parts[1])
-        if row is None or row["revoked_at"] or not hmac.compare_digest(row["key_hash"], hash_key(api_key)):
-            return None
-        return Principal(f"key:{row['key_id']}", row["role"], row["organisation"], row["subject_key"])
+        return authenticate(self.ledger.keys, api_key)
 
     # -- recording -------------------------------------------------------------------------
 
     def _record(
         self, principal: Principal, endpoint: str, decision: Decision, **fields: Any
     ) -> Answer | None:
-        """Write the query record; an Answer (503) if it cannot be written, so nothing is returned."""
+        """Write the query record; an Answer (unavailable) if it cannot be written, so nothing is returned."""
         record = {
             **principal.audit_fields(),
             "endpoint": endpoint,
@@ -119,14 +82,16 @@ class QueryService:
         except Exception:
             log.exception("a %s query could not be recorded; it was refused and returned nothing", endpoint)
             return Answer(
-                503,
-                _error("audit_unavailable", "", "the query could not be recorded, so nothing is returned"),
+                UNAVAILABLE,
+                error_body(
+                    "audit_unavailable", "", "the query could not be recorded, so nothing is returned"
+                ),
             )
         return None
 
     def _refused(self, decision: Decision) -> Answer:
-        status_code = 401 if decision.code == "not_authenticated" else 403
-        return Answer(status_code, _error(decision.code, "", decision.reason))
+        outcome = NOT_AUTHENTICATED if decision.code == "not_authenticated" else FORBIDDEN
+        return Answer(outcome, error_body(decision.code, "", decision.reason))
 
     # -- a subject's status ------------------------------------------------------------------
 
@@ -156,9 +121,9 @@ class QueryService:
             decision = Decision.refuse(exc.code, exc.message)
             return self._record(
                 principal, "status", decision, subject_key=None, returned=[], **request
-            ) or Answer(400, _error(exc.code, exc.field, exc.message))
+            ) or Answer(INVALID, error_body(exc.code, exc.field, exc.message))
         key = str(self.ledger.key_of(subject))
-        state = self.store.state(key)
+        state = self.views.subject(key)
         decision = decide_status(
             principal,
             subject_key=key,
@@ -173,23 +138,22 @@ class QueryService:
         view = None
         if decision.allowed:
             if as_of is not None:
-                view = status_as_of(self.ledger, self.ledger.key_of(subject), as_of, self.catalogue)
+                view = self.views.status_as_of(key, as_of)
             elif state is not None:
-                view = status(state, today, self.catalogue.edition_at(today))
+                view = self.views.status(key, today, state=state)
         returned = ["status"] if view else []
         if view:  # so an auditor's replay can recompute exactly this answer and compare
             request["ledger_version"] = view["ledger_version"]
-            request["view_digest"] = view_digest(view)
+            request["view_digest"] = content_digest(view)
         failed = self._record(principal, "status", decision, subject_key=key, returned=returned, **request)
         if failed:
             return failed
         if not decision.allowed:
             return self._refused(decision)
         if view is None:
-            return Answer(
-                404, _error("no_file", "subject.id", f"there is no credit file for {subject.masked}")
-            )
-        return Answer(200, view)
+            message = f"there is no credit file for {subject.masked}"
+            return Answer(NOT_FOUND, error_body("no_file", "subject.id", message))
+        return Answer(OK, view)
 
     # -- the subject's own -------------------------------------------------------------------
 
@@ -203,35 +167,34 @@ class QueryService:
                 decision
             )
         today = local_date(self.clock())
-        state = self.store.state(key)
         body: dict[str, Any] = {}
-        if what in ("status", "report") and state is not None:
-            body["status"] = status(state, today, self.catalogue.edition_at(today))
+        if what in ("status", "report") and (view := self.views.status(key, today)) is not None:
+            body["status"] = view
         if what in ("queries", "report"):
             since = f"{today.year - 2}-{today.month:02d}-{today.day:02d}"  # two years, as credit bureaus show
             body["queries"] = [
-                _as_seen_by_subject(q) for q in self.store.queries(subject_key=key, since=since)
+                _as_seen_by_subject(q) for q in self.views.queries(subject_key=key, since=since)
             ]
         if what == "report":
             year_start = f"{today.year}-01-01"
-            used = len(self.store.queries(subject_key=key, endpoint="me.report", since=year_start)) + 1
+            used = len(self.views.queries(subject_key=key, endpoint="me.report", since=year_start)) + 1
             body["report"] = {
                 "number_this_year": used,
                 "free": used <= FREE_REPORTS_PER_YEAR,
                 "free_per_year": FREE_REPORTS_PER_YEAR,
             }
-            body["lists"] = memberships(state, today) if state else {}
+            body["lists"] = self.views.memberships(key, today)
         returned = sorted(body)
         failed = self._record(
             principal, endpoint, decision, subject_key=key, returned=returned, purpose=SELF_INQUIRY
         )
-        return failed or Answer(200, body)
+        return failed or Answer(OK, body)
 
     # -- lists -------------------------------------------------------------------------------
 
     def lists(self, principal: Principal, list_name: str, filters: Mapping[str, str | None]) -> Answer:
         decision = decide_endpoint(principal, "lists")
-        rows = self.store.members(list_name, **filters) if decision.allowed else []
+        rows = self.views.members(list_name, **filters) if decision.allowed else []
         if principal.role == "public":  # the public form: masked code and name, no linkable key
             rows = [{k: v for k, v in row.items() if k != "subject_key"} for row in rows]
         failed = self._record(
@@ -244,7 +207,7 @@ class QueryService:
         )
         if failed:
             return failed
-        return Answer(200, {"list": list_name, "count": len(rows), "entries": rows})
+        return Answer(OK, {"list": list_name, "count": len(rows), "entries": rows})
 
     # -- auditors ------------------------------------------------------------------------------
 
@@ -257,10 +220,10 @@ class QueryService:
                 principal, "audit.queries", decision, subject_key=None, returned=[]
             ) or self._refused(decision)
         wanted: dict[str, Any] = {k: v for k, v in filters.items() if v}
-        rows = self.store.queries(**wanted)
+        rows = self.views.queries(**wanted)
         body: dict[str, Any] = {"count": len(rows), "queries": rows}
         if anomalies:
-            body["hints"] = anomaly_hints(rows, acted=self._acted_by(rows))
+            body["hints"] = self.views.anomaly_hints(rows)
         failed = self._record(
             principal,
             "audit.queries",
@@ -269,26 +232,9 @@ class QueryService:
             returned=sorted(body),
             filters={k: v for k, v in filters.items() if v},
         )
-        return failed or Answer(200, body)
-
-    def _acted_by(self, rows: list[dict[str, Any]]) -> Callable[[str, str, str], bool]:
-        """Did an organisation file anything on a subject after a time? Each file is read once."""
-        states = self.store.load({q["subject_key"] for q in rows if q.get("subject_key")})
-
-        def acted(subject_key: str, organisation: str, after: str) -> bool:
-            loaded = states.get(subject_key)
-            if loaded is None:
-                return False
-            records = loaded[0]["records"].values()
-            return any(r["provider"] == organisation and (r["filed_at"] or "") > after for r in records)
-
-        return acted
+        return failed or Answer(OK, body)
 
 
 def _as_seen_by_subject(q: Mapping[str, Any]) -> dict[str, Any]:
     """What a subject sees of a query about them: who (organisation, role), when, why, the outcome."""
     return {k: q.get(k) for k in ("at", "organisation", "role", "purpose", "basis", "outcome", "returned")}
-
-
-def _error(code: str, field: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "field": field, "message": message}}

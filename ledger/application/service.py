@@ -25,6 +25,7 @@ from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.application import submissions
 from ledger.application.handlers import handle
+from ledger.application.ports import EventRow, KeyStore, LedgerLog, SubmissionRegister
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.commands import Command
 from ledger.domain.creditfile import Context, CreditFile
@@ -33,12 +34,7 @@ from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verif
 from ledger.domain.outcomes import ACCEPTED, REJECTED, Outcome, Receipt
 from ledger.domain.queries import QueryRecord
 from ledger.domain.subjects import SubjectCode, subject_key
-from ledger.store.recorders import (
-    POPOLedgerRecorder,
-    SQLiteLedgerRecorder,
-    SubmissionRegister,
-    register_of,
-)
+from ledger.store.recorders import POPOLedgerRecorder, SQLiteLedgerRecorder
 from ledger.store.transcoder import OrjsonTranscoder
 
 log = logging.getLogger(__name__)
@@ -177,7 +173,10 @@ class CreditLedger(Application[UUID]):
         self.clock = clock
         self._keys: dict[SubjectCode, UUID] = {}
         super().__init__(env)
-        self.register: SubmissionRegister = register_of(self.recorder)
+        self.register: SubmissionRegister = _port(self.recorder, SubmissionRegister)
+        self.reader: LedgerLog = _port(self.recorder, LedgerLog)
+        """The read port: the only way code outside the application reads the ledger's log."""
+        self.keys: KeyStore = _port(self.recorder, KeyStore)
 
     # -- infrastructure -----------------------------------------------------------------
 
@@ -476,44 +475,37 @@ class CreditLedger(Application[UUID]):
     def receipts_after(
         self, position: int, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, Receipt]]:
-        return self.register.receipts_after(position, department=department, limit=limit)
+        return self.reader.receipts_after(position, department=department, limit=limit)
 
     # -- integrity -----------------------------------------------------------------------
 
     def stored_events(self, start: int = 1, *, page: int = 5000) -> Iterator[StoredEventView]:
         """Every stored event in ledger order, decoded for verification (never upcast)."""
         transcoder = self.mapper.transcoder
-        rows = getattr(self.recorder, "select_event_rows", None)
-        position = start
-        while True:
-            if rows is not None:  # plain tuples where the recorder offers them (SQLite)
-                page_rows = rows(position - 1, page)
-                if not page_rows:
-                    return
-                for _position, stream, version, topic, state in page_rows:
-                    yield _view(transcoder, stream, version, topic, state)
-                position = page_rows[-1][0] + 1
-                continue
-            batch = self.recorder.select_notifications(position, page)
-            if not batch:
-                return
-            for n in batch:
-                yield _view(transcoder, n.originator_id, n.originator_version, n.topic, n.state)
-            position = batch[-1].id + 1
+        position = start - 1
+        while rows := self.reader.event_rows(position, page):
+            for row in rows:
+                yield _view(transcoder, row)
+            position = rows[-1][0]
 
     def verify(self, key: UUID | None = None) -> list[ChainBreak]:
         """Recompute hash chains (one subject's, or every subject's); return the first break of each."""
         if key is None:
             return verify_streams(self.stored_events())
         transcoder = self.mapper.transcoder
-        views = (
-            _view(transcoder, s.originator_id, s.originator_version, s.topic, s.state)
-            for s in self.recorder.select_events(key)
-        )
-        return verify_streams(views)
+        return verify_streams(_view(transcoder, row) for row in self.reader.stream_rows(key))
 
 
-def _view(transcoder: Transcoder, stream: Any, version: int, topic: str, state: bytes) -> StoredEventView:
+def _port(recorder: Any, port: type[Any]) -> Any:
+    """The recorder as one of the application's ports, refused at start-up if it lacks it."""
+    if not isinstance(recorder, port):
+        msg = f"{type(recorder).__name__} does not implement {port.__name__}"
+        raise TypeError(msg)
+    return recorder
+
+
+def _view(transcoder: Transcoder, row: EventRow) -> StoredEventView:
+    _position, stream, version, topic, state = row
     try:
         decoded = transcoder.decode(state)
     except Exception as exc:  # any corruption of the stored bytes is reported, not raised

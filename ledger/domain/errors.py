@@ -76,3 +76,8 @@ class SubmissionConflict(LedgerError):
     """The same submission id was used before with different content."""
 
     code = "submission_conflict"
+
+
+def error_body(code: str, field: str, message: str) -> dict[str, dict[str, str]]:
+    """The one shape of every refusal the platform answers with: ``{"error": {code, field, message}}``."""
+    return {"error": {"code": code, "field": field, "message": message}}

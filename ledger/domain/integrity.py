@@ -35,6 +35,11 @@ def canonical_bytes(value: Any) -> bytes:
     return orjson.dumps(value, default=_canonical_default, option=_CANONICAL)
 
 
+def content_digest(value: Any) -> str:
+    """SHA-256 hex of a value's canonical bytes: what a record keeps of a view it returned."""
+    return hashlib.sha256(canonical_bytes(value)).hexdigest()
+
+
 def event_hash(stream_id: UUID | str, version: int, topic: str, state: Mapping[str, Any]) -> str:
     """SHA-256 of one event as stored: its stream, version, type and state (minus its own hash)."""
     body = {k: v for k, v in state.items() if k != HASH_FIELD}

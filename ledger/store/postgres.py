@@ -25,7 +25,14 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.domain.outcomes import Receipt
-from ledger.store.recorders import RECEIPT_COLUMNS, _receipt, _row, check_read_versions
+from ledger.store.rows import (
+    API_KEY_COLUMNS,
+    RECEIPT_COLUMNS,
+    EventRow,
+    check_read_versions,
+    receipt_from_row,
+    receipt_row,
+)
 
 RECEIPTS_TABLE = "submission_receipts"
 
@@ -105,6 +112,37 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT originator_id, max(originator_version) AS version FROM {schema}.{table} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(schema=schema, table=Identifier(self.events_table_name))
+        keys = Identifier("api_keys")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} (key_id text PRIMARY KEY, "
+                "key_hash text NOT NULL, role text NOT NULL, organisation text NOT NULL, "
+                "label text NOT NULL, subject_key text, "
+                "created_at text NOT NULL, revoked_at text)"
+            ).format(schema=schema, table=keys)
+        )
+        columns = SQL(", ").join(Identifier(c) for c in API_KEY_COLUMNS)
+        self.insert_key_statement = SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})").format(
+            schema=schema,
+            table=keys,
+            columns=columns,
+            marks=SQL(", ").join([SQL("%s")] * len(API_KEY_COLUMNS)),
+        )
+        self.select_key_statement = SQL("SELECT {columns} FROM {schema}.{table}").format(
+            schema=schema, table=keys, columns=columns
+        )
+        self.revoke_key_statement = SQL(
+            "UPDATE {schema}.{table} SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL"
+        ).format(schema=schema, table=keys)
+        events = Identifier(self.events_table_name)
+        self.event_rows_statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, table=events)
+        self.stream_rows_statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema=schema, table=events)
         self.receipts_after_statement = SQL(
             "SELECT position, " + RECEIPT_COLUMNS + " FROM {schema}.{table} WHERE position > %s"
         ).format(schema=schema, table=table)
@@ -131,7 +169,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 {row["originator_id"]: row["version"] for row in curs.fetchall()}, read_versions
             )
         if receipts:
-            curs.executemany(self.insert_receipts_statement, [_row(r) for r in receipts])
+            curs.executemany(self.insert_receipts_statement, [receipt_row(r) for r in receipts])
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def last_receipt_position(self) -> int:
@@ -175,7 +213,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
             c.execute(self.select_receipts_statement, (departments, submission_ids))
             for row in c.fetchall():
-                receipt = _receipt(row)
+                receipt = receipt_from_row(row)
                 found[receipt.key] = receipt
         return found
 
@@ -192,7 +230,50 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
             c.execute(statement, params)
-            return [(row[0], _receipt(row[1:])) for row in c.fetchall()]
+            return [(row[0], receipt_from_row(row[1:])) for row in c.fetchall()]
+
+    # -- the read port ---------------------------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.event_rows_statement, (after, 2**62 if stop is None else stop, limit))
+            return [(r[0], str(r[1]), r[2], r[3], bytes(r[4])) for r in c.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def stream_rows(self, stream_id: UUID) -> list[EventRow]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.stream_rows_statement, (stream_id,))
+            return [(r[0], str(r[1]), r[2], r[3], bytes(r[4])) for r in c.fetchall()]
+
+    def head(self) -> int:
+        return self.max_notification_id() or 0  # None while the table is empty
+
+    # -- API keys -------------------------------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def add_key(self, row: Mapping[str, Any]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.insert_key_statement, [row.get(column) for column in API_KEY_COLUMNS])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def key(self, key_id: str) -> dict[str, Any] | None:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.select_key_statement + SQL(" WHERE key_id = %s"), (key_id,))
+            row = c.fetchone()
+        return dict(zip(API_KEY_COLUMNS, row, strict=True)) if row else None
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def api_keys(self) -> list[dict[str, Any]]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.select_key_statement + SQL(" ORDER BY created_at, key_id"))
+            return [dict(zip(API_KEY_COLUMNS, row, strict=True)) for row in c.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def revoke_key(self, key_id: str, at: str) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.revoke_key_statement, (at, key_id))
+            return bool(c.rowcount)
 
 
 def construct(factory: InfrastructureFactory[Any]) -> PostgresLedgerRecorder:

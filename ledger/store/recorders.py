@@ -1,99 +1,31 @@
-"""Application recorders that also keep the submission register, in the same transaction as events."""
+"""SQLite and in-memory recorders: events, the submission register and API keys, read by position.
+
+Both implement the application's ports (``ledger.application.ports``): the submission register
+written in the events' transaction, the read port ``LedgerLog`` and the ``KeyStore``. The
+PostgreSQL recorder (``ledger.store.postgres``) implements the same; ``tests/contract`` holds
+all three to one suite.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from uuid import UUID
 
-import orjson
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.domain.outcomes import Receipt
-
-RECEIPT_COLUMNS = (
-    "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original"
+from ledger.store.rows import (
+    API_KEY_COLUMNS,
+    RECEIPT_COLUMNS,
+    EventRow,
+    check_read_versions,
+    dashed,
+    receipt_from_row,
+    receipt_row,
 )
-
-
-@runtime_checkable
-class SubmissionRegister(Protocol):
-    """Where receipts live: written with the events they produced, read to answer re-sends."""
-
-    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]: ...
-
-    def receipts_after(
-        self, position: int, *, department: str | None = None, limit: int = 1000
-    ) -> list[tuple[int, Receipt]]: ...
-
-    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
-
-    def last_receipt_position(self) -> int: ...
-
-    def relay_position(self, name: str) -> int: ...
-
-    def save_relay_position(self, name: str, position: int) -> None: ...
-
-
-class StaleRead(IntegrityError):
-    """A file a batch decided on without changing it had changed before the batch committed.
-
-    Another writer appended to it (with several workers, the platform's own commands for a subject
-    can reach a different worker than the departments' submissions about it). A file the batch
-    *did* change is protected by the unique (stream, version) key; a rejection or a no-op decided
-    on a stale copy is caught by this check instead. Like a version conflict, the batch is rolled
-    back and retried with fresh files.
-    """
-
-
-def check_read_versions(current: Mapping[UUID, int], read: Mapping[UUID, int]) -> None:
-    """Raise StaleRead unless every file is still at the version the batch read (0 = no file)."""
-    stale = [
-        (key, version, current.get(key, 0)) for key, version in read.items() if current.get(key, 0) != version
-    ]
-    if stale:
-        key, was, now = stale[0]
-        msg = (
-            f"{len(stale)} file(s) changed after the batch read them "
-            f"(first: {key}, read at version {was}, now at {now})"
-        )
-        raise StaleRead(msg)
-
-
-def _dashed(hex_id: str) -> str:
-    """A stored 32-hex-digit id in the canonical dashed form str(UUID) gives."""
-    h = hex_id.replace("-", "")
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _row(r: Receipt) -> tuple[Any, ...]:
-    return (
-        r.department,
-        r.submission_id,
-        r.digest,
-        r.status,
-        r.subject_key,
-        orjson.dumps(list(r.events)),
-        orjson.dumps(r.reason) if r.reason is not None else None,
-        r.recorded_at,
-        r.original,
-    )
-
-
-def _receipt(row: Sequence[Any]) -> Receipt:
-    return Receipt(
-        department=row[0],
-        submission_id=row[1],
-        digest=row[2],
-        status=row[3],
-        subject_key=row[4],
-        events=tuple(orjson.loads(row[5])),
-        reason=orjson.loads(row[6]) if row[6] is not None else None,
-        recorded_at=row[7],
-        original=bytes(row[8]) if row[8] is not None else None,
-    )
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -110,6 +42,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         statements.append(
             "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
+        )
+        statements.append(
+            "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
+            "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
+            "created_at TEXT NOT NULL, revoked_at TEXT)"
         )
         return statements
 
@@ -162,7 +99,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         if receipts:
             c.executemany(
                 f"INSERT INTO submission_receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-                [_row(r) for r in receipts],
+                [receipt_row(r) for r in receipts],
             )
         if read_versions:
             # After the inserts: this transaction now holds SQLite's write lock, so what it reads
@@ -182,17 +119,31 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             current.update((UUID(row[0]), row[1]) for row in c.fetchall())
         return current
 
-    def select_event_rows(self, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+    def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
         """(position, stream id, version, topic, state) in ledger order, as plain tuples: a full
         verification reads every event, and Notification and UUID objects cost more than the hash."""
+        bound = "" if stop is None else " AND rowid <= ?"
+        params = (after, limit) if stop is None else (after, stop, limit)
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 "SELECT rowid, originator_id, originator_version, topic, state "
                 f"FROM {self.events_table_name} "
-                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (after, limit),
+                f"WHERE rowid > ?{bound} ORDER BY rowid LIMIT ?",
+                params,
             )
-            return [(row[0], _dashed(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+            return [(row[0], dashed(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+
+    def stream_rows(self, stream_id: UUID) -> list[EventRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id = ? ORDER BY originator_version",
+                (stream_id.hex,),
+            )
+            return [(row[0], dashed(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+
+    def head(self) -> int:
+        return self.max_notification_id() or 0  # None while the table is empty
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
         """Which of these aggregates have events: one query per 500 ids instead of one miss each."""
@@ -224,7 +175,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                         [department, *chunk],
                     )
                     for row in c.fetchall():
-                        receipt = _receipt(tuple(row))
+                        receipt = receipt_from_row(tuple(row))
                         found[receipt.key] = receipt
         return found
 
@@ -240,7 +191,32 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
             c.execute(sql, params)
-            return [(row[0], _receipt(tuple(row)[1:])) for row in c.fetchall()]
+            return [(row[0], receipt_from_row(tuple(row)[1:])) for row in c.fetchall()]
+
+    # -- API keys -------------------------------------------------------------------------------
+
+    def add_key(self, row: Mapping[str, Any]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"INSERT INTO api_keys ({', '.join(API_KEY_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [row.get(column) for column in API_KEY_COLUMNS],
+            )
+
+    def key(self, key_id: str) -> dict[str, Any] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys WHERE key_id=?", (key_id,))
+            row = c.fetchone()
+        return dict(zip(API_KEY_COLUMNS, tuple(row), strict=True)) if row else None
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys ORDER BY created_at, key_id")
+            return [dict(zip(API_KEY_COLUMNS, tuple(row), strict=True)) for row in c.fetchall()]
+
+    def revoke_key(self, key_id: str, at: str) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("UPDATE api_keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL", (at, key_id))
+            return bool(c.sqlite_cursor.rowcount)  # SQLiteCursor wraps the sqlite3 cursor
 
 
 class POPOLedgerRecorder(POPOApplicationRecorder):
@@ -250,6 +226,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         super().__init__()
         self._receipts: dict[tuple[str, str], tuple[int, Receipt]] = {}
         self._relay_positions: dict[str, int] = {}
+        self._keys: dict[str, dict[str, Any]] = {}
 
     def last_receipt_position(self) -> int:
         with self._database_lock:
@@ -298,9 +275,41 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         rows = [(p, r) for p, r in rows if p > position and department in (None, r.department)]
         return rows[:limit]
 
+    def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
+        return [
+            (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+            for n in self.select_notifications(after + 1, limit, stop=stop)
+        ]
 
-def register_of(recorder: ApplicationRecorder) -> SubmissionRegister:
-    if not isinstance(recorder, SubmissionRegister):
-        msg = f"{type(recorder).__name__} keeps no submission register"
-        raise TypeError(msg)
-    return recorder
+    def stream_rows(self, stream_id: UUID) -> list[EventRow]:
+        with self._database_lock:
+            index = self._stored_events_index.get(str(stream_id), {})
+            return [
+                (i + 1, str(stream_id), version, self._stored_events[i].topic, self._stored_events[i].state)
+                for version, i in sorted(index.items())
+            ]
+
+    def head(self) -> int:
+        return self.max_notification_id() or 0
+
+    def add_key(self, row: Mapping[str, Any]) -> None:
+        with self._database_lock:
+            if row["key_id"] in self._keys:
+                msg = f"key {row['key_id']} exists"
+                raise ValueError(msg)
+            self._keys[row["key_id"]] = {column: row.get(column) for column in API_KEY_COLUMNS}
+
+    def key(self, key_id: str) -> dict[str, Any] | None:
+        found = self._keys.get(key_id)
+        return dict(found) if found else None
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        return sorted((dict(k) for k in self._keys.values()), key=lambda k: (k["created_at"], k["key_id"]))
+
+    def revoke_key(self, key_id: str, at: str) -> bool:
+        with self._database_lock:
+            found = self._keys.get(key_id)
+            if found is None or found["revoked_at"]:
+                return False
+            found["revoked_at"] = at
+            return True

@@ -20,7 +20,7 @@ from ledger.verification.merkle import (
     verify_checkpoint,
     verify_consistency,
 )
-from ledger.verification.transparency import PAGE, LedgerTree, event_rows, hash_in_state, stored_event_hash
+from ledger.verification.transparency import PAGE, LedgerTree, hash_in_state, stored_event_hash
 
 # --- The audit ----------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def _ordered_rows(
     """Every stored event's row in ledger order, noting any position that does not increase."""
     last = 0
     while True:
-        batch = event_rows(ledger, last, page)
+        batch = ledger.reader.event_rows(last, page)
         if not batch:
             return
         for row in batch:
@@ -177,24 +177,23 @@ def _chain_problems(ledger: CreditLedger, breaks: list[ChainBreak], page: int) -
     found: dict[str, int] = {}
     last = 0
     while len(found) < len(wanted):
-        batch = ledger.recorder.select_notifications(last + 1, page)
+        batch = ledger.reader.event_rows(last, page)
         if not batch:
             break
-        for n in batch:
-            stream = str(n.originator_id)
+        for position, stream, stored_version, _topic, _state in batch:
             version = wanted.get(stream)
-            if version is not None and stream not in found and n.originator_version >= version:
-                found[stream] = n.id
-        last = batch[-1].id
+            if version is not None and stream not in found and stored_version >= version:
+                found[stream] = position
+        last = batch[-1][0]
     problems = []
     for b in breaks:
-        position = found.get(b.stream_id)
-        where = f" (position {position})" if position is not None else ""
+        at = found.get(b.stream_id)
+        where = f" (position {at})" if at is not None else ""
         problems.append(
             Problem(
                 "chain",
                 f"stream {b.stream_id} version {b.version}{where}: {b.problem}",
-                {"stream": b.stream_id, "version": b.version, "position": position, "detail": b.problem},
+                {"stream": b.stream_id, "version": b.version, "position": at, "detail": b.problem},
             )
         )
     return problems

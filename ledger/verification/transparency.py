@@ -147,7 +147,7 @@ class LedgerTree:
             appended = 0
             while limit is None or appended < limit:
                 want = self.page if limit is None else min(self.page, limit - appended)
-                batch = event_rows(self.ledger, self.last_position, want)
+                batch = self.ledger.reader.event_rows(self.last_position, want)
                 for position, stream, version, _topic, state in batch:
                     if position <= self.last_position:
                         msg = f"the store returned position {position} after {self.last_position}"
@@ -214,12 +214,12 @@ class LedgerTree:
         """The leaf at ``index``, read back from the store and checked against the tree."""
         with self._lock:
             position = self.position_at(index)
-            batch = self.ledger.recorder.select_notifications(position, 1)
-            if not batch or batch[0].id != position:
+            batch = self.ledger.reader.event_rows(position - 1, 1)
+            if not batch or batch[0][0] != position:
                 msg = f"the event at position {position} (leaf {index}) is no longer in the store"
                 raise StoreChanged(msg)
-            n = batch[0]
-            leaf = Leaf(position, str(n.originator_id), n.originator_version, stored_event_hash(n.state))
+            _, stream, version, _topic, state = batch[0]
+            leaf = Leaf(position, stream, version, stored_event_hash(state))
             if leaf_hash(leaf.data()) != self.log.leaf_hash_at(index):
                 msg = f"the event at position {position} (leaf {index}) changed since the tree was built"
                 raise StoreChanged(msg)
@@ -290,26 +290,14 @@ class LedgerTree:
             ids: array[int] = array("Q")
             while len(ids) < self.size:
                 want = min(self.page, self.size - len(ids))
-                batch = self.ledger.recorder.select_notifications(self._positions[len(ids)], want)
+                batch = self.ledger.reader.event_rows(self._positions[len(ids)] - 1, want)
                 if not batch:
                     msg = f"the store holds fewer events than the tree's {self.size}"
                     raise StoreChanged(msg)
-                for n in batch[:want]:
-                    if n.id != self._positions[len(ids)]:
+                for position, stream, version, _topic, _state in batch[:want]:
+                    if position != self._positions[len(ids)]:
                         msg = f"position {self._positions[len(ids)]} is no longer in the store"
                         raise StoreChanged(msg)
-                    ids.append(_id_key(event_id(n.originator_id, n.originator_version)))
+                    ids.append(_id_key(event_id(stream, version)))
             self._ids = ids
         return self._ids
-
-
-def event_rows(ledger: CreditLedger, after: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
-    """(position, stream, version, topic, state) after ``after``, as plain tuples where the store can."""
-    rows = getattr(ledger.recorder, "select_event_rows", None)
-    if rows is not None:
-        result: list[tuple[int, str, int, str, bytes]] = rows(after, limit)
-        return result
-    return [
-        (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
-        for n in ledger.recorder.select_notifications(after + 1, limit)
-    ]

@@ -18,8 +18,8 @@ import pytest
 from kafka import KafkaProducer
 
 from contract.topics import TopicSpec
-from credit_ledger.bootstrap import build_ledger
 from credit_ledger.cli import main
+from credit_ledger.compose import build_ledger
 from credit_ledger.config import Settings
 from credit_ledger.generator import SubmissionGenerator
 from ledger.domain.catalogue import Catalogue

@@ -21,7 +21,7 @@ from ledger.domain.catalogue import load_catalogue
 from ledger.domain.outcomes import ACCEPTED, REJECTED
 from ledger.domain.subjects import parse_subject_code, person_check_character, subject_key
 from ledger.store.postgres import PostgresLedgerRecorder
-from ledger.store.recorders import StaleRead
+from ledger.store.rows import StaleRead
 from tests.integration.pg_server import PgServer, running_postgres
 
 pytestmark = pytest.mark.integration

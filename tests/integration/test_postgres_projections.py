@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from contract.messages import messages_from_store
-from ledger.application.queries import QueryService, issue_key
+from credit_ledger.compose import build_reader
+from ledger.application.keys import issue_key
+from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import load_catalogue
 from projections.projector import Projector
@@ -36,7 +38,7 @@ def test_projections_and_queries_work_the_same_on_postgresql(postgres: PgServer,
     )
     subs = [example(n) for n in ("file_record", "file_record_organisation", "designate", "file_record_minor")]
     assert all(o.accepted for o in ledger.submit(subs))
-    messages = messages_from_store(ledger)
+    messages = messages_from_store(ledger.reader)
 
     on_pg = ProjectionStore(url)
     on_sqlite = ProjectionStore(tmp_path / "projections.sqlite")
@@ -48,15 +50,21 @@ def test_projections_and_queries_work_the_same_on_postgresql(postgres: PgServer,
     assert on_pg.due_on_or_before("2027-01-01") == on_sqlite.due_on_or_before("2027-01-01")
     assert on_pg.counts() == on_sqlite.counts()
 
-    service = QueryService(ledger, on_pg, clock=lambda: now)
+    service = QueryService(ledger, build_reader(ledger, on_pg), clock=lambda: now)
     _, key = issue_key(
-        on_pg, role="department", organisation="tax_bureau", label="x", subject_key=None, now=now
+        ledger.keys,
+        role="department",
+        organisation="tax_bureau",
+        label="x",
+        subject_key=None,
+        now=now,
+        departments=ledger.catalogue.latest.departments,
     )
     tax = service.authenticate(key)
     assert tax is not None
     answer = service.status(
         tax, "11010519491231002X", purpose="administrative_licensing", basis="《行政许可法》"
     )
-    assert answer.status == 200
+    assert answer.ok
     on_pg.close()
     on_sqlite.close()

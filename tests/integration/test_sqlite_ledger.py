@@ -12,7 +12,7 @@ import pytest
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
-from ledger.store.recorders import StaleRead
+from ledger.store.rows import StaleRead
 from tests.conftest import PERSON, SECRET, example, file_of
 
 

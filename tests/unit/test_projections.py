@@ -36,7 +36,7 @@ class World:
     def history(self, key: str) -> list[dict[str, Any]]:
         from uuid import UUID  # noqa: PLC0415
 
-        return messages_from_store(self.ledger, UUID(key))
+        return messages_from_store(self.ledger.reader, UUID(key))
 
     def submit(self, *subs: dict[str, Any]) -> None:
         for outcome in self.ledger.submit(list(subs)):
@@ -44,7 +44,7 @@ class World:
         self.project()
 
     def project(self) -> None:
-        new = messages_from_store(self.ledger)[self.seen :]
+        new = messages_from_store(self.ledger.reader)[self.seen :]
         self.seen += len(new)
         self.changes += self.projector.apply(new)
 
@@ -194,15 +194,15 @@ def test_redelivered_and_republished_messages_change_nothing(world: World) -> No
     world.submit(sub("file_record_organisation"), sub("designate"), sub("file_record"))
     before = list(world.store.states())
     changes = len(world.changes)
-    world.projector.apply(messages_from_store(world.ledger))  # the whole ledger again
-    world.projector.apply(list(reversed(messages_from_store(world.ledger))))  # and out of order
+    world.projector.apply(messages_from_store(world.ledger.reader))  # the whole ledger again
+    world.projector.apply(list(reversed(messages_from_store(world.ledger.reader))))  # and out of order
     assert list(world.store.states()) == before
     assert len(world.changes) == changes
 
 
 def test_a_gap_in_a_subjects_versions_is_repaired_from_the_ledger(world: World) -> None:
     world.ledger.submit([sub("file_record"), sub("correct_record"), sub("raise_objection")])
-    messages = messages_from_store(world.ledger)
+    messages = messages_from_store(world.ledger.reader)
     world.projector.apply([m for m in messages if m["version"] != 2])  # version 2 lost in transit
     state = world.store.state(messages[0]["subject_key"])
     assert state is not None
@@ -230,7 +230,7 @@ def test_folding_a_generated_ledger_in_any_per_subject_interleaving_gives_the_sa
     ledger: CreditLedger, catalogue: Catalogue
 ) -> None:
     ledger.submit(SubmissionGenerator(catalogue.latest, subjects=15, seed=4, bad_ratio=0.05).take(400))
-    messages = messages_from_store(ledger)
+    messages = messages_from_store(ledger.reader)
     reference = fold_all(messages)
     by_subject: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
@@ -253,8 +253,9 @@ def test_status_as_of_a_past_moment_folds_the_subjects_events_up_to_then(world: 
     from projections.asof import status_as_of  # noqa: PLC0415
 
     key = file_of(world.ledger, PERSON).id
-    before = status_as_of(world.ledger, key, datetime(2026, 7, 1, tzinfo=UTC), world.catalogue)
-    after = status_as_of(world.ledger, key, datetime(2026, 9, 9, tzinfo=UTC), world.catalogue)
+    history = messages_from_store(world.ledger.reader, key)
+    before = status_as_of(history, str(key), datetime(2026, 7, 1, tzinfo=UTC), world.catalogue)
+    after = status_as_of(history, str(key), datetime(2026, 9, 9, tzinfo=UTC), world.catalogue)
     assert [r["record"] for r in before["records"]] == ["tax_bureau:SW-2026-0101"]
     assert after["records"] == []
     live = world.status(PERSON, date(2026, 9, 9))

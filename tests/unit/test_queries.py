@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from contract.messages import messages_from_store
-from ledger.application.queries import Answer, QueryService, issue_key
+from credit_ledger.compose import build_reader
+from ledger.application.keys import issue_key
+from ledger.application.queries import Answer, QueryService
 from ledger.application.service import CreditLedger
 from ledger.domain.access import PUBLIC, Principal
 from projections.projector import Projector
 from projections.store import ProjectionStore
+from streams.queries_http import HTTP_STATUS
 from tests.conftest import PERSON, Clock, example, file_of
 
 BANK = "bank-fz-001"
@@ -27,12 +30,12 @@ class Desk:
         self.ledger = ledger
         self.store = ProjectionStore(path)
         self.projector = Projector(self.store, ledger.catalogue)
-        self.service = QueryService(ledger, self.store, clock=clock)
+        self.service = QueryService(ledger, build_reader(ledger, self.store), clock=clock)
         self.clock = clock
         self.seen = 0
 
     def project(self) -> None:
-        new = messages_from_store(self.ledger)[self.seen :]
+        new = messages_from_store(self.ledger.reader)[self.seen :]
         self.seen += len(new)
         self.projector.apply(new)
 
@@ -51,12 +54,13 @@ class Desk:
     def key(self, role: str, organisation: str, subject: str | None = None) -> Principal:
         subject_key = str(file_of(self.ledger, subject).id) if subject else None
         _, key = issue_key(
-            self.store,
+            self.ledger.keys,
             role=role,
             organisation=organisation,
             label="测试人员",
             subject_key=subject_key,
             now=self.clock(),
+            departments=self.ledger.catalogue.latest.departments,
         )
         principal = self.service.authenticate(key)
         assert principal is not None
@@ -136,7 +140,7 @@ def test_every_role_at_every_endpoint_gets_the_expected_answer_and_every_answer_
     for name, call, expected in cases:
         before = desk.records()
         answer = call()
-        assert answer.status == expected, f"{name}: {answer.status} {answer.body}"
+        assert HTTP_STATUS[answer.outcome] == expected, f"{name}: {answer.outcome} {answer.body}"
         assert desk.records() == before + 1, f"{name}: recorded exactly once"
         if expected != 200:
             assert "error" in answer.body, f"{name}: a refusal says why"
@@ -166,7 +170,7 @@ def test_a_query_whose_record_cannot_be_written_fails_and_returns_nothing(
 
     monkeypatch.setattr(desk.ledger, "record_query", broken)
     answer = status(desk, tax, purpose="administrative_licensing", basis="《行政许可法》")
-    assert answer.status == 503
+    assert HTTP_STATUS[answer.outcome] == 503
     assert answer.body == {
         "error": {
             "code": "audit_unavailable",
@@ -207,12 +211,13 @@ def test_no_identity_number_name_or_api_key_reaches_the_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     _, key = issue_key(
-        desk.store,
+        desk.ledger.keys,
         role="department",
         organisation="tax_bureau",
         label="王科长",
         subject_key=None,
         now=desk.clock(),
+        departments=desk.ledger.catalogue.latest.departments,
     )
     tax = desk.service.authenticate(key)
     assert tax is not None
@@ -230,11 +235,11 @@ def test_a_replay_reproduces_each_recorded_answer_and_catches_a_doctored_one(des
     from projections.replay import check_recorded_queries, replay  # noqa: PLC0415
 
     tax = desk.key("department", "tax_bureau")
-    assert status(desk, tax, purpose="administrative_licensing", basis="《行政许可法》").status == 200
+    assert status(desk, tax, purpose="administrative_licensing", basis="《行政许可法》").ok
     desk.submit(example("correct_record"))  # the file moves on after the answer
     desk.project()
     (record,) = desk.store.queries(endpoint="status")
-    messages = messages_from_store(desk.ledger)
+    messages = messages_from_store(desk.ledger.reader)
     _, histories, _ = replay(messages, keep_history_for={record["subject_key"]})
     assert check_recorded_queries([record], histories, desk.ledger.catalogue) == []
     doctored = {**record, "view_digest": "0" * 64}

@@ -140,27 +140,30 @@ def test_rejections_go_to_both_outcomes_and_rejections_with_the_original(ledger:
     assert orjson.loads(message["original"]) == {"submission_id": "x", "department": "tax_bureau"}
 
 
-def test_the_relay_reads_the_same_records_from_sqlite_rows_as_from_notifications(
-    catalogue: Catalogue, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_relay_reads_the_same_records_from_sqlite_as_from_the_in_memory_store(
+    catalogue: Catalogue, clock: Clock, tmp_path: Path
 ) -> None:
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "ledger.sqlite")}
-    ledger = CreditLedger(catalogue=catalogue, secret=SECRET, clock=clock, env=env)
-    try:
-        ledger.submit(
-            [example("file_record"), example("file_record_organisation"), example("correct_record")]
-        )
-        ledger.record_query({"purpose": "a query is a ledger event of the query register"})
-        from_rows = FakeProducer()
-        asyncio.run(relay_with(ledger, from_rows).run_once())
-        monkeypatch.delattr(type(ledger.recorder), "select_event_rows")  # as PostgreSQL's recorder
-        for cursor in (LEDGER_CURSOR, OUTCOMES_CURSOR):
-            ledger.register.save_relay_position(cursor, 0)
-        from_notifications = FakeProducer()
-        asyncio.run(relay_with(ledger, from_notifications).run_once())
-    finally:
-        ledger.close()
-    assert from_rows.sent == from_notifications.sent
-    assert [t for t, _, _ in from_rows.sent].count("credit.query-audit") == 1
+    # Every recorder serves the read port (ledger.reader); what the relay publishes from it must not
+    # depend on which one (tests/contract holds the recorders to the port itself).
+    sent = []
+    for env in (
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "ledger.sqlite")},
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+    ):
+        ledger = CreditLedger(catalogue=catalogue, secret=SECRET, clock=clock, env=env)
+        try:
+            ledger.submit(
+                [example("file_record"), example("file_record_organisation"), example("correct_record")]
+            )
+            ledger.record_query({"purpose": "a query is a ledger event of the query register"})
+            producer = FakeProducer()
+            asyncio.run(relay_with(ledger, producer).run_once())
+        finally:
+            ledger.close()
+        assert [t for t, _, _ in producer.sent].count("credit.query-audit") == 1
+        # Query records have random ids; everything else is determined by the submissions.
+        sent.append([r for r in producer.sent if r[0] != "credit.query-audit"])
+    assert sent[0] == sent[1]
 
 
 class FakeKafka:

@@ -509,7 +509,7 @@ def test_the_proof_views_are_served_under_v1_proofs_from_the_workers_data_dir(
     from streams.proofs_http import register_proof_views  # noqa: PLC0415
 
     app = faust.App("proofs-test", broker="kafka://localhost:1", datadir=str(tmp_path / "faust"))
-    register_proof_views(app, SimpleNamespace(ledger=ledger))  # type: ignore[arg-type]
+    register_proof_views(app, SimpleNamespace(ledger=ledger, data_dir=tmp_path))  # type: ignore[arg-type]
     add_submissions(ledger, catalogue, 5)
     signer = checkpoint_signer(tmp_path, {})
     tree = LedgerTree(ledger)

@@ -1,0 +1,110 @@
+"""Ports of the application: the read port into the ledger's log, the key store, the read models.
+
+Code outside the application reads the ledger only through ``LedgerLog`` (``CreditLedger.log``);
+the recorders in ``ledger.store`` implement it, and one contract test suite holds every
+recorder to it. The query service reads views through ``ReadModels``, which the projections
+implement: the application never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from ledger.domain.outcomes import Receipt
+
+EventRow = tuple[int, str, int, str, bytes]
+"""One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state).
+
+Plain tuples, not eventsourcing's Notification objects: a full verification or a relay page
+reads every event, and the objects cost more than the work done with them."""
+
+
+@runtime_checkable
+class SubmissionRegister(Protocol):
+    """The write side's own reads: receipts to answer re-sends, and which files exist already.
+
+    Receipts are written by the recorder in the transaction that writes the events they name
+    (``Application.save`` passes them through), so a receipt exists exactly when its events do.
+    """
+
+    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]: ...
+
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]: ...
+
+
+@runtime_checkable
+class LedgerLog(Protocol):
+    """The ledger's log, read by position: events, receipts, and the relay's saved positions."""
+
+    def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
+        """Events after position ``after`` (and at most ``stop``), in ledger order, at most ``limit``."""
+        ...
+
+    def stream_rows(self, stream_id: UUID) -> list[EventRow]:
+        """Every event of one stream (a subject's file, a query record), in version order."""
+        ...
+
+    def head(self) -> int:
+        """The position of the newest event (0 while there is none)."""
+        ...
+
+    def receipts_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]:
+        """Receipts after ``position`` in register order, optionally one department's."""
+        ...
+
+    def last_receipt_position(self) -> int:
+        """The position of the newest receipt (0 while there is none)."""
+        ...
+
+    def relay_position(self, name: str) -> int:
+        """How far the relay's cursor ``name`` has published (0 before it starts)."""
+        ...
+
+    def save_relay_position(self, name: str, position: int) -> None: ...
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """API keys, kept hashed in the ledger's database (authoritative: no rebuild touches them)."""
+
+    def add_key(self, row: Mapping[str, Any]) -> None: ...
+
+    def key(self, key_id: str) -> dict[str, Any] | None: ...
+
+    def api_keys(self) -> list[dict[str, Any]]: ...
+
+    def revoke_key(self, key_id: str, at: str) -> bool: ...
+
+
+class ReadModels(Protocol):
+    """What the query service reads of the projections: views of a subject, lists, the register."""
+
+    def subject(self, key: str) -> Mapping[str, Any] | None:
+        """The subject's folded state (kind, authorisations, records, ...), or None if unknown."""
+        ...
+
+    def status(
+        self, key: str, today: date, *, state: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The subject's status view as of ``today`` (from ``state`` when the caller has just read
+        it with ``subject``), or None if there is no file."""
+        ...
+
+    def status_as_of(self, key: str, moment: datetime) -> dict[str, Any] | None:
+        """The status the ledger had recorded by ``moment`` (folded from the ledger itself)."""
+        ...
+
+    def memberships(self, key: str, today: date) -> dict[str, bool]:
+        """The lists the subject is on as of ``today``."""
+        ...
+
+    def members(self, list_name: str, **filters: str | None) -> list[dict[str, Any]]: ...
+
+    def queries(self, **filters: Any) -> list[dict[str, Any]]: ...
+
+    def anomaly_hints(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...

@@ -1,0 +1,27 @@
+"""What the HTTP views need from the worker they run in, handed over by the composition root."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.application.queries import QueryService
+from ledger.application.service import CreditLedger
+from projections.store import ProjectionStore
+from streams.intake import Intake
+
+
+@dataclass(frozen=True)
+class WorkerParts:
+    """The worker's ledger, intake and ledger thread, and the read side when this worker has one."""
+
+    ledger: CreditLedger
+    intake: Intake
+    executor: ThreadPoolExecutor
+    submissions: Any  # the Faust topic of credit.submissions
+    data_dir: Path  # checkpoints and the checkpoint key live here
+    read_store: ProjectionStore | None = None  # one read connection, used on the ledger thread
+    queries: QueryService | None = None
+    health_stall_seconds: float = 30.0

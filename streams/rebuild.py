@@ -1,0 +1,19 @@
+"""Rebuild the read models from ``credit.ledger`` as Kafka holds it (the fold is projections.rebuild)."""
+
+from __future__ import annotations
+
+from contract import topics
+from ledger.domain.catalogue import Catalogue
+from projections.rebuild import Rebuild
+from projections.store import ProjectionStore
+from streams.clients import consume_all
+
+
+def rebuild_from_topic(
+    bootstrap: str, store: ProjectionStore, catalogue: Catalogue, *, idle: float = 2.0
+) -> tuple[ProjectionStore, int]:
+    """Fold every message of credit.ledger into ``store``; return it and how many events it read."""
+    rebuild = Rebuild()
+    consume_all(bootstrap, topics.LEDGER, rebuild.fold, idle=idle)
+    rebuild.write(store, catalogue)
+    return store, rebuild.events
