@@ -37,7 +37,7 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     if env.subject is None:
         file = _keyed_file(env, files, is_platform=is_platform)
     else:
-        file = _file_for(env.subject, action, env, files, ctx)
+        file = _file_for(env.subject, action, env, files, ctx, catalogue)
     linked_before = (
         [k for k, r in file.records.items() if r.is_active and r.responsible_persons]
         if file.subject_kind == SubjectKind.ORGANISATION.value
@@ -137,15 +137,17 @@ def _keyed_file(env: c.Envelope, files: Files, *, is_platform: bool) -> CreditFi
 
 
 def _file_for(
-    subject: SubjectCode, action: c.Action, env: c.Envelope, files: Files, ctx: Context
+    subject: SubjectCode, action: c.Action, env: c.Envelope, files: Files, ctx: Context, catalogue: Catalogue
 ) -> CreditFile:
-    """The subject's file; opened here only by an action that may open one."""
+    """The subject's file; opened here only by an action that may open one, on a day an edition is
+    in force (the fallback of ``_edition`` lets the past end, never a new file begin before it)."""
     key = files.key_of(subject)
     file = files.find(key)
     if file is not None:
         return file
     if not isinstance(action, _OPENERS):
         raise UnknownRecord(f"there is no credit file for subject {subject.masked}", field="subject.id")
+    catalogue.edition_at(ctx.occurred_on)  # raises NotInCatalogue (occurred_at) before the first edition
     file = CreditFile.open(
         key,
         subject_kind=subject.kind.value,

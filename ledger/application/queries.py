@@ -16,8 +16,9 @@ from ledger.application.keys import authenticate
 from ledger.application.ports import ReadModels
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
-from ledger.domain.errors import LedgerError, error_body
+from ledger.domain.errors import InvalidInput, LedgerError, error_body
 from ledger.domain.integrity import content_digest
+from ledger.domain.redaction import echo
 from ledger.domain.subjects import parse_subject_code
 from ledger.domain.workdays import local_date
 
@@ -98,23 +99,42 @@ class QueryService:
     def status(
         self,
         principal: Principal,
-        code: str,
+        code: Any,
         *,
-        purpose: str | None = None,
-        basis: str | None = None,
-        authorisation_id: str | None = None,
+        purpose: Any = None,
+        basis: Any = None,
+        authorisation_id: Any = None,
         channel: str = "http",
-        as_of: datetime | None = None,
+        as_of: Any = None,
     ) -> Answer:
+        """A subject's status, if the principal may see it; refused (and recorded) otherwise.
+
+        The arguments come from a request body, so their types are checked here: a value of the
+        wrong type, or a blank basis, is refused with ``invalid_field`` naming it, and recorded.
+        """
         now = self.clock()
         today = local_date(now)
+        problem = _request_problem(
+            purpose=purpose, basis=basis, authorisation_id=authorisation_id, as_of=as_of
+        )
         request = {
-            "purpose": purpose,
-            "basis": basis,
-            "authorisation_id": authorisation_id,
+            "purpose": purpose if isinstance(purpose, str) or purpose is None else echo(purpose),
+            "basis": basis if isinstance(basis, str) or basis is None else echo(basis),
+            "authorisation_id": (
+                authorisation_id
+                if isinstance(authorisation_id, str) or authorisation_id is None
+                else echo(authorisation_id)
+            ),
             "channel": channel,
-            "as_of": as_of.isoformat() if as_of else None,
+            "as_of": as_of.isoformat()
+            if isinstance(as_of, datetime)
+            else (None if as_of is None else echo(as_of)),
         }
+        if problem is not None:
+            decision = Decision.refuse(problem.code, problem.message)
+            return self._record(
+                principal, "status", decision, subject_key=None, returned=[], **request
+            ) or Answer(INVALID, error_body(problem.code, problem.field, problem.message))
         try:
             subject = parse_subject_code(code, today=today, field="subject.id")
         except LedgerError as exc:
@@ -233,6 +253,31 @@ class QueryService:
             filters={k: v for k, v in filters.items() if v},
         )
         return failed or Answer(OK, body)
+
+
+def _request_problem(*, purpose: Any, basis: Any, authorisation_id: Any, as_of: Any) -> LedgerError | None:
+    """What is wrong with a status request's own fields, if anything (the first field at fault)."""
+    texts = {"purpose": purpose, "basis": basis, "authorisation_id": authorisation_id}
+    for field, value in texts.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return InvalidInput(
+                f"{field}: expected a string, got {echo(value)}", field=field, code="invalid_field"
+            )
+        if not value.strip():
+            return InvalidInput(
+                f"{field}: expected a non-empty string (leave it out if there is none)",
+                field=field,
+                code="invalid_field",
+            )
+    if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
+        return InvalidInput(
+            f"as_of: expected a time with a zone offset, got {echo(as_of)}",
+            field="as_of",
+            code="invalid_field",
+        )
+    return None
 
 
 def _as_seen_by_subject(q: Mapping[str, Any]) -> dict[str, Any]:

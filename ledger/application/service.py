@@ -41,7 +41,21 @@ log = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
 """Database errors that mean "not now" (unreachable, locked): worth retrying the same batch."""
-_INTERNAL = "the ledger could not apply this submission; operators have the details in its log"
+
+
+def internal_error(what: str, *args: object) -> dict[str, str]:
+    """Log the exception being handled under a fresh correlation id; the reason that names it.
+
+    The sender learns only that the ledger failed and which log entry says why (never a traceback).
+    """
+    correlation = uuid4().hex[:16]
+    log.exception(f"[{correlation}] {what}", *args)
+    return {
+        "code": "internal_error",
+        "field": "",
+        "message": "the ledger could not apply this submission; operators have the details in its log "
+        f"under correlation id {correlation}",
+    }
 
 
 def utc_now() -> datetime:
@@ -71,7 +85,13 @@ def _as_bytes(raw: bytes | str | Mapping[str, Any]) -> bytes:
         return raw
     if isinstance(raw, str):
         return raw.encode("utf-8", "surrogatepass")
-    return orjson.dumps(dict(raw), default=str)
+    try:
+        return orjson.dumps(dict(raw), default=str)
+    except (TypeError, orjson.JSONEncodeError):  # nested too deep to encode: kept as its repr
+        try:
+            return repr(raw)[: 1024 * 1024].encode("utf-8", "backslashreplace")
+        except RecursionError:
+            return b""
 
 
 class _UnitOfWork:
@@ -333,16 +353,21 @@ class CreditLedger(Application[UUID]):
             except TRANSIENT:
                 raise
             except Exception:
-                log.exception("submission %d of a batch cannot be applied; rejecting it as internal_error", i)
-                outcomes.append(self.reject_unapplicable(raw, source[0] if source else None))
+                reason = internal_error(
+                    "submission %d of a batch cannot be applied; rejected as internal_error", i
+                )
+                outcomes.append(self.reject_unapplicable(raw, source[0] if source else None, reason))
         return outcomes
 
-    def reject_unapplicable(self, raw: bytes | str | Mapping[str, Any], source: str | None) -> Outcome:
+    def reject_unapplicable(
+        self, raw: bytes | str | Mapping[str, Any], source: str | None, reason: dict[str, str] | None = None
+    ) -> Outcome:
         """Record a rejection for a submission the ledger failed to apply, without applying it."""
         now = self.clock()
         item = self._parse(raw, now)
         key = item.key or ((SOURCE_DEPARTMENT, source) if source else None)
-        reason = {"code": "internal_error", "field": "", "message": _INTERNAL}
+        if reason is None:
+            reason = internal_error("submission from %s rejected as internal_error", source or "a caller")
         if key is None:
             return Outcome(REJECTED, None, None, reason=reason, recorded_at=now.isoformat())
         known = self.register.select_receipts([key]).get(key)
@@ -355,6 +380,11 @@ class CreditLedger(Application[UUID]):
         return Outcome.from_receipt(receipt, duplicate=False)
 
     def _parse(self, raw: bytes | str | Mapping[str, Any], now: datetime) -> _Item:
+        """Decode, check the limits, key and type one submission; any failure becomes its reason.
+
+        The limits come before anything else reads the value (its digest, its department): a
+        value nested too deep for the canonical encoder, say, is refused rather than raised.
+        """
         original = _as_bytes(raw)
         try:
             data = submissions.decode(raw)
@@ -366,7 +396,12 @@ class CreditLedger(Application[UUID]):
             if isinstance(department, str) and isinstance(submission_id, str)
             else None
         )
-        digest = submissions.digest(data)
+        try:
+            canonical = submissions.check_limits(data, None if isinstance(raw, Mapping) else original)
+        except LedgerError as exc:
+            # Fingerprinted by its bytes: its canonical form may not even exist (too deep).
+            return _Item(key, hashlib.sha256(original).hexdigest(), None, exc, original)
+        digest = hashlib.sha256(canonical).hexdigest()
         if key is None:
             missing = "department" if not isinstance(department, str) else "submission_id"
             error = InvalidInput(f"{missing} is required (a string)", field=missing, code="missing_field")
@@ -375,6 +410,9 @@ class CreditLedger(Application[UUID]):
             return _Item(key, digest, submissions.parse(data, now=now, content_digest=digest), None, original)
         except LedgerError as exc:
             return _Item(key, digest, None, exc, original)
+        except Exception:  # a parser bug must not stop the batch: this submission is rejected
+            reason = internal_error("submission %s/%s could not be parsed", *key)
+            return _Item(key, digest, None, LedgerError(reason["message"], code="internal_error"), original)
 
     def _answer_resend(self, prior: Receipt, item: _Item, now: datetime) -> Outcome:
         if prior.digest == item.digest:
@@ -425,8 +463,7 @@ class CreditLedger(Application[UUID]):
         except Exception as exc:
             uow.discard_opened()
             self._check_unchanged(uow, exc)
-            log.exception("submission %s/%s could not be applied", department, submission_id)
-            reason = {"code": "internal_error", "field": "", "message": _INTERNAL}
+            reason = internal_error("submission %s/%s could not be applied", department, submission_id)
             return receipt(REJECTED, str(self.command_key(item.command)), (), reason)
         file_key = str(file.id)  # formatted once: str(UUID) costs more than the event id's hash
         events = tuple(

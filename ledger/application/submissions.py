@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
+import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -14,9 +16,12 @@ from uuid import UUID
 import jsonschema_rs
 import orjson
 
+from ledger.application import limits
+from ledger.application.limits import MAX_DECODED_BYTES
 from ledger.domain import commands as c
 from ledger.domain.errors import InvalidInput
 from ledger.domain.integrity import canonical_bytes
+from ledger.domain.redaction import echo
 from ledger.domain.subjects import SubjectKind, parse_subject_code
 from ledger.domain.workdays import local_date
 
@@ -38,9 +43,15 @@ def _validator() -> Any:
 
 
 def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
-    """Bytes or text to a JSON object; anything else is rejected with a reason."""
+    """Bytes or text to a JSON object; anything else is rejected with a reason.
+
+    A message over :data:`~ledger.application.limits.MAX_DECODED_BYTES` is refused undecoded
+    (``too_large``); every other limit is checked by :func:`check_limits`.
+    """
     if isinstance(raw, Mapping):
         return dict(raw)
+    if len(raw) > MAX_DECODED_BYTES:
+        limits.check_size(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"))
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -52,6 +63,11 @@ def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
+def check_limits(data: Mapping[str, Any], original: bytes | None = None) -> bytes:
+    """The documented limits (``ledger.application.limits``); the canonical bytes of ``data``."""
+    return limits.check_limits(data, original)
+
+
 def digest(submission: Mapping[str, Any]) -> str:
     """Content fingerprint: the same submission re-sent has the same digest, whatever its key order."""
     return hashlib.sha256(canonical_bytes(dict(submission))).hexdigest()
@@ -61,49 +77,204 @@ def digest(submission: Mapping[str, Any]) -> str:
 # parse is pure given its arguments, so parses are memoised; errors are not cached and re-raise.
 _parse_code = lru_cache(maxsize=200_000)(parse_subject_code)
 
+_PATTERNS = {
+    "^[A-Za-z0-9][A-Za-z0-9._:/-]*$": "an id: letters, digits and . _ : / -, starting with a letter or digit",
+    "^\\d{4}-\\d{2}-\\d{2}$": "a date YYYY-MM-DD",
+    "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$": (
+        "an RFC 3339 time with a zone offset, YYYY-MM-DDTHH:MM:SS[.fraction] then Z or ±HH:MM"
+    ),
+}
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
-def _path(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+
+def _json_type(value: Any) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _shape_message(error: Any, field: str) -> str:
+    """What the schema expected at ``field``, quoting the value only as a capped, masked echo.
+
+    The validator's own messages quote whole values (a megabyte, a subject with its identity
+    number), so each kind of failure is said here instead."""
+    kind = error.kind
+    name = kind.name
+    details = kind.as_dict()
+    got = echo(error.instance)
+    where = field or "submission"
+    if name == "type":
+        wanted = " or ".join(f'"{t}"' for t in details.get("types", []))
+        return f"{where}: {got} is not of type {wanted} (it is {_json_type(error.instance)})"
+    if name == "enum":
+        options = details.get("options", [])
+        shown = ", ".join(echo(o, 40) for o in options[:20]) + (", ..." if len(options) > 20 else "")
+        return f"{where}: expected one of {shown}; got {got}"
+    if name == "const":
+        return f"{where}: expected {echo(details.get('expected_value'))}; got {got}"
+    if name == "pattern":
+        form = _PATTERNS.get(details.get("pattern", ""), f"a value matching {details.get('pattern')}")
+        return f"{where}: expected {form}; got {got}"
+    if name in ("minLength", "maxLength"):
+        bound = "at least" if name == "minLength" else "at most"
+        return f"{where}: expected {bound} {details.get('limit')} characters; got {len(error.instance):,}"
+    if name in ("minItems", "maxItems"):
+        bound = "at least" if name == "minItems" else "at most"
+        return f"{where}: expected {bound} {details.get('limit')} items; got {len(error.instance):,}"
+    if name in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "maximum": "at most"}.get(name, "beyond")
+        return f"{where}: expected {bound} {details.get('limit')}; got {got}"
+    if name in ("oneOf", "anyOf", "not"):
+        return f"{where}: not one of the allowed forms (see the schema for {where})"
+    return f"{where}: does not match the schema ({name})"
+
+
+def _unexpected_key(error: Any) -> str | None:
+    """The key a propertyNames or additionalProperties failure is about."""
+    details = error.kind.as_dict()
+    if error.kind.name == "additionalProperties":
+        unexpected = details.get("unexpected") or []
+        return str(unexpected[0]) if unexpected else None
+    inner = details.get("error")
+    instance = getattr(inner, "instance", None)
+    return instance if isinstance(instance, str) else None
 
 
 def check_shape(submission: Mapping[str, Any]) -> None:
     """Validate against the published schema; the first error names its field."""
     validator = _validator()
     if validator.is_valid(submission):
+        _check_integers(submission)
         return
     errors = sorted(validator.iter_errors(submission), key=lambda e: (-len(e.instance_path), str(e.message)))
     # The deepest error is the most specific ("record.decision.date" rather than "record").
     error = errors[0]
-    field = _path(error.instance_path)
-    if error.kind.__class__.__name__ == "Required" or "is a required property" in error.message:
+    field = limits.path_of(tuple(error.instance_path))
+    if error.kind.name == "required":
         missing = error.message.split('"')[1] if '"' in error.message else ""
         field = f"{field}.{missing}" if field and missing else (missing or field)
         raise InvalidInput(f"{field} is required", field=field, code="missing_field")
-    if "Additional properties" in error.message or "propertyNames" in str(error.schema_path):
-        raise InvalidInput(f"{field or 'submission'}: {error.message}", field=field, code="unexpected_field")
-    raise InvalidInput(f"{field}: {error.message}", field=field, code="invalid_field")
+    if error.kind.name in ("additionalProperties", "propertyNames"):
+        key = _unexpected_key(error)
+        shown = echo(key) if key is not None else "a field"
+        raise InvalidInput(
+            f"{field or 'submission'}: unexpected field {shown}; this action does not take it",
+            field=field,
+            code="unexpected_field",
+        )
+    raise InvalidInput(_shape_message(error, field), field=field, code="invalid_field")
+
+
+def _integer(value: Any, field: str) -> None:
+    """JSON Schema counts 6.0 as an integer; the ledger does not (nor true, which is no number)."""
+    if type(value) is not int:
+        raise InvalidInput(
+            f"{field}: expected an integer written without a fraction or exponent (6, not 6.0); "
+            f"got {echo(value)}",
+            field=field,
+            code="invalid_field",
+        )
+
+
+def _check_integers(data: Mapping[str, Any]) -> None:
+    """The schema's integer fields, held to ``int``: ``schema_version`` and ``display_months``."""
+    if "schema_version" in data:
+        _integer(data["schema_version"], "schema_version")
+    for parent in ("record", "changes"):
+        container = data.get(parent)
+        if isinstance(container, Mapping) and "display_months" in container:
+            value = container["display_months"]
+            if value is not None:
+                _integer(value, f"{parent}.display_months")
+
+
+DATE_MIN = date(1800, 1, 1)
+DATE_MAX = date(2999, 12, 31)
+"""The range of every date field: wide enough for any record, narrow enough that a display
+period (up to 600 months) or a clean-record span added to it is still a date."""
+
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _real_date(year: int, month: int, day: int, text: str, field: str) -> date:
+    if not 1 <= month <= 12:
+        raise InvalidInput(
+            f"{field}: {echo(text)} is not a real date: month {month:02d} does not exist", field=field
+        )
+    try:
+        return date(year, month, day)
+    except ValueError:
+        days = calendar.monthrange(year, month)[1] if year >= 1 else 31
+        raise InvalidInput(
+            f"{field}: {echo(text)} is not a real date: {calendar.month_name[month]} {year} has {days} days",
+            field=field,
+        ) from None
 
 
 def _date(value: str, field: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: expected a real date YYYY-MM-DD, got {value!r}", field=field) from None
+    """A ``YYYY-MM-DD`` date that exists, within :data:`DATE_MIN` .. :data:`DATE_MAX`."""
+    match = _DATE.fullmatch(value)
+    if match is None:
+        raise InvalidInput(f"{field}: expected a real date YYYY-MM-DD, got {echo(value)}", field=field)
+    year, month, day = (int(g) for g in match.groups())
+    if year == 0:
+        raise InvalidInput(f"{field}: {echo(value)} is not a real date: there is no year 0", field=field)
+    parsed = _real_date(year, month, day, value, field)
+    if not DATE_MIN <= parsed <= DATE_MAX:
+        raise InvalidInput(
+            f"{field}: {value} is out of range: dates from {DATE_MIN} to {DATE_MAX} are accepted", field=field
+        )
+    return parsed
 
 
 def _datetime(value: str, field: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    """An RFC 3339 time with a zone offset, strictly: a real date, a real time of day, an offset
+    within ±23:59, and a moment that exists in UTC and in China time. Returned in UTC."""
+    match = _TIME.fullmatch(value)
+    if match is None:
         raise InvalidInput(
-            f"{field}: expected an RFC 3339 time with a zone offset, got {value!r}", field=field
+            f"{field}: expected an RFC 3339 time with a zone offset "
+            f"(YYYY-MM-DDTHH:MM:SS[.fraction] then Z or ±HH:MM), got {echo(value)}",
+            field=field,
         )
-    return parsed.astimezone(UTC)
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    fraction, zone = match.group(7), match.group(8)
+    if year == 0:
+        raise InvalidInput(f"{field}: {echo(value)} is not a real date: there is no year 0", field=field)
+    _real_date(year, month, day, value, field)
+    if hour > 23 or minute > 59 or second > 59:
+        leap = (
+            " (leap seconds are not accepted: use :59)"
+            if second == 60 and hour <= 23 and minute <= 59
+            else ""
+        )
+        raise InvalidInput(
+            f"{field}: {echo(value)} is not a real time of day: expected 00:00:00 to 23:59:59{leap}",
+            field=field,
+        )
+    offset = timedelta(0)
+    if zone != "Z":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            raise InvalidInput(
+                f"{field}: the zone offset {zone} is not valid: expected -23:59 to +23:59, "
+                "with minutes 00-59",
+                field=field,
+            )
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if zone[0] == "-" else 1)
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset))
+        utc = moment.astimezone(UTC)
+        local_date(utc)  # the day in China, which every rule counts in, must exist too
+    except OverflowError:
+        raise InvalidInput(
+            f"{field}: {value} is out of range: times from 0001-01-01T00:00:00Z to "
+            "9999-12-31T15:59:59Z can be recorded",
+            field=field,
+        ) from None
+    return utc
 
 
 def _ref(raw: Mapping[str, Any], department: str) -> c.RecordRef:
@@ -122,16 +293,21 @@ def parse(
 ) -> c.Command:
     """Decode, validate and type one submission. ``now`` is the ledger's time (never read here).
 
-    ``content_digest`` is the submission's ``digest`` when the caller has already computed it.
+    ``content_digest`` is the submission's ``digest`` when the caller has already computed it
+    (and so has checked its limits, as ``CreditLedger`` does); without it the limits are checked here.
     """
     data: dict[str, Any] = raw if type(raw) is dict else decode(raw)
+    if content_digest is None:
+        original = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        canonical = check_limits(data, original if isinstance(original, bytes) else None)
+        content_digest = hashlib.sha256(canonical).hexdigest()
     check_shape(data)
-    fingerprint = content_digest or digest(data)
+    fingerprint = content_digest
     department = data["department"]
     occurred_at = _datetime(data["occurred_at"], "occurred_at")
     if occurred_at > now + CLOCK_SKEW:
         raise InvalidInput(
-            f"occurred_at {data['occurred_at']} is in the future (ledger time {now.isoformat()})",
+            f"occurred_at {echo(data['occurred_at'])} is in the future (ledger time {now.isoformat()})",
             field="occurred_at",
         )
     subject_raw = data["subject"]
@@ -163,7 +339,7 @@ def parse(
         subject=subject,
         subject_name=subject_raw["name"],
         occurred_at=occurred_at,
-        digest=digest(data),
+        digest=fingerprint,
         checksum_override=dict(override) if override and subject.checksum_overridden else None,
     )
     return c.Command(envelope, _action(data, department, now))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ledger.domain.redaction import safe_text
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises for bad input or a broken rule.
@@ -21,7 +23,8 @@ class LedgerError(Exception):
             self.code = code
 
     def as_reason(self) -> dict[str, str]:
-        return {"code": self.code, "field": self.field, "message": self.message}
+        """The reason as it leaves the ledger: message and field capped, identity numbers masked."""
+        return {"code": self.code, "field": safe_text(self.field), "message": safe_text(self.message)}
 
 
 class InvalidInput(LedgerError):
@@ -72,6 +75,12 @@ class RecordClosed(RuleViolation):
     code = "record_closed"
 
 
+class TooLarge(InvalidInput):
+    """The submission, or a value in it, is beyond a documented limit (size, depth, length, count)."""
+
+    code = "too_large"
+
+
 class SubmissionConflict(LedgerError):
     """The same submission id was used before with different content."""
 
@@ -80,4 +89,4 @@ class SubmissionConflict(LedgerError):
 
 def error_body(code: str, field: str, message: str) -> dict[str, dict[str, str]]:
     """The one shape of every refusal the platform answers with: ``{"error": {code, field, message}}``."""
-    return {"error": {"code": code, "field": field, "message": message}}
+    return {"error": {"code": code, "field": safe_text(field), "message": safe_text(message)}}

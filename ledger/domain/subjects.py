@@ -147,8 +147,10 @@ def parse_subject_code(
 ) -> SubjectCode:
     """Validate and normalise an identity number or unified social credit code.
 
-    Surrounding whitespace is stripped and letters are upper-cased (``x`` becomes ``X``).
-    ``today`` bounds a person's birth date (the ledger never reads the clock).
+    Surrounding whitespace is stripped and ASCII letters are upper-cased (``x`` becomes ``X``).
+    Only ASCII is accepted: Unicode case mapping and compatibility forms are never applied, so
+    ``ﬂ`` (U+FB02) cannot become ``FL``, nor a full-width digit a digit. ``today`` bounds a
+    person's birth date (the ledger never reads the clock).
 
     When ``kind`` is None it is inferred: 17 ASCII digits followed by a digit or ``X``
     whose characters 7-14 form a real calendar date from 1800 on is a person, anything
@@ -165,7 +167,15 @@ def parse_subject_code(
     Raises InvalidSubjectCode, with ``field`` as its field, naming the position at fault
     and what was expected. Messages never repeat the full input.
     """
-    code = raw.strip().upper()
+    if not isinstance(raw, str):
+        raise InvalidSubjectCode(f"expected a string of {CODE_LENGTH} characters", field=field)
+    code = raw.strip()
+    if not code.isascii():
+        position = next(i for i, ch in enumerate(code, start=1) if not ch.isascii())
+        raise InvalidSubjectCode(
+            f"position {position} is not an ASCII character: codes use only 0-9 and A-Z", field=field
+        )
+    code = code.upper()
     if len(code) != CODE_LENGTH:
         raise InvalidSubjectCode(f"expected {CODE_LENGTH} characters, got {len(code)}", field=field)
     if kind is SubjectKind.PERSON:

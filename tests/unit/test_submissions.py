@@ -73,7 +73,7 @@ def bad(path: str, value: Any, *, delete: bool = False) -> dict[str, Any]:
             bad("record.decision.date", "2026-02-30"),
             "record.decision.date",
             "invalid_input",
-            "expected a real date",
+            "is not a real date",
         ),
         (bad("occurred_at", "yesterday"), "occurred_at", "invalid_field", "yesterday"),
         (bad("occurred_at", "2026-06-01T09:30:00"), "occurred_at", "invalid_field", "2026-06-01T09:30:00"),
