@@ -1,8 +1,14 @@
-"""Wire formats: how submissions are keyed and what the relay puts on the ledger and outcome topics."""
+"""Wire formats: how submissions are keyed and what the relay puts on the ledger and outcome topics.
+
+Every outcome message fits :data:`OUTCOME_MESSAGE_LIMIT` (well under the brokers' 1 MB): a rejected
+original too large to carry whole is replaced by its first bytes, its SHA-256 and its length, and
+a reference to fetch it whole (:data:`ORIGINAL_PATH`; the register keeps every original).
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -11,7 +17,17 @@ import orjson
 
 from ledger.application.ports import LedgerLog
 from ledger.domain.integrity import event_id
-from ledger.domain.outcomes import REJECTED, Receipt
+from ledger.domain.outcomes import CONFLICT, DECIDED, DUPLICATE, REJECTED, LoggedOutcome, Receipt
+
+OUTCOME_MESSAGE_LIMIT = 256 * 1024
+"""Largest outcome (and rejection) message the platform produces, in bytes of its JSON value."""
+
+ORIGINAL_PREVIEW_BYTES = 4096
+"""How much of an original too large to carry whole an outcome still shows (its first bytes)."""
+
+ORIGINAL_PATH = "/v1/outcomes/{position}/original"
+"""Where a department fetches the original of a rejection whose message carries only a preview
+(the HTTP API, with the department's key; ``CreditLedger.original_at(position)`` reads it)."""
 
 LEDGER_MESSAGE_VERSION = 1
 # Event state fields lifted into the message envelope (the rest is the event's body).
@@ -68,33 +84,96 @@ def ledger_message(
     return subject_key.encode(), orjson.dumps(value)
 
 
-def outcome_message(position: int, receipt: Receipt) -> tuple[bytes, bytes]:
-    """(key, value) of one submission's outcome: keyed by subject key when it has one."""
+def outcome_message(position: int, outcome: Receipt | LoggedOutcome) -> tuple[bytes, bytes]:
+    """(key, value) of one submission's outcome: keyed by subject key when it has one.
+
+    ``outcome`` is an outcomes-log entry (what the relay publishes: one per submission received)
+    or, as before the log, a receipt. Fields added by the log, all optional to a reader of the
+    earlier format: ``duplicate``, and for a duplicate ``first_position`` (the first outcome's
+    position, whose ``recorded_at`` it repeats) and ``answered_at``; for a conflict
+    ``conflicts_with`` (the position of the decision that stands).
+    """
+    logged = outcome if isinstance(outcome, LoggedOutcome) else None
+    # The receipt whose content this outcome repeats: its own, or the first one for a duplicate.
+    receipt = outcome if isinstance(outcome, Receipt) else None
+    extra: dict[str, Any] = {}
+    if logged is not None:
+        if logged.entry.kind in (DECIDED, DUPLICATE):
+            receipt = logged.receipt
+        if logged.entry.kind == DUPLICATE:
+            extra = {"first_position": logged.receipt_position, "answered_at": logged.entry.recorded_at}
+        elif logged.entry.kind == CONFLICT:
+            extra = {"conflicts_with": logged.receipt_position}
+    department: str | None
+    submission_id: str | None
+    if receipt is not None:
+        department, submission_id, recorded_at = (
+            receipt.department,
+            receipt.submission_id,
+            receipt.recorded_at,
+        )
+        status, reason, original = receipt.status, receipt.reason, receipt.original
+    else:  # a conflict, or a message registered under no id: rejected here, by the entry itself
+        assert logged is not None
+        entry = logged.entry
+        department, submission_id, recorded_at = entry.department, entry.submission_id, entry.recorded_at
+        status, reason, original = REJECTED, entry.reason, entry.original
     value: dict[str, Any] = {
         "position": position,
-        "status": receipt.status,
-        "department": receipt.department or None,
-        "submission_id": receipt.submission_id,
-        "subject_key": receipt.subject_key,
-        "recorded_at": receipt.recorded_at,
+        "status": status,
+        "department": department or None,
+        "submission_id": submission_id,
+        "subject_key": receipt.subject_key if receipt is not None else None,
+        "recorded_at": recorded_at,
+        "duplicate": logged is not None and logged.duplicate,
+        **extra,
     }
-    if receipt.status == REJECTED:
-        value["reason"] = receipt.reason
-        value.update(original_fields(receipt.original))
+    if status == REJECTED:
+        value["reason"] = reason
+        head = len(orjson.dumps(value))
+        value.update(original_fields(original, budget=OUTCOME_MESSAGE_LIMIT - head, position=position))
     else:
-        value["events"] = list(receipt.events)
-    key = (receipt.subject_key or receipt.submission_id).encode()
+        value["events"] = list(receipt.events) if receipt is not None else []
+    key = (value["subject_key"] or submission_id or "").encode()
     return key, orjson.dumps(value)
 
 
-def original_fields(original: bytes | None) -> dict[str, Any]:
-    """The submission as received: as text when it is UTF-8, else base64 (so nothing is lost)."""
+def original_fields(
+    original: bytes | None, *, budget: int = OUTCOME_MESSAGE_LIMIT - 2048, position: int | None = None
+) -> dict[str, Any]:
+    """The submission as received: as text when it is UTF-8, else base64 (so nothing is lost).
+
+    When that would take more than ``budget`` bytes of JSON, only its first
+    :data:`ORIGINAL_PREVIEW_BYTES` are given, with ``original_truncated``, ``original_bytes``,
+    ``original_sha256`` and (knowing the outcome's position) ``original_ref``, where it is whole.
+    """
     if original is None:
         return {"original": None}
+    fields = _encoded(original)
+    if len(orjson.dumps(fields)) <= budget:
+        return fields
+    preview = _encoded(original[:ORIGINAL_PREVIEW_BYTES], cut=True)
+    preview.update(
+        original_truncated=True,
+        original_bytes=len(original),
+        original_sha256=hashlib.sha256(original).hexdigest(),
+    )
+    if position is not None:
+        preview["original_ref"] = ORIGINAL_PATH.format(position=position)
+    return preview
+
+
+def _encoded(original: bytes, *, cut: bool = False) -> dict[str, Any]:
+    """As UTF-8 text, or base64 when it is not UTF-8. A ``cut`` prefix may end inside a
+    character: up to 3 incomplete bytes at its end are dropped, nothing else."""
+    text: str | None
     try:
-        return {"original": original.decode("utf-8"), "original_encoding": "utf-8"}
-    except UnicodeDecodeError:
+        text = original.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = original[: exc.start].decode("utf-8") if cut and exc.start >= len(original) - 3 else None
+    if text is None:
         return {"original": base64.b64encode(original).decode(), "original_encoding": "base64"}
+    return {"original": text, "original_encoding": "utf-8"}
 
 
 def messages_from_store(log: LedgerLog, subject_key: UUID | None = None) -> list[dict[str, Any]]:

@@ -35,6 +35,16 @@ class Clock:
 
 
 @pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One throw-away PostgreSQL cluster for the session, started by the first test that needs it
+    (``tests/integration/pg_server.py``); never skipped."""
+    from tests.integration.pg_server import running_postgres  # noqa: PLC0415 - only when a test needs it
+
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return load_catalogue()
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from ledger.domain.outcomes import Receipt
+from ledger.domain.outcomes import LoggedOutcome, Receipt
 
 EventRow = tuple[int, str, int, str, bytes]
 """One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state).
@@ -37,7 +37,7 @@ class SubmissionRegister(Protocol):
 
 @runtime_checkable
 class LedgerLog(Protocol):
-    """The ledger's log, read by position: events, receipts, and the relay's saved positions."""
+    """The ledger's log, read by position: events, receipts, outcomes and the relay's saved positions."""
 
     def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
         """Events after position ``after`` (and at most ``stop``), in ledger order, at most ``limit``."""
@@ -59,6 +59,21 @@ class LedgerLog(Protocol):
 
     def last_receipt_position(self) -> int:
         """The position of the newest receipt (0 while there is none)."""
+        ...
+
+    def receipt_head(self) -> tuple[int, str]:
+        """(position, chain link) of the newest receipt: what a checkpoint anchors."""
+        ...
+
+    def outcomes_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, LoggedOutcome]]:
+        """The outcomes log after ``position``: one entry per submission received, each with the
+        receipt it rests on. What ``credit.outcomes`` publishes, followed by the relay's cursor."""
+        ...
+
+    def last_outcome_position(self) -> int:
+        """The position of the newest outcomes-log entry (0 while there is none)."""
         ...
 
     def relay_position(self, name: str) -> int:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
-import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -23,16 +20,29 @@ from eventsourcing.persistence import (
 from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 
-from ledger.application import submissions
 from ledger.application.handlers import handle
 from ledger.application.ports import EventRow, KeyStore, LedgerLog, SubmissionRegister
+from ledger.application.reception import SOURCE_DEPARTMENT, Item, internal_error, receive
+from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.commands import Command
 from ledger.domain.creditfile import Context, CreditFile
-from ledger.domain.errors import InvalidInput, LedgerError, SubmissionConflict
+from ledger.domain.errors import LedgerError, SubmissionConflict
 from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verify_streams
-from ledger.domain.outcomes import ACCEPTED, REJECTED, Outcome, Receipt
+from ledger.domain.outcomes import (
+    ACCEPTED,
+    CONFLICT,
+    DECIDED,
+    DUPLICATE,
+    REJECTED,
+    UNREGISTERED,
+    LoggedOutcome,
+    Outcome,
+    OutcomeEntry,
+    Receipt,
+)
 from ledger.domain.queries import QueryRecord
+from ledger.domain.redaction import echo
 from ledger.domain.subjects import SubjectCode, subject_key
 from ledger.store.recorders import POPOLedgerRecorder, SQLiteLedgerRecorder
 from ledger.store.transcoder import OrjsonTranscoder
@@ -43,21 +53,6 @@ TRANSIENT = (OperationalError, InterfaceError)
 """Database errors that mean "not now" (unreachable, locked): worth retrying the same batch."""
 
 
-def internal_error(what: str, *args: object) -> dict[str, str]:
-    """Log the exception being handled under a fresh correlation id; the reason that names it.
-
-    The sender learns only that the ledger failed and which log entry says why (never a traceback).
-    """
-    correlation = uuid4().hex[:16]
-    log.exception(f"[{correlation}] {what}", *args)
-    return {
-        "code": "internal_error",
-        "field": "",
-        "message": "the ledger could not apply this submission; operators have the details in its log "
-        f"under correlation id {correlation}",
-    }
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -65,107 +60,6 @@ def utc_now() -> datetime:
 class BatchAborted(RuntimeError):
     """A command failed after it had already changed a file: the batch is abandoned, nothing of it
     is saved, and the files it touched are evicted from the cache."""
-
-
-@dataclass
-class _Item:
-    key: tuple[str, str] | None
-    digest: str | None
-    command: Command | None
-    error: LedgerError | None
-    original: bytes = b""
-
-
-SOURCE_DEPARTMENT = ""
-"""Department of the receipt for a message with no usable key: its submission id is its source."""
-
-
-def _as_bytes(raw: bytes | str | Mapping[str, Any]) -> bytes:
-    if isinstance(raw, bytes):
-        return raw
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")
-    try:
-        return orjson.dumps(dict(raw), default=str)
-    except (TypeError, orjson.JSONEncodeError):  # nested too deep to encode: kept as its repr
-        try:
-            return repr(raw)[: 1024 * 1024].encode("utf-8", "backslashreplace")
-        except RecursionError:
-            return b""
-
-
-class _UnitOfWork:
-    """The files one batch touches, loaded once and saved together.
-
-    ``begin()`` starts a command: the files it touches are noted with their pending-event count,
-    so its new events (or its untidy failure) are found without scanning the whole batch.
-    ``read`` keeps the version each file had when the batch first looked at it (0: no file), so
-    the save can check that the files it decided on without changing are still current.
-    """
-
-    def __init__(self, app: CreditLedger) -> None:
-        self.app = app
-        self.files: dict[UUID, CreditFile] = {}
-        self.touched: dict[UUID, int] = {}
-        self.absent: set[UUID] = set()
-        self.read: dict[UUID, int] = {}
-
-    def prefetch(self, keys: set[UUID]) -> None:
-        """Learn in one query which of these subjects have no file yet, so finding them costs nothing."""
-        unknown = [k for k in keys if not self.app.is_cached(k)]
-        if unknown:
-            self.absent = set(unknown) - self.app.register.existing_streams(unknown)
-
-    def key_of(self, subject: SubjectCode) -> UUID:
-        return self.app.key_of(subject)
-
-    def begin(self) -> None:
-        self.touched = {}
-
-    def find(self, key: UUID) -> CreditFile | None:
-        file = self.files.get(key)
-        if file is None:
-            if key in self.absent:
-                self.read.setdefault(key, 0)
-                return None
-            try:
-                file = self.app.repository.get(key)
-            except AggregateNotFoundError:
-                self.read.setdefault(key, 0)
-                return None
-            self.files[key] = file
-            self.read.setdefault(key, file.version)
-        if key not in self.touched:
-            self.touched[key] = len(file.pending_events)
-        return file
-
-    def add(self, file: CreditFile) -> None:
-        self.files[file.id] = file
-        self.absent.discard(file.id)
-        self.touched[file.id] = 0
-
-    def discard_opened(self) -> None:
-        """Forget files this command opened: a rejected filing leaves no file behind."""
-        for key, baseline in self.touched.items():
-            file = self.files.get(key)
-            if baseline == 0 and file is not None and file.version == len(file.pending_events):
-                del self.files[key]
-
-    def unchanged_reads(self) -> dict[UUID, int]:
-        """Files read but not changed by this batch (changed ones are guarded by their version key)."""
-        return {
-            key: version
-            for key, version in self.read.items()
-            if key not in self.files or not self.files[key].pending_events
-        }
-
-    def new_events(self) -> list[Any]:
-        return [
-            e
-            for key, baseline in self.touched.items()
-            if key in self.files
-            for e in self.files[key].pending_events[baseline:]
-        ]
 
 
 class CreditLedger(Application[UUID]):
@@ -260,16 +154,19 @@ class CreditLedger(Application[UUID]):
         (same department, id and content) gets its first outcome back, marked ``duplicate``.
         ``sources`` name where each message came from (``topic/partition/offset``): a message
         without a usable department and id is then receipted under its source, so a redelivery
-        of even an undecodable message gets the same single outcome.
+        of even an undecodable message gets the same single outcome; and a redelivered message
+        (same source, same content) adds nothing to the outcomes log, which holds one entry per
+        submission received (``outcomes_after``).
         """
         now = self.clock()
         now_iso = now.isoformat()
-        items = [self._parse(raw, now) for raw in batch]
+        items = [receive(raw, now) for raw in batch]
         if sources is not None:
             for item, source in zip(items, sources, strict=True):
+                item.source = source
                 if item.key is None:
                     item.key = (SOURCE_DEPARTMENT, source)
-        uow = _UnitOfWork(self)
+        uow = UnitOfWork(self)
         try:
             outcomes = self._decide_all(items, uow, now, now_iso)
         except BaseException:
@@ -279,42 +176,54 @@ class CreditLedger(Application[UUID]):
         return outcomes
 
     def _save_batch(
-        self, files: list[CreditFile], receipts: list[Receipt], read: Mapping[UUID, int] | None = None
+        self,
+        files: list[CreditFile],
+        receipts: list[Receipt],
+        logged: list[OutcomeEntry],
+        read: Mapping[UUID, int] | None = None,
     ) -> None:
         """``Application.save`` for files we know are aggregates, skipping its per-object Protocol
-        ``isinstance`` checks (slow on Python 3.11): one transaction for events and receipts,
-        which also checks that the files in ``read`` are still at the versions given."""
+        ``isinstance`` checks (slow on Python 3.11): one transaction for events, receipts and the
+        outcomes log, which also checks that the files in ``read`` are still at the versions given."""
         processing = ProcessingEvent[UUID]()
         for file in files:
             processing.events.extend(file.collect_events())
             processing.aggregates[file.id] = file
         processing.saved_kwargs["receipts"] = receipts
+        processing.saved_kwargs["outcomes"] = logged
         if read:
             processing.saved_kwargs["read_versions"] = read
         recordings = self._record(processing)
         self._notify(recordings)
 
-    def _decide_all(self, items: list[_Item], uow: _UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
+    def _decide_all(self, items: list[Item], uow: UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow.prefetch({self.command_key(i.command) for i in items if i.command is not None})
         receipts: list[Receipt] = []
+        logged: list[OutcomeEntry] = []
         outcomes: list[Outcome] = []
         for item in items:
             if item.key is None:
                 assert item.error is not None
-                outcomes.append(
-                    Outcome(REJECTED, None, None, reason=item.error.as_reason(), recorded_at=now_iso)
-                )
+                reason = item.error.as_reason()
+                outcomes.append(Outcome(REJECTED, None, None, reason=reason, recorded_at=now_iso))
+                logged.append(_entry(UNREGISTERED, item, now_iso, reason=reason))
                 continue
             prior = known.get(item.key)
             if prior is not None:
-                outcomes.append(self._answer_resend(prior, item, now))
+                outcome = self._answer_resend(prior, item, now_iso)
+                outcomes.append(outcome)
+                if outcome.duplicate:
+                    logged.append(_entry(DUPLICATE, item, now_iso, original=False))
+                else:
+                    logged.append(_entry(CONFLICT, item, now_iso, reason=outcome.reason))
                 continue
             receipt = self._decide(item, uow, now, now_iso)
             known[item.key] = receipt
             receipts.append(receipt)
+            logged.append(_entry(DECIDED, item, now_iso, original=False))
             outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
-        self._save_batch(list(uow.files.values()), receipts, uow.unchanged_reads())
+        self._save_batch(list(uow.files.values()), receipts, logged, uow.unchanged_reads())
         return outcomes
 
     def submit_safely(
@@ -353,9 +262,7 @@ class CreditLedger(Application[UUID]):
             except TRANSIENT:
                 raise
             except Exception:
-                reason = internal_error(
-                    "submission %d of a batch cannot be applied; rejected as internal_error", i
-                )
+                reason = internal_error("submission %d of a batch cannot be applied; rejected", i)
                 outcomes.append(self.reject_unapplicable(raw, source[0] if source else None, reason))
         return outcomes
 
@@ -364,70 +271,44 @@ class CreditLedger(Application[UUID]):
     ) -> Outcome:
         """Record a rejection for a submission the ledger failed to apply, without applying it."""
         now = self.clock()
-        item = self._parse(raw, now)
-        key = item.key or ((SOURCE_DEPARTMENT, source) if source else None)
+        item = receive(raw, now)
+        item.source = source
+        item.key = item.key or ((SOURCE_DEPARTMENT, source) if source else None)
         if reason is None:
             reason = internal_error("submission from %s rejected as internal_error", source or "a caller")
-        if key is None:
+        if item.key is None:
+            self._save_batch([], [], [_entry(UNREGISTERED, item, now.isoformat(), reason=reason)])
             return Outcome(REJECTED, None, None, reason=reason, recorded_at=now.isoformat())
-        known = self.register.select_receipts([key]).get(key)
+        known = self.register.select_receipts([item.key]).get(item.key)
         if known is not None:
+            self._save_batch([], [], [_entry(DUPLICATE, item, now.isoformat(), original=False)])
             return Outcome.from_receipt(known, duplicate=True)
         receipt = Receipt(
-            key[0], key[1], item.digest or "", REJECTED, None, (), reason, now.isoformat(), item.original
+            item.key[0],
+            item.key[1],
+            item.digest or "",
+            REJECTED,
+            None,
+            (),
+            reason,
+            now.isoformat(),
+            item.original,
         )
-        self._save_batch([], [receipt])
+        self._save_batch([], [receipt], [_entry(DECIDED, item, now.isoformat(), original=False)])
         return Outcome.from_receipt(receipt, duplicate=False)
 
-    def _parse(self, raw: bytes | str | Mapping[str, Any], now: datetime) -> _Item:
-        """Decode, check the limits, key and type one submission; any failure becomes its reason.
-
-        The limits come before anything else reads the value (its digest, its department): a
-        value nested too deep for the canonical encoder, say, is refused rather than raised.
-        """
-        original = _as_bytes(raw)
-        try:
-            data = submissions.decode(raw)
-        except LedgerError as exc:
-            return _Item(None, hashlib.sha256(original).hexdigest(), None, exc, original)
-        department, submission_id = data.get("department"), data.get("submission_id")
-        key = (
-            (department, submission_id)
-            if isinstance(department, str) and isinstance(submission_id, str)
-            else None
-        )
-        try:
-            canonical = submissions.check_limits(data, None if isinstance(raw, Mapping) else original)
-        except LedgerError as exc:
-            # Fingerprinted by its bytes: its canonical form may not even exist (too deep).
-            return _Item(key, hashlib.sha256(original).hexdigest(), None, exc, original)
-        digest = hashlib.sha256(canonical).hexdigest()
-        if key is None:
-            missing = "department" if not isinstance(department, str) else "submission_id"
-            error = InvalidInput(f"{missing} is required (a string)", field=missing, code="missing_field")
-            return _Item(None, digest, None, error, original)
-        try:
-            return _Item(key, digest, submissions.parse(data, now=now, content_digest=digest), None, original)
-        except LedgerError as exc:
-            return _Item(key, digest, None, exc, original)
-        except Exception:  # a parser bug must not stop the batch: this submission is rejected
-            reason = internal_error("submission %s/%s could not be parsed", *key)
-            return _Item(key, digest, None, LedgerError(reason["message"], code="internal_error"), original)
-
-    def _answer_resend(self, prior: Receipt, item: _Item, now: datetime) -> Outcome:
+    def _answer_resend(self, prior: Receipt, item: Item, now_iso: str) -> Outcome:
         if prior.digest == item.digest:
             return Outcome.from_receipt(prior, duplicate=True)
+        assert item.key is not None
         conflict = SubmissionConflict(
-            f"submission {item.key[1] if item.key else ''} was already used by {prior.department} "
+            f"submission {echo(item.key[1])} was already used by {echo(prior.department)} "
             f"on {prior.recorded_at} with different content; use a new submission_id",
             field="submission_id",
         )
-        assert item.key is not None
-        return Outcome(
-            REJECTED, item.key[1], item.key[0], reason=conflict.as_reason(), recorded_at=now.isoformat()
-        )
+        return Outcome(REJECTED, item.key[1], item.key[0], reason=conflict.as_reason(), recorded_at=now_iso)
 
-    def _decide(self, item: _Item, uow: _UnitOfWork, now: datetime, now_iso: str) -> Receipt:
+    def _decide(self, item: Item, uow: UnitOfWork, now: datetime, now_iso: str) -> Receipt:
         assert item.key is not None
         assert item.digest is not None
         department, submission_id = item.key
@@ -473,7 +354,7 @@ class CreditLedger(Application[UUID]):
         return receipt(ACCEPTED, file_key, events, None)
 
     @staticmethod
-    def _check_unchanged(uow: _UnitOfWork, exc: BaseException) -> None:
+    def _check_unchanged(uow: UnitOfWork, exc: BaseException) -> None:
         if uow.new_events():
             msg = f"a command raised after changing a file; batch abandoned: {exc!r}"
             raise BatchAborted(msg) from exc
@@ -512,7 +393,30 @@ class CreditLedger(Application[UUID]):
     def receipts_after(
         self, position: int, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, Receipt]]:
+        """The register: one receipt per (department, submission id) decided, in position order."""
         return self.reader.receipts_after(position, department=department, limit=limit)
+
+    def outcomes_after(
+        self, position: int, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, LoggedOutcome]]:
+        """The outcomes log: one entry per submission received (first decisions, duplicates and
+        conflicts), in position order; what credit.outcomes and /v1/outcomes publish."""
+        return self.reader.outcomes_after(position, department=department, limit=limit)
+
+    def original_at(self, position: int) -> tuple[str | None, bytes] | None:
+        """The department and the bytes as received of the rejected outcome at ``position`` (None if
+        it was accepted, or there is none): how a department gets back an original that was too
+        large for its outcome message (``contract.messages.ORIGINAL_PATH``). The caller checks that
+        the department asking is the one returned."""
+        found = self.reader.outcomes_after(position - 1, limit=1)
+        if not found or found[0][0] != position:
+            return None
+        logged = found[0][1]
+        if logged.entry.kind in (CONFLICT, UNREGISTERED):
+            original = logged.entry.original
+        else:
+            original = logged.receipt.original if logged.receipt is not None else None
+        return None if original is None else (logged.entry.department, original)
 
     # -- integrity -----------------------------------------------------------------------
 
@@ -531,6 +435,23 @@ class CreditLedger(Application[UUID]):
             return verify_streams(self.stored_events())
         transcoder = self.mapper.transcoder
         return verify_streams(_view(transcoder, row) for row in self.reader.stream_rows(key))
+
+
+def _entry(
+    kind: str, item: Item, now_iso: str, *, reason: dict[str, str] | None = None, original: bool = True
+) -> OutcomeEntry:
+    """The outcomes-log entry of ``item``; its own original only when no receipt will hold one."""
+    department, submission_id = item.key if item.key is not None else (None, None)
+    return OutcomeEntry(
+        kind,
+        department,
+        submission_id,
+        item.digest or "",
+        now_iso,
+        item.source,
+        reason,
+        item.original if original else None,
+    )
 
 
 def _port(recorder: Any, port: type[Any]) -> Any:

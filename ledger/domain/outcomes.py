@@ -1,12 +1,30 @@
-"""The single outcome every submission ends with: accepted (with its events) or rejected (with a reason)."""
+"""The single outcome every submission ends with: accepted (with its events) or rejected (with a reason).
+
+Three records of it: the **receipt** (one per department and submission id, what a re-send is
+answered from, hash-chained so that no receipt can be altered unseen), the **outcomes log** (one
+entry per submission *received*: the first decision, and every duplicate and conflict after it,
+which is what ``credit.outcomes`` publishes), and the ``Outcome`` returned to the caller.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.domain.integrity import GENESIS, canonical_bytes
+
 ACCEPTED = "accepted"
 REJECTED = "rejected"
+
+DECIDED = "decided"
+"""An outcomes-log entry for the first decision on a submission: its receipt is at the same position."""
+DUPLICATE = "duplicate"
+"""An entry for a re-send of a decided submission (same content): answered by the first receipt."""
+CONFLICT = "conflict"
+"""An entry for a re-used submission id with other content: rejected, the first decision stands."""
+UNREGISTERED = "unregistered"
+"""An entry for a message with no department and submission id to register it under (and no source)."""
 
 
 @dataclass(frozen=True)
@@ -22,10 +40,84 @@ class Receipt:
     reason: dict[str, str] | None
     recorded_at: str
     original: bytes | None = None  # the submission as received, kept for rejections only
+    chain_hash: str = field(default="", compare=False)  # set when read back from the register
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.department, self.submission_id)
+
+
+def receipt_chain_hash(prev: str, position: int, receipt: Receipt) -> str:
+    """The link of one receipt in the register's chain: SHA-256 over the previous link, the
+    receipt's position and every field of it (the original by its SHA-256).
+
+    Computed by the recorder in the transaction that writes the receipt, from the last receipt
+    committed before it, so the chain follows position order and an altered, removed or inserted
+    receipt breaks it (``ledger.verification.audit`` recomputes it)."""
+    body = {
+        "prev": prev,
+        "position": position,
+        "department": receipt.department,
+        "submission_id": receipt.submission_id,
+        "digest": receipt.digest,
+        "status": receipt.status,
+        "subject_key": receipt.subject_key,
+        "events": list(receipt.events),
+        "reason": receipt.reason,
+        "recorded_at": receipt.recorded_at,
+        "original_sha256": None if receipt.original is None else hashlib.sha256(receipt.original).hexdigest(),
+    }
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+
+
+RECEIPT_GENESIS = GENESIS
+"""The ``prev`` of the first receipt's link."""
+
+
+@dataclass(frozen=True)
+class OutcomeEntry:
+    """One line of the outcomes log, written in the batch's transaction.
+
+    ``kind`` is ``DECIDED`` (the receipt of ``department``/``submission_id`` holds the outcome),
+    ``DUPLICATE`` (that receipt answers it again), ``CONFLICT`` or ``UNREGISTERED`` (rejected
+    here: ``reason`` and ``original`` are the entry's own). ``source`` names where the message
+    was read (``topic/partition/offset``): an entry for a source and digest already logged is
+    not logged again, so a redelivered message (a worker restarted before committing its offset)
+    gets no second outcome."""
+
+    kind: str
+    department: str | None
+    submission_id: str | None
+    digest: str
+    recorded_at: str
+    source: str | None = None
+    reason: dict[str, str] | None = None
+    original: bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        if self.department is None or self.submission_id is None:
+            return None
+        return (self.department, self.submission_id)
+
+
+@dataclass(frozen=True)
+class LoggedOutcome:
+    """An outcomes-log entry as read back, with the receipt it rests on (if any): one message."""
+
+    entry: OutcomeEntry
+    receipt: Receipt | None
+    receipt_position: int | None
+
+    @property
+    def status(self) -> str:
+        if self.entry.kind in (DECIDED, DUPLICATE) and self.receipt is not None:
+            return self.receipt.status
+        return REJECTED
+
+    @property
+    def duplicate(self) -> bool:
+        return self.entry.kind == DUPLICATE
 
 
 @dataclass(frozen=True)

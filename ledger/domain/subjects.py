@@ -170,12 +170,8 @@ def parse_subject_code(
     if not isinstance(raw, str):
         raise InvalidSubjectCode(f"expected a string of {CODE_LENGTH} characters", field=field)
     code = raw.strip()
-    if not code.isascii():
-        position = next(i for i, ch in enumerate(code, start=1) if not ch.isascii())
-        raise InvalidSubjectCode(
-            f"position {position} is not an ASCII character: codes use only 0-9 and A-Z", field=field
-        )
-    code = code.upper()
+    # Only ASCII letters are upper-cased; anything else stays as sent, to be refused by position.
+    code = code.upper() if code.isascii() else "".join(ch.upper() if ch.isascii() else ch for ch in code)
     if len(code) != CODE_LENGTH:
         raise InvalidSubjectCode(f"expected {CODE_LENGTH} characters, got {len(code)}", field=field)
     if kind is SubjectKind.PERSON:

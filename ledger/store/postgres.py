@@ -24,17 +24,20 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.domain.outcomes import Receipt
+from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, OutcomeEntry, Receipt, receipt_chain_hash
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    OUTCOME_COLUMNS,
+    OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
+    RECEIPTS_TABLE,
     EventRow,
+    chained,
     check_read_versions,
+    logged_from_row,
+    positioned,
     receipt_from_row,
-    receipt_row,
 )
-
-RECEIPTS_TABLE = "submission_receipts"
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -70,9 +73,54 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "position bigserial PRIMARY KEY, "
                 "department text NOT NULL, submission_id text NOT NULL, digest text NOT NULL, "
                 "status text NOT NULL, subject_key text, events bytea NOT NULL, reason bytea, "
-                "recorded_at text NOT NULL, original bytea, UNIQUE (department, submission_id))"
+                "recorded_at text NOT NULL, original bytea, chain_hash text, "
+                "UNIQUE (department, submission_id))"
             ).format(schema=schema, table=table)
         )
+        # A register made before the receipt chain gains its column here (and its links in _migrate).
+        self.sql_create_statements.append(
+            SQL("ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS chain_hash text").format(
+                schema=schema, table=table
+            )
+        )
+        outcomes = Identifier(OUTCOMES_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} (position bigserial PRIMARY KEY, "
+                "kind text NOT NULL, department text, submission_id text, source text, digest text NOT NULL, "
+                "recorded_at text NOT NULL, reason bytea, original bytea, UNIQUE (source, digest))"
+            ).format(schema=schema, table=outcomes)
+        )
+        self.sql_create_statements.append(
+            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (department, position)").format(
+                index=Identifier(f"{OUTCOMES_TABLE}_department_idx"), schema=schema, table=outcomes
+            )
+        )
+        sequence = f"{self.datastore.schema}.{OUTCOMES_TABLE}"
+        self.outcome_positions_statement = SQL(
+            "SELECT nextval(pg_get_serial_sequence({sequence}, 'position')) AS p "
+            "FROM generate_series(1, %s) ORDER BY p"
+        ).format(sequence=sequence)
+        self.insert_outcomes_statement = SQL(
+            "INSERT INTO {schema}.{table} (position, " + OUTCOME_COLUMNS + ") "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source, digest) DO NOTHING"
+        ).format(schema=schema, table=outcomes)
+        self.receipt_head_statement = SQL(
+            "SELECT position, chain_hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, table=table)
+        self.last_outcome_statement = SQL("SELECT max(position) FROM {schema}.{table}").format(
+            schema=schema, table=outcomes
+        )
+        joined = SQL(", ").join(
+            [SQL("o.position")]
+            + [SQL("o.") + Identifier(c) for c in OUTCOME_COLUMNS.split(", ")]
+            + [SQL("r.position")]
+            + [SQL("r.") + Identifier(c) for c in RECEIPT_COLUMNS.split(", ")]
+        )
+        self.outcomes_after_statement = SQL(
+            "SELECT {columns} FROM {schema}.{outcomes} o LEFT JOIN {schema}.{receipts} r "
+            "ON r.department = o.department AND r.submission_id = o.submission_id WHERE o.position > %s"
+        ).format(columns=joined, schema=schema, outcomes=outcomes, receipts=table)
         positions = Identifier("relay_positions")
         self.sql_create_statements.append(
             SQL(
@@ -93,8 +141,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
         )
         self.insert_receipts_statement = SQL(
-            "INSERT INTO {schema}.{table} (" + RECEIPT_COLUMNS + ") "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {schema}.{table} (position, " + RECEIPT_COLUMNS + ") "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(schema=schema, table=table)
         self.select_receipts_statement = SQL(
             "SELECT " + RECEIPT_COLUMNS + " FROM {schema}.{table} "
@@ -144,7 +192,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "WHERE originator_id = %s ORDER BY originator_version"
         ).format(schema=schema, table=events)
         self.receipts_after_statement = SQL(
-            "SELECT position, " + RECEIPT_COLUMNS + " FROM {schema}.{table} WHERE position > %s"
+            "SELECT position, " + RECEIPT_COLUMNS + " FROM {schema}.{table} r WHERE r.position > %s"
         ).format(schema=schema, table=table)
 
     def _insert_events(
@@ -153,27 +201,136 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         receipts: Sequence[Receipt] = (),
+        outcomes: Sequence[OutcomeEntry] = (),
         read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> None:
         # Runs first in the transaction (pipelined), before the events are inserted.
         super()._insert_events(curs, stored_events, **kwargs)
-        if receipts or read_versions:
+        if outcomes or read_versions:
             # Take the events table lock now (the events insert re-takes it, a no-op), so that
-            # writers are serialised before any receipt position is drawn from the sequence,
-            # and the versions read below are every other writer's last word.
+            # writers are serialised before any outcome position is drawn from the sequence or
+            # the receipt chain's head is read, and the versions read below are every other
+            # writer's last word.
             self._lock_table(curs)
         if read_versions:
             curs.execute(self.current_versions_statement, (list(read_versions),))
             check_read_versions(
                 {row["originator_id"]: row["version"] for row in curs.fetchall()}, read_versions
             )
-        if receipts:
-            curs.executemany(self.insert_receipts_statement, [receipt_row(r) for r in receipts])
+        if outcomes:
+            curs.execute(self.outcome_positions_statement, (len(outcomes),))
+            rows, placed = positioned(outcomes, receipts, [row["p"] for row in curs.fetchall()])
+            if placed:
+                curs.execute(self.receipt_head_statement)
+                head = curs.fetchone()
+                curs.executemany(
+                    self.insert_receipts_statement, chained(placed, head["chain_hash"] if head else None)
+                )
+            curs.executemany(self.insert_outcomes_statement, rows)
+        elif receipts:
+            msg = "receipts are written only with their outcome entries"
+            raise ValueError(msg)
+
+    def create_table(self) -> None:
+        super().create_table()
+        self._migrate()
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _migrate(self) -> None:
+        """Link the receipts of a register made before the chain, and log their decided outcomes at
+        their positions (see ``SQLiteLedgerRecorder._migrate``); a no-op once done."""
+        schema = Identifier(self.datastore.schema)
+        receipts, outcomes = Identifier(RECEIPTS_TABLE), Identifier(OUTCOMES_TABLE)
+        with self.datastore.transaction(commit=True) as c:
+            self._lock_table(c)
+            # An earlier version's register: receipts, and no outcomes log to go with them (each
+            # receipt of this version is written with its outcome, in one transaction).
+            c.execute(
+                SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {schema}.{receipts}) "
+                    "AND NOT EXISTS (SELECT 1 FROM {schema}.{outcomes}) AS old"
+                ).format(schema=schema, receipts=receipts, outcomes=outcomes)
+            )
+            row = c.fetchone()
+            if row is None or not row["old"]:
+                return
+            c.execute(
+                SQL(
+                    "SELECT position, " + RECEIPT_COLUMNS + " FROM {schema}.{table} ORDER BY position"
+                ).format(schema=schema, table=receipts)
+            )
+            link, updates = RECEIPT_GENESIS, []
+            for row in c.fetchall():
+                values = list(row.values())
+                receipt = receipt_from_row(values[1:])
+                link = receipt.chain_hash or receipt_chain_hash(link, values[0], receipt)
+                updates.append((link, values[0]))
+            c.executemany(
+                SQL("UPDATE {schema}.{table} SET chain_hash = %s WHERE position = %s").format(
+                    schema=schema, table=receipts
+                ),
+                updates,
+            )
+            c.execute(
+                SQL(
+                    "INSERT INTO {schema}.{outcomes} (position, kind, department, submission_id, digest, "
+                    "recorded_at) SELECT position, 'decided', department, submission_id, digest, recorded_at "
+                    "FROM {schema}.{receipts} r WHERE NOT EXISTS "
+                    "(SELECT 1 FROM {schema}.{outcomes} o WHERE o.position = r.position)"
+                ).format(schema=schema, outcomes=outcomes, receipts=receipts)
+            )
+            c.execute(
+                SQL(
+                    "SELECT setval(pg_get_serial_sequence({sequence}, 'position'), "
+                    "(SELECT coalesce(max(position), 0) + 1 FROM {schema}.{outcomes}), false)"
+                ).format(
+                    sequence=f"{self.datastore.schema}.{OUTCOMES_TABLE}", schema=schema, outcomes=outcomes
+                )
+            )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def last_outcome_position(self) -> int:
+        """The position of the newest outcome (0 while there is none): what credit.outcomes has to reach."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.last_outcome_statement)
+            row = c.fetchone()
+        return int(row[0] or 0) if row else 0
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def receipt_head(self) -> tuple[int, str]:
+        """(position, chain link) of the newest receipt; (0, the genesis link) while there is none."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.receipt_head_statement)
+            row = c.fetchone()
+        return (int(row[0]), str(row[1] or RECEIPT_GENESIS)) if row else (0, RECEIPT_GENESIS)
+
+    def outcomes_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, LoggedOutcome]]:
+        return [
+            logged_from_row(row)
+            for row in self._page(self.outcomes_after_statement, "o", position, department, limit)
+        ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _page(
+        self, statement: Composed, alias: str, position: int, department: str | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``statement`` (which ends in a position condition on table ``alias``), by position."""
+        params: list[Any] = [position]
+        if department is not None:
+            statement += SQL(" AND ") + Identifier(alias, "department") + SQL(" = %s")
+            params.append(department)
+        statement += SQL(" ORDER BY ") + Identifier(alias, "position") + SQL(" LIMIT %s")
+        params.append(limit)
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(statement, params)
+            return list(c.fetchall())
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def last_receipt_position(self) -> int:
-        """The position of the newest receipt (0 while there is none): the outcomes' head."""
+        """The position of the newest receipt (0 while there is none)."""
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
             c.execute(self.last_receipt_statement)
             row = c.fetchone()
@@ -217,20 +374,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 found[receipt.key] = receipt
         return found
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def receipts_after(
         self, position: int, *, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, Receipt]]:
-        statement: Composed = self.receipts_after_statement
-        params: list[Any] = [position]
-        if department is not None:
-            statement += SQL(" AND department = %s")
-            params.append(department)
-        statement += SQL(" ORDER BY position LIMIT %s")
-        params.append(limit)
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
-            c.execute(statement, params)
-            return [(row[0], receipt_from_row(row[1:])) for row in c.fetchall()]
+        rows = self._page(self.receipts_after_statement, "r", position, department, limit)
+        return [(row[0], receipt_from_row(row[1:])) for row in rows]
 
     # -- the read port ---------------------------------------------------------------------------
 

@@ -12,20 +12,36 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.domain.outcomes import Receipt
+from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, OutcomeEntry, Receipt, receipt_chain_hash
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    OUTCOME_COLUMNS,
+    OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
+    RECEIPTS_TABLE,
     EventRow,
+    chained,
     check_read_versions,
     dashed,
+    logged_from_row,
+    positioned,
     receipt_from_row,
-    receipt_row,
 )
+
+_LOGGED = (
+    f"SELECT o.position, {', '.join('o.' + c for c in OUTCOME_COLUMNS.split(', '))}, r.position, "
+    f"{', '.join('r.' + c for c in RECEIPT_COLUMNS.split(', '))} FROM {OUTCOMES_TABLE} o "
+    f"LEFT JOIN {RECEIPTS_TABLE} r ON r.department = o.department AND r.submission_id = o.submission_id "
+)
+"""An outcomes-log entry with the receipt it rests on."""
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -38,7 +54,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "position INTEGER PRIMARY KEY AUTOINCREMENT, "
             "department TEXT NOT NULL, submission_id TEXT NOT NULL, digest TEXT NOT NULL, "
             "status TEXT NOT NULL, subject_key TEXT, events BLOB NOT NULL, reason BLOB, "
-            "recorded_at TEXT NOT NULL, original BLOB, UNIQUE (department, submission_id))"
+            "recorded_at TEXT NOT NULL, original BLOB, chain_hash TEXT, UNIQUE (department, submission_id))"
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {OUTCOMES_TABLE} (position INTEGER PRIMARY KEY, "
+            "kind TEXT NOT NULL, department TEXT, submission_id TEXT, source TEXT, digest TEXT NOT NULL, "
+            "recorded_at TEXT NOT NULL, reason BLOB, original BLOB, UNIQUE (source, digest))"
+        )
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {OUTCOMES_TABLE}_department "
+            f"ON {OUTCOMES_TABLE} (department, position)"
         )
         statements.append(
             "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
@@ -50,12 +75,56 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return statements
 
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            self._migrate(c)
+
+    def _migrate(self, c: SQLiteCursor) -> None:
+        """Bring a register made before the receipt chain and the outcomes log up to date: link
+        its receipts in position order, and log one decided outcome per receipt at its position
+        (so a relay's saved position, counted in receipts, still means the same place)."""
+        c.execute(f"PRAGMA table_info({RECEIPTS_TABLE})")
+        if "chain_hash" in {row[1] for row in c.fetchall()}:
+            return  # made by this version (or migrated already)
+        c.execute(f"ALTER TABLE {RECEIPTS_TABLE} ADD COLUMN chain_hash TEXT")
+        c.execute(f"SELECT position, {RECEIPT_COLUMNS} FROM {RECEIPTS_TABLE} ORDER BY position")
+        link, updates = RECEIPT_GENESIS, []
+        for row in c.fetchall():
+            receipt = receipt_from_row(tuple(row)[1:])
+            if receipt.chain_hash:
+                link = receipt.chain_hash
+                continue
+            link = receipt_chain_hash(link, row[0], receipt)
+            updates.append((link, row[0]))
+        c.executemany(f"UPDATE {RECEIPTS_TABLE} SET chain_hash=? WHERE position=?", updates)
+        c.execute(
+            f"INSERT INTO {OUTCOMES_TABLE} (position, kind, department, submission_id, digest, recorded_at) "
+            "SELECT position, 'decided', department, submission_id, digest, recorded_at "
+            f"FROM {RECEIPTS_TABLE} r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {OUTCOMES_TABLE} o WHERE o.position = r.position)"
+        )
+
     def last_receipt_position(self) -> int:
-        """The position of the newest receipt (0 while there is none): the outcomes' head."""
+        """The position of the newest receipt (0 while there is none)."""
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT max(position) FROM submission_receipts")
             row = c.fetchone()
         return int(row[0] or 0)
+
+    def last_outcome_position(self) -> int:
+        """The position of the newest outcome (0 while there is none): what credit.outcomes has to reach."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT max(position) FROM {OUTCOMES_TABLE}")
+            row = c.fetchone()
+        return int(row[0] or 0)
+
+    def receipt_head(self) -> tuple[int, str]:
+        """(position, chain link) of the newest receipt; (0, the genesis link) while there is none."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT position, chain_hash FROM {RECEIPTS_TABLE} ORDER BY position DESC LIMIT 1")
+            row = c.fetchone()
+        return (int(row[0]), str(row[1] or RECEIPT_GENESIS)) if row else (0, RECEIPT_GENESIS)
 
     def relay_position(self, name: str) -> int:
         """How far the relay called ``name`` has published (0 before it starts)."""
@@ -78,12 +147,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         receipts: Sequence[Receipt] = (),
+        outcomes: Sequence[OutcomeEntry] = (),
         read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         # One executemany instead of eventsourcing's execute per event (which it does only to
         # return notification ids). Nothing here consumes those ids: nothing subscribes in-process,
         # and the relay reads the notification log by position. So none are returned.
+        if outcomes and not stored_events:
+            # A write first (one that changes nothing), so this transaction holds SQLite's write
+            # lock before it reads the register's positions and chain head below.
+            c.execute(f"DELETE FROM {OUTCOMES_TABLE} WHERE 0")
         c.executemany(
             self.insert_events_statement,
             [
@@ -96,11 +170,25 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 for s in stored_events
             ],
         )
-        if receipts:
+        if outcomes:
+            c.execute(f"SELECT max(position) FROM {OUTCOMES_TABLE}")
+            base = int(c.fetchone()[0] or 0)
+            rows, placed = positioned(outcomes, receipts, range(base + 1, base + 1 + len(outcomes)))
+            if placed:
+                c.execute(f"SELECT chain_hash FROM {RECEIPTS_TABLE} ORDER BY position DESC LIMIT 1")
+                head = c.fetchone()
+                c.executemany(
+                    f"INSERT INTO {RECEIPTS_TABLE} (position, {RECEIPT_COLUMNS}) VALUES ({_marks(11)})",
+                    chained(placed, head[0] if head else None),
+                )
+            # A redelivered message (same source, same digest) was logged the first time it came.
             c.executemany(
-                f"INSERT INTO submission_receipts ({RECEIPT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-                [receipt_row(r) for r in receipts],
+                f"INSERT OR IGNORE INTO {OUTCOMES_TABLE} (position, {OUTCOME_COLUMNS}) VALUES ({_marks(9)})",
+                rows,
             )
+        elif receipts:
+            msg = "receipts are written only with their outcome entries"
+            raise ValueError(msg)
         if read_versions:
             # After the inserts: this transaction now holds SQLite's write lock, so what it reads
             # is what every other writer has committed.
@@ -182,16 +270,28 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def receipts_after(
         self, position: int, *, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, Receipt]]:
-        sql = f"SELECT position, {RECEIPT_COLUMNS} FROM submission_receipts WHERE position>?"
+        select = f"SELECT position, {RECEIPT_COLUMNS} FROM submission_receipts r "
+        rows = self._page(select, position, department, limit)
+        return [(row[0], receipt_from_row(row[1:])) for row in rows]
+
+    def outcomes_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, LoggedOutcome]]:
+        return [logged_from_row(row) for row in self._page(_LOGGED, position, department, limit)]
+
+    def _page(self, select: str, position: int, department: str | None, limit: int) -> list[tuple[Any, ...]]:
+        """Rows of ``select`` (whose first table is aliased ``r`` or ``o``) after ``position``."""
+        alias = select.split(" FROM ", 1)[1].split()[1]
+        sql = f"{select}WHERE {alias}.position>?"
         params: list[Any] = [position]
         if department is not None:
-            sql += " AND department=?"
+            sql += f" AND {alias}.department=?"
             params.append(department)
-        sql += " ORDER BY position LIMIT ?"
+        sql += f" ORDER BY {alias}.position LIMIT ?"
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
             c.execute(sql, params)
-            return [(row[0], receipt_from_row(tuple(row)[1:])) for row in c.fetchall()]
+            return [tuple(row) for row in c.fetchall()]
 
     # -- API keys -------------------------------------------------------------------------------
 
@@ -220,17 +320,30 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 class POPOLedgerRecorder(POPOApplicationRecorder):
-    """In-memory recorder with the same register, for unit tests."""
+    """In-memory recorder with the same register, outcomes log and ports, for unit tests."""
 
     def __init__(self) -> None:
         super().__init__()
         self._receipts: dict[tuple[str, str], tuple[int, Receipt]] = {}
+        self._outcomes: list[tuple[int, OutcomeEntry]] = []
+        self._logged_sources: set[tuple[str, str]] = set()
         self._relay_positions: dict[str, int] = {}
         self._keys: dict[str, dict[str, Any]] = {}
 
     def last_receipt_position(self) -> int:
         with self._database_lock:
-            return len(self._receipts)
+            return max((p for p, _ in self._receipts.values()), default=0)
+
+    def last_outcome_position(self) -> int:
+        with self._database_lock:
+            return self._outcomes[-1][0] if self._outcomes else 0
+
+    def receipt_head(self) -> tuple[int, str]:
+        with self._database_lock:
+            if not self._receipts:
+                return (0, RECEIPT_GENESIS)
+            position, receipt = max(self._receipts.values(), key=lambda pr: pr[0])
+            return (position, receipt.chain_hash)
 
     def relay_position(self, name: str) -> int:
         return self._relay_positions.get(name, 0)
@@ -243,6 +356,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         receipts: Sequence[Receipt] = (),
+        outcomes: Sequence[OutcomeEntry] = (),
         read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
@@ -253,10 +367,21 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         for r in receipts:
             if r.key in self._receipts:
                 msg = f"submission {r.key} already has a receipt"
-                raise ValueError(msg)
+                raise IntegrityError(msg)  # as the SQL recorders' unique key does
+        base = self._outcomes[-1][0] if self._outcomes else 0
+        rows, placed = positioned(outcomes, receipts, range(base + 1, base + 1 + len(outcomes)))
+        head = self.receipt_head()[1] if placed else None
         ids = super()._update_table(stored_events, **kwargs)
-        for r in receipts:
-            self._receipts[r.key] = (len(self._receipts) + 1, r)
+        for row in chained(placed, head):
+            receipt = receipt_from_row(row[1:])
+            self._receipts[receipt.key] = (row[0], receipt)
+        for position, entry in zip((r[0] for r in rows), outcomes, strict=True):
+            seen = (entry.source, entry.digest) if entry.source is not None else None
+            if seen is not None and seen in self._logged_sources:
+                continue
+            if seen is not None:
+                self._logged_sources.add(seen)
+            self._outcomes.append((position, entry))
         return ids
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
@@ -274,6 +399,22 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
             rows = sorted(self._receipts.values(), key=lambda pr: pr[0])
         rows = [(p, r) for p, r in rows if p > position and department in (None, r.department)]
         return rows[:limit]
+
+    def outcomes_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, LoggedOutcome]]:
+        with self._database_lock:
+            found = []
+            for at, entry in self._outcomes:
+                if at <= position or department not in (None, entry.department):
+                    continue
+                first = self._receipts.get(entry.key) if entry.key is not None else None
+                found.append(
+                    (at, LoggedOutcome(entry, first[1] if first else None, first[0] if first else None))
+                )
+                if len(found) == limit:
+                    break
+            return found
 
     def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
         return [

@@ -1,4 +1,5 @@
-"""What both SQL recorders share: the receipt and API-key columns, row conversions, the stale-read check."""
+"""What the recorders share: the register's columns, row conversions, positions and the receipt
+chain, the stale-read check."""
 
 from __future__ import annotations
 
@@ -9,14 +10,30 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError
 
-from ledger.domain.outcomes import Receipt
+from ledger.domain.outcomes import (
+    DECIDED,
+    RECEIPT_GENESIS,
+    LoggedOutcome,
+    OutcomeEntry,
+    Receipt,
+    receipt_chain_hash,
+)
 
 EventRow = tuple[int, str, int, str, bytes]
 """(position, stream id as a dashed UUID, version, topic, state): ``ledger.application.ports.EventRow``."""
 
 RECEIPT_COLUMNS = (
-    "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original"
+    "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original, "
+    "chain_hash"
 )
+"""The ``submission_receipts`` columns after ``position``, in the order of ``receipt_row``."""
+
+OUTCOME_COLUMNS = "kind, department, submission_id, source, digest, recorded_at, reason, original"
+"""The ``submission_outcomes`` columns after ``position``, in the order of ``outcome_row``."""
+
+OUTCOMES_TABLE = "submission_outcomes"
+"""One row per submission received: what ``credit.outcomes`` publishes, in position order."""
+RECEIPTS_TABLE = "submission_receipts"
 
 
 class StaleRead(IntegrityError):
@@ -50,7 +67,7 @@ def dashed(hex_id: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def receipt_row(r: Receipt) -> tuple[Any, ...]:
+def receipt_row(r: Receipt, chain_hash: str) -> tuple[Any, ...]:
     return (
         r.department,
         r.submission_id,
@@ -61,6 +78,7 @@ def receipt_row(r: Receipt) -> tuple[Any, ...]:
         orjson.dumps(r.reason) if r.reason is not None else None,
         r.recorded_at,
         r.original,
+        chain_hash,
     )
 
 
@@ -75,7 +93,73 @@ def receipt_from_row(row: Sequence[Any]) -> Receipt:
         reason=orjson.loads(row[6]) if row[6] is not None else None,
         recorded_at=row[7],
         original=bytes(row[8]) if row[8] is not None else None,
+        chain_hash=row[9] or "",
     )
+
+
+def outcome_row(e: OutcomeEntry) -> tuple[Any, ...]:
+    return (
+        e.kind,
+        e.department,
+        e.submission_id,
+        e.source,
+        e.digest,
+        e.recorded_at,
+        orjson.dumps(e.reason) if e.reason is not None else None,
+        e.original,
+    )
+
+
+def outcome_from_row(row: Sequence[Any]) -> OutcomeEntry:
+    return OutcomeEntry(
+        kind=row[0],
+        department=row[1],
+        submission_id=row[2],
+        source=row[3],
+        digest=row[4],
+        recorded_at=row[5],
+        reason=orjson.loads(row[6]) if row[6] is not None else None,
+        original=bytes(row[7]) if row[7] is not None else None,
+    )
+
+
+def logged_from_row(row: Sequence[Any]) -> tuple[int, LoggedOutcome]:
+    """(position, outcome) from ``position, OUTCOME_COLUMNS, receipt position, RECEIPT_COLUMNS``."""
+    entry = outcome_from_row(row[1:9])
+    receipt = receipt_from_row(row[10:20]) if row[9] is not None else None
+    return row[0], LoggedOutcome(entry, receipt, row[9])
+
+
+def positioned(
+    outcomes: Sequence[OutcomeEntry], receipts: Sequence[Receipt], positions: Sequence[int]
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, Receipt]]]:
+    """Outcome rows (position first) for ``positions``, one per entry in order, and each receipt
+    with the position of its ``DECIDED`` entry: a receipt shares its first outcome's position."""
+    decided: dict[tuple[str, str] | None, int] = {}
+    rows = []
+    for position, entry in zip(positions, outcomes, strict=True):
+        rows.append((position, *outcome_row(entry)))
+        if entry.kind == DECIDED:
+            decided[entry.key] = position
+    placed = []
+    for receipt in receipts:
+        at = decided.get(receipt.key)
+        if at is None:
+            msg = f"receipt {receipt.key} comes without its decided outcome entry"
+            raise ValueError(msg)
+        placed.append((at, receipt))
+    return rows, placed
+
+
+def chained(placed: Sequence[tuple[int, Receipt]], prev: str | None) -> list[tuple[Any, ...]]:
+    """Receipt rows (position first), each linked to the one before it, from ``prev`` (the last
+    committed receipt's link, None when there is none)."""
+    link = prev or RECEIPT_GENESIS
+    rows = []
+    for position, receipt in sorted(placed, key=lambda pr: pr[0]):
+        link = receipt_chain_hash(link, position, receipt)
+        rows.append((position, *receipt_row(receipt, link)))
+    return rows
 
 
 API_KEY_COLUMNS = (

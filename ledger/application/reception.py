@@ -1,0 +1,104 @@
+"""Reception: one message as received becomes an ``Item`` (its key, digest, command or reason).
+
+Nothing a message holds can make reception raise: a value the parser cannot read is a reason,
+and a fault in the parser itself is an ``internal_error`` with a correlation id in the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+import orjson
+
+from ledger.application import submissions
+from ledger.domain.commands import Command
+from ledger.domain.errors import InvalidInput, LedgerError
+
+log = logging.getLogger("ledger.application.service")
+
+SOURCE_DEPARTMENT = ""
+"""Department of the receipt for a message with no usable key: its submission id is its source."""
+
+
+@dataclass
+class Item:
+    """One submission as received: what the batch decides on."""
+
+    key: tuple[str, str] | None
+    digest: str | None
+    command: Command | None
+    error: LedgerError | None
+    original: bytes = b""
+    source: str | None = None  # where it was read (topic/partition/offset), if the caller said
+
+
+def internal_error(what: str, *args: object) -> dict[str, str]:
+    """Log the exception being handled under a fresh correlation id; the reason that names it.
+
+    The sender learns only that the ledger failed and which log entry says why (never a traceback).
+    """
+    correlation = uuid4().hex[:16]
+    log.exception(f"[{correlation}] {what}", *args)
+    return {
+        "code": "internal_error",
+        "field": "",
+        "message": "the ledger could not apply this submission; operators have the details in its log "
+        f"under correlation id {correlation}",
+    }
+
+
+def as_bytes(raw: bytes | str | Mapping[str, Any]) -> bytes:
+    """The message as received, as bytes (a mapping built in process as its JSON, if it has one)."""
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    try:
+        return orjson.dumps(dict(raw), default=str)
+    except (TypeError, orjson.JSONEncodeError):  # nested too deep to encode: kept as its repr
+        try:
+            return repr(raw)[: 1024 * 1024].encode("utf-8", "backslashreplace")
+        except RecursionError:
+            return b""
+
+
+def receive(raw: bytes | str | Mapping[str, Any], now: datetime) -> Item:
+    """Decode, check the limits, key and type one submission; any failure becomes its reason.
+
+    The limits come before anything else reads the value (its digest, its department): a value
+    nested too deep for the canonical encoder, say, is refused rather than raised.
+    """
+    original = as_bytes(raw)
+    try:
+        data = submissions.decode(raw)
+    except LedgerError as exc:
+        return Item(None, hashlib.sha256(original).hexdigest(), None, exc, original)
+    department, submission_id = data.get("department"), data.get("submission_id")
+    key = (
+        (department, submission_id)
+        if isinstance(department, str) and isinstance(submission_id, str)
+        else None
+    )
+    try:
+        canonical = submissions.check_limits(data, None if isinstance(raw, Mapping) else original)
+    except LedgerError as exc:
+        # Fingerprinted by its bytes: its canonical form may not even exist (too deep).
+        return Item(key, hashlib.sha256(original).hexdigest(), None, exc, original)
+    digest = hashlib.sha256(canonical).hexdigest()
+    if key is None:
+        missing = "department" if not isinstance(department, str) else "submission_id"
+        error = InvalidInput(f"{missing} is required (a string)", field=missing, code="missing_field")
+        return Item(None, digest, None, error, original)
+    try:
+        return Item(key, digest, submissions.parse(data, now=now, content_digest=digest), None, original)
+    except LedgerError as exc:
+        return Item(key, digest, None, exc, original)
+    except Exception:  # a parser bug must not stop the batch: this submission is rejected
+        reason = internal_error("submission %s/%s could not be parsed", *key)
+        return Item(key, digest, None, LedgerError(reason["message"], code="internal_error"), original)
