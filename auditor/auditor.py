@@ -10,7 +10,11 @@ What it checks:
 * ``checkpoint CP.json --public-key HEX``: the checkpoint is well formed, names the key
   (``key_id`` = first 16 hex digits of SHA-256 of the raw public key) and carries a valid
   Ed25519 signature (RFC 8032, verified here in pure Python) over
-  ``b"credit-ledger checkpoint v1\\n" + JSON{key_id, root, size, time}`` (sorted keys, no spaces).
+  ``b"credit-ledger checkpoint v1\\n" + JSON{key_id, root, size, time}`` (sorted keys, no spaces),
+  or for a version 2 checkpoint (``"v": 2``) over ``b"credit-ledger checkpoint v2\\n" +
+  JSON{key_id, prev, receipts, receipts_head, root, size, time}``: it also signs the position and
+  chain link of the submission register's newest receipt, and the hash of the checkpoint filed
+  before it (``prev``).
 * ``inclusion PROOF.json --checkpoint CP.json --public-key HEX``: the checkpoint as above, then
   that the leaf ``{"position", "stream", "version", "event_hash"}`` sits at ``index`` in the tree
   the checkpoint signs: the RFC 9162 2.1.3.2 inclusion path must lead from
@@ -39,6 +43,9 @@ from pathlib import Path
 from typing import Any
 
 DOMAIN = b"credit-ledger checkpoint v1\n"
+DOMAIN_V2 = b"credit-ledger checkpoint v2\n"
+_V1_FIELDS = {"size", "root", "time", "key_id", "signature"}
+_V2_FIELDS = _V1_FIELDS | {"v", "receipts", "receipts_head", "prev"}
 _sha256 = hashlib.sha256
 _NODE_HASHER = hashlib.sha256(b"\x01")
 
@@ -225,9 +232,15 @@ def _path(proof: dict[str, Any], what: str) -> list[bytes]:
 def check_checkpoint(path: str, public_key: bytes) -> dict[str, Any]:
     """The checkpoint in ``path`` if it is well formed and signed by ``public_key``."""
     cp = _load(path)
-    if set(cp) != {"size", "root", "time", "key_id", "signature"}:
+    version = cp.get("v", 1)
+    expected = _V1_FIELDS if version == 1 else _V2_FIELDS
+    if type(version) is not int or version not in (1, 2) or set(cp) != expected:
         raise Invalid(f"{path}: checkpoint fields are {sorted(cp)}")
-    body = {name: cp[name] for name in ("size", "root", "time", "key_id")}
+    body = {name: cp[name] for name in sorted(set(cp) - {"signature", "v"})}
+    if version == 2:
+        _int(cp, "receipts", path)
+        _hex(cp["receipts_head"], 64, f"{path}: receipts_head")
+        _hex(cp["prev"], 64, f"{path}: prev")
     _int(cp, "size", path)
     _hex(cp["root"], 64, f"{path}: root")
     _hex(cp["key_id"], 16, f"{path}: key_id")
@@ -236,7 +249,7 @@ def check_checkpoint(path: str, public_key: bytes) -> dict[str, Any]:
         raise Invalid(f"{path}: time must be an RFC 3339 UTC timestamp ending in Z")
     if body["key_id"] != hashlib.sha256(public_key).hexdigest()[:16]:
         raise Invalid(f"{path}: signed by key {body['key_id']}, not by the given public key")
-    message = DOMAIN + canonical(body)
+    message = (DOMAIN if version == 1 else DOMAIN_V2) + canonical(body)
     if not ed25519_verify(public_key, message, signature):
         raise Invalid(f"{path}: bad signature: this is not the operator's checkpoint")
     return cp

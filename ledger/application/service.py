@@ -1,4 +1,11 @@
-"""The ledger application: applies batches of submissions in one transaction, one outcome each."""
+"""The ledger application: applies batches of submissions in one transaction, one outcome each.
+
+One module over 400 lines because it is one class: ``CreditLedger`` is the eventsourcing
+``Application``, whose commands (submit, decide, save) and reads (files, receipts, outcomes,
+chains) share its repository, aggregate cache and register. What is a second thing has its own
+module: reception (``reception.py``), the batch's unit of work (``unit_of_work.py``), the
+handlers, the parser and the limits.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""The credit file: one event-sourced aggregate per subject, holding every record's whole life."""
+"""The credit file: one event-sourced aggregate per subject, holding every record's whole life.
+
+One module over 400 lines because it is one aggregate: each command method checks its rules
+and triggers its event, whose ``@event`` method applies it, and a command, its guards and its
+event are read together. The state the events build (records, objections, repairs,
+designations) is in ``records.py``; the catalogue rules it applies are in ``catalogue.py``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The operator's checkpoint key and the append-only file of signed checkpoints."""
+"""The operator's checkpoint key and the append-only file of signed checkpoints.
+
+A signer made here chains each v2 checkpoint to the last one in its data dir's file (``prev``),
+so a line deleted from the file leaves the next one naming a checkpoint that is not there.
+"""
 
 from __future__ import annotations
 
@@ -56,12 +60,13 @@ def configured_signer(data_dir: Path, environ: Mapping[str, str] | None = None) 
     """The operator's signer from ``CREDIT_CHECKPOINT_KEY`` or the data dir's seed file, if either exists."""
     env = os.environ if environ is None else environ
     raw = env.get(KEY_VARIABLE)
+    previous = CheckpointLog.in_dir(data_dir).last
     if raw:
-        return CheckpointSigner(_seed(raw, KEY_VARIABLE))
+        return CheckpointSigner(_seed(raw, KEY_VARIABLE), previous=previous)
     path = data_dir / KEY_FILE
     if not path.exists():
         return None
-    return CheckpointSigner(_seed(path.read_text("ascii"), str(path)))
+    return CheckpointSigner(_seed(path.read_text("ascii"), str(path)), previous=previous)
 
 
 def checkpoint_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner:
@@ -86,7 +91,9 @@ def checkpoint_signer(data_dir: Path, environ: Mapping[str, str] | None = None) 
             os.link(aside, path)
     finally:
         aside.unlink(missing_ok=True)
-    return CheckpointSigner(_seed(path.read_text("ascii"), str(path)))
+    return CheckpointSigner(
+        _seed(path.read_text("ascii"), str(path)), previous=CheckpointLog.in_dir(data_dir).last
+    )
 
 
 # --- Checkpoint files ---------------------------------------------------------------------------
@@ -153,6 +160,27 @@ class CheckpointLog:
     def checkpoints(self) -> list[Checkpoint]:
         """The well-formed checkpoints, in file order."""
         return [s.checkpoint for s in self.read() if s.checkpoint is not None]
+
+    def last(self) -> Checkpoint | None:
+        """The file's last well-formed checkpoint, read from its end (what the next one chains to)."""
+        if not self.path.exists():
+            return None
+        with self.path.open("rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            tail, step = b"", 4096
+            while end > 0:
+                start = max(0, end - step)
+                f.seek(start)
+                tail = f.read(end - start) + tail
+                end = start
+                lines = tail.splitlines()
+                # The first line of the chunk may be cut (unless the chunk reached the start).
+                for line in reversed(lines[1:] if end > 0 else lines):
+                    found = parse_checkpoint(line, self.path.name).checkpoint if line.strip() else None
+                    if found is not None:
+                        return found
+                tail = lines[0] if end > 0 and lines else b""
+        return None
 
     def latest(self, key: str | None = None) -> Checkpoint | None:
         """The last well-formed checkpoint in the file (signed by key id ``key``, if given)."""

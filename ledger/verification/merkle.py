@@ -1,19 +1,41 @@
-"""RFC 9162 Merkle tree over the ledger's global order: roots, proofs, verification, checkpoints."""
+"""RFC 9162 Merkle tree over the ledger's global order: roots, proofs and their verification.
+
+The signed checkpoints of the tree are in ``signed.py`` (re-exported here, where callers have
+always found them).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import re
-import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from collections.abc import Sequence
 
 from ledger.domain.integrity import canonical_bytes
+from ledger.verification.signed import (
+    CHECKPOINT_DOMAIN,
+    CHECKPOINT_DOMAIN_V2,
+    Checkpoint,
+    CheckpointSigner,
+    checkpoint_hash,
+    checkpoint_signed_bytes,
+    generate_seed,
+    key_id,
+    rfc3339_utc,
+    verify_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_DOMAIN",
+    "CHECKPOINT_DOMAIN_V2",
+    "EMPTY_ROOT",
+    "Checkpoint",
+    "CheckpointSigner",
+    "checkpoint_hash",
+    "checkpoint_signed_bytes",
+    "generate_seed",
+    "key_id",
+    "rfc3339_utc",
+    "verify_checkpoint",
+]
 
 # RFC 9162 section 2.1.1: a leaf is hashed as SHA-256(0x00 || data) and an interior node as
 # SHA-256(0x01 || left || right), so no leaf can be passed off as a node or the other way round.
@@ -23,9 +45,6 @@ HASH_SIZE = 32
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 """The root of the empty tree (RFC 9162 2.1.1: the hash of the empty string)."""
-
-CHECKPOINT_DOMAIN = b"credit-ledger checkpoint v1\n"
-"""Prefixed to a checkpoint's canonical bytes when signing: the signature can mean nothing else."""
 
 _sha256 = hashlib.sha256
 _NODE_HASHER = hashlib.sha256(_NODE_PREFIX)
@@ -260,128 +279,3 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
-
-
-# --- Checkpoints -----------------------------------------------------------------------------
-
-_FIELD_PATTERNS = {
-    "root": re.compile(r"[0-9a-f]{64}"),
-    "time": re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z"),
-    "key_id": re.compile(r"[0-9a-f]{16}"),
-    "signature": re.compile(r"[0-9a-f]{128}"),
-}
-_FIELD_FORMS = {
-    "root": "64 lowercase hex digits",
-    "time": "an RFC 3339 UTC timestamp ending in Z",
-    "key_id": "16 lowercase hex digits",
-    "signature": "128 lowercase hex digits",
-}
-_CHECKPOINT_FIELDS = ("size", "root", "time", "key_id", "signature")
-
-
-def rfc3339_utc(moment: datetime) -> str:
-    """``moment`` as an RFC 3339 UTC timestamp ending in ``Z`` (a naive time is taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def key_id(public_key: bytes) -> str:
-    """The short name of a public key: the first 16 hex digits of SHA-256 of its raw bytes."""
-    return hashlib.sha256(public_key).hexdigest()[:16]
-
-
-def checkpoint_signed_bytes(size: int, root: str, time: str, key_id: str) -> bytes:
-    """What a checkpoint signature covers: the domain string, then the canonical fields."""
-    body = {"size": size, "root": root, "time": time, "key_id": key_id}
-    return CHECKPOINT_DOMAIN + canonical_bytes(body)
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The operator's signed statement that the log had ``size`` leaves and ``root`` at ``time``.
-
-    ``root`` and ``signature`` are lowercase hex; ``time`` is RFC 3339 UTC. The fields are checked
-    on construction, so a Checkpoint in hand is always well formed (though not necessarily
-    validly signed: see :func:`verify_checkpoint`).
-    """
-
-    size: int
-    root: str
-    time: str
-    key_id: str
-    signature: str
-
-    def __post_init__(self) -> None:
-        if type(self.size) is not int or self.size < 0:
-            msg = f"checkpoint size must be a non-negative integer, not {self.size!r}"
-            raise ValueError(msg)
-        for name, pattern in _FIELD_PATTERNS.items():
-            value = getattr(self, name)
-            if not isinstance(value, str) or not pattern.fullmatch(value):
-                msg = f"checkpoint {name} must be {_FIELD_FORMS[name]}, not {value!r}"
-                raise ValueError(msg)
-
-    def signed_bytes(self) -> bytes:
-        """Exactly what the signature covers: the domain string, then the canonical fields."""
-        return checkpoint_signed_bytes(self.size, self.root, self.time, self.key_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The checkpoint as JSON-ready data (the form the auditor reads)."""
-        return {name: getattr(self, name) for name in _CHECKPOINT_FIELDS}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Checkpoint:
-        """Read a checkpoint back, refusing missing, unknown or malformed fields."""
-        missing = [name for name in _CHECKPOINT_FIELDS if name not in data]
-        unknown = sorted(set(data) - set(_CHECKPOINT_FIELDS))
-        if missing or unknown:
-            msg = f"checkpoint fields: missing {missing}, unknown {unknown}"
-            raise ValueError(msg)
-        return cls(**{name: data[name] for name in _CHECKPOINT_FIELDS})
-
-
-def generate_seed() -> bytes:
-    """A fresh random 32-byte Ed25519 private seed for the operator's checkpoint key."""
-    return secrets.token_bytes(32)
-
-
-class CheckpointSigner:
-    """Signs checkpoints with the operator's Ed25519 key (RFC 8032), given its 32-byte seed."""
-
-    def __init__(self, seed: bytes) -> None:
-        if len(seed) != 32:
-            msg = f"an Ed25519 seed is 32 bytes, not {len(seed)}"
-            raise ValueError(msg)
-        self._key = Ed25519PrivateKey.from_private_bytes(seed)
-        self.public_key: bytes = self._key.public_key().public_bytes_raw()
-        self.key_id: str = key_id(self.public_key)
-
-    @property
-    def public_key_hex(self) -> str:
-        """The raw 32-byte public key in hex: all an auditor needs from the operator."""
-        return self.public_key.hex()
-
-    def sign(self, size: int, root: bytes | str, time: datetime | str) -> Checkpoint:
-        """A signed checkpoint for ``size`` leaves with ``root`` (bytes or hex) at ``time``."""
-        root_hex = root.hex() if isinstance(root, bytes) else root
-        time_str = rfc3339_utc(time) if isinstance(time, datetime) else time
-        message = checkpoint_signed_bytes(size, root_hex, time_str, self.key_id)
-        signature = self._key.sign(message).hex()
-        return Checkpoint(size, root_hex, time_str, self.key_id, signature)
-
-
-def verify_checkpoint(cp: Checkpoint, public_key_hex: str) -> bool:
-    """Whether ``cp`` names the key ``public_key_hex`` and carries that key's valid signature."""
-    try:
-        public_key = bytes.fromhex(public_key_hex)
-        key = Ed25519PublicKey.from_public_bytes(public_key)
-    except ValueError:
-        return False
-    if cp.key_id != key_id(public_key):
-        return False
-    try:
-        key.verify(bytes.fromhex(cp.signature), cp.signed_bytes())
-    except InvalidSignature:
-        return False
-    return True

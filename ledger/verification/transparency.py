@@ -280,9 +280,11 @@ class LedgerTree:
             return {"old_size": old_size, "new_size": new_size, "path": [p.hex() for p in path]}
 
     def checkpoint(self, signer: CheckpointSigner, now: datetime | None = None) -> Checkpoint:
-        """A checkpoint of the whole tree as it is, signed by ``signer`` at ``now``."""
+        """A v2 checkpoint of the whole tree as it is, and of the register's newest receipt (its
+        position and chain link, read now), signed by ``signer`` at ``now``."""
+        receipts = self.ledger.reader.receipt_head()
         with self._lock:
-            return signer.sign(self.size, self.log.root(), now or datetime.now(UTC))
+            return signer.sign(self.size, self.log.root(), now or datetime.now(UTC), receipts=receipts)
 
     def _event_ids(self) -> array[int]:
         """The first 64 bits of every leaf's event id, by leaf index (read from the store once)."""

@@ -340,10 +340,10 @@ def test_item_8_a_receipts_position_is_that_of_its_first_outcome(backend: Backen
     assert {r.key: p for p, r in ledger.receipts_after(0)} == decided
 
 
-# -- item 10: whatever partition a submission arrives on --------------------------------------
+# -- item 17: whatever partition a submission arrives on --------------------------------------
 
 
-def test_item_10_two_writers_interleaving_submissions_for_the_same_subjects_each_get_one_outcome(
+def test_item_17_two_writers_interleaving_submissions_for_the_same_subjects_each_get_one_outcome(
     backend: Backend,
 ) -> None:
     """Two intake workers (two partitioners sent one subject's submissions to both) interleave

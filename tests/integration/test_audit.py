@@ -24,8 +24,9 @@ from credit_ledger.config import Settings
 from credit_ledger.generator import SubmissionGenerator
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.integrity import event_id
-from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_json
-from ledger.verification.merkle import CheckpointSigner, generate_seed
+from ledger.domain.outcomes import RECEIPT_GENESIS, receipt_chain_hash
+from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_json, configured_signer
+from ledger.verification.merkle import Checkpoint, CheckpointSigner, checkpoint_hash, generate_seed
 from streams.admin import ensure_topics
 from streams.digests import CheckpointPublisher
 
@@ -161,7 +162,9 @@ def test_deleting_an_event_in_the_middle_of_a_stream_breaks_its_chain_there_and_
     ((next_position, _, _),) = data.rows("originator_id = ? AND originator_version = 3", hex_id(stream))
     data.sql("DELETE FROM stored_events WHERE rowid = ?", gone)
 
-    chain, checkpoint = data.verify()
+    chain, receipt, checkpoint = data.verify()
+    assert receipt["problem"] == "receipt_events"  # the submission's receipt names the deleted event
+    assert receipt["events_held"] == receipt["events_named"] - 1
     assert (chain["problem"], chain["stream"], chain["version"], chain["position"]) == (
         "chain",
         stream,
@@ -193,7 +196,8 @@ def test_deleting_the_last_event_of_a_stream_escapes_the_chain_but_not_the_check
     gone, stream, version = last_of_each[0]
     data.sql("DELETE FROM stored_events WHERE rowid = ?", gone)
 
-    (problem,) = data.verify()
+    receipt, problem = data.verify()
+    assert (receipt["problem"], receipt["events_held"]) == ("receipt_events", receipt["events_named"] - 1)
     assert (problem["problem"], problem["size"], problem["time"]) == (
         "checkpoint_beyond_tree",
         cp["size"],
@@ -213,7 +217,8 @@ def test_deleting_the_newest_event_leaves_the_ledger_shorter_than_its_checkpoint
     data.submit(20)
     cp = data.checkpoint()
     data.sql("DELETE FROM stored_events WHERE rowid = (SELECT max(rowid) FROM stored_events)")
-    (problem,) = data.verify()
+    receipt, problem = data.verify()
+    assert receipt["problem"] == "receipt_events"
     assert (problem["problem"], problem["size"], problem["tree_size"]) == (
         "checkpoint_beyond_tree",
         cp["size"],
@@ -232,7 +237,8 @@ def test_swapping_the_stored_states_of_two_events_is_reported_at_both(data: Data
         )
         db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state_b, a))
         db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state_a, b))
-    first, second, checkpoint = data.verify()
+    first, second, *receipts, checkpoint = data.verify()
+    assert all(p["problem"] == "receipt_events" for p in receipts)  # events moved between submissions
     assert [(p["stream"], p["version"], p["position"]) for p in (first, second)] == [
         (stream_a, version_a, a),
         (stream_b, version_b, b),
@@ -297,6 +303,115 @@ def test_a_checkpoint_with_an_altered_root_or_signed_by_another_key_is_named_by_
         impostor.key_id,
     )
     assert f"not by the operator's key {honest['key_id']}" in other_key["message"]
+
+
+# --- Item 13: the register and the checkpoint file ------------------------------------------------
+
+
+def a_rejected_receipt(data: DataDir) -> tuple[int, str, str]:
+    with sqlite3.connect(data.database) as db:
+        found = db.execute(
+            "SELECT position, department, submission_id FROM submission_receipts "
+            "WHERE status = 'rejected' AND subject_key IS NOT NULL ORDER BY position LIMIT 1"
+        ).fetchone()
+    assert found is not None, "the generator makes some rejections"
+    return int(found[0]), str(found[1]), str(found[2])
+
+
+def recompute_the_chain(data: DataDir) -> None:
+    """What someone with write access does after altering a receipt: link every receipt afresh."""
+    ledger = build_ledger(data.settings)
+    try:
+        link, updates = RECEIPT_GENESIS, []
+        for position, receipt in ledger.receipts_after(0, limit=100_000):
+            link = receipt_chain_hash(link, position, receipt)
+            updates.append((link, position))
+    finally:
+        ledger.close()
+    with sqlite3.connect(data.database) as db:
+        db.executemany("UPDATE submission_receipts SET chain_hash = ? WHERE position = ?", updates)
+
+
+def test_item_13_a_receipt_flipped_from_rejected_to_accepted_is_named_by_verify(data: DataDir) -> None:
+    data.submit(80)
+    data.checkpoint()
+    assert data.verify() == []
+    position, department, submission_id = a_rejected_receipt(data)
+    data.sql("UPDATE submission_receipts SET status = 'accepted' WHERE position = ?", position)
+
+    problems = data.verify()
+    kinds = {(p["problem"], p.get("position")) for p in problems}
+    assert ("receipt_chain", position) in kinds  # its content no longer matches its link
+    assert ("receipt_events", position) in kinds  # an acceptance that names no events
+    (chain,) = [p for p in problems if p["problem"] == "receipt_chain"]
+    assert (chain["department"], chain["submission_id"]) == (department, submission_id)
+    assert f"receipt at position {position} ({department}/{submission_id}, accepted)" in chain["message"]
+
+
+def test_item_13_a_flipped_receipt_with_its_chain_recomputed_is_caught_by_the_checkpoint(
+    data: DataDir,
+) -> None:
+    data.submit(80)
+    cp = data.checkpoint()
+    position, _, _ = a_rejected_receipt(data)
+    data.sql("UPDATE submission_receipts SET status = 'accepted' WHERE position = ?", position)
+    recompute_the_chain(data)
+
+    problems = data.verify()
+    assert "receipt_chain" not in {p["problem"] for p in problems}  # the chain is consistent again
+    (anchored,) = [p for p in problems if p["problem"] == "checkpoint_receipts"]
+    assert (anchored["size"], anchored["receipts"]) == (cp["size"], cp["receipts"])
+    assert f"a receipt at or before position {cp['receipts']} was altered" in anchored["message"]
+
+
+def test_item_13_receipts_removed_from_the_end_of_the_register_are_caught_by_the_checkpoint(
+    data: DataDir,
+) -> None:
+    data.submit(30)
+    cp = data.checkpoint()
+    data.sql("DELETE FROM submission_receipts WHERE position = ?", cp["receipts"])
+    problems = data.verify()
+    (anchored,) = [p for p in problems if p["problem"] == "checkpoint_receipts"]
+    assert "receipts were removed" in anchored["message"]
+
+
+def test_item_13_a_line_deleted_from_the_checkpoint_file_is_named_by_verify(data: DataDir) -> None:
+    for _ in range(3):
+        data.submit(10)
+        data.checkpoint()
+    log = CheckpointLog.in_dir(data.path)
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    gone = Checkpoint.from_dict(orjson.loads(lines[1]))
+    log.path.write_bytes(lines[0] + lines[2])
+
+    (problem,) = data.verify()
+    after = orjson.loads(lines[2])
+    assert (problem["problem"], problem["sources"], problem["size"]) == (
+        "checkpoint_missing",
+        ["checkpoints.jsonl:2"],
+        after["size"],
+    )
+    assert problem["prev"] == checkpoint_hash(gone)
+    assert "a checkpoint was deleted" in problem["message"]
+
+
+def test_item_13_a_checkpoint_file_begun_with_version_1_lines_chains_on_in_version_2(data: DataDir) -> None:
+    data.submit(10)
+    signer = configured_signer(data.path)
+    assert signer is None  # the first checkpoint makes the key
+    data.checkpoint()
+    signer = configured_signer(data.path)
+    assert signer is not None
+    log = CheckpointLog.in_dir(data.path)
+    first = log.checkpoints()[0]
+    v1 = signer.sign(first.size, first.root, first.time)  # as the previous version signed
+    log.path.write_bytes(checkpoint_json(v1) + b"\n")
+    data.submit(10)
+    data.checkpoint()
+    (v1_read, v2_read) = log.checkpoints()
+    assert (v1_read.version, v2_read.version) == (1, 2)
+    assert v2_read.prev == checkpoint_hash(v1_read)
+    assert data.verify() == []
 
 
 # --- Proofs and the standalone auditor ----------------------------------------------------------
