@@ -1,15 +1,135 @@
-"""Compare two sets of folded states and name each difference: subject, view, field, expected, found."""
+"""Compare two read stores and name each difference: the folded states, and every derived feed.
+
+A difference is ``{subject, view, field, expected, found}``, ``expected`` being the live value.
+The states are compared field by field (``diff_states``). A derived feed (``DerivedFeed``) is
+compared as the sequence of its items per group (for list changes: per subject and list), each
+item reduced to what identifies it, so what legitimately differs between a live store and a
+rebuild (global positions restart when ``credit.ledger`` is re-published) is left out. Later feeds
+(joint-measure notices, ...) plug in by adding a ``DerivedFeed`` to ``FEEDS`` and deriving it in
+``projections.rebuild``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from projections.fold import State
 
 # Bookkeeping that legitimately differs between a live store and a rebuild (global positions
 # restart when credit.ledger is re-published), so it is not part of a view.
 _IGNORED = frozenset({"position"})
+
+
+class ComparedStore(Protocol):
+    """What a comparison reads of a store (``projections.store.ProjectionStore``)."""
+
+    def states(self) -> Iterator[State]: ...
+
+    def list_changes(self) -> Iterator[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class DerivedFeed:
+    """A feed the projections derive from the ledger: how to read it from a store, how its items
+    group (order is compared within a group), and what identifies an item."""
+
+    name: str
+    read: Callable[[ComparedStore], Iterable[Mapping[str, Any]]]
+    group: Callable[[Mapping[str, Any]], tuple[str, str]]
+    identity: Callable[[Mapping[str, Any]], Hashable]
+
+
+def _list_change_identity(change: Mapping[str, Any]) -> Hashable:
+    """A list change is its direction and what caused it: an event (by its id, which is stable
+    where positions are not) or time (a clean record beginning on a date)."""
+    cause = change.get("cause")
+    by = (
+        ("event", cause.get("event_id"))
+        if isinstance(cause, Mapping)
+        else ("time", change.get("effective_at"))
+    )
+    return (change.get("change"), *by)
+
+
+LIST_CHANGES = DerivedFeed(
+    name="list_changes",
+    read=lambda store: store.list_changes(),
+    group=lambda change: (str(change.get("subject_key")), str(change.get("list"))),
+    identity=_list_change_identity,
+)
+
+FEEDS: tuple[DerivedFeed, ...] = (LIST_CHANGES,)
+"""Every derived feed a rebuild must reproduce."""
+
+
+def compare_stores(
+    live: ComparedStore, rebuilt: ComparedStore, *, feeds: Sequence[DerivedFeed] = FEEDS, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Every difference between the live store and a rebuild: states first, then each feed's.
+
+    What ``credit-ledger projections rebuild`` reports (one JSON line per difference)."""
+    diffs = diff_states(live.states(), rebuilt.states(), limit=limit)
+    for feed in feeds:
+        if len(diffs) >= limit:
+            break
+        diffs += diff_feed(feed, feed.read(live), feed.read(rebuilt), limit=limit - len(diffs))
+    return diffs
+
+
+def diff_feed(
+    feed: DerivedFeed,
+    expected: Iterable[Mapping[str, Any]],
+    found: Iterable[Mapping[str, Any]],
+    *,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """The first difference in each group's sequence of items (the rest of a group follows from it)."""
+    want, have = _grouped(feed, expected), _grouped(feed, found)
+    diffs: list[dict[str, Any]] = []
+    for group in sorted(want.keys() | have.keys()):
+        if len(diffs) >= limit:
+            break
+        a, b = want.get(group, []), have.get(group, [])
+        ids_a, ids_b = [feed.identity(x) for x in a], [feed.identity(x) for x in b]
+        if ids_a == ids_b:
+            continue
+        at = next(
+            (i for i, (x, y) in enumerate(zip(ids_a, ids_b, strict=False)) if x != y), min(len(a), len(b))
+        )
+        diffs.append(
+            {
+                "subject": group[0],
+                "view": feed.name,
+                "field": f"{group[1]}[{at}]",
+                "expected": _summary(a, at, len(a)),
+                "found": _summary(b, at, len(b)),
+            }
+        )
+    return diffs
+
+
+def _grouped(
+    feed: DerivedFeed, items: Iterable[Mapping[str, Any]]
+) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    out: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for item in items:
+        out.setdefault(feed.group(item), []).append(item)
+    return out
+
+
+def _summary(items: Sequence[Mapping[str, Any]], at: int, count: int) -> Any:
+    if at >= len(items):
+        return f"(absent: {count} items)"
+    item = items[at]
+    cause = item.get("cause")
+    return {
+        "change": item.get("change"),
+        "effective_at": item.get("effective_at"),
+        "cause": cause.get("event_id") if isinstance(cause, Mapping) else None,
+        "of": count,
+    }
 
 
 def diff_states(

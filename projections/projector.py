@@ -16,6 +16,9 @@ from projections.views import clean_record, due, memberships
 
 log = logging.getLogger(__name__)
 
+NONE_ANNOUNCED: Mapping[str, bool] = {"black": False, "red": False, "clean": False}
+"""The memberships announced for a subject the feed has not mentioned yet."""
+
 History = Callable[[str], Sequence[Mapping[str, Any]]]
 """All ledger messages of one subject, from the ledger store (to repair a gap)."""
 
@@ -70,15 +73,31 @@ class Projector:
                 state = self._repair(key, message)
             states[key] = state
             day = _event_day(message)
-            before = announced.get(key, {"black": False, "red": False, "clean": False})
-            after = memberships(state, day, self._clean_years(day))
-            changes += list_changes(
-                before, after, state, message, effective_at=message.get("occurred_at") or ""
-            )
-            announced[key] = after
+            announced[key], caused = self.changes_after(state, announced.get(key, NONE_ANNOUNCED), message)
+            changes += caused
             touched[key] = day
         self.store.save((self._saved(states[k], announced[k]) for k in touched), changes, queries=queries)
         return changes
+
+    def changes_after(
+        self, state: State, before: Mapping[str, bool], message: Mapping[str, Any]
+    ) -> tuple[dict[str, bool], list[dict[str, Any]]]:
+        """The memberships ``state`` has on the day of ``message`` (just folded into it), and the
+        list changes from ``before``: what the live projector and a rebuild both derive per event."""
+        day = _event_day(message)
+        after = memberships(state, day, self._clean_years(day))
+        changes = list_changes(before, after, state, message, effective_at=message.get("occurred_at") or "")
+        return after, changes
+
+    def clean_announcement(
+        self, state: State, before: Mapping[str, bool], today: date
+    ) -> tuple[dict[str, bool], list[dict[str, Any]]]:
+        """The memberships on ``today`` of a subject no event has touched since, and the change a
+        clean record beginning by then makes (``announce_clean`` per subject)."""
+        years = self._clean_years(today)
+        after = memberships(state, today, years)
+        since = clean_record(state, today, years)["since"] or today.isoformat()
+        return after, list_changes(before, after, state, None, effective_at=f"{since}T00:00:00+08:00")
 
     def saved_now(self, state: State, today: date | None = None) -> Saved:
         """A state to save as it stands today, its memberships as announced (a rebuild's view)."""
@@ -111,11 +130,9 @@ class Projector:
         loaded = self.store.load(keys)
         changes: list[dict[str, Any]] = []
         saved = []
-        years = self._clean_years(today)
         for state, before in loaded.values():
-            after = memberships(state, today, years)
-            since = clean_record(state, today, years)["since"] or today.isoformat()
-            changes += list_changes(before, after, state, None, effective_at=f"{since}T00:00:00+08:00")
+            after, announced = self.clean_announcement(state, before, today)
+            changes += announced
             saved.append(self._saved(state, after))
         self.store.save(saved, changes)
         return changes

@@ -283,6 +283,13 @@ class ProjectionStore:
         )
         return [row[0] for row in cursor.fetchall()]
 
+    def list_changes(self) -> Iterator[dict[str, Any]]:
+        """Every list change in the outbox, published or not, in the order they were derived."""
+        cursor = self.conn.cursor()
+        cursor.execute("SELECT message FROM list_changes ORDER BY position")
+        for (message,) in cursor:
+            yield orjson.loads(message)
+
     def unpublished(self, limit: int = 1000) -> list[tuple[int, bytes]]:
         cursor = self.conn.cursor()
         cursor.execute(
