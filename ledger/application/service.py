@@ -49,7 +49,7 @@ from ledger.domain.outcomes import (
     Receipt,
 )
 from ledger.domain.queries import QueryRecord
-from ledger.domain.redaction import echo
+from ledger.domain.redaction import shown_id
 from ledger.domain.subjects import SubjectCode, subject_key
 from ledger.store.recorders import POPOLedgerRecorder, SQLiteLedgerRecorder
 from ledger.store.transcoder import OrjsonTranscoder
@@ -309,7 +309,7 @@ class CreditLedger(Application[UUID]):
             return Outcome.from_receipt(prior, duplicate=True)
         assert item.key is not None
         conflict = SubmissionConflict(
-            f"submission {echo(item.key[1])} was already used by {echo(prior.department)} "
+            f"submission {shown_id(item.key[1])} was already used by {shown_id(prior.department)} "
             f"on {prior.recorded_at} with different content; use a new submission_id",
             field="submission_id",
         )

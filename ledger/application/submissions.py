@@ -21,7 +21,7 @@ from ledger.application.limits import MAX_DECODED_BYTES
 from ledger.domain import commands as c
 from ledger.domain.errors import InvalidInput
 from ledger.domain.integrity import canonical_bytes
-from ledger.domain.redaction import echo
+from ledger.domain.redaction import MAX_ECHO, cap, echo
 from ledger.domain.subjects import SubjectKind, parse_subject_code
 from ledger.domain.workdays import local_date
 
@@ -307,7 +307,8 @@ def parse(
     occurred_at = _datetime(data["occurred_at"], "occurred_at")
     if occurred_at > now + CLOCK_SKEW:
         raise InvalidInput(
-            f"occurred_at {echo(data['occurred_at'])} is in the future (ledger time {now.isoformat()})",
+            f"occurred_at {cap(data['occurred_at'], MAX_ECHO)} is in the future "
+            f"(ledger time {now.isoformat()})",
             field="occurred_at",
         )
     subject_raw = data["subject"]

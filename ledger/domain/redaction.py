@@ -61,6 +61,16 @@ def echo(value: Any, limit: int = MAX_ECHO) -> str:
     return mask_identity_numbers(cap(shown, limit))
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+
+
+def shown_id(value: Any) -> str:
+    """An id as a message shows it: bare when it is a well-formed id, else a quoted :func:`echo`."""
+    if isinstance(value, str) and _PLAIN_ID.fullmatch(value):
+        return mask_identity_numbers(value)
+    return echo(value)
+
+
 def safe_text(text: str, limit: int = MAX_MESSAGE) -> str:
     """A message fit to leave the ledger: at most ``limit`` characters, identity numbers masked."""
     return mask_identity_numbers(cap(text, limit))
