@@ -65,10 +65,19 @@ def check_limits(data: Mapping[str, Any], original: bytes | None) -> bytes:
     ``original`` is the submission as received, when it came as bytes (a mapping built in
     process has no size, and cannot repeat a key).
     """
-    if original is not None:
-        check_size(original)
-    if original is None or not _obviously_within(original):
+    if original is None:
         _walk(data)
+    else:
+        if len(original) > MAX_SUBMISSION_BYTES:
+            check_size(original)
+        # What the bytes alone show (no string can be longer than the message, no nesting deeper
+        # than its brackets, no container larger than its commas allow) spares the walk.
+        if not (
+            len(original) <= MAX_STRING
+            and original.count(b"{") + original.count(b"[") <= MAX_DEPTH
+            and original.count(b",") < MAX_ITEMS
+        ):
+            _walk(data)
     canonical = canonical_bytes(data)
     if original is None:
         if len(canonical) > MAX_SUBMISSION_BYTES:
@@ -83,16 +92,6 @@ def check_limits(data: Mapping[str, Any], original: bytes | None) -> bytes:
         # An escaped colon (\u003a) could hide one, so such a message is parsed again to see.
         _check_duplicate_keys(original)
     return canonical
-
-
-def _obviously_within(original: bytes) -> bool:
-    """Whether the bytes alone show every limit is met (no string can be longer than the
-    message, no nesting deeper than its brackets, no container larger than its commas allow)."""
-    return (
-        len(original) <= MAX_STRING
-        and original.count(b"{") + original.count(b"[") <= MAX_DEPTH
-        and original.count(b",") < MAX_ITEMS
-    )
 
 
 def _walk(data: Any) -> None:

@@ -17,6 +17,7 @@ from uuid import uuid4
 import orjson
 
 from ledger.application import submissions
+from ledger.application.limits import check_limits
 from ledger.domain.commands import Command
 from ledger.domain.errors import InvalidInput, LedgerError
 
@@ -86,7 +87,7 @@ def receive(raw: bytes | str | Mapping[str, Any], now: datetime) -> Item:
         else None
     )
     try:
-        canonical = submissions.check_limits(data, None if isinstance(raw, Mapping) else original)
+        canonical = check_limits(data, None if isinstance(raw, Mapping) else original)
     except LedgerError as exc:
         # Fingerprinted by its bytes: its canonical form may not even exist (too deep).
         return Item(key, hashlib.sha256(original).hexdigest(), None, exc, original)

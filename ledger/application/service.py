@@ -39,7 +39,6 @@ from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verif
 from ledger.domain.outcomes import (
     ACCEPTED,
     CONFLICT,
-    DECIDED,
     DUPLICATE,
     REJECTED,
     UNREGISTERED,
@@ -185,18 +184,17 @@ class CreditLedger(Application[UUID]):
     def _save_batch(
         self,
         files: list[CreditFile],
-        receipts: list[Receipt],
-        logged: list[OutcomeEntry],
+        logged: list[OutcomeEntry | Receipt],
         read: Mapping[UUID, int] | None = None,
     ) -> None:
         """``Application.save`` for files we know are aggregates, skipping its per-object Protocol
-        ``isinstance`` checks (slow on Python 3.11): one transaction for events, receipts and the
-        outcomes log, which also checks that the files in ``read`` are still at the versions given."""
+        ``isinstance`` checks (slow on Python 3.11): one transaction for events and the outcomes log
+        in batch order (a ``Receipt`` in it is a first decision, written as the receipt), which also
+        checks that the files in ``read`` are still at the versions given."""
         processing = ProcessingEvent[UUID]()
         for file in files:
             processing.events.extend(file.collect_events())
             processing.aggregates[file.id] = file
-        processing.saved_kwargs["receipts"] = receipts
         processing.saved_kwargs["outcomes"] = logged
         if read:
             processing.saved_kwargs["read_versions"] = read
@@ -206,8 +204,7 @@ class CreditLedger(Application[UUID]):
     def _decide_all(self, items: list[Item], uow: UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow.prefetch({self.command_key(i.command) for i in items if i.command is not None})
-        receipts: list[Receipt] = []
-        logged: list[OutcomeEntry] = []
+        logged: list[OutcomeEntry | Receipt] = []
         outcomes: list[Outcome] = []
         for item in items:
             if item.key is None:
@@ -220,17 +217,16 @@ class CreditLedger(Application[UUID]):
             if prior is not None:
                 outcome = self._answer_resend(prior, item, now_iso)
                 outcomes.append(outcome)
-                if outcome.duplicate:
-                    logged.append(_entry(DUPLICATE, item, now_iso, original=False))
-                else:
+                if not outcome.duplicate:
                     logged.append(_entry(CONFLICT, item, now_iso, reason=outcome.reason))
+                elif not _redelivered(prior, item):
+                    logged.append(_entry(DUPLICATE, item, now_iso, original=False))
                 continue
             receipt = self._decide(item, uow, now, now_iso)
             known[item.key] = receipt
-            receipts.append(receipt)
-            logged.append(_entry(DECIDED, item, now_iso, original=False))
+            logged.append(receipt)
             outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
-        self._save_batch(list(uow.files.values()), receipts, logged, uow.unchanged_reads())
+        self._save_batch(list(uow.files.values()), logged, uow.unchanged_reads())
         return outcomes
 
     def submit_safely(
@@ -284,11 +280,12 @@ class CreditLedger(Application[UUID]):
         if reason is None:
             reason = internal_error("submission from %s rejected as internal_error", source or "a caller")
         if item.key is None:
-            self._save_batch([], [], [_entry(UNREGISTERED, item, now.isoformat(), reason=reason)])
+            self._save_batch([], [_entry(UNREGISTERED, item, now.isoformat(), reason=reason)])
             return Outcome(REJECTED, None, None, reason=reason, recorded_at=now.isoformat())
         known = self.register.select_receipts([item.key]).get(item.key)
         if known is not None:
-            self._save_batch([], [], [_entry(DUPLICATE, item, now.isoformat(), original=False)])
+            if not _redelivered(known, item):
+                self._save_batch([], [_entry(DUPLICATE, item, now.isoformat(), original=False)])
             return Outcome.from_receipt(known, duplicate=True)
         receipt = Receipt(
             item.key[0],
@@ -300,8 +297,9 @@ class CreditLedger(Application[UUID]):
             reason,
             now.isoformat(),
             item.original,
+            source=item.source,
         )
-        self._save_batch([], [receipt], [_entry(DECIDED, item, now.isoformat(), original=False)])
+        self._save_batch([], [receipt])
         return Outcome.from_receipt(receipt, duplicate=False)
 
     def _answer_resend(self, prior: Receipt, item: Item, now_iso: str) -> Outcome:
@@ -334,6 +332,7 @@ class CreditLedger(Application[UUID]):
                 reason,
                 now_iso,
                 original,
+                source=item.source,
             )
 
         if item.error is not None or item.command is None:
@@ -442,6 +441,11 @@ class CreditLedger(Application[UUID]):
             return verify_streams(self.stored_events())
         transcoder = self.mapper.transcoder
         return verify_streams(_view(transcoder, row) for row in self.reader.stream_rows(key))
+
+
+def _redelivered(prior: Receipt, item: Item) -> bool:
+    """Whether ``item`` is the very message ``prior`` was decided on, read again (same source)."""
+    return prior.source is not None and prior.source == item.source and prior.digest == item.digest
 
 
 def _entry(

@@ -2,8 +2,9 @@
 
 Three records of it: the **receipt** (one per department and submission id, what a re-send is
 answered from, hash-chained so that no receipt can be altered unseen), the **outcomes log** (one
-entry per submission *received*: the first decision, and every duplicate and conflict after it,
-which is what ``credit.outcomes`` publishes), and the ``Outcome`` returned to the caller.
+entry per submission *received*: the first decision, which is the receipt itself, and every
+duplicate, conflict and unregistered message after it; what ``credit.outcomes`` publishes), and
+the ``Outcome`` returned to the caller.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 
 DECIDED = "decided"
-"""An outcomes-log entry for the first decision on a submission: its receipt is at the same position."""
+"""The first decision on a submission: in the outcomes log, its receipt (at the receipt's position)."""
 DUPLICATE = "duplicate"
 """An entry for a re-send of a decided submission (same content): answered by the first receipt."""
 CONFLICT = "conflict"
@@ -41,6 +42,7 @@ class Receipt:
     recorded_at: str
     original: bytes | None = None  # the submission as received, kept for rejections only
     chain_hash: str = field(default="", compare=False)  # set when read back from the register
+    source: str | None = field(default=None, compare=False)  # where it was read, if known
 
     @property
     def key(self) -> tuple[str, str]:
@@ -49,24 +51,27 @@ class Receipt:
 
 def receipt_chain_hash(prev: str, position: int, receipt: Receipt) -> str:
     """The link of one receipt in the register's chain: SHA-256 over the previous link, the
-    receipt's position and every field of it (the original by its SHA-256).
+    receipt's position and every field of it (the original by its SHA-256), as the canonical JSON
+    of the list ``[prev, position, department, submission_id, digest, status, subject_key, events,
+    reason, recorded_at, original_sha256]`` (a list, not an object: it is on the intake's path).
 
     Computed by the recorder in the transaction that writes the receipt, from the last receipt
     committed before it, so the chain follows position order and an altered, removed or inserted
-    receipt breaks it (``ledger.verification.audit`` recomputes it)."""
-    body = {
-        "prev": prev,
-        "position": position,
-        "department": receipt.department,
-        "submission_id": receipt.submission_id,
-        "digest": receipt.digest,
-        "status": receipt.status,
-        "subject_key": receipt.subject_key,
-        "events": list(receipt.events),
-        "reason": receipt.reason,
-        "recorded_at": receipt.recorded_at,
-        "original_sha256": None if receipt.original is None else hashlib.sha256(receipt.original).hexdigest(),
-    }
+    receipt breaks it (``ledger.verification.register`` recomputes it). Where the receipt was read
+    (``source``) is not part of it: it is not part of the decision."""
+    body = [
+        prev,
+        position,
+        receipt.department,
+        receipt.submission_id,
+        receipt.digest,
+        receipt.status,
+        receipt.subject_key,
+        receipt.events,
+        receipt.reason,
+        receipt.recorded_at,
+        None if receipt.original is None else hashlib.sha256(receipt.original).hexdigest(),
+    ]
     return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 
@@ -78,12 +83,12 @@ RECEIPT_GENESIS = GENESIS
 class OutcomeEntry:
     """One line of the outcomes log, written in the batch's transaction.
 
-    ``kind`` is ``DECIDED`` (the receipt of ``department``/``submission_id`` holds the outcome),
-    ``DUPLICATE`` (that receipt answers it again), ``CONFLICT`` or ``UNREGISTERED`` (rejected
-    here: ``reason`` and ``original`` are the entry's own). ``source`` names where the message
-    was read (``topic/partition/offset``): an entry for a source and digest already logged is
-    not logged again, so a redelivered message (a worker restarted before committing its offset)
-    gets no second outcome."""
+    ``kind`` is ``DECIDED`` (the receipt of ``department``/``submission_id`` is the entry: it is
+    stored as the receipt, at the entry's position), ``DUPLICATE`` (that receipt answers it
+    again), ``CONFLICT`` or ``UNREGISTERED`` (rejected here: ``reason`` and ``original`` are the
+    entry's own). ``source`` names where the message was read (``topic/partition/offset``): an
+    entry for a source and digest already logged is not logged again, so a redelivered message (a
+    worker restarted before committing its offset) gets no second outcome."""
 
     kind: str
     department: str | None

@@ -24,7 +24,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, OutcomeEntry, Receipt, receipt_chain_hash
+from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, Receipt, receipt_chain_hash
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     OUTCOME_COLUMNS,
@@ -32,9 +32,12 @@ from ledger.store.rows import (
     RECEIPT_COLUMNS,
     RECEIPTS_TABLE,
     EventRow,
+    Logged,
     chained,
     check_read_versions,
+    decided_from_row,
     logged_from_row,
+    merged,
     positioned,
     receipt_from_row,
 )
@@ -73,23 +76,31 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "position bigserial PRIMARY KEY, "
                 "department text NOT NULL, submission_id text NOT NULL, digest text NOT NULL, "
                 "status text NOT NULL, subject_key text, events bytea NOT NULL, reason bytea, "
-                "recorded_at text NOT NULL, original bytea, chain_hash text, "
+                "recorded_at text NOT NULL, original bytea, chain_hash text, source text, "
                 "UNIQUE (department, submission_id))"
             ).format(schema=schema, table=table)
         )
-        # A register made before the receipt chain gains its column here (and its links in _migrate).
-        self.sql_create_statements.append(
-            SQL("ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS chain_hash text").format(
-                schema=schema, table=table
+        # A register made before the receipt chain gains its columns here (and its links in _migrate).
+        for column in ("chain_hash", "source"):
+            self.sql_create_statements.append(
+                SQL("ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {column} text").format(
+                    schema=schema, table=table, column=Identifier(column)
+                )
             )
-        )
         outcomes = Identifier(OUTCOMES_TABLE)
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} (position bigserial PRIMARY KEY, "
                 "kind text NOT NULL, department text, submission_id text, source text, digest text NOT NULL, "
-                "recorded_at text NOT NULL, reason bytea, original bytea, UNIQUE (source, digest))"
+                "recorded_at text NOT NULL, reason bytea, original bytea)"
             ).format(schema=schema, table=outcomes)
+        )
+        # Only messages with a source are checked for redelivery (see OutcomeEntry).
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {schema}.{table} (source, digest) "
+                "WHERE source IS NOT NULL"
+            ).format(index=Identifier(f"{OUTCOMES_TABLE}_received_idx"), schema=schema, table=outcomes)
         )
         self.sql_create_statements.append(
             SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (department, position)").format(
@@ -103,14 +114,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ).format(sequence=sequence)
         self.insert_outcomes_statement = SQL(
             "INSERT INTO {schema}.{table} (position, " + OUTCOME_COLUMNS + ") "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source, digest) DO NOTHING"
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (source, digest) WHERE source IS NOT NULL DO NOTHING"
         ).format(schema=schema, table=outcomes)
         self.receipt_head_statement = SQL(
             "SELECT position, chain_hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1"
         ).format(schema=schema, table=table)
-        self.last_outcome_statement = SQL("SELECT max(position) FROM {schema}.{table}").format(
-            schema=schema, table=outcomes
-        )
+        self.last_outcome_statement = SQL(
+            "SELECT greatest((SELECT max(position) FROM {schema}.{receipts}), "
+            "(SELECT max(position) FROM {schema}.{outcomes}))"
+        ).format(schema=schema, receipts=table, outcomes=outcomes)
         joined = SQL(", ").join(
             [SQL("o.position")]
             + [SQL("o.") + Identifier(c) for c in OUTCOME_COLUMNS.split(", ")]
@@ -142,7 +155,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         self.insert_receipts_statement = SQL(
             "INSERT INTO {schema}.{table} (position, " + RECEIPT_COLUMNS + ") "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(schema=schema, table=table)
         self.select_receipts_statement = SQL(
             "SELECT " + RECEIPT_COLUMNS + " FROM {schema}.{table} "
@@ -200,8 +213,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         curs: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         *,
-        receipts: Sequence[Receipt] = (),
-        outcomes: Sequence[OutcomeEntry] = (),
+        outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -220,7 +232,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
         if outcomes:
             curs.execute(self.outcome_positions_statement, (len(outcomes),))
-            rows, placed = positioned(outcomes, receipts, [row["p"] for row in curs.fetchall()])
+            rows, placed = positioned(outcomes, [row["p"] for row in curs.fetchall()])
             if placed:
                 curs.execute(self.receipt_head_statement)
                 head = curs.fetchone()
@@ -228,9 +240,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     self.insert_receipts_statement, chained(placed, head["chain_hash"] if head else None)
                 )
             curs.executemany(self.insert_outcomes_statement, rows)
-        elif receipts:
-            msg = "receipts are written only with their outcome entries"
-            raise ValueError(msg)
 
     def create_table(self) -> None:
         super().create_table()
@@ -238,22 +247,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _migrate(self) -> None:
-        """Link the receipts of a register made before the chain, and log their decided outcomes at
-        their positions (see ``SQLiteLedgerRecorder._migrate``); a no-op once done."""
+        """Link the receipts of a register made before the chain, and start the outcomes' sequence
+        after them (see ``SQLiteLedgerRecorder._migrate``); a no-op once done."""
         schema = Identifier(self.datastore.schema)
-        receipts, outcomes = Identifier(RECEIPTS_TABLE), Identifier(OUTCOMES_TABLE)
+        receipts = Identifier(RECEIPTS_TABLE)
         with self.datastore.transaction(commit=True) as c:
             self._lock_table(c)
-            # An earlier version's register: receipts, and no outcomes log to go with them (each
-            # receipt of this version is written with its outcome, in one transaction).
+            # An earlier version's register: its newest receipt has no link (every receipt of this
+            # version is linked in the transaction that writes it).
             c.execute(
-                SQL(
-                    "SELECT EXISTS (SELECT 1 FROM {schema}.{receipts}) "
-                    "AND NOT EXISTS (SELECT 1 FROM {schema}.{outcomes}) AS old"
-                ).format(schema=schema, receipts=receipts, outcomes=outcomes)
+                SQL("SELECT chain_hash FROM {schema}.{receipts} ORDER BY position DESC LIMIT 1").format(
+                    schema=schema, receipts=receipts
+                )
             )
             row = c.fetchone()
-            if row is None or not row["old"]:
+            if row is None or row["chain_hash"] is not None:
                 return
             c.execute(
                 SQL(
@@ -272,20 +280,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 ),
                 updates,
             )
-            c.execute(
-                SQL(
-                    "INSERT INTO {schema}.{outcomes} (position, kind, department, submission_id, digest, "
-                    "recorded_at) SELECT position, 'decided', department, submission_id, digest, recorded_at "
-                    "FROM {schema}.{receipts} r WHERE NOT EXISTS "
-                    "(SELECT 1 FROM {schema}.{outcomes} o WHERE o.position = r.position)"
-                ).format(schema=schema, outcomes=outcomes, receipts=receipts)
-            )
+            # Receipts and outcomes are numbered by the outcomes' sequence from now on.
             c.execute(
                 SQL(
                     "SELECT setval(pg_get_serial_sequence({sequence}, 'position'), "
-                    "(SELECT coalesce(max(position), 0) + 1 FROM {schema}.{outcomes}), false)"
+                    "(SELECT coalesce(max(position), 0) + 1 FROM {schema}.{receipts}), false)"
                 ).format(
-                    sequence=f"{self.datastore.schema}.{OUTCOMES_TABLE}", schema=schema, outcomes=outcomes
+                    sequence=f"{self.datastore.schema}.{OUTCOMES_TABLE}", schema=schema, receipts=receipts
                 )
             )
 
@@ -305,27 +306,46 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             row = c.fetchone()
         return (int(row[0]), str(row[1] or RECEIPT_GENESIS)) if row else (0, RECEIPT_GENESIS)
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def outcomes_after(
         self, position: int, *, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, LoggedOutcome]]:
-        return [
-            logged_from_row(row)
-            for row in self._page(self.outcomes_after_statement, "o", position, department, limit)
-        ]
+        receipts = self._paged(self.receipts_after_statement, "r", position, department, limit)
+        others = self._paged(self.outcomes_after_statement, "o", position, department, limit)
+        # Both tables in one snapshot, so a tailing reader never moves past a receipt that another
+        # writer committed between the two reads.
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as c,
+        ):
+            c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            c.execute(*receipts)
+            decided = [decided_from_row(row) for row in c.fetchall()]
+            c.execute(*others)
+            logged = [logged_from_row(row) for row in c.fetchall()]
+        return merged(decided, logged, limit)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _page(
-        self, statement: Composed, alias: str, position: int, department: str | None, limit: int
-    ) -> list[tuple[Any, ...]]:
-        """Rows of ``statement`` (which ends in a position condition on table ``alias``), by position."""
+    @staticmethod
+    def _paged(
+        statement: Composed, alias: str, position: int, department: str | None, limit: int
+    ) -> tuple[Composed, list[Any]]:
+        """``statement`` (which ends in a position condition on table ``alias``) for one page."""
         params: list[Any] = [position]
         if department is not None:
             statement += SQL(" AND ") + Identifier(alias, "department") + SQL(" = %s")
             params.append(department)
         statement += SQL(" ORDER BY ") + Identifier(alias, "position") + SQL(" LIMIT %s")
         params.append(limit)
+        return statement, params
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _page(
+        self, statement: Composed, alias: str, position: int, department: str | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``statement`` for one page, by position."""
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
-            c.execute(statement, params)
+            c.execute(*self._paged(statement, alias, position, department, limit))
             return list(c.fetchall())
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)

@@ -16,7 +16,14 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, OutcomeEntry, Receipt, receipt_chain_hash
+from ledger.domain.outcomes import (
+    DECIDED,
+    RECEIPT_GENESIS,
+    LoggedOutcome,
+    OutcomeEntry,
+    Receipt,
+    receipt_chain_hash,
+)
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     OUTCOME_COLUMNS,
@@ -24,10 +31,14 @@ from ledger.store.rows import (
     RECEIPT_COLUMNS,
     RECEIPTS_TABLE,
     EventRow,
+    Logged,
     chained,
     check_read_versions,
     dashed,
+    decided_entry,
+    decided_from_row,
     logged_from_row,
+    merged,
     positioned,
     receipt_from_row,
 )
@@ -37,7 +48,10 @@ _LOGGED = (
     f"{', '.join('r.' + c for c in RECEIPT_COLUMNS.split(', '))} FROM {OUTCOMES_TABLE} o "
     f"LEFT JOIN {RECEIPTS_TABLE} r ON r.department = o.department AND r.submission_id = o.submission_id "
 )
-"""An outcomes-log entry with the receipt it rests on."""
+"""An outcomes-log entry that is not a first decision, with the receipt it rests on."""
+
+_RECEIPTS = f"SELECT position, {RECEIPT_COLUMNS} FROM {RECEIPTS_TABLE} r "
+"""Receipts: the register, and the outcomes log's first decisions."""
 
 
 def _marks(n: int) -> str:
@@ -54,16 +68,19 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "position INTEGER PRIMARY KEY AUTOINCREMENT, "
             "department TEXT NOT NULL, submission_id TEXT NOT NULL, digest TEXT NOT NULL, "
             "status TEXT NOT NULL, subject_key TEXT, events BLOB NOT NULL, reason BLOB, "
-            "recorded_at TEXT NOT NULL, original BLOB, chain_hash TEXT, UNIQUE (department, submission_id))"
+            "recorded_at TEXT NOT NULL, original BLOB, chain_hash TEXT, source TEXT, "
+            "UNIQUE (department, submission_id))"
         )
+        # A department's outcomes are read after a position it has already reached, so the
+        # primary key serves that scan; only messages with a source are checked for redelivery.
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {OUTCOMES_TABLE} (position INTEGER PRIMARY KEY, "
             "kind TEXT NOT NULL, department TEXT, submission_id TEXT, source TEXT, digest TEXT NOT NULL, "
-            "recorded_at TEXT NOT NULL, reason BLOB, original BLOB, UNIQUE (source, digest))"
+            "recorded_at TEXT NOT NULL, reason BLOB, original BLOB)"
         )
         statements.append(
-            f"CREATE INDEX IF NOT EXISTS {OUTCOMES_TABLE}_department "
-            f"ON {OUTCOMES_TABLE} (department, position)"
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {OUTCOMES_TABLE}_received "
+            f"ON {OUTCOMES_TABLE} (source, digest) WHERE source IS NOT NULL"
         )
         statements.append(
             "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
@@ -81,13 +98,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             self._migrate(c)
 
     def _migrate(self, c: SQLiteCursor) -> None:
-        """Bring a register made before the receipt chain and the outcomes log up to date: link
-        its receipts in position order, and log one decided outcome per receipt at its position
-        (so a relay's saved position, counted in receipts, still means the same place)."""
+        """Bring a register made before the receipt chain and the outcomes log up to date: add
+        their columns and link its receipts in position order. Its receipts are its first
+        outcomes, at their positions, so a relay's saved position still means the same place."""
         c.execute(f"PRAGMA table_info({RECEIPTS_TABLE})")
         if "chain_hash" in {row[1] for row in c.fetchall()}:
             return  # made by this version (or migrated already)
         c.execute(f"ALTER TABLE {RECEIPTS_TABLE} ADD COLUMN chain_hash TEXT")
+        c.execute(f"ALTER TABLE {RECEIPTS_TABLE} ADD COLUMN source TEXT")
         c.execute(f"SELECT position, {RECEIPT_COLUMNS} FROM {RECEIPTS_TABLE} ORDER BY position")
         link, updates = RECEIPT_GENESIS, []
         for row in c.fetchall():
@@ -98,12 +116,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             link = receipt_chain_hash(link, row[0], receipt)
             updates.append((link, row[0]))
         c.executemany(f"UPDATE {RECEIPTS_TABLE} SET chain_hash=? WHERE position=?", updates)
-        c.execute(
-            f"INSERT INTO {OUTCOMES_TABLE} (position, kind, department, submission_id, digest, recorded_at) "
-            "SELECT position, 'decided', department, submission_id, digest, recorded_at "
-            f"FROM {RECEIPTS_TABLE} r "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {OUTCOMES_TABLE} o WHERE o.position = r.position)"
-        )
 
     def last_receipt_position(self) -> int:
         """The position of the newest receipt (0 while there is none)."""
@@ -115,9 +127,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def last_outcome_position(self) -> int:
         """The position of the newest outcome (0 while there is none): what credit.outcomes has to reach."""
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT max(position) FROM {OUTCOMES_TABLE}")
-            row = c.fetchone()
-        return int(row[0] or 0)
+            return self._last_outcome(c)
+
+    @staticmethod
+    def _last_outcome(c: SQLiteCursor) -> int:
+        c.execute(
+            f"SELECT max(coalesce((SELECT max(position) FROM {RECEIPTS_TABLE}), 0), "
+            f"coalesce((SELECT max(position) FROM {OUTCOMES_TABLE}), 0))"
+        )
+        return int(c.fetchone()[0] or 0)
 
     def receipt_head(self) -> tuple[int, str]:
         """(position, chain link) of the newest receipt; (0, the genesis link) while there is none."""
@@ -146,8 +164,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         c: SQLiteCursor,
         stored_events: Sequence[StoredEvent],
         *,
-        receipts: Sequence[Receipt] = (),
-        outcomes: Sequence[OutcomeEntry] = (),
+        outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
@@ -171,14 +188,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             ],
         )
         if outcomes:
-            c.execute(f"SELECT max(position) FROM {OUTCOMES_TABLE}")
-            base = int(c.fetchone()[0] or 0)
-            rows, placed = positioned(outcomes, receipts, range(base + 1, base + 1 + len(outcomes)))
+            base = self._last_outcome(c)
+            rows, placed = positioned(outcomes, range(base + 1, base + 1 + len(outcomes)))
             if placed:
                 c.execute(f"SELECT chain_hash FROM {RECEIPTS_TABLE} ORDER BY position DESC LIMIT 1")
                 head = c.fetchone()
                 c.executemany(
-                    f"INSERT INTO {RECEIPTS_TABLE} (position, {RECEIPT_COLUMNS}) VALUES ({_marks(11)})",
+                    f"INSERT INTO {RECEIPTS_TABLE} (position, {RECEIPT_COLUMNS}) VALUES ({_marks(12)})",
                     chained(placed, head[0] if head else None),
                 )
             # A redelivered message (same source, same digest) was logged the first time it came.
@@ -186,9 +202,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"INSERT OR IGNORE INTO {OUTCOMES_TABLE} (position, {OUTCOME_COLUMNS}) VALUES ({_marks(9)})",
                 rows,
             )
-        elif receipts:
-            msg = "receipts are written only with their outcome entries"
-            raise ValueError(msg)
         if read_versions:
             # After the inserts: this transaction now holds SQLite's write lock, so what it reads
             # is what every other writer has committed.
@@ -270,16 +283,24 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     def receipts_after(
         self, position: int, *, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, Receipt]]:
-        select = f"SELECT position, {RECEIPT_COLUMNS} FROM submission_receipts r "
-        rows = self._page(select, position, department, limit)
+        with self.datastore.transaction(commit=False) as c:
+            rows = self._page(c, _RECEIPTS, position, department, limit)
         return [(row[0], receipt_from_row(row[1:])) for row in rows]
 
     def outcomes_after(
         self, position: int, *, department: str | None = None, limit: int = 1000
     ) -> list[tuple[int, LoggedOutcome]]:
-        return [logged_from_row(row) for row in self._page(_LOGGED, position, department, limit)]
+        # Both tables in one read transaction: one snapshot, so a tailing reader never moves past
+        # a receipt that another writer committed between the two reads.
+        with self.datastore.transaction(commit=False) as c:
+            decided = [decided_from_row(row) for row in self._page(c, _RECEIPTS, position, department, limit)]
+            others = [logged_from_row(row) for row in self._page(c, _LOGGED, position, department, limit)]
+        return merged(decided, others, limit)
 
-    def _page(self, select: str, position: int, department: str | None, limit: int) -> list[tuple[Any, ...]]:
+    @staticmethod
+    def _page(
+        c: SQLiteCursor, select: str, position: int, department: str | None, limit: int
+    ) -> list[tuple[Any, ...]]:
         """Rows of ``select`` (whose first table is aliased ``r`` or ``o``) after ``position``."""
         alias = select.split(" FROM ", 1)[1].split()[1]
         sql = f"{select}WHERE {alias}.position>?"
@@ -289,9 +310,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             params.append(department)
         sql += f" ORDER BY {alias}.position LIMIT ?"
         params.append(limit)
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
-            return [tuple(row) for row in c.fetchall()]
+        c.execute(sql, params)
+        return [tuple(row) for row in c.fetchall()]
 
     # -- API keys -------------------------------------------------------------------------------
 
@@ -355,8 +375,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         self,
         stored_events: Sequence[StoredEvent],
         *,
-        receipts: Sequence[Receipt] = (),
-        outcomes: Sequence[OutcomeEntry] = (),
+        outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
@@ -364,21 +383,25 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
             index = self._stored_events_index
             current = {k: max(index[str(k)], default=0) for k in read_versions if str(k) in index}
             check_read_versions(current, read_versions)
-        for r in receipts:
+        base = self._outcomes[-1][0] if self._outcomes else 0
+        positions = range(base + 1, base + 1 + len(outcomes))
+        _, placed = positioned(outcomes, positions)
+        for _, r in placed:
             if r.key in self._receipts:
                 msg = f"submission {r.key} already has a receipt"
                 raise IntegrityError(msg)  # as the SQL recorders' unique key does
-        base = self._outcomes[-1][0] if self._outcomes else 0
-        rows, placed = positioned(outcomes, receipts, range(base + 1, base + 1 + len(outcomes)))
         head = self.receipt_head()[1] if placed else None
         ids = super()._update_table(stored_events, **kwargs)
         for row in chained(placed, head):
             receipt = receipt_from_row(row[1:])
             self._receipts[receipt.key] = (row[0], receipt)
-        for position, entry in zip((r[0] for r in rows), outcomes, strict=True):
-            seen = (entry.source, entry.digest) if entry.source is not None else None
+        for position, logged in zip(positions, outcomes, strict=True):
+            entry = decided_entry(logged) if isinstance(logged, Receipt) else logged
+            seen = (
+                (entry.source, entry.digest) if entry.source is not None and entry.kind != DECIDED else None
+            )
             if seen is not None and seen in self._logged_sources:
-                continue
+                continue  # a redelivered message: logged the first time it came
             if seen is not None:
                 self._logged_sources.add(seen)
             self._outcomes.append((position, entry))

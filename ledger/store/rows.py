@@ -3,6 +3,7 @@ chain, the stale-read check."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -24,7 +25,7 @@ EventRow = tuple[int, str, int, str, bytes]
 
 RECEIPT_COLUMNS = (
     "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original, "
-    "chain_hash"
+    "chain_hash, source"
 )
 """The ``submission_receipts`` columns after ``position``, in the order of ``receipt_row``."""
 
@@ -32,7 +33,9 @@ OUTCOME_COLUMNS = "kind, department, submission_id, source, digest, recorded_at,
 """The ``submission_outcomes`` columns after ``position``, in the order of ``outcome_row``."""
 
 OUTCOMES_TABLE = "submission_outcomes"
-"""One row per submission received: what ``credit.outcomes`` publishes, in position order."""
+"""The outcomes log's entries that are not first decisions (duplicates, conflicts, unregistered
+messages). A first decision's entry is its receipt: the log is the two tables merged by position,
+which one sequence numbers, so the common case writes one row."""
 RECEIPTS_TABLE = "submission_receipts"
 
 
@@ -79,6 +82,7 @@ def receipt_row(r: Receipt, chain_hash: str) -> tuple[Any, ...]:
         r.recorded_at,
         r.original,
         chain_hash,
+        r.source,
     )
 
 
@@ -94,6 +98,7 @@ def receipt_from_row(row: Sequence[Any]) -> Receipt:
         recorded_at=row[7],
         original=bytes(row[8]) if row[8] is not None else None,
         chain_hash=row[9] or "",
+        source=row[10],
     )
 
 
@@ -123,31 +128,56 @@ def outcome_from_row(row: Sequence[Any]) -> OutcomeEntry:
     )
 
 
+def decided_entry(receipt: Receipt) -> OutcomeEntry:
+    """The outcomes-log entry a receipt stands for: the first decision on its submission."""
+    return OutcomeEntry(
+        DECIDED,
+        receipt.department,
+        receipt.submission_id,
+        receipt.digest,
+        receipt.recorded_at,
+        receipt.source,
+    )
+
+
+def decided_from_row(row: Sequence[Any]) -> tuple[int, LoggedOutcome]:
+    """(position, outcome) of a first decision, from ``position, RECEIPT_COLUMNS``."""
+    receipt = receipt_from_row(row[1:])
+    return row[0], LoggedOutcome(decided_entry(receipt), receipt, row[0])
+
+
 def logged_from_row(row: Sequence[Any]) -> tuple[int, LoggedOutcome]:
     """(position, outcome) from ``position, OUTCOME_COLUMNS, receipt position, RECEIPT_COLUMNS``."""
     entry = outcome_from_row(row[1:9])
-    receipt = receipt_from_row(row[10:20]) if row[9] is not None else None
+    receipt = receipt_from_row(row[10:]) if row[9] is not None else None
     return row[0], LoggedOutcome(entry, receipt, row[9])
 
 
+def merged(
+    decided: Sequence[tuple[int, LoggedOutcome]], others: Sequence[tuple[int, LoggedOutcome]], limit: int
+) -> list[tuple[int, LoggedOutcome]]:
+    """The first ``limit`` outcomes of both tables, by position (each page is ``limit`` long, so
+    the first ``limit`` of their union are among them)."""
+    return list(heapq.merge(decided, others, key=lambda pair: pair[0]))[:limit]
+
+
+Logged = OutcomeEntry | Receipt
+"""One entry of a batch's outcomes log as the application hands it over: a ``Receipt`` is a first
+decision (written as the receipt, at its entry's position), anything else an ``OutcomeEntry``."""
+
+
 def positioned(
-    outcomes: Sequence[OutcomeEntry], receipts: Sequence[Receipt], positions: Sequence[int]
+    outcomes: Sequence[Logged], positions: Sequence[int]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[int, Receipt]]]:
-    """Outcome rows (position first) for ``positions``, one per entry in order, and each receipt
-    with the position of its ``DECIDED`` entry: a receipt shares its first outcome's position."""
-    decided: dict[tuple[str, str] | None, int] = {}
-    rows = []
+    """One position per entry, in order: the rows (position first) of the entries that are not
+    first decisions, and each receipt with its position."""
+    rows: list[tuple[Any, ...]] = []
+    placed: list[tuple[int, Receipt]] = []
     for position, entry in zip(positions, outcomes, strict=True):
-        rows.append((position, *outcome_row(entry)))
-        if entry.kind == DECIDED:
-            decided[entry.key] = position
-    placed = []
-    for receipt in receipts:
-        at = decided.get(receipt.key)
-        if at is None:
-            msg = f"receipt {receipt.key} comes without its decided outcome entry"
-            raise ValueError(msg)
-        placed.append((at, receipt))
+        if isinstance(entry, Receipt):
+            placed.append((position, entry))
+        else:
+            rows.append((position, *outcome_row(entry)))
     return rows, placed
 
 

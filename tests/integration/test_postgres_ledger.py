@@ -118,6 +118,7 @@ def test_a_register_made_before_the_receipt_chain_and_the_outcomes_log_is_brough
     with postgres.connect(database) as conn:  # as the previous version left it
         conn.execute("DROP TABLE submission_outcomes")
         conn.execute("ALTER TABLE submission_receipts DROP COLUMN chain_hash")
+        conn.execute("ALTER TABLE submission_receipts DROP COLUMN source")
     ledger = open_ledger()
     link = RECEIPT_GENESIS
     for position, receipt in ledger.receipts_after(0):

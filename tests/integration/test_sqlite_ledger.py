@@ -35,6 +35,7 @@ def test_a_register_made_before_the_receipt_chain_and_the_outcomes_log_is_brough
     with sqlite3.connect(path) as db:  # as the previous version left it
         db.execute("DROP TABLE submission_outcomes")
         db.execute("ALTER TABLE submission_receipts DROP COLUMN chain_hash")
+        db.execute("ALTER TABLE submission_receipts DROP COLUMN source")
         receipt_positions = [
             row[0] for row in db.execute("SELECT position FROM submission_receipts ORDER BY position")
         ]
