@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ledger.application.service import CreditLedger
-from ledger.domain.integrity import StoredEventView, event_id
+from ledger.domain.integrity import StoredEventView, event_id_key
 from ledger.domain.outcomes import ACCEPTED, RECEIPT_GENESIS, receipt_chain_hash
 from ledger.verification.problems import Problem
 
@@ -50,7 +50,7 @@ class SubmissionTally:
             submission = state.get("submission") if state is not None else None
             if submission and isinstance(submission, str):  # query records carry none
                 count, xor = tally.get(submission, (0, 0))
-                tally[submission] = (count + 1, xor ^ _id_key(event_id(view.stream_id, view.version)))
+                tally[submission] = (count + 1, xor ^ event_id_key(view.stream_id, view.version))
             yield view
 
 
