@@ -105,10 +105,15 @@ class Projector:
             today = local_date(datetime.now(UTC))
         return self._saved(state, memberships(state, today, self._clean_years(today)))
 
+    def clean_on(self, state: State) -> str | None:
+        """The day a person's clean record begins (or began), as the scheduler looks for it."""
+        since: str | None = clean_record(state, date.max, self._clean_years(date.max))["since"]
+        return since
+
     def _saved(self, state: State, announced: Mapping[str, bool]) -> Saved:
         clean_on = None
         if state["kind"] == "person" and not announced.get("clean"):
-            clean_on = clean_record(state, date.max, self._clean_years(date.max))["since"]
+            clean_on = self.clean_on(state)
         return Saved(state, announced, clean_on, due(state))
 
     def _repair(self, key: str, message: Mapping[str, Any]) -> State:

@@ -18,7 +18,6 @@ from ledger.domain.workdays import local_date
 from projections.fold import State, fold_into
 from projections.projector import NONE_ANNOUNCED, Projector
 from projections.store import ProjectionStore
-from projections.views import clean_record
 
 
 class Rebuild:
@@ -69,7 +68,7 @@ class Rebuild:
         announced = self.announced.get(key, NONE_ANNOUNCED)
         if state["kind"] != "person" or announced.get("clean"):
             return
-        since = clean_record(state, date.max)["since"]
+        since = projector.clean_on(state)
         stamp = message.get("occurred_at") or message.get("recorded_at")
         if since is None or not stamp:
             return
@@ -85,7 +84,7 @@ class Rebuild:
             announced = self.announced.get(key, NONE_ANNOUNCED)
             if state["kind"] != "person" or announced.get("clean"):
                 continue
-            since = clean_record(state, date.max)["since"]
+            since = projector.clean_on(state)
             if since is not None and date.fromisoformat(since) <= self.today:
                 self.announced[key], changes = projector.clean_announcement(state, announced, self.today)
                 self.list_changes += changes
