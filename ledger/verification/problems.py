@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.domain.redaction import mask_identity_numbers
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -16,4 +18,6 @@ class Problem:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"problem": self.kind, "message": self.message, **self.details}
+        """As ``verify`` prints it; like every message the ledger produces, with no identity number
+        in full (a submission id may hold one)."""
+        return {"problem": self.kind, "message": mask_identity_numbers(self.message), **self.details}
