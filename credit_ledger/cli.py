@@ -28,13 +28,8 @@ EPILOG = (
 configuration (environment variable = option):
 """
     + "\n".join(
-        f"  {var:<28} "
-        + (
-            "(environment only: keep secrets off the command line)"
-            if name == "subject_secret"
-            else f"--{name.replace('_', '-')}"
-        )
-        for name, var in VARIABLES.items()
+        f"  {v.env:<28} " + (v.flag if v.option else "(environment only: keep secrets off the command line)")
+        for v in VARIABLES
     )
     + """
 
@@ -53,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         parser.print_help()
         return 2
     try:
-        settings = Settings.from_env(**{name: getattr(args, name, None) for name in VARIABLES})
+        settings = Settings.from_env(**{v.field: getattr(args, v.field, None) for v in VARIABLES})
         handler: Handler = args.handler
         return handler(args, settings)
     except ConfigError as exc:

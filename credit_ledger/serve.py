@@ -18,7 +18,7 @@ import orjson
 
 from contract import topics
 from credit_ledger.compose import build_ledger, build_query_service, build_store, history_of, tune_gc
-from credit_ledger.config import VARIABLES, ConfigError, Settings, ledger_env
+from credit_ledger.config import ConfigError, Settings, ledger_env, redacted
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
 from ledger.application.service import CreditLedger
@@ -49,7 +49,7 @@ class ChildSupervisor(threading.Thread):
         self.command = name or command  # how the banner, the log file and messages call it
         super().__init__(name=f"{self.command}-supervisor", daemon=True)
         self.argv = [sys.executable, "-m", "credit_ledger.cli", command, *args]
-        self.env = {**os.environ, **settings_env(settings), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
+        self.env = {**os.environ, **settings.environment(), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
         self.log_path = settings.data_dir / f"{self.command}.log"
         self.stopping = threading.Event()
         self.process: subprocess.Popen[bytes] | None = None
@@ -84,16 +84,6 @@ class ChildSupervisor(threading.Thread):
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.join(timeout=5)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The CREDIT_* variables that reproduce these settings in a child process."""
-    out = {}
-    for name, var in VARIABLES.items():
-        value = getattr(settings, name)
-        if value is not None:
-            out[var] = str(value)
-    return out
 
 
 @dataclass
@@ -214,7 +204,7 @@ def republish_checkpoints(bootstrap: str, settings: Settings) -> int:
 
 def banner(running: Running) -> None:
     s = running.settings
-    database = ledger_env(s).get("SQLITE_DBNAME") or _redacted(s.database_url)
+    database = ledger_env(s).get("SQLITE_DBNAME") or redacted(s.database_url or "")
     kafka = f"{running.bootstrap} (embedded broker, in memory)" if running.broker else running.bootstrap
     lines = [
         "credit-ledger is serving",
@@ -229,13 +219,6 @@ def banner(running: Running) -> None:
         lines.append(f"  http:      http://{s.http_host}:{s.http_port}/v1/  (OpenAPI: /v1/openapi.json)")
     lines.append("  stop with Ctrl-C")
     note("\n".join(lines))
-
-
-def _redacted(url: str | None) -> str:
-    if not url or "@" not in url:
-        return url or ""
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 def serve(
