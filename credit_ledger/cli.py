@@ -345,7 +345,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from credit_ledger.serve import demo  # noqa: PLC0415
+    from credit_ledger.demo import demo  # noqa: PLC0415
 
     return demo(
         settings,
