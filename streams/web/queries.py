@@ -160,7 +160,7 @@ async def _send_for_subject(
         "submission_id": f"{verb}.{digest}",
         "department": "credit_platform",
         "subject": {"key": subject_key},
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": api.parts.ledger.clock().isoformat(),
         **command,
     }
     value = orjson.dumps(submission)

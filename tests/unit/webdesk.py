@@ -17,6 +17,7 @@ from typing import Any
 import faust
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from contract.messages import messages_from_store
 from streams.http import register_views
@@ -97,7 +98,7 @@ class Web:
         json: Any = NO_BODY,
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any, dict[str, str]]:
+    ) -> tuple[int, Any, CIMultiDict[str]]:
         assert self.client is not None
         sent = dict(headers or {})
         if key is not None:
@@ -107,7 +108,7 @@ class Web:
             sent.setdefault("Content-Type", "application/json")
         async with self.client.request(method, path, data=data, headers=sent) as response:
             raw = await response.read()
-            answered = dict(response.headers)
+            answered = CIMultiDict(response.headers)
             if method == "HEAD":
                 return response.status, None, answered
             assert response.content_type == "application/json", (method, path, response.status, raw[:300])
