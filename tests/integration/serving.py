@@ -19,6 +19,7 @@ from streams.broker import free_port
 from streams.clients import read_topic
 
 SESSION_TIMEOUT = "2"  # the embedded broker accepts less than Kafka's 6 s minimum; joins in ~1 s
+SUBJECT_SECRET = "integration-test-secret-0123456789"
 
 
 class Served:
@@ -44,7 +45,7 @@ class Served:
             **os.environ,
             "CREDIT_DATA_DIR": str(self.data_dir),
             "CREDIT_KAFKA_SESSION_TIMEOUT": SESSION_TIMEOUT,
-            "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
+            "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET,
         }
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         if self.bootstrap:

@@ -24,7 +24,7 @@ from ledger.domain.catalogue import load_catalogue
 from streams.broker import EmbeddedBroker
 from streams.clients import publish
 from tests.conftest import example
-from tests.integration.serving import Served, outcomes_until, records, wait_for
+from tests.integration.serving import SUBJECT_SECRET, Served, outcomes_until, records, wait_for
 
 
 @pytest.fixture
@@ -179,8 +179,12 @@ def test_departments_without_kafka_submit_over_http(fresh_broker: str, tmp_path:
             receipt = json.loads(response.read())
         assert (receipt["queued"], receipt["rejected"]) == (1, 1)
         assert receipt["receipts"][1]["reason"]["code"] == "undecodable"
+        assert _get(f"{url}/v1/outcomes") is None  # a department's own business: 401 without its key
+        key = issue_key(served, "--role", "department", "--organisation", "tax_bureau")
         outcomes = wait_for(
-            lambda: _get(f"{url}/v1/outcomes?department=tax_bureau")["outcomes"], 20, served.describe
+            lambda: (_get(f"{url}/v1/outcomes?department=tax_bureau", key=key) or {}).get("outcomes"),
+            20,
+            served.describe,
         )
         assert outcomes[0]["status"] == "accepted"
         spec = _get(f"{url}/v1/openapi.json")
@@ -212,12 +216,28 @@ def send_raw(bootstrap: str, value: bytes) -> None:
         producer.close()
 
 
-def _get(url: str) -> Any:
+def _get(url: str, *, key: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
             return json.loads(response.read())
     except OSError:
         return None
+
+
+def issue_key(served: Served, *options: str) -> str:
+    """A new API key, issued with the CLI into the served ledger."""
+    env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
+    result = subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", "keys", "issue", *options],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    key: str = json.loads(result.stdout)["key"]
+    return key
 
 
 def test_serve_refuses_a_taken_http_port_in_one_line_before_starting_anything(tmp_path: Path) -> None:
