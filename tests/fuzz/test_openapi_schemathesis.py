@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.serving import SUBJECT_SECRET, Served, wait_for
+from tests.integration.serving import Served, issue_key, wait_for
 
 PERSON = "11010519491231002X"
 RUN_TIMEOUT = 240.0
@@ -71,20 +71,6 @@ def _answers(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def issue_key(served: Served, *options: str) -> str:
-    env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
-    done = subprocess.run(
-        [sys.executable, "-m", "credit_ledger.cli", "keys", "issue", *options],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    key: str = json.loads(done.stdout)["key"]
-    return key
 
 
 def config(served: Served, examples: int) -> str:

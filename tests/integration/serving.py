@@ -82,6 +82,21 @@ class Served:
             ) from None
 
 
+def issue_key(served: Served, *options: str) -> str:
+    """A new API key (``keys issue`` options), issued with the CLI into the served ledger."""
+    env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
+    done = subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", "keys", "issue", *options],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    key: str = orjson.loads(done.stdout)["key"]
+    return key
+
+
 def wait_for(probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:
     """Poll ``probe`` until it returns something truthy; fail with ``describe()`` at the deadline."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from ledger.domain.catalogue import load_catalogue
 from streams.broker import EmbeddedBroker
 from streams.clients import publish
 from tests.conftest import example
-from tests.integration.serving import SUBJECT_SECRET, Served, outcomes_until, records, wait_for
+from tests.integration.serving import Served, issue_key, outcomes_until, records, wait_for
 
 
 @pytest.fixture
@@ -223,21 +223,6 @@ def _get(url: str, *, key: str | None = None) -> Any:
             return json.loads(response.read())
     except OSError:
         return None
-
-
-def issue_key(served: Served, *options: str) -> str:
-    """A new API key, issued with the CLI into the served ledger."""
-    env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
-    result = subprocess.run(
-        [sys.executable, "-m", "credit_ledger.cli", "keys", "issue", *options],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    key: str = json.loads(result.stdout)["key"]
-    return key
 
 
 def test_serve_refuses_a_taken_http_port_in_one_line_before_starting_anything(tmp_path: Path) -> None:
