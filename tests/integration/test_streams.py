@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -189,6 +190,13 @@ def test_departments_without_kafka_submit_over_http(fresh_broker: str, tmp_path:
         assert outcomes[0]["status"] == "accepted"
         spec = _get(f"{url}/v1/openapi.json")
         assert "/v1/submissions" in spec["paths"]
+        for faust_page in ("/", "/router/", "/router/assignments/", "/table/"):  # Faust's own: off
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}{faust_page}", timeout=5)
+            assert (refused.value.code, json.loads(refused.value.read())["error"]["code"]) == (
+                404,
+                "not_found",
+            )
     finally:
         assert served.stop() == 0
 

@@ -73,6 +73,7 @@ class Web:
 
     async def __aenter__(self) -> Web:
         webserver: Any = self.app.web
+        webserver.init_server()  # as the worker does when its web server starts: blueprints applied
         self.client = TestClient(TestServer(webserver.web_app))
         await self.client.start_server()
         return self
