@@ -34,13 +34,10 @@ def _size(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadQuery(name, f"{name} must be a non-negative integer, not {raw!r}") from None
-    if value < 0:
-        raise _BadQuery(name, f"{name} must be a non-negative integer, not {raw!r}")
-    return value
+    shown = raw if len(raw) <= 40 else raw[:40] + "…"
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise _BadQuery(name, f"{name} must be a non-negative integer, not {shown!r}")
+    return int(raw)
 
 
 class ProofService:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_signer
 from ledger.verification.transparency import LedgerTree, StoreChanged
 from streams.health import HealthCheck
-from streams.web.openapi import served_operations
+from streams.web.openapi import served_operations, statuses
 from streams.web.routes import ROUTES
 from tests.conftest import PERSON, example
 from tests.unit.querydesk import Desk, desk
@@ -258,3 +259,14 @@ def every_route_answers_500_in_json(desk: Desk, data_dir: Path, monkeypatch: pyt
                 assert (status, body["error"]["code"]) == (500, "internal_error"), route.path
 
     asyncio.run(run())
+
+
+def test_docs_http_md_lists_every_route_with_the_statuses_it_answers() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "http.md").read_text("utf-8")
+    listed = {
+        (match.group(1), match.group(2)): match.group(3)
+        for match in re.finditer(r"^\| `(GET|POST) ([^`]+)` \| [^|]+ \| ([0-9, ]+) \|$", page, re.MULTILINE)
+    }
+    assert listed == {
+        (route.method, route.path): ", ".join(str(s) for s in statuses(route) if s != 500) for route in ROUTES
+    }
