@@ -19,6 +19,10 @@ from projections.store import ProjectionStore
 from tests.conftest import Clock, example, file_of
 
 BANK = "bank-fz-001"
+NO_FILE = "110101199003071233"
+"""A valid identity number no one has filed on."""
+LICENSING = {"purpose": "administrative_licensing", "basis": "《行政许可法》第三十一条"}
+"""A department's purpose and legal basis for a person's status."""
 
 
 class Desk:

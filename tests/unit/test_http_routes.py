@@ -22,14 +22,12 @@ from streams.health import HealthCheck
 from streams.web.openapi import served_operations, statuses
 from streams.web.routes import ROUTES
 from tests.conftest import PERSON, example
-from tests.unit.querydesk import Desk, desk
+from tests.unit.querydesk import LICENSING, NO_FILE, Desk, desk
 from tests.unit.webdesk import Web
 
 __all__ = ["desk"]  # the fixture
 
 Probe = Callable[[Web], Awaitable[tuple[int, Any]]]
-LICENSING = {"purpose": "administrative_licensing", "basis": "《行政许可法》第三十一条"}
-NO_FILE = "110101199003071233"
 GARBAGE = "clk_nosuchkey_x"
 HUGE = b"[" + b" " * (16 * 2**20) + b"]"
 GRANT = example("grant_authorisation")["authorisation"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
@@ -121,3 +121,13 @@ def records(desk: Desk) -> list[dict[str, Any]]:
     return [
         m["body"]["record"] for m in messages_from_store(desk.ledger.reader) if m["type"] == "QueryRecorded"
     ]
+
+
+def serve(desk: Desk, tmp_path: Path, scenario: Callable[[Web], Awaitable[None]]) -> None:
+    """Run ``scenario`` against the API served in process, in an event loop of its own."""
+
+    async def run() -> None:
+        async with Web(desk, tmp_path) as web:
+            await scenario(web)
+
+    asyncio.run(run())
