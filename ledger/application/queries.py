@@ -7,6 +7,9 @@ The register is complete: a key that is not valid, and a refusal decided at the 
 input, an internal error) are recorded as refusals too (``authenticate_for``, ``refuse``), each
 with the channel it came through. A record's ``outcome`` is ``allowed`` (an answer with data),
 ``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
+
+One module of just over 400 lines: every endpoint's rule sits beside the one recording path
+(``_record``) they all share, which is what keeps the register complete.
 """
 
 from __future__ import annotations
@@ -161,6 +164,21 @@ class QueryService:
         outcome = NOT_AUTHENTICATED if decision.code == "not_authenticated" else FORBIDDEN
         return Answer(outcome, error_body(decision.code, "", decision.reason))
 
+    def _refusal(
+        self,
+        principal: Principal,
+        endpoint: str,
+        decision: Decision,
+        *,
+        channel: str,
+        subject_key: str | None = None,
+    ) -> Answer:
+        """Record a refusal the service decided, and answer it (or unavailable, if not recorded)."""
+        failed = self._record(
+            principal, endpoint, decision, channel=channel, subject_key=subject_key, returned=[]
+        )
+        return failed or self._refused(decision)
+
     # -- a subject's status ------------------------------------------------------------------
 
     def status(
@@ -243,9 +261,7 @@ class QueryService:
         decision = decide_endpoint(principal, endpoint)
         key = principal.subject_key
         if not decision.allowed or key is None:
-            return self._record(
-                principal, endpoint, decision, channel=channel, subject_key=key, returned=[]
-            ) or self._refused(decision)
+            return self._refusal(principal, endpoint, decision, channel=channel, subject_key=key)
         today = local_date(self.clock())
         body: dict[str, Any] = {}
         if what in ("status", "report") and (view := self.views.status(key, today)) is not None:
@@ -285,9 +301,7 @@ class QueryService:
         decision = decide_endpoint(principal, "me.authorisations")
         if decision.allowed and principal.subject_key is not None:
             return None
-        return self._record(
-            principal, "me.authorisations", decision, channel=channel, subject_key=None, returned=[]
-        ) or self._refused(decision)
+        return self._refusal(principal, "me.authorisations", decision, channel=channel)
 
     # -- a department's outcomes -----------------------------------------------------------------
 
@@ -307,9 +321,7 @@ class QueryService:
         """
         decision = _decide_outcomes(principal, department)
         if not decision.allowed:
-            return self._record(
-                principal, "outcomes", decision, channel=channel, subject_key=None, returned=[]
-            ) or self._refused(decision)
+            return self._refusal(principal, "outcomes", decision, channel=channel)
         if principal.role == "department":
             body = read(principal.organisation, None)
         elif principal.role == "subject":
@@ -366,9 +378,7 @@ class QueryService:
     ) -> Answer:
         decision = decide_endpoint(principal, "audit.queries")
         if not decision.allowed:
-            return self._record(
-                principal, "audit.queries", decision, channel=channel, subject_key=None, returned=[]
-            ) or self._refused(decision)
+            return self._refusal(principal, "audit.queries", decision, channel=channel)
         wanted: dict[str, Any] = {k: v for k, v in filters.items() if v}
         rows = self.views.queries(**wanted)
         body: dict[str, Any] = {"count": len(rows), "queries": rows}
