@@ -24,7 +24,7 @@ from ledger.application.queries import Answer
 from ledger.domain.errors import error_body
 from streams.parts import WorkerParts
 from streams.web.api import Api
-from streams.web.calls import NONE, ApiError, Call, Reply, Route
+from streams.web.calls import NONE, REQUIRED, ApiError, Call, Reply, Route
 from streams.web.openapi import operation_id
 from streams.web.proofs import ProofService
 from streams.web.queries import reply
@@ -44,6 +44,7 @@ FAUST_PAGES = (
 RECORD_OVERHEAD = 1024
 """Room left in a Kafka message for the key, the record's headers and the batch framing."""
 
+NEEDS_KEY = "this needs an API key: send it as Authorization: Bearer KEY (or X-API-Key: KEY)"
 AIOHTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
@@ -129,6 +130,8 @@ async def dispatch(api: Api, route: Route, request: Request, params: Mapping[str
             if isinstance(who, Answer):
                 return reply(who)
             call.principal = who
+            if route.auth == REQUIRED and who.role == "public":  # before any input is looked at
+                raise ApiError(401, "not_authenticated", "", NEEDS_KEY)
         assert route.handler is not None
         return await route.handler(api, call)
     except ApiError as exc:

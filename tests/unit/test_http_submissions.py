@@ -102,6 +102,8 @@ def test_limit_abc_on_outcomes_names_field_limit(desk: Desk, tmp_path: Path) -> 
             status, body = await web.call("GET", f"/v1/outcomes?{query}", key=tax)
             assert (status, body["error"]["field"]) == (400, field), query
             assert records(desk)[-1]["outcome"] == "refused"
+        status, body = await web.call("GET", "/v1/outcomes?limit=abc")  # the key is asked for first
+        assert (status, body["error"]["code"]) == (401, "not_authenticated")
 
     serve(desk, tmp_path, scenario)
 
