@@ -60,7 +60,8 @@ def register_views(app: faust.App, parts: WorkerParts, routes: Iterable[Route] =
     )
     by_path: dict[str, list[Route]] = {}
     for route in served:
-        assert route.auth == NONE or route.endpoint, f"{route.path}: a keyed route is in the register"
+        if route.auth != NONE and route.endpoint is None:
+            raise ValueError(f"{route.method} {route.path} reads a key, so it needs its query-register name")
         by_path.setdefault(route.path, []).append(route)
     for path, group in by_path.items():
         if group[0].registered_by is not None:
