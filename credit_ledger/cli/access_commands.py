@@ -171,6 +171,7 @@ def queries(
             "since": since,
             "until": until,
         },
+        channel="cli",
     )
     if not answer.ok:
         raise UserError(answer.body["error"]["message"])
