@@ -23,6 +23,7 @@ from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line, note
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
+from projections.projector import Projector
 from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, die_with_parent_hook, group_timing
@@ -188,10 +189,15 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             session_timeout=settings.kafka_session_timeout,
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
             health_stall_seconds=settings.health_stall_seconds,
+            scheduler_interval=settings.scheduler_interval,
         )
         read_store = build_store(settings) if http else None
         queries = build_query_service(ledger, read_store) if read_store is not None else None
-        app = create_app(stream_settings, ledger, read_store=read_store, queries=queries)
+        # Every worker can lead the Faust app's group, and the leader runs the scheduler.
+        scheduling = Projector(build_store(settings), ledger.catalogue, history=history_of(ledger))
+        app = create_app(
+            stream_settings, ledger, read_store=read_store, queries=queries, projector=scheduling
+        )
     except BaseException:
         ledger.close()
         if broker is not None:
@@ -435,7 +441,6 @@ def project(settings: Settings) -> int:
     """`credit-ledger project`: keep the read models current from credit.ledger until SIGTERM/SIGINT."""
     import asyncio  # noqa: PLC0415
 
-    from projections.projector import Projector  # noqa: PLC0415
     from streams.projecting import run_projector_process  # noqa: PLC0415
 
     if not settings.kafka_bootstrap:
@@ -445,7 +450,6 @@ def project(settings: Settings) -> int:
     ledger = build_ledger(settings)
     store = build_store(settings)
     projector = Projector(store, ledger.catalogue, history=history_of(ledger))
-    interval = settings.scheduler_interval
     _log_to_stderr(settings)
 
     async def main() -> None:
@@ -457,7 +461,6 @@ def project(settings: Settings) -> int:
             projector,
             settings.kafka_bootstrap or "",
             session_timeout=settings.kafka_session_timeout,
-            scheduler_interval=interval,
             stop=stop,
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -11,13 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from contract import topics
+from contract.deadletters import RELAY, Source
 from contract.messages import ledger_message, outcome_message
 from ledger.application.service import CreditLedger
 from ledger.domain.outcomes import REJECTED
-from streams.broker import group_timing
 from streams.digests import CheckpointPublisher
+from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
+from streams.producing import MAX_BATCH_BYTES, MAX_REQUEST_BYTES, start_producer
+from streams.runner import Lease, wait_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,23 @@ Record = tuple[str, bytes, bytes]
 # and returns once the broker has acknowledged every one of them (it raises if any failed).
 Publish = Callable[[Sequence[Record]], Awaitable[None]]
 
+Entry = tuple[int, Record]
+"""A record and the position it publishes (notification id, or receipt position for outcomes)."""
+
+RECORD_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
+"""What a broker (or the producer, before sending) says about one record that it will never take."""
+
+
+def classify(exc: Exception) -> Failure:
+    """A record the broker will never take is parked; anything else ends the process (serve
+    restarts it, and it resumes after the last position saved)."""
+    return Failure.POISON if isinstance(exc, RECORD_ERRORS) else Failure.FATAL
+
 
 class Relay:
     """Reads the ledger's notification log and submission register after the last position it
@@ -42,12 +68,20 @@ class Relay:
     """
 
     def __init__(
-        self, ledger: CreditLedger, publish: Publish, executor: Executor, *, page: int = 2000
+        self,
+        ledger: CreditLedger,
+        publish: Publish,
+        executor: Executor,
+        *,
+        page: int = 2000,
+        backoff: Backoff | None = None,
     ) -> None:
         self.ledger = ledger
         self.publish = publish
         self.executor = executor
         self.page = page
+        self.backoff = backoff or Backoff()
+        self.dead_letters = DeadLetters(RELAY)
         self._positions: dict[str, int] = {}  # what this relay saved last; read once from the ledger
 
     async def _position(self, cursor: str) -> int:
@@ -74,38 +108,88 @@ class Relay:
     async def _relay_events(self) -> int:
         position = await self._position(LEDGER_CURSOR)
         # Read and encoded off the event loop, in one hop: the loop keeps serving the broker meanwhile.
-        last, records = await self._db(self._event_records, position)
-        if not records:
+        last, entries = await self._db(self._event_records, position)
+        if not entries:
             return 0
-        await self.publish(records)
+        await self._publish(entries)
         await self._save(LEDGER_CURSOR, last)
-        return len(records)
+        return len(entries)
 
     async def _relay_outcomes(self) -> int:
         position = await self._position(OUTCOMES_CURSOR)
-        last, count, records = await self._db(self._outcome_records, position)
+        last, count, entries = await self._db(self._outcome_records, position)
         if not count:
             return 0
-        await self.publish(records)
+        await self._publish(entries)
         await self._save(OUTCOMES_CURSOR, last)
         return int(count)
 
-    def _event_records(self, position: int) -> tuple[int, list[Record]]:
+    def _event_records(self, position: int) -> tuple[int, list[Entry]]:
         """The last position of the page of events after ``position``, and their records."""
         rows = self.ledger.reader.event_rows(position, self.page)
-        return (rows[-1][0] if rows else position), [_event_record(*row) for row in rows]
+        entries = [(row[0], self._fitting(row[0], _event_record(*row))) for row in rows]
+        return (rows[-1][0] if rows else position), entries
 
-    def _outcome_records(self, position: int) -> tuple[int, int, list[Record]]:
+    def _outcome_records(self, position: int) -> tuple[int, int, list[Entry]]:
         """The last position of the page of receipts after ``position``, how many there were,
         and their records (a rejection is published twice: to outcomes and to rejections)."""
         receipts = self.ledger.receipts_after(position, None, self.page)
-        records: list[Record] = []
+        entries: list[Entry] = []
         for pos, receipt in receipts:
             key, value = outcome_message(pos, receipt)
-            records.append((topics.OUTCOMES, key, value))
+            entries.append((pos, self._fitting(pos, (topics.OUTCOMES, key, value))))
             if receipt.status == REJECTED:
-                records.append((topics.REJECTIONS, key, value))
-        return (receipts[-1][0] if receipts else position), len(receipts), records
+                entries.append((pos, self._fitting(pos, (topics.REJECTIONS, key, value))))
+        return (receipts[-1][0] if receipts else position), len(receipts), entries
+
+    def _fitting(self, position: int, record: Record) -> Record:
+        """The record, or, when it is larger than a produce request may be, its dead letter."""
+        _, key, value = record
+        if len(key) + len(value) <= MAX_BATCH_BYTES:  # only larger ones can be too large for a request
+            return record
+        size = record_size(key, value)
+        if size <= MAX_REQUEST_BYTES:
+            return record
+        reason = (
+            f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a produce request may "
+            f"carry; it stays in the ledger at position {position}"
+        )
+        return self._letter(position, record, MessageSizeTooLargeError(reason), reason)
+
+    async def _publish(self, entries: list[Entry]) -> None:
+        """Publish a page; a record the broker refuses for itself is parked and the page goes on."""
+        await settle(entries, self._send, self._park, classify=classify, backoff=self.backoff, what="a page")
+
+    async def _send(self, entries: Sequence[Entry]) -> None:
+        await self.publish([record for _, record in entries])
+
+    async def _park(self, entry: Entry, error: Exception) -> None:
+        position, record = entry
+        reason = (
+            f"the broker refused the record ({type(error).__name__}); "
+            f"it stays in the ledger at position {position}"
+        )
+        await self.publish([self._letter(position, record, error, reason)])
+
+    def _letter(self, position: int, record: Record, error: Exception, reason: str) -> Record:
+        topic, key, value = record
+        correlation = correlation_id()
+        log.error(
+            "parking the record for %s at position %d on %s (%s; correlation id %s)",
+            topic,
+            position,
+            topics.DEAD_LETTERS,
+            error,
+            correlation,
+        )
+        return self.dead_letters.letter(
+            Source(topic, position=position),
+            key=key,
+            payload=value,
+            error=error,
+            reason=reason,
+            correlation=correlation,
+        )
 
 
 def _event_record(position: int, stream_id: Any, version: int, topic: str, state: bytes) -> Record:
@@ -116,28 +200,9 @@ def _event_record(position: int, stream_id: Any, version: int, topic: str, state
     return (topics.QUERY_AUDIT if topic.endswith(QUERY_RECORDED) else topics.LEDGER), key, value
 
 
-MAX_BATCH_BYTES = 512 * 1024
-"""Largest batch of records the relay puts in one partition's share of a produce request."""
-
-MAX_REQUEST_BYTES = 1024 * 1024
-"""Largest record the relay will publish (aiokafka's default ``max_request_size``)."""
-
 HASH_CACHE_SIZE = 20_000
 """Keys whose partitioning hash is remembered (about 3 MB): murmur2 in pure Python costs ~4 µs a key,
 and keys recur: a submission's events and its outcome, published a page apart, share one."""
-
-
-def relay_producer(bootstrap: str) -> Any:
-    """The relay's aiokafka producer: acks=all, and the default partitioner, which KafkaPublisher mirrors."""
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
-
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=MAX_BATCH_BYTES,
-        max_request_size=MAX_REQUEST_BYTES,
-    )
 
 
 class KafkaPublisher:
@@ -218,12 +283,15 @@ class KafkaPublisher:
         return await self.producer.send_batch(batch, topic, partition=partition)
 
 
-def _check_size(key: bytes, value: bytes) -> None:
-    """Refuse, as producer.send does, a record larger than a request may be."""
-    from aiokafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
-    from aiokafka.record.default_records import DefaultRecordBatchBuilder  # noqa: PLC0415
+def record_size(key: bytes, value: bytes) -> int:
+    """A record's size in a batch of its own, as producer.send measures it against a request's limit."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
 
-    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+
+def _check_size(key: bytes, value: bytes) -> None:
+    """Refuse, as producer.send does, a record larger than a request may be (the relay parks such a
+    record before it gets here; this is for any other caller)."""
+    size = record_size(key, value)
     if size > MAX_REQUEST_BYTES:
         msg = f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a request may be"
         raise MessageSizeTooLargeError(msg)
@@ -245,38 +313,25 @@ async def run_relay_process(
 
     Several relay processes may run (one per `serve`); only the one holding the lease publishes.
     The lease is ownership of partition 0 of credit.submissions in the group
-    ``credit-ledger.relay``: Kafka's group protocol gives it to exactly one live member at a
-    time, and moves it when that member dies. The relay never consumes those submissions.
-    A failed publish ends the process (serve restarts it), and the next relay resumes after
-    the last position saved, so nothing unacknowledged is ever counted as published.
+    ``credit-ledger.relay`` (``streams.runner.Lease``); the relay never consumes those submissions.
+    A failed publish ends the process (serve restarts it), and the next relay resumes after the
+    last position saved, so nothing unacknowledged is ever counted as published; a record the
+    broker will never take is parked on credit.dead-letters instead, and the relay goes on.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
-
-    lease = TopicPartition(topics.SUBMISSIONS, 0)
-    publisher = KafkaPublisher(relay_producer(bootstrap))
-    consumer = AIOKafkaConsumer(
-        topics.SUBMISSIONS,
-        bootstrap_servers=bootstrap,
-        group_id=RELAY_GROUP,
-        enable_auto_commit=False,
-        **group_timing(session_timeout),
-    )
-    await publisher.producer.start()
-    await consumer.start()
+    lease = Lease(bootstrap, topics.SUBMISSIONS, RELAY_GROUP, session_timeout=session_timeout)
+    publisher = KafkaPublisher(await start_producer(bootstrap))
+    await lease.start()
     relay = Relay(ledger, publisher.publish, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
     digests = CheckpointPublisher(ledger, publisher.send, data_dir=data_dir)
     stop = stop or asyncio.Event()
     try:
         while not stop.is_set():
-            consumer.pause(*consumer.assignment())  # a lease, not a subscription: fetch nothing
-            await consumer.getmany(timeout_ms=0)  # keeps this member alive in the group
-            leader = lease in consumer.assignment()
+            leader = await lease.held()
             sent = await relay.run_once() if leader else 0
             if leader:
                 sent += await digests.maybe_publish()
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)
+                await wait_or_stop(stop, interval)
     finally:
-        await consumer.stop()
+        await lease.stop()
         await publisher.producer.stop()
