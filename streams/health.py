@@ -21,7 +21,7 @@ from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, QUERY_RECORDED
 
 
 def register_health_view(app: faust.App, parts: WorkerParts) -> None:
-    health = HealthCheck(parts, parts.health_stall_seconds, leader=lambda: _is_leader(app))
+    health = HealthCheck(parts, parts.health_stall_seconds, group=lambda: _group_view(app))
 
     @app.page("/v1/health")
     class Health(View):
@@ -47,12 +47,15 @@ POSITION_TIMEOUT = 0.5
 RELAY_CURSORS = (LEDGER_CURSOR, OUTCOMES_CURSOR)
 
 
-def _is_leader(app: faust.App) -> bool:
-    """Whether this worker holds Faust's leader partition (and so runs the scheduler) right now."""
+def _group_view(app: faust.App) -> dict[str, Any]:
+    """This worker in the Faust app's group: whether it holds Faust's leader partition (and so runs
+    the scheduler) right now, and the group generation it last joined (None before it has)."""
     try:
-        return bool(app.is_leader())
+        leader = bool(app.is_leader())
     except Exception:  # the app's consumer is not up yet: not the leader
-        return False
+        leader = False
+    generation = getattr(app, "consumer_generation_id", None)
+    return {"leader": leader, "generation": generation if isinstance(generation, int) else None}
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,12 @@ class HealthCheck:
         parts: WorkerParts,
         stall_seconds: float,
         clock: Callable[[], float] = time.monotonic,
-        leader: Callable[[], bool] = lambda: False,
+        group: Callable[[], dict[str, Any]] = lambda: {"leader": False, "generation": None},
     ) -> None:
         self.parts = parts
         self.stall_seconds = stall_seconds
         self.clock = clock
-        self.leader = leader
+        self.group = group
         self.relay_watches = {cursor: StallWatch() for cursor in RELAY_CURSORS}
         self.projections_watch = StallWatch()
         self.intake_watch = StallWatch()
@@ -249,7 +252,7 @@ class HealthCheck:
             return None
         stats = scheduler.stats
         return {
-            "leader": self.leader(),
+            **self.group(),
             "interval": scheduler.interval,
             "runs": stats.runs,
             "commands": stats.commands,
