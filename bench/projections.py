@@ -11,48 +11,34 @@ Target (issue 4): >= 50,000 events/s for the rebuild.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import _harness  # first: the import path (this file shares its name with the projections package)
 
-# This file shares its name with the projections package: keep its own folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse
+# isort: split
 import asyncio
-import os
-import platform
-import resource
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from contract import topics
 from contract.messages import ledger_message
-from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
-from ledger.domain.catalogue import load_catalogue
+from ledger.domain.catalogue import Catalogue, load_catalogue
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from streams import admin
 from streams.broker import EmbeddedBroker
+from streams.producing import send_all, start_producer
 from streams.rebuild import rebuild_from_topic
 
 
-def build_ledger(target: int, subjects: int, path: Path) -> CreditLedger:
+def build_ledger(target: int, subjects: int, path: Path, catalogue: Catalogue) -> CreditLedger:
     """A real ledger of at least ``target`` events, on a SQLite file (so it does not sit in memory)."""
-    catalogue = load_catalogue()
-    now = datetime(2026, 11, 1, 9, tzinfo=UTC)
-    ledger = CreditLedger(
-        catalogue=catalogue,
-        secret=b"bench-secret-0123456789",
-        clock=lambda: now,
-        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)},
-    )
+    ledger = _harness.open_ledger(path, catalogue)
     generator = SubmissionGenerator(catalogue.latest, subjects=subjects, seed=7)
     while (ledger.recorder.max_notification_id() or 0) < target:
         ledger.submit(generator.take(5000))
@@ -75,40 +61,34 @@ def ledger_pages(ledger: CreditLedger, target: int) -> Iterator[list[tuple[bytes
 
 
 async def publish(bootstrap: str, pages: Iterator[list[tuple[bytes, bytes]]]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1024 * 1024)
-    await producer.start()
+    producer = await start_producer(bootstrap)
     count = 0
     try:
         for page in pages:
-            futures = [await producer.send(topics.LEDGER, value=v, key=k) for k, v in page]
-            await asyncio.gather(*futures)
-            count += len(page)
+            count += await send_all(producer, topics.LEDGER, page)
     finally:
         await producer.stop()
     return count
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _harness.parser(__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--subjects", type=int, default=50_000)
     parser.add_argument("--live", type=int, default=200_000, help="events for the live-path measurement")
     args = parser.parse_args()
-    tune_gc()
+    _harness.start()
     catalogue = load_catalogue()
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         started = time.perf_counter()
-        ledger = build_ledger(args.events, args.subjects, Path(tmp) / "ledger.sqlite")
+        ledger = build_ledger(args.events, args.subjects, Path(tmp) / "ledger.sqlite", catalogue)
         built = time.perf_counter() - started
         admin.ensure_topics(broker.bootstrap)
         published = asyncio.run(publish(broker.bootstrap, ledger_pages(ledger, args.events)))
         sample = [orjson.loads(v) for page in ledger_pages(ledger, args.live) for _, v in page]
         ledger.close()
         del ledger
-        print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
         print(
             f"ledger events published: {published:,} over up to {args.subjects:,} subjects (built in {built:.0f} s, not timed)"
         )
@@ -133,7 +113,7 @@ def main() -> int:
     print(
         f"live apply: {len(sample):,} events in {live:.2f} s = {len(sample) / live:,.0f} events/s (batches of 5,000)"
     )
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"peak RSS: {_harness.peak_rss_mb():.0f} MB")
     print(f"target rebuild >= 50,000 events/s: {'met' if read / rebuild >= 50_000 else 'NOT met'}")
     return 0
 
