@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from mode import Service
 
 log = logging.getLogger(__name__)
+_SENDER_LOG = logging.getLogger("aiokafka.producer.sender")
 
 MAX_BATCH_BYTES = 512 * 1024
 """Largest batch of records a producer puts in one partition's share of a produce request."""
@@ -47,6 +48,8 @@ async def start_producer(bootstrap: str, *, idempotent: bool | None = None) -> A
     """
     if idempotent is not False:
         producer = AIOKafkaProducer(**producer_settings(bootstrap, idempotent=True))
+        quiet = _Refusal()
+        _SENDER_LOG.addFilter(quiet)  # the refusal is expected and said once below, not as an error
         try:
             await producer.start()
         except KafkaConnectionError:
@@ -59,9 +62,18 @@ async def start_producer(bootstrap: str, *, idempotent: bool | None = None) -> A
             log.info("the broker does not grant idempotent producers (%s); producing without", exc)
         else:
             return producer
+        finally:
+            _SENDER_LOG.removeFilter(quiet)
     producer = AIOKafkaProducer(**producer_settings(bootstrap, idempotent=False))
     await producer.start()
     return producer
+
+
+class _Refusal(logging.Filter):
+    """Drops aiokafka's error line for a broker that refuses InitProducerId (start_producer says why)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
 
 
 def is_idempotent(producer: AIOKafkaProducer) -> bool:
