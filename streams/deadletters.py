@@ -102,7 +102,12 @@ class DeadLetterWatch(Service):
         )
         await consumer.start()
         partitions = await _assigned(consumer, timeout=30.0)
-        await consumer.seek_to_beginning(*partitions)
+        for tp in partitions:  # from the beginning, or after what an earlier connection read
+            read = self.offsets.get(tp.partition)
+            if read:
+                consumer.seek(tp, read[-1][0] + 1)
+            else:
+                await consumer.seek_to_beginning(tp)
         polled = float("-inf")
         while not self.should_stop:
             fetched = await consumer.getmany(timeout_ms=500, max_records=1000)

@@ -76,11 +76,6 @@ class _Refusal(logging.Filter):
         return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
 
 
-def is_idempotent(producer: AIOKafkaProducer) -> bool:
-    """Whether this producer writes with a producer id and sequence numbers."""
-    return bool(getattr(producer, "_txn_manager", None) is not None)
-
-
 async def send_all(producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
     """Send (key, value) records in order and return how many, once every one is acknowledged.
 

@@ -440,3 +440,36 @@ def test_a_scheduler_round_sends_the_due_commands_and_runs_again_only_after_its_
     assert [orjson.loads(v)["action"] for _, v in commands] == ["expire_record"]
     assert date.fromisoformat(scheduler.stats.last_run_at[:10]) == date(2026, 7, 2)  # type: ignore[index]
     scheduler.close()
+
+
+def test_health_counts_dead_letters_per_flow_and_only_those_past_the_acknowledged_offsets_as_new() -> None:
+    from streams.deadletters import DeadLetterWatch  # noqa: PLC0415
+
+    watch = DeadLetterWatch("unused:9092", keep=2)
+    for partition, offset, flow in [(0, 0, "intake"), (0, 1, "relay"), (3, 0, "projector"), (0, 2, "intake")]:
+        _, value = dead_letter(
+            flow,
+            Source(topics.SUBMISSIONS, 1, offset),
+            key=None,
+            payload=b"{}",
+            error="E",
+            reason="r",
+            correlation_id=f"c{offset}",
+            parked_at="t",
+        )
+        watch.add(partition, offset, value)
+    watch.add(5, 0, b"not a letter")
+    watch.acknowledged = {0: 2, 3: 1}  # partition 0 up to offset 2 (exclusive), partition 3 all
+
+    summary = watch.summary()
+    assert (summary["total"], summary["unacknowledged"]) == (5, 2)
+    assert summary["by_flow"]["intake"] == {"total": 2, "unacknowledged": 1}
+    assert summary["by_flow"]["relay"] == {"total": 1, "unacknowledged": 0}
+    assert summary["by_flow"]["projector"] == {"total": 1, "unacknowledged": 0}
+    assert summary["by_flow"]["unknown"] == {"total": 1, "unacknowledged": 1}
+    assert [e["letter"] for e in summary["last"]] == [
+        {"partition": 5, "offset": 0},
+        {"partition": 0, "offset": 2},
+    ]
+    assert [e["acknowledged"] for e in summary["last"]] == [False, False]
+    assert all("payload" not in e for e in summary["last"])
