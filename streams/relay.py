@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,23 @@ Record = tuple[str, bytes, bytes]
 # and returns once the broker has acknowledged every one of them (it raises if any failed).
 Publish = Callable[[Sequence[Record]], Awaitable[None]]
 
-Entry = tuple[int, Record]
-"""A record and the position it publishes (notification id, or receipt position for outcomes)."""
+_VALUE = operator.itemgetter(2)
+
+
+@dataclass
+class Page:
+    """A page to publish: its records, the position each publishes (notification id, or receipt
+    position for outcomes), the last position of the page and how many events or receipts it has."""
+
+    last: int
+    count: int
+    positions: list[int]
+    records: list[Record]
+
+    def add(self, position: int, record: Record) -> None:
+        self.positions.append(position)
+        self.records.append(record)
+
 
 RECORD_ERRORS = (
     MessageSizeTooLargeError,
@@ -108,68 +125,78 @@ class Relay:
     async def _relay_events(self) -> int:
         position = await self._position(LEDGER_CURSOR)
         # Read and encoded off the event loop, in one hop: the loop keeps serving the broker meanwhile.
-        last, entries = await self._db(self._event_records, position)
-        if not entries:
+        page: Page = await self._db(self._event_records, position)
+        if not page.records:
             return 0
-        await self._publish(entries)
-        await self._save(LEDGER_CURSOR, last)
-        return len(entries)
+        await self._publish(page)
+        await self._save(LEDGER_CURSOR, page.last)
+        return len(page.records)
 
     async def _relay_outcomes(self) -> int:
         position = await self._position(OUTCOMES_CURSOR)
-        last, count, entries = await self._db(self._outcome_records, position)
-        if not count:
+        page: Page = await self._db(self._outcome_records, position)
+        if not page.count:
             return 0
-        await self._publish(entries)
-        await self._save(OUTCOMES_CURSOR, last)
-        return int(count)
+        await self._publish(page)
+        await self._save(OUTCOMES_CURSOR, page.last)
+        return page.count
 
-    def _event_records(self, position: int) -> tuple[int, list[Entry]]:
-        """The last position of the page of events after ``position``, and their records."""
+    def _event_records(self, position: int) -> Page:
+        """The page of events after ``position``."""
         rows = self.ledger.reader.event_rows(position, self.page)
-        entries = [(row[0], self._fitting(row[0], _event_record(*row))) for row in rows]
-        return (rows[-1][0] if rows else position), entries
+        records = [_event_record(*row) for row in rows]
+        page = Page(rows[-1][0] if rows else position, len(rows), [row[0] for row in rows], records)
+        # Event keys are subject keys (36 bytes): only a value can make a record too large. One
+        # pass in C over the lengths; the record-by-record check only for a page that needs it.
+        if records and max(map(len, map(_VALUE, records))) > MAX_BATCH_BYTES - 64:
+            self._guard(page)
+        return page
 
-    def _outcome_records(self, position: int) -> tuple[int, int, list[Entry]]:
-        """The last position of the page of receipts after ``position``, how many there were,
-        and their records (a rejection is published twice: to outcomes and to rejections)."""
+    def _outcome_records(self, position: int) -> Page:
+        """The page of receipts after ``position`` (a rejection is published twice: to outcomes and
+        to rejections), ``count`` the receipts in it."""
         receipts = self.ledger.receipts_after(position, None, self.page)
-        entries: list[Entry] = []
+        page = Page(receipts[-1][0] if receipts else position, len(receipts), [], [])
         for pos, receipt in receipts:
             key, value = outcome_message(pos, receipt)
-            entries.append((pos, self._fitting(pos, (topics.OUTCOMES, key, value))))
+            page.add(pos, (topics.OUTCOMES, key, value))
             if receipt.status == REJECTED:
-                entries.append((pos, self._fitting(pos, (topics.REJECTIONS, key, value))))
-        return (receipts[-1][0] if receipts else position), len(receipts), entries
+                page.add(pos, (topics.REJECTIONS, key, value))
+        self._guard(page)  # keys here can be submission ids of any length
+        return page
 
-    def _fitting(self, position: int, record: Record) -> Record:
-        """The record, or, when it is larger than a produce request may be, its dead letter."""
-        _, key, value = record
-        if len(key) + len(value) <= MAX_BATCH_BYTES:  # only larger ones can be too large for a request
-            return record
-        size = record_size(key, value)
-        if size <= MAX_REQUEST_BYTES:
-            return record
-        reason = (
-            f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a produce request may "
-            f"carry; it stays in the ledger at position {position}"
-        )
-        return self._letter(position, record, MessageSizeTooLargeError(reason), reason)
+    def _guard(self, page: Page) -> None:
+        """Replace each record larger than a produce request may be with its dead letter."""
+        for i, (_, key, value) in enumerate(page.records):
+            if len(key) + len(value) <= MAX_BATCH_BYTES:  # only larger ones can be too large for a request
+                continue
+            size = record_size(key, value)
+            if size > MAX_REQUEST_BYTES:
+                position = page.positions[i]
+                reason = (
+                    f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a produce request "
+                    f"may carry; it stays in the ledger at position {position}"
+                )
+                error = MessageSizeTooLargeError(reason)
+                page.records[i] = self._letter(position, page.records[i], error, reason)
 
-    async def _publish(self, entries: list[Entry]) -> None:
+    async def _publish(self, page: Page) -> None:
         """Publish a page; a record the broker refuses for itself is parked and the page goes on."""
-        await settle(entries, self._send, self._park, classify=classify, backoff=self.backoff, what="a page")
+        everything = range(len(page.records))
 
-    async def _send(self, entries: Sequence[Entry]) -> None:
-        await self.publish([record for _, record in entries])
+        async def send(indices: Sequence[int]) -> None:
+            whole = len(indices) == len(everything)  # the happy path: no copy of the page
+            await self.publish(page.records if whole else [page.records[i] for i in indices])
 
-    async def _park(self, entry: Entry, error: Exception) -> None:
-        position, record = entry
-        reason = (
-            f"the broker refused the record ({type(error).__name__}); "
-            f"it stays in the ledger at position {position}"
-        )
-        await self.publish([self._letter(position, record, error, reason)])
+        async def park(index: int, error: Exception) -> None:
+            position = page.positions[index]
+            reason = (
+                f"the broker refused the record ({type(error).__name__}); "
+                f"it stays in the ledger at position {position}"
+            )
+            await self.publish([self._letter(position, page.records[index], error, reason)])
+
+        await settle(everything, send, park, classify=classify, backoff=self.backoff, what="a page")
 
     def _letter(self, position: int, record: Record, error: Exception, reason: str) -> Record:
         topic, key, value = record
