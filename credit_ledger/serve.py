@@ -126,10 +126,15 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             session_timeout=settings.kafka_session_timeout,
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
             health_stall_seconds=settings.health_stall_seconds,
+            scheduler_interval=settings.scheduler_interval,
         )
         read_store = build_store(settings) if http else None
         queries = build_query_service(ledger, read_store) if read_store is not None else None
-        app = create_app(stream_settings, ledger, read_store=read_store, queries=queries)
+        # Every worker can lead the Faust app's group, and the leader runs the scheduler.
+        scheduling = build_projector(ledger, build_store(settings))
+        app = create_app(
+            stream_settings, ledger, read_store=read_store, queries=queries, projector=scheduling
+        )
     except BaseException:
         ledger.close()
         if broker is not None:
@@ -260,7 +265,6 @@ def project(settings: Settings) -> int:
                 projector,
                 bootstrap,
                 session_timeout=settings.kafka_session_timeout,
-                scheduler_interval=settings.scheduler_interval,
                 stop=stop,
             )
         )

@@ -281,3 +281,36 @@ def test_two_intake_workers_share_the_partitions_and_each_submission_still_has_o
     finally:
         assert served.stop() == 0
     assert "stopped cleanly" in (data / "intake-2.log").read_text()
+
+
+def test_a_3_mb_rejected_original_does_not_stop_outcomes_for_everyone(
+    fresh_broker: str, tmp_path: Path
+) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker).start()
+    try:
+        huge = copy.deepcopy(example("file_record"))
+        huge.update(submission_id="TAX-HUGE-1", action="no_such_action", padding="x" * (3 * 1024 * 1024))
+        producer = KafkaProducer(bootstrap_servers=fresh_broker, acks="all", max_request_size=8 * 1024 * 1024)
+        try:
+            producer.send(topics.SUBMISSIONS, key=b"HUGE", value=orjson.dumps(huge)).get(timeout=30)
+        finally:
+            producer.close()
+        after = [example("file_record"), example("file_record_organisation"), example("correct_record")]
+        assert publish(fresh_broker, lines(*after), topics.SUBMISSIONS).sent == len(after)
+
+        outcomes = outcomes_until(fresh_broker, len(after), describe=served.describe)
+        decided = {o["submission_id"]: o for o in outcomes}
+        assert {decided[s["submission_id"]]["status"] for s in after} == {"accepted"}
+        # The huge one's outcome is on the topic within the topic's limit, or parked with a digest.
+        letters = records(fresh_broker, topics.DEAD_LETTERS)
+        if "TAX-HUGE-1" in decided:
+            assert decided["TAX-HUGE-1"]["status"] == "rejected"
+        else:
+            parked = [d for d in letters if d["flow"] == "relay" and d["source"]["topic"] == topics.OUTCOMES]
+            assert len(parked) == 1, letters
+            assert parked[0]["error"] == "MessageSizeTooLargeError"
+            assert parked[0]["payload"] is None
+            assert parked[0]["payload_bytes"] > 3 * 1024 * 1024
+        assert all(len(orjson.dumps(d)) < 1024 * 1024 for d in letters)
+    finally:
+        assert served.stop() == 0

@@ -54,7 +54,8 @@ class Web:
         self.topic = Topic()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         intake = SimpleNamespace(
-            stats=SimpleNamespace(batches=0, submissions=0, applying_seconds=0.0), consumer=None
+            stats=SimpleNamespace(batches=0, submissions=0, applying_seconds=0.0, dead_letters=0),
+            consumer=None,
         )
         self.parts = WorkerParts(
             desk.ledger,
