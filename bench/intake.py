@@ -12,10 +12,12 @@ Targets (issue 3): >= 10,000 submissions/s end to end, and >= 40% of the raw pro
 
 from __future__ import annotations
 
+import _harness  # first: the import path (see bench/_harness.py)
+
+# isort: split
 import argparse
 import asyncio
 import os
-import platform
 import sqlite3
 import subprocess
 import sys
@@ -165,7 +167,8 @@ def start_worker(bootstrap: str, data_dir: Path, workers: int) -> subprocess.Pop
         "CREDIT_KAFKA_BOOTSTRAP": bootstrap,
         "CREDIT_DATA_DIR": str(data_dir),
         "CREDIT_KAFKA_SESSION_TIMEOUT": str(SESSION_TIMEOUT),
-        "CREDIT_SUBJECT_SECRET": "bench-secret-0123456789",
+        "CREDIT_SUBJECT_SECRET": _harness.SECRET.decode(),
+        "PYTHONPATH": str(_harness.ROOT),  # the worker runs this checkout, wherever the bench is started
     }
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - lives as long as the worker
     command = ["serve", "--no-http", "--no-project", "--workers", str(workers)]
@@ -255,7 +258,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     print(f"== {log_file.name}\n{log_file.read_text()[-args.show_log :]}", file=sys.stderr)
 
     e2e = len(messages) / seconds
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(_harness.machine())
     print(
         f"submissions: {len(messages)} over {args.subjects} subjects "
         f"({sum(len(v) for _, v in messages) / len(messages):.0f} bytes each); intake workers: {args.workers}"
@@ -277,9 +280,7 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _harness.parser(__doc__)
     parser.add_argument("--submissions", type=int, default=100_000)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2026)

@@ -10,12 +10,11 @@ Proofs are verified with auditor/auditor.py, the standalone pure-Python verifier
 
 from __future__ import annotations
 
-import argparse
+import _harness  # first: the import path (see bench/_harness.py)
+
+# isort: split
 import hashlib
-import os
-import platform
 import random
-import resource
 import statistics
 import sys
 import time
@@ -25,7 +24,6 @@ from collections.abc import Callable, Iterable
 import orjson
 
 from auditor import auditor
-from credit_ledger.compose import tune_gc
 from ledger.verification.merkle import CheckpointSigner, MerkleLog, leaf_hash, ledger_leaf
 
 Event = tuple[int, str, int, str]  # position, stream, version, event_hash
@@ -146,17 +144,14 @@ def _checkpoint(root: bytes, size: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _harness.parser(__doc__)
     parser.add_argument("--leaves", type=int, default=1_000_000)
     parser.add_argument("--proofs", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
-    tune_gc()  # as credit-ledger's long-running commands do at start
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    _harness.start()
     events = _events(args.leaves, rng)
     log = _build(events)
     root = _roots(log, rng, args.proofs)
@@ -164,7 +159,7 @@ def main() -> int:
     _consistency(log, rng, args.proofs)
     _full_audit(events, root)
     _checkpoint(root, log.size)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = _harness.peak_rss_mb()
     print(f"peak RSS: {rss:.0f} MB (includes the {args.leaves:,} synthetic events held for the run)")
     return 0
 

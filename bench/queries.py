@@ -10,7 +10,9 @@ before answering. Target (issue 5): p99 <= 10 ms at 500 queries/s.
 
 from __future__ import annotations
 
-import argparse
+import _harness  # first: the import path (see bench/_harness.py)
+
+# isort: split
 import asyncio
 import json
 import os
@@ -89,9 +91,7 @@ async def load(url: str, key: str, rate: float, seconds: float) -> tuple[list[fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _harness.parser(__doc__)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -103,7 +103,7 @@ def main() -> int:
             "CREDIT_DATA_DIR": tmp,
             "CREDIT_HTTP_PORT": str(port),
             "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
-            "CREDIT_SUBJECT_SECRET": "bench-secret-0123456789",
+            "CREDIT_SUBJECT_SECRET": _harness.SECRET.decode(),
         }
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         log = open(Path(tmp) / "serve.log", "w")  # noqa: SIM115 - lives as long as serve

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import _harness  # first: the import path (see bench/_harness.py)
+
+# isort: split
 import argparse
 import asyncio
 import cProfile
 import hashlib
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -16,20 +18,19 @@ import time
 from collections import Counter
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contract import topics
-from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue, load_catalogue
 from streams import admin
 from streams.broker import EmbeddedBroker
-from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, KafkaPublisher, Relay, relay_producer
+from streams.producing import start_producer
+from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, KafkaPublisher, Relay
 
 EPILOG = """\
 The ledger is built first (not measured). Each run then starts a fresh broker, opens the ledger
@@ -43,8 +44,6 @@ so two versions of the relay can be shown to publish the same records in the sam
 figures are inflated by the profiler.
 """
 
-SECRET = b"bench-secret-0123456789"
-NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
 PUBLISHED_TOPICS = (topics.LEDGER, topics.QUERY_AUDIT, topics.OUTCOMES, topics.REJECTIONS)
 
 Digests = dict[str, tuple[int, str]]  # "topic/partition" -> (records, sha256 of their keys and values)
@@ -71,14 +70,9 @@ class InlineExecutor(Executor):
         return future
 
 
-def open_ledger(path: Path, catalogue: Catalogue) -> CreditLedger:
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
-    return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env)
-
-
 def build_ledger(path: Path, catalogue: Catalogue, args: argparse.Namespace) -> Counter[str]:
     generator = SubmissionGenerator(catalogue.latest, subjects=args.subjects, seed=args.seed)
-    ledger = open_ledger(path, catalogue)
+    ledger = _harness.open_ledger(path, catalogue)
     outcomes = Counter[str]()
     try:
         for start in range(0, args.submissions, 1000):
@@ -91,8 +85,7 @@ def build_ledger(path: Path, catalogue: Catalogue, args: argparse.Namespace) -> 
 
 async def run_relay(ledger: CreditLedger, bootstrap: str, page: int | None, profile: bool) -> RelayRun:
     """Publish the whole ledger as the relay process does (same producer, publisher and executor)."""
-    publisher = KafkaPublisher(relay_producer(bootstrap))
-    await publisher.producer.start()
+    publisher = KafkaPublisher(await start_producer(bootstrap))
     try:
         executor = InlineExecutor() if profile else ThreadPoolExecutor(max_workers=1)
         relay = Relay(ledger, publisher.publish, executor, **({"page": page} if page else {}))
@@ -141,7 +134,7 @@ def relay_once(
     path: Path, catalogue: Catalogue, args: argparse.Namespace, *, profile: bool = False
 ) -> tuple[RelayRun, Digests]:
     """One measured run: a fresh broker, the ledger opened afresh and published from position 0."""
-    ledger = open_ledger(path, catalogue)  # a fresh process's view: nothing cached
+    ledger = _harness.open_ledger(path, catalogue)  # a fresh process's view: nothing cached
     try:
         for cursor in (LEDGER_CURSOR, OUTCOMES_CURSOR):
             ledger.register.save_relay_position(cursor, 0)
@@ -178,9 +171,7 @@ def print_profile(profile: cProfile.Profile, lines: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _harness.parser(__doc__, EPILOG)
     parser.add_argument("--submissions", type=int, default=50_000)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2026)
@@ -198,9 +189,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    tune_gc()  # as `credit-ledger relay` does at start
+    _harness.start()  # GC tuned as `credit-ledger relay` does at start
     catalogue = load_catalogue()
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.sqlite"
         started = time.perf_counter()

@@ -14,12 +14,14 @@ With --profile, where the chain check spends its time (cProfile over the first 2
 
 from __future__ import annotations
 
+import _harness  # first: the import path (see bench/_harness.py)
+
+# isort: split
 import argparse
 import cProfile
 import io
 import itertools
 import os
-import platform
 import pstats
 import random
 import resource
@@ -28,10 +30,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
-from credit_ledger.compose import tune_gc
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue, load_catalogue
@@ -47,12 +47,9 @@ from ledger.verification.merkle import (
 )
 from ledger.verification.transparency import LedgerTree
 
-NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
-
 
 def open_ledger(catalogue: Catalogue, path: Path) -> CreditLedger:
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
-    return CreditLedger(catalogue=catalogue, secret=b"bench-secret-0123456789", clock=lambda: NOW, env=env)
+    return _harness.open_ledger(path, catalogue)
 
 
 def build(catalogue: Catalogue, path: Path, events: int, subjects: int, batch: int) -> None:
@@ -92,9 +89,7 @@ def summary_us(samples: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _harness.parser(__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--subjects", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
@@ -104,14 +99,13 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="profile the chain check")
     args = parser.parse_args()
 
-    tune_gc()  # as credit-ledger's long-running commands do at start (see credit_ledger/bootstrap.py)
+    _harness.start(gc=True)
     catalogue = load_catalogue()
     tmp = None
     path = args.database
     if path is None:
         tmp = tempfile.mkdtemp(prefix="bench-verify-")
         path = Path(tmp) / "ledger.sqlite"
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     if not path.exists():
         build(catalogue, path, args.events, args.subjects, args.batch)
     try:

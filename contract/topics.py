@@ -11,9 +11,22 @@ LIST_CHANGES = "credit.list-changes"
 QUERY_AUDIT = "credit.query-audit"
 DIGESTS = "credit.digests"
 OUTCOMES = "credit.outcomes"
+MEASURES = "credit.measures"
+DEAD_LETTERS = "credit.dead-letters"
 
-ALL_TOPICS: tuple[str, ...] = (SUBMISSIONS, REJECTIONS, OUTCOMES, LEDGER, LIST_CHANGES, QUERY_AUDIT, DIGESTS)
-"""Every topic of the contract, in the order data flows through them."""
+ALL_TOPICS: tuple[str, ...] = (
+    SUBMISSIONS,
+    REJECTIONS,
+    OUTCOMES,
+    LEDGER,
+    LIST_CHANGES,
+    MEASURES,
+    QUERY_AUDIT,
+    DIGESTS,
+    DEAD_LETTERS,
+)
+"""Every topic of the contract, in the order data flows through them (dead letters last: they
+are what fell out of every flow)."""
 
 DEFAULT_PARTITIONS = 6
 """Partitions per topic: the unit of parallelism (one worker per partition at most)."""
@@ -56,12 +69,15 @@ class TopicSpec:
 
 
 def topic_specs(partitions: int = DEFAULT_PARTITIONS, replication_factor: int = 1) -> list[TopicSpec]:
-    """The seven topics, all with ``partitions`` partitions, keyed by subject.
+    """The nine topics, all with ``partitions`` partitions, keyed by subject.
 
-    ``credit.ledger``, ``credit.list-changes``, ``credit.query-audit`` and
-    ``credit.digests`` are kept forever: the ledger is replayed by auditors and projections
-    from offset 0, list-change subscribers may start from the beginning, and the audit trail
-    and digests are evidence. Submissions and rejections are kept for a bounded time (see
+    ``credit.ledger``, ``credit.list-changes``, ``credit.measures``, ``credit.query-audit``,
+    ``credit.digests`` and ``credit.dead-letters`` are kept forever: the ledger is replayed by
+    auditors and projections from offset 0, list-change and measure subscribers may start from
+    the beginning, the audit trail and digests are evidence, and a dead letter is a message some
+    flow could not decide: it stays until an engineer has looked at it, and after that as the
+    record of what happened (never compacted: two letters about one subject are two events).
+    Submissions and rejections are kept for a bounded time (see
     ``SUBMISSIONS_RETENTION_DAYS`` and ``REJECTIONS_RETENTION_DAYS``).
 
     With ``replication_factor >= 3`` each topic also requires two in-sync replicas, so a
@@ -109,6 +125,11 @@ def topic_specs(partitions: int = DEFAULT_PARTITIONS, replication_factor: int = 
             "Red-list and black-list entries and exits, for subscribers that act on them.",
         ),
         spec(
+            MEASURES,
+            KEEP_FOREVER,
+            "Joint reward and sanction measure notices per implementing department, keyed by subject.",
+        ),
+        spec(
             QUERY_AUDIT,
             KEEP_FOREVER,
             "One record per status query, allowed or denied: who, why, about whom, when.",
@@ -117,5 +138,10 @@ def topic_specs(partitions: int = DEFAULT_PARTITIONS, replication_factor: int = 
             DIGESTS,
             KEEP_FOREVER,
             "Periodic digests of the whole ledger that an auditor can pin and check later.",
+        ),
+        spec(
+            DEAD_LETTERS,
+            KEEP_FOREVER,
+            "Messages a flow could not decide, parked with their position, error class and correlation id.",
         ),
     ]

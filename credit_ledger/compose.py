@@ -15,15 +15,18 @@ from typing import Any
 from uuid import UUID
 
 from contract.messages import messages_from_store
-from credit_ledger.config import Settings, ledger_env
+from credit_ledger.config import ConfigError, Settings, ledger_env
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger, utc_now
-from ledger.domain.catalogue import load_catalogue
+from ledger.domain.catalogue import Catalogue, load_catalogue
+from ledger.domain.errors import CatalogueError
 from ledger.store.rows import API_KEY_COLUMNS
+from projections.projector import Projector
 from projections.reader import ProjectionReader
 from projections.store import ProjectionStore
 
 log = logging.getLogger(__name__)
+STORE_FILE = "projections.sqlite"  # the read models' SQLite file in a data dir or a rebuild's dir
 
 
 def tune_gc() -> None:
@@ -41,7 +44,7 @@ def build_ledger(settings: Settings, *, clock: Callable[[], datetime] = utc_now)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     ledger = CreditLedger(
-        catalogue=load_catalogue(settings.catalogue),
+        catalogue=build_catalogue(settings),
         secret=settings.secret_bytes(),
         clock=clock,
         env=ledger_env(settings),
@@ -50,16 +53,41 @@ def build_ledger(settings: Settings, *, clock: Callable[[], datetime] = utc_now)
     return ledger
 
 
+def build_catalogue(settings: Settings) -> Catalogue:
+    """The configured catalogue file, or the one shipped in the package."""
+    try:
+        return load_catalogue(settings.catalogue)
+    except CatalogueError as exc:
+        if settings.catalogue is None:
+            raise  # the shipped one is broken: a bug, not a setting
+        raise ConfigError(f"CREDIT_CATALOGUE ({exc.code}): {exc.message}") from None
+
+
 def projections_target(settings: Settings) -> str:
     """Where the read models live: the configured PostgreSQL database, or a SQLite file."""
     url = settings.database_url
     if url and url.startswith(("postgres://", "postgresql://")):
         return url
-    return str(settings.data_dir / "projections.sqlite")
+    return str(settings.data_dir / STORE_FILE)
 
 
 def build_store(settings: Settings) -> ProjectionStore:
+    """The live read models."""
     return ProjectionStore(projections_target(settings))
+
+
+def store_in(directory: Path) -> ProjectionStore:
+    """The read models a rebuild or replay wrote into ``directory``."""
+    return ProjectionStore(directory / STORE_FILE)
+
+
+def fresh_store(directory: Path) -> ProjectionStore:
+    """An empty store in ``directory`` for a rebuild or replay: always written from nothing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / STORE_FILE
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return ProjectionStore(path)
 
 
 def history_of(ledger: CreditLedger) -> Callable[[str], list[dict[str, Any]]]:
@@ -74,6 +102,16 @@ def build_reader(ledger: CreditLedger, store: ProjectionStore) -> ProjectionRead
 
 def build_query_service(ledger: CreditLedger, store: ProjectionStore) -> QueryService:
     return QueryService(ledger, build_reader(ledger, store))
+
+
+def open_query_service(settings: Settings) -> QueryService:
+    """The authorised, recorded read path (as the HTTP API has it), on the configured ledger and store."""
+    return build_query_service(build_ledger(settings), build_store(settings))
+
+
+def build_projector(ledger: CreditLedger, store: ProjectionStore) -> Projector:
+    """The read models' fold; gaps and as-of views are filled from the ledger's own history."""
+    return Projector(store, ledger.catalogue, history=history_of(ledger))
 
 
 def migrate_api_keys(ledger: CreditLedger, settings: Settings) -> int:

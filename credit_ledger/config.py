@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,50 +35,33 @@ class Settings:
     log_level: str = "WARNING"
     health_stall_seconds: float = 30.0  # behind and not moving this long: /v1/health says stalled
 
-    # name in Settings -> (environment variable, converter)
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The environment's settings, with ``overrides`` (command-line options; None = not given) on top."""
         env = os.environ if environ is None else environ
+        given = {k: v for k, v in overrides.items() if v is not None}
         values: dict[str, Any] = {}
-        for name, (var, convert) in _VARIABLES.items():
-            raw = env.get(var)
-            if raw is not None and raw != "":
-                try:
-                    values[name] = convert(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"{var}={raw!r}: {exc}") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
+        for variable in VARIABLES:
+            raw = env.get(variable.env)
+            if variable.field not in given and raw:  # an empty value counts as unset
+                values[variable.field] = variable.read(raw)
+        settings = cls(**values, **given)
         settings.check()
         return settings
 
     def check(self) -> None:
-        if self.partitions < 1:
-            raise ConfigError(f"CREDIT_PARTITIONS must be at least 1, got {self.partitions}")
-        if not 0 < self.http_port < 65536:
-            raise ConfigError(f"CREDIT_HTTP_PORT must be a TCP port (1-65535), got {self.http_port}")
-        if self.batch_size < 1:
-            raise ConfigError(f"CREDIT_BATCH_SIZE must be at least 1, got {self.batch_size}")
-        if self.database_url is not None:
-            ledger_env(self)  # raises ConfigError for an unusable URL
-        if self.subject_secret is not None and len(self.subject_secret.encode()) < 16:
-            raise ConfigError(
-                "CREDIT_SUBJECT_SECRET must be at least 16 bytes (it keys every subject's file)"
-            )
-        if self.scheduler_interval <= 0:
-            raise ConfigError(
-                "CREDIT_SCHEDULER_INTERVAL must be a positive number of seconds, "
-                f"got {self.scheduler_interval}"
-            )
-        if not self.health_stall_seconds > 0:  # also refuses NaN
-            raise ConfigError(
-                "CREDIT_HEALTH_STALL_SECONDS must be a positive number of seconds, "
-                f"got {self.health_stall_seconds}"
-            )
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(
-                f"CREDIT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}"
-            )
+        """Refuse settings the program cannot use, naming the variable (a ConfigError)."""
+        for variable in VARIABLES:
+            variable.validate(getattr(self, variable.field))
+
+    def environment(self) -> dict[str, str]:
+        """The CREDIT_* variables that reproduce these settings in a child process."""
+        out = {}
+        for variable in VARIABLES:
+            value = getattr(self, variable.field)
+            if value is not None:
+                out[variable.env] = str(value)
+        return out
 
     def secret_bytes(self) -> bytes:
         """The keyed-hash secret behind subject keys: from CREDIT_SUBJECT_SECRET or the data dir.
@@ -95,68 +79,250 @@ class Settings:
         return path.read_text().strip().encode()
 
 
-def _port(raw: str) -> int:
-    return int(raw)
+@dataclass(frozen=True)
+class Variable:
+    """One setting, declared once: its field in Settings, its CREDIT_* variable, how to read and check it.
+
+    Settings.from_env reads the variable, Settings.environment writes it for child processes, and
+    the CLI makes the option ``--field-name`` of it (credit_ledger.cli.shared). ``parse`` and
+    ``check`` raise ValueError with a phrase that follows the variable's or the option's name
+    ("must be at least 1, got 0").
+    """
+
+    field: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str
+    check: Callable[[Any], None] | None = None
+    unset: str | None = None  # what leaving it unset means, when that is not a plain default value
+    option: bool = True  # False: environment only (a secret: options show in ps and shell history)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+    @property
+    def default(self) -> str:
+        """The default as --help shows it."""
+        if self.unset is not None:
+            return self.unset
+        value = _DEFAULTS[self.field]
+        return f"./{value}" if isinstance(value, Path) and not value.is_absolute() else str(value)
+
+    def value_of(self, raw: str) -> Any:
+        """The checked value of ``raw``; ValueError with the phrase if it is unusable."""
+        value = self.parse(raw)
+        if self.check is not None:
+            self.check(value)
+        return value
+
+    def read(self, raw: str) -> Any:
+        """The value of the variable set to ``raw``; a ConfigError naming the variable if unusable."""
+        try:
+            return self.value_of(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{self.env} {exc}") from None
+
+    def validate(self, value: Any) -> None:
+        if value is None or self.check is None:
+            return
+        try:
+            self.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self.env} {exc}") from None
 
 
-_VARIABLES: dict[str, tuple[str, Any]] = {
-    "data_dir": ("CREDIT_DATA_DIR", Path),
-    "kafka_bootstrap": ("CREDIT_KAFKA_BOOTSTRAP", str),
-    "database_url": ("CREDIT_DATABASE_URL", str),
-    "http_port": ("CREDIT_HTTP_PORT", _port),
-    "http_host": ("CREDIT_HTTP_HOST", str),
-    "catalogue": ("CREDIT_CATALOGUE", Path),
-    "subject_secret": ("CREDIT_SUBJECT_SECRET", str),
-    "partitions": ("CREDIT_PARTITIONS", int),
-    "replication_factor": ("CREDIT_REPLICATION_FACTOR", int),
-    "batch_size": ("CREDIT_BATCH_SIZE", int),
-    "kafka_session_timeout": ("CREDIT_KAFKA_SESSION_TIMEOUT", float),
-    "scheduler_interval": ("CREDIT_SCHEDULER_INTERVAL", float),
-    "log_level": ("CREDIT_LOG_LEVEL", str),
-    "health_stall_seconds": ("CREDIT_HEALTH_STALL_SECONDS", float),
-}
-VARIABLES = {name: var for name, (var, _) in _VARIABLES.items()}
+def _whole_number(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got {raw!r}") from None
+
+
+def _seconds(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _at_least_one(value: int) -> None:
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+
+
+def _tcp_port(value: int) -> None:
+    if not 0 < value < 65536:
+        raise ValueError(f"must be a TCP port (1-65535), got {value}")
+
+
+def _positive_seconds(value: float) -> None:
+    if not value > 0:  # also refuses NaN
+        raise ValueError(f"must be a positive number of seconds, got {value}")
+
+
+def _log_level(value: str) -> None:
+    if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+
+
+def _long_secret(value: str) -> None:
+    if len(value.encode()) < 16:
+        raise ValueError("must be at least 16 bytes (it keys every subject's file)")
+
+
+def _database_url(value: str) -> None:
+    persistence_env(value)
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "data_dir",
+        "CREDIT_DATA_DIR",
+        Path,
+        "where the SQLite files, the subject-key secret and logs live",
+        "DIR",
+    ),
+    Variable(
+        "database_url",
+        "CREDIT_DATABASE_URL",
+        _text,
+        "sqlite:///file or postgresql://user:pw@host:port/db (with PostgreSQL the read models go there too)",
+        "URL",
+        check=_database_url,
+        unset="SQLite files in the data dir",
+    ),
+    Variable(
+        "kafka_bootstrap",
+        "CREDIT_KAFKA_BOOTSTRAP",
+        _text,
+        "host:port of Kafka (a comma-separated list is fine)",
+        "HOST:PORT",
+        unset="serve and demo start the embedded broker; other commands need the address serve printed",
+    ),
+    Variable("http_port", "CREDIT_HTTP_PORT", _whole_number, "HTTP API port", "PORT", check=_tcp_port),
+    Variable("http_host", "CREDIT_HTTP_HOST", _text, "address the HTTP API binds to", "HOST"),
+    Variable("catalogue", "CREDIT_CATALOGUE", Path, "catalogue JSON file", "FILE", unset="the shipped one"),
+    Variable(
+        "subject_secret",
+        "CREDIT_SUBJECT_SECRET",
+        _text,
+        "the secret behind subject keys",
+        "SECRET",
+        check=_long_secret,
+        unset="generated once into DATA_DIR/subject-key.secret",
+        option=False,
+    ),
+    Variable(
+        "partitions",
+        "CREDIT_PARTITIONS",
+        _whole_number,
+        "partitions per topic when topics are created",
+        "N",
+        check=_at_least_one,
+    ),
+    Variable(
+        "replication_factor",
+        "CREDIT_REPLICATION_FACTOR",
+        _whole_number,
+        "replication factor of the topics serve creates",
+        "N",
+        check=_at_least_one,
+    ),
+    Variable(
+        "batch_size",
+        "CREDIT_BATCH_SIZE",
+        _whole_number,
+        "submissions per ledger transaction",
+        "N",
+        check=_at_least_one,
+    ),
+    Variable(
+        "kafka_session_timeout",
+        "CREDIT_KAFKA_SESSION_TIMEOUT",
+        _seconds,
+        "consumer-group session timeout in seconds: a crashed worker's partitions move after it",
+        "SECONDS",
+        check=_positive_seconds,
+    ),
+    Variable(
+        "scheduler_interval",
+        "CREDIT_SCHEDULER_INTERVAL",
+        _seconds,
+        "seconds between the scheduler's rounds (expiry, deadlines, lapses)",
+        "SECONDS",
+        check=_positive_seconds,
+    ),
+    Variable(
+        "log_level", "CREDIT_LOG_LEVEL", _text, "DEBUG, INFO, WARNING or ERROR", "LEVEL", check=_log_level
+    ),
+    Variable(
+        "health_stall_seconds",
+        "CREDIT_HEALTH_STALL_SECONDS",
+        _seconds,
+        "how long the relay, projector or intake may stay behind without moving before "
+        "/v1/health reports it stalled",
+        "SECONDS",
+        check=_positive_seconds,
+    ),
+)
+"""Every CREDIT_* setting, in the order --help lists them."""
+
+BY_FIELD: dict[str, Variable] = {variable.field: variable for variable in VARIABLES}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 
 
 def ledger_env(settings: Settings) -> dict[str, str]:
     """eventsourcing's persistence settings for the configured database."""
-    url = settings.database_url
-    if url is None:
+    if settings.database_url is None:
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(settings.data_dir / "ledger.sqlite"),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
+    try:
+        return persistence_env(settings.database_url)
+    except ValueError as exc:
+        raise ConfigError(f"CREDIT_DATABASE_URL {exc}") from None
+
+
+def persistence_env(url: str) -> dict[str, str]:
+    """eventsourcing's persistence settings for a database URL; ValueError if it is not usable."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = unquote(parts.path[1:] if parts.path.startswith("//") else parts.path)
         if not path:
-            raise ConfigError(f"CREDIT_DATABASE_URL={url!r}: expected sqlite:///path/to/file.sqlite")
+            raise ValueError(f"must be sqlite:///path/to/file.sqlite, got {url!r}")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "10",
         }
     if parts.scheme in ("postgres", "postgresql"):
-        if not parts.hostname or not parts.path.strip("/"):
-            raise ConfigError(
-                "CREDIT_DATABASE_URL: expected postgresql://user:password@host:port/dbname, "
-                f"got {_redact(url)}"
-            )
+        try:
+            port = parts.port or 5432
+        except ValueError:  # a port that is not a number
+            port = 0
+        if not parts.hostname or not parts.path.strip("/") or not port:
+            raise ValueError(f"must be postgresql://user:password@host:port/dbname, got {redacted(url)}")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": parts.path.strip("/"),
             "POSTGRES_HOST": parts.hostname,
-            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_PORT": str(port),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
         }
-    raise ConfigError(
-        f"CREDIT_DATABASE_URL: expected a sqlite:/// or postgresql:// URL, got scheme {parts.scheme!r}"
-    )
+    raise ValueError(f"must be a sqlite:/// or postgresql:// URL, got scheme {parts.scheme!r}")
 
 
-def _redact(url: str) -> str:
+def redacted(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and the banner."""
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@")

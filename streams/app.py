@@ -1,4 +1,4 @@
-"""The Faust app: the intake service on credit.submissions and the HTTP API (the relay runs beside it)."""
+"""The Faust app: the intake service, the scheduler's timer on the leader, and the HTTP API."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ import faust
 from contract import topics
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
+from projections.projector import Projector
 from projections.store import ProjectionStore
+from streams.deadletters import DeadLetterWatch
 from streams.intake import Intake
+from streams.producing import WorkerProducer
+from streams.scheduling import Scheduler, register_scheduler
+from streams.storelock import StoreLock
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class StreamSettings:
     # lease or partition moving to another worker after an unclean stop was measured at about
     # 15 s (session timeout, then the group's join). Past 30 s it is not a hand-over but a stall.
     health_stall_seconds: float = 30.0
+    scheduler_interval: float = 60.0  # seconds between the scheduler's rounds on the leader
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,11 +57,18 @@ def create_app(
     *,
     read_store: ProjectionStore | None = None,
     queries: QueryService | None = None,
+    projector: Projector | None = None,
 ) -> faust.App:
     """One worker's app. Every worker joins one consumer group; partitions spread subjects across them.
 
     ``read_store`` and ``queries`` come from the composition root (``credit_ledger.compose``);
-    without them the HTTP API serves submissions, outcomes, health and proofs only.
+    without them the HTTP API serves submissions, outcomes, health and proofs only. ``projector``
+    (a projector over a store connection of its own) lets this worker run the scheduler while it
+    is the leader of the Faust app's group; give every worker one, so any of them can lead.
+
+    Faust agents for the flows whose rates allow per-event processing (list-change fan-out,
+    measure feedback) belong here too: ``platform_topic(app, name)`` and ``@app.agent``, with
+    their state in SQL (never in Faust tables: they lose state on the embedded broker).
     """
     app = faust.App(
         GROUP_ID,
@@ -81,7 +94,9 @@ def create_app(
     )
     # One thread owns every ledger transaction: the event loop stays free for heartbeats and HTTP.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-    submissions = app.topic(topics.SUBMISSIONS, key_type=bytes, value_type=bytes)
+    submissions = platform_topic(app, topics.SUBMISSIONS)
+    producer = WorkerProducer(settings.bootstrap)
+    app.service(producer)  # type: ignore[arg-type]  # faust also takes an instance (App._prepare_subservice)
     intake = Intake(
         ledger,
         executor,
@@ -89,13 +104,25 @@ def create_app(
         batch_size=settings.batch_size,
         session_timeout=settings.session_timeout,
         heartbeat_interval=settings.heartbeat_interval,
+        send=producer.send,
     )
-    app.service(intake)  # type: ignore[arg-type]  # faust also takes an instance (App._prepare_subservice)
+    app.service(intake)  # type: ignore[arg-type]  # as above
+    scheduler = None
+    if projector is not None:
+        scheduler = Scheduler(
+            projector,
+            producer.send_all,
+            interval=settings.scheduler_interval,
+            lock=StoreLock(projector.store.target),
+        )
+        register_scheduler(app, scheduler)
 
     if settings.http_enabled:
         from streams.http import register_views  # noqa: PLC0415 - the web layer only when serving HTTP
         from streams.parts import WorkerParts  # noqa: PLC0415
 
+        dead_letters = DeadLetterWatch(settings.bootstrap)
+        app.service(dead_letters)  # type: ignore[arg-type]  # as above
         register_views(
             app,
             WorkerParts(
@@ -107,9 +134,19 @@ def create_app(
                 read_store=read_store,
                 queries=queries,
                 health_stall_seconds=settings.health_stall_seconds,
+                dead_letters=dead_letters,
+                scheduler=scheduler,
             ),
         )
     return app
+
+
+def platform_topic(app: faust.App, name: str) -> Any:
+    """A contract topic as the Faust app sends to (and an agent would consume) it: raw bytes.
+
+    Topics are created by ``streams.admin`` with their retention (``topic_allow_declare=False``).
+    """
+    return app.topic(name, key_type=bytes, value_type=bytes)
 
 
 def run_worker(app: faust.App, *, loglevel: str = "warning") -> None:

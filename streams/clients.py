@@ -85,19 +85,25 @@ def send_records(bootstrap: str, topic: str, records: Iterable[tuple[bytes, byte
     """Send (key, value) records in order with acks=all; return how many, once all are acknowledged.
 
     Raises the first failure: for the platform's own records (signed checkpoints), where a
-    missing one must be an error, not a count in a report.
+    missing one must be an error, not a count in a report. The platform's one producer
+    (``streams.producing``), so these records are produced exactly as the relay's are.
     """
+    import asyncio  # noqa: PLC0415
+
+    from streams.producing import send_all, start_producer  # noqa: PLC0415 - aiokafka only when sending
+
     batch = list(records)
     if not batch:
         return 0  # no connection for nothing (serve calls this at every start)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_in_flight_requests_per_connection=1)
-    try:
-        futures = [producer.send(topic, key=key, value=value) for key, value in batch]
-        for future in futures:
-            future.get(timeout=30)
-        return len(futures)
-    finally:
-        producer.close()
+
+    async def run() -> int:
+        producer = await start_producer(bootstrap)
+        try:
+            return await send_all(producer, topic, batch)
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
 
 
 def _settle(

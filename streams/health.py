@@ -21,7 +21,7 @@ from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, QUERY_RECORDED
 
 
 def register_health_view(app: faust.App, parts: WorkerParts) -> None:
-    health = HealthCheck(parts, parts.health_stall_seconds)
+    health = HealthCheck(parts, parts.health_stall_seconds, group=lambda: _group_view(app))
 
     @app.page("/v1/health")
     class Health(View):
@@ -45,6 +45,17 @@ POSITION_TIMEOUT = 0.5
 """aiokafka waits for a partition's position after a rebalance; health reports it unknown instead."""
 
 RELAY_CURSORS = (LEDGER_CURSOR, OUTCOMES_CURSOR)
+
+
+def _group_view(app: faust.App) -> dict[str, Any]:
+    """This worker in the Faust app's group: whether it holds Faust's leader partition (and so runs
+    the scheduler) right now, and the group generation it last joined (None before it has)."""
+    try:
+        leader = bool(app.is_leader())
+    except Exception:  # the app's consumer is not up yet: not the leader
+        leader = False
+    generation = getattr(app, "consumer_generation_id", None)
+    return {"leader": leader, "generation": generation if isinstance(generation, int) else None}
 
 
 @dataclass(frozen=True)
@@ -173,10 +184,12 @@ class HealthCheck:
         parts: WorkerParts,
         stall_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        group: Callable[[], dict[str, Any]] = lambda: {"leader": False, "generation": None},
     ) -> None:
         self.parts = parts
         self.stall_seconds = stall_seconds
         self.clock = clock
+        self.group = group
         self.relay_watches = {cursor: StallWatch() for cursor in RELAY_CURSORS}
         self.projections_watch = StallWatch()
         self.intake_watch = StallWatch()
@@ -200,7 +213,8 @@ class HealthCheck:
             return self._unavailable(intake, why), 503
         except Exception as exc:  # any failure to read the ledger is this answer, not a 500
             return self._unavailable(intake, f"{type(exc).__name__}: {exc}"), 503
-        problems = self._judge(progress, intake, self.clock())
+        dead_letters = self.parts.dead_letters.summary() if self.parts.dead_letters is not None else None
+        problems = self._judge(progress, intake, self.clock()) + _dead_letter_problems(dead_letters)
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,
@@ -209,6 +223,8 @@ class HealthCheck:
             "ledger_head": progress.head,
             "relay_lag": {cursor: progress.relay_lag(cursor) for cursor in RELAY_CURSORS},
             "projections": self._projections_figures(progress),
+            "dead_letters": dead_letters,
+            "scheduler": self._scheduler_figures(),
             "stall_seconds": self.stall_seconds,
             "topics": list(topics.ALL_TOPICS),
         }, 200
@@ -220,6 +236,7 @@ class HealthCheck:
             "batches": stats.batches,
             "submissions": stats.submissions,
             "applying_seconds": round(stats.applying_seconds, 3),
+            "dead_letters": stats.dead_letters,
             "lag": sum(p["lag"] or 0 for p in partitions),
             "partitions": partitions,
         }
@@ -228,6 +245,20 @@ class HealthCheck:
         if self.parts.read_store is None:
             return None
         return {"projected_up_to": progress.projected_up_to, "lag": progress.projection_lag}
+
+    def _scheduler_figures(self) -> dict[str, Any] | None:
+        scheduler = self.parts.scheduler
+        if scheduler is None:
+            return None
+        stats = scheduler.stats
+        return {
+            **self.group(),
+            "interval": scheduler.interval,
+            "runs": stats.runs,
+            "commands": stats.commands,
+            "announced": stats.announced,
+            "last_run_at": stats.last_run_at,
+        }
 
     def _unavailable(self, intake: dict[str, Any], why: str) -> dict[str, Any]:
         message = f"the ledger database could not be read ({why}); look at the serve log and the database"
@@ -289,3 +320,22 @@ class HealthCheck:
             "(the intake logs each failed batch there)"
         )
         return [_problem_entry("intake_backlog", message)]
+
+
+def _dead_letter_problems(summary: dict[str, Any] | None) -> list[dict[str, str]]:
+    """New dead letters make the worker degraded until someone acknowledges them."""
+    if summary is None or not summary["unacknowledged"]:
+        return []
+    flows = ", ".join(
+        f"{flow} {figures['unacknowledged']}"
+        for flow, figures in summary["by_flow"].items()
+        if figures["unacknowledged"]
+    )
+    message = (
+        f"{summary['unacknowledged']} message(s) could not be decided and were parked on "
+        f"{topics.DEAD_LETTERS} ({flows}); the flows went on. Read them with "
+        "'python -m streams.deadletters list --bootstrap HOST:PORT', look up each correlation id "
+        "in the flow's log, then acknowledge with 'python -m streams.deadletters acknowledge "
+        "--bootstrap HOST:PORT' (docs/streams.md, dead letters)"
+    )
+    return [_problem_entry("dead_letters", message)]

@@ -1,146 +1,197 @@
-"""HTTP API under /v1/ for departments that cannot speak Kafka, served by the worker's web server."""
+"""The HTTP API on Faust's web server: the route table (``streams.web.routes``) served, one error path.
+
+- Every view comes from the table, so the OpenAPI document written from it describes exactly
+  what is served. Faust's own pages (``/``, ``/router/``, ``/table/``, ...) are switched off.
+- Every body is JSON and every refusal ``error_body(code, field, message)``: a handler's
+  ``ApiError``, the query service's refusals, and aiohttp's own 404, 405 and 413 alike.
+- An unexpected exception is a 500 ``internal_error`` with a correlation id, logged with its
+  traceback, and on a route of the query register recorded there as a refusal.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
 import orjson
+from aiohttp import web
 from faust.web import Request, Response, View
 
-from contract.messages import original_fields, outcome_message, submission_key
-from streams.health import register_health_view
-from streams.openapi import openapi_document
+from ledger.application.queries import Answer
+from ledger.domain.errors import error_body
 from streams.parts import WorkerParts
-from streams.proofs_http import register_proof_views
+from streams.web.api import Api
+from streams.web.calls import NONE, REQUIRED, ApiError, Call, Reply, Route
+from streams.web.openapi import operation_id
+from streams.web.proofs import ProofService
+from streams.web.queries import reply
+from streams.web.routes import ROUTES
 
-MAX_BATCH = 10_000
+log = logging.getLogger(__name__)
+
+FAUST_PAGES = (
+    "web_router_enabled",
+    "web_tables_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+    "web_metrics_enabled",
+)
+"""Faust's built-in pages, each behind a setting: undocumented, and /router/assignments/ 500s."""
+
+RECORD_OVERHEAD = 1024
+"""Room left in a Kafka message for the key, the record's headers and the batch framing."""
+
+NEEDS_KEY = "this needs an API key: send it as Authorization: Bearer KEY (or X-API-Key: KEY)"
+AIOHTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
-def _parse_body(body: bytes, content_type: str) -> list[Any]:
-    """A JSON array, a single JSON object, or JSON lines (application/x-ndjson)."""
-    if "ndjson" in content_type or "jsonl" in content_type:
-        return [_loads(line) for line in body.splitlines() if line.strip()]
-    value = orjson.loads(body)
-    return value if isinstance(value, list) else [value]
+def register_views(app: faust.App, parts: WorkerParts, routes: Iterable[Route] = ROUTES) -> Api:
+    """Serve ``routes`` on ``app``'s web server; routes that need the query service only with one."""
+    served = tuple(r for r in routes if parts.queries is not None or not r.needs_queries)
+    _configure_web(app, max_body=max((r.max_body for r in served), default=0))
+    api = Api(
+        parts,
+        ProofService(parts.ledger, parts.data_dir),
+        served,
+        max_item_bytes=int(app.conf.producer_max_request_size) - RECORD_OVERHEAD,
+    )
+    by_path: dict[str, list[Route]] = {}
+    for route in served:
+        if route.auth != NONE and route.endpoint is None:
+            raise ValueError(f"{route.method} {route.path} reads a key, so it needs its query-register name")
+        by_path.setdefault(route.path, []).append(route)
+    for path, group in by_path.items():
+        if group[0].registered_by is not None:
+            group[0].registered_by(app, parts)
+        else:
+            app.page(path)(_view(api, group))
+    return api
 
 
-def _loads(line: bytes) -> Any:
+def _configure_web(app: faust.App, *, max_body: int) -> None:
+    """Faust's pages off, aiohttp's body limit at the largest route's, JSON errors from aiohttp too."""
+    conf = app.conf
+    for setting in FAUST_PAGES:
+        setattr(conf, setting, False)
+    conf.web_application_options = {  # the only options the API's aiohttp application takes
+        "client_max_size": max(max_body, 1024**2),
+        "middlewares": [json_errors],
+    }
+    webserver: Any = app.web  # the aiohttp driver, created here from the settings above
+    if json_errors not in webserver.web_app.middlewares:
+        raise RuntimeError("register_views must run before the app's web server is first used")
+    # The production index ({"status": "OK"} at /) has no setting of its own: drop it too.
+    webserver.blueprints._enabled.clear()  # faust has no public way to unregister one
+
+
+def _view(api: Api, group: list[Route]) -> type[View]:
+    methods: dict[str, Any] = {route.method.lower(): _method(api, route) for route in group}
+    if "get" not in methods:  # Faust serves HEAD on every view; without a GET it is not allowed
+        methods["head"] = _not_allowed(group)
+    name = "".join(w.capitalize() for w in operation_id(group[0]).split("_")[1:]) or "Index"
+    return type(name, (View,), {"__doc__": group[0].summary, **methods})
+
+
+def _method(api: Api, route: Route) -> Callable[..., Awaitable[Response]]:
+    async def handle(self: View, request: Request, **params: str) -> Response:
+        answer = await dispatch(api, route, request, params)
+        return self.json(answer.body, status=answer.status, headers=dict(answer.headers) or None)
+
+    return handle
+
+
+def _not_allowed(group: list[Route]) -> Callable[..., Awaitable[Response]]:
+    allowed = ", ".join(r.method for r in group)
+
+    async def head(self: View, request: Request, **params: str) -> Response:
+        body = error_body("method_not_allowed", "", f"{group[0].path} answers {allowed}")
+        return self.json(body, status=405, headers={"Allow": allowed})
+
+    return head
+
+
+def api_key(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    key: str | None = request.headers.get("X-API-Key")
+    return key
+
+
+async def dispatch(api: Api, route: Route, request: Request, params: Mapping[str, str]) -> Reply:
+    """Authenticate (routes with a key), run the handler, and turn every failure into JSON."""
+    call = Call(request, params, route)
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return _Undecodable(line)
+        if route.auth != NONE:
+            assert route.endpoint is not None
+            who = api.queries.authenticate_for(api_key(request), route.endpoint, channel=call.channel)
+            if isinstance(who, Answer):
+                return reply(who)
+            call.principal = who
+            if route.auth == REQUIRED and who.role == "public":  # before any input is looked at
+                raise ApiError(401, "not_authenticated", "", NEEDS_KEY)
+        assert route.handler is not None
+        return await route.handler(api, call)
+    except ApiError as exc:
+        failed = _record(api, call, exc.code, f"{exc.field}: {exc.message}" if exc.field else exc.message)
+        return reply(failed) if failed else exc.reply()
+    except Exception:
+        correlation = uuid.uuid4().hex[:16]
+        log.exception("internal error %s answering %s %s", correlation, route.method, route.path)
+        try:
+            _record(api, call, "internal_error", f"correlation id {correlation}")
+        except Exception:
+            log.exception("internal error %s could not be recorded in the query register", correlation)
+        return internal_error(correlation)
 
 
-class _Undecodable:
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
+def _record(api: Api, call: Call, code: str, message: str) -> Answer | None:
+    """A refusal decided here, in the query register when the route is in it."""
+    if call.route.endpoint is None or api.parts.queries is None:
+        return None
+    return api.queries.refuse(
+        call.principal,
+        call.route.endpoint,
+        code=code,
+        message=message,
+        channel=call.channel,
+        api_key=api_key(call.request),
+    )
 
 
-def register_views(app: faust.App, parts: WorkerParts) -> None:
-    ledger = parts.ledger
-    submissions_topic = parts.submissions
-
-    @app.page("/v1/submissions")
-    class Submissions(View):
-        """POST a batch of submissions: each is published to credit.submissions and receipted."""
-
-        async def post(self, request: Request) -> Response:
-            body = await request.read()
-            try:
-                items = _parse_body(body, request.headers.get("Content-Type", ""))
-            except orjson.JSONDecodeError as exc:
-                return self.json(
-                    _problem("undecodable", "", f"the body is not valid JSON: {exc}"), status=400
-                )
-            if len(items) > MAX_BATCH:
-                return self.json(
-                    _problem(
-                        "batch_too_large",
-                        "",
-                        f"at most {MAX_BATCH} submissions per request, got {len(items)}",
-                    ),
-                    status=413,
-                )
-            receipts: list[dict[str, Any]] = []
-            pending = []
-            for index, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raw = item.raw if isinstance(item, _Undecodable) else orjson.dumps(item)
-                    receipts.append(
-                        {
-                            "index": index,
-                            "status": "rejected",
-                            "reason": {
-                                "code": "undecodable",
-                                "field": "",
-                                "message": "each submission must be a JSON object",
-                            },
-                            **original_fields(raw),
-                        }
-                    )
-                    continue
-                value = orjson.dumps(item)
-                future = await submissions_topic.send(key=submission_key(item), value=value)
-                receipt = {
-                    "index": index,
-                    "status": "queued",
-                    "submission_id": item.get("submission_id"),
-                    "department": item.get("department"),
-                }
-                receipts.append(receipt)
-                pending.append((receipt, future))
-            for receipt, future in pending:
-                metadata = await future
-                receipt["partition"], receipt["offset"] = metadata.partition, metadata.offset
-            queued = sum(1 for r in receipts if r["status"] == "queued")
-            return self.json(
-                {
-                    "queued": queued,
-                    "rejected": len(receipts) - queued,
-                    "receipts": receipts,
-                    "outcomes": "/v1/outcomes?department=...",
-                },
-                status=202,
-            )
-
-    @app.page("/v1/outcomes")
-    class Outcomes(View):
-        """GET outcomes (accepted or rejected) after a position, optionally for one department."""
-
-        async def get(self, request: Request) -> Response:
-            query = request.query
-            try:
-                after = int(query.get("after", "0"))
-                limit = min(int(query.get("limit", "1000")), 10_000)
-            except ValueError:
-                return self.json(
-                    _problem("invalid_query", "after", "after and limit must be integers"), status=400
-                )
-            department = query.get("department") or None
-            loop = asyncio.get_running_loop()
-            rows = await loop.run_in_executor(
-                parts.executor, lambda: ledger.receipts_after(after, department=department, limit=limit)
-            )
-            outcomes = [orjson.loads(outcome_message(pos, r)[1]) for pos, r in rows]
-            return self.json({"outcomes": outcomes, "next": outcomes[-1]["position"] if outcomes else after})
-
-    register_health_view(app, parts)
-
-    @app.page("/v1/openapi.json")
-    class OpenAPI(View):
-        async def get(self, request: Request) -> Response:
-            return self.json(openapi_document())
-
-    if parts.queries is not None:
-        from streams.queries_http import register_grant_views, register_query_views  # noqa: PLC0415
-
-        register_query_views(app, parts, parts.queries)
-        register_grant_views(app, parts, parts.queries)
-
-    register_proof_views(app, parts)
+def internal_error(correlation: str) -> Reply:
+    message = f"an unexpected error; the operator finds it in the log under correlation id {correlation}"
+    return Reply(500, error_body("internal_error", "", message), {"X-Correlation-Id": correlation})
 
 
-def _problem(code: str, field: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "field": field, "message": message}}
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own refusals (no such route, method, body too large) and any escape, as JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = AIOHTTP_CODES.get(exc.status, f"http_{exc.status}")
+        message = {
+            404: f"no route {request.path}: GET /v1/ lists the routes",
+            405: f"{request.path} does not answer {request.method}",
+        }.get(exc.status, exc.reason)
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _json(exc.status, error_body(code, "", message), headers)
+    except Exception:
+        correlation = uuid.uuid4().hex[:16]
+        log.exception("internal error %s answering %s %s", correlation, request.method, request.path)
+        answer = internal_error(correlation)
+        return _json(answer.status, answer.body, dict(answer.headers))
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )

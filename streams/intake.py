@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from mode import Service
 
 from contract import topics
-from ledger.application.service import CreditLedger
+from contract.deadletters import INTAKE, Source
+from ledger.application.service import TRANSIENT, CreditLedger
 from ledger.domain.outcomes import Outcome
+from streams.isolation import Backoff, DeadLetters, Failure, Send, correlation_id, settle
+from streams.runner import Runner, RunnerStats, group_consumer
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+
 INTAKE_GROUP = "credit-ledger.intake"
+
+UNREADABLE = b"\xff(the intake could not read this message; the dead letter has its digest)"
+"""What the receipt of a message the ledger could not even parse records as its original: not
+UTF-8, so it is receipted under its source like any undecodable message (see ``receipt``)."""
 
 
 def source_of(message: Any) -> str:
@@ -32,46 +41,107 @@ def source_of(message: Any) -> str:
 
 
 @dataclass
-class IntakeStats:
-    batches: int = 0
-    submissions: int = 0
-    applying_seconds: float = 0.0  # in the ledger; the rest of the time is waiting for input
+class IntakeStats(RunnerStats):
+    dead_letters: int = 0  # messages this worker parked on credit.dead-letters
+
+    @property
+    def submissions(self) -> int:
+        return self.records
 
 
-async def apply_batch(
-    ledger: CreditLedger,
-    executor: Executor,
-    values: Sequence[bytes],
-    sources: Sequence[str],
-    *,
-    first_delay: float = 0.5,
-    max_delay: float = 10.0,
-) -> list[Outcome]:
-    """Apply one batch in the ledger's thread, retrying while the database is unavailable.
+def classify(exc: Exception) -> Failure:
+    """The database unavailable is "not now"; anything else the ledger raises is about the batch."""
+    return Failure.TRANSIENT if isinstance(exc, TRANSIENT) else Failure.POISON
 
-    Offsets are committed by the caller only after this returns, so a batch interrupted here
-    (stop, crash) is redelivered, and the ledger's receipts make the redelivery harmless.
+
+class LedgerApplier:
+    """Applies batches of records to the ledger on its thread; parks what it cannot decide.
+
+    ``submit_safely`` already decides each message of a batch (it rejects what it cannot apply as
+    ``internal_error``). What is left is the ledger raising anyway (for the batch, or for a message
+    even alone): the batch is bisected, and a message that keeps failing is receipted (the ledger
+    records an ``internal_error`` rejection for it, so it still has its one outcome) and parked on
+    credit.dead-letters with its position; then the flow goes on.
     """
-    loop = asyncio.get_running_loop()
-    delay = first_delay
-    while True:
-        try:
-            return await loop.run_in_executor(
-                executor, lambda: ledger.submit_safely(list(values), sources=list(sources))
-            )
-        except Exception:
-            log.exception("the ledger could not apply a batch of %d; retrying in %.1fs", len(values), delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay)
+
+    def __init__(
+        self, ledger: CreditLedger, executor: Executor, dead_letters: DeadLetters, backoff: Backoff
+    ) -> None:
+        self.ledger = ledger
+        self.executor = executor
+        self.dead_letters = dead_letters
+        self.backoff = backoff
+
+    async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        await settle(records, self._submit, self._park, classify=classify, backoff=self.backoff)
+
+    async def _submit(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[Outcome]:
+        values = [r.value or b"" for r in records]  # a null value is an empty, undecodable message
+        sources = [source_of(r) for r in records]
+        return await self._db(lambda: self.ledger.submit_safely(values, sources=sources))
+
+    async def _park(self, record: ConsumerRecord[Any, Any], error: Exception) -> None:
+        correlation = correlation_id()
+        log.error(
+            "submission %s could not be applied even alone; rejecting it as internal_error and parking "
+            "it on %s (correlation id %s)",
+            source_of(record),
+            topics.DEAD_LETTERS,
+            correlation,
+            exc_info=error,
+        )
+        outcome = await self.receipt(record, correlation)
+        receipt = None
+        if outcome is not None:
+            receipt = {
+                "department": outcome.department,
+                "submission_id": outcome.submission_id,
+                "status": outcome.status,
+            }
+        await self.dead_letters.park(
+            Source(record.topic, record.partition, record.offset),
+            key=record.key,
+            payload=record.value,
+            error=error,
+            reason="the ledger could not apply it, alone, after repeated attempts; it was rejected "
+            "as internal_error" + ("" if outcome else " (no receipt could be recorded)"),
+            correlation=correlation,
+            receipt=receipt,
+        )
+
+    async def receipt(self, record: ConsumerRecord[Any, Any], correlation: str) -> Outcome | None:
+        """Record the ``internal_error`` rejection; if even reading the message fails, record it
+        under its source with a placeholder original. None if the ledger cannot record either."""
+        for raw in (record.value or b"", UNREADABLE):
+            try:
+                return await self._retrying(
+                    functools.partial(self.ledger.reject_unapplicable, raw, source_of(record))
+                )
+            except Exception:
+                log.exception("no receipt for %s (correlation id %s)", source_of(record), correlation)
+        return None
+
+    async def _retrying(self, fn: Callable[[], Outcome]) -> Outcome:
+        """``fn`` on the ledger thread, retried while the database is unavailable."""
+        for delay in self.backoff.delays():
+            try:
+                return await self._db(fn)
+            except TRANSIENT:
+                log.warning("the ledger is unavailable; retrying in %.1fs", delay, exc_info=True)
+            await self.backoff.sleep(delay)
+        raise AssertionError("unreachable: the delays never end")
+
+    async def _db(self, fn: Callable[[], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
 
 class Intake(Service):
-    """Consumes credit.submissions in batches (aiokafka ``getmany``) and commits after applying.
+    """Consumes credit.submissions in batches (aiokafka ``getmany``) through the runner.
 
-    Why not a Faust agent: Faust's per-event stream machinery delivers at most ~11k events/s on
-    this machine with an agent that does nothing (aiokafka ``getmany``: 540k+/s), which alone
-    would cap the intake below its 10k/s end-to-end target. The intake still lives inside the
-    Faust app (started, stopped and supervised with it); every worker joins the consumer group
+    Why not a Faust agent: Faust's per-event stream machinery delivers far fewer events per second
+    than ``getmany`` (re-measured by ``bench/delivery.py``; see docs/streams.md), which alone would
+    cap the intake below its 10k/s end-to-end target. The intake still lives inside the Faust app
+    (started, stopped and supervised with it); every worker joins the consumer group
     ``credit-ledger.intake``, so partitions, and with them subjects, spread across workers.
     """
 
@@ -84,29 +154,29 @@ class Intake(Service):
         batch_size: int,
         session_timeout: float,
         heartbeat_interval: float,
+        send: Send,
+        backoff: Backoff | None = None,
         **kwargs: Any,
     ) -> None:
         self.ledger = ledger
-        self.executor = executor
         self.bootstrap = bootstrap
         self.batch_size = batch_size
         self.session_timeout = session_timeout
         self.heartbeat_interval = heartbeat_interval
         self.stats = IntakeStats()
+        self.dead_letters = DeadLetters(INTAKE, send)
+        self.applier = LedgerApplier(ledger, executor, self.dead_letters, backoff or Backoff())
         self.consumer: AIOKafkaConsumer | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = group_consumer(
+            self.bootstrap,
             topics.SUBMISSIONS,
-            bootstrap_servers=self.bootstrap,
-            group_id=INTAKE_GROUP,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(self.session_timeout * 1000),
-            heartbeat_interval_ms=int(self.heartbeat_interval * 1000),
-            max_poll_records=self.batch_size,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            group=INTAKE_GROUP,
+            session_timeout=self.session_timeout,
+            heartbeat_interval=self.heartbeat_interval,
+            max_records=self.batch_size,
         )
         await self.consumer.start()
 
@@ -114,37 +184,12 @@ class Intake(Service):
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group; uncommitted batches are redelivered
 
-    def owns_leadership(self) -> bool:
-        """Exactly one member of the group owns partition 0 at a time: that one runs the relay."""
-        consumer = self.consumer
-        return consumer is not None and TopicPartition(topics.SUBMISSIONS, 0) in consumer.assignment()
-
     @Service.task
     async def _consume(self) -> None:
-        consumer = self.consumer
-        assert consumer is not None
-        committing: asyncio.Future[None] | None = None
-        try:
-            while not self.should_stop:
-                fetched = await consumer.getmany(timeout_ms=100, max_records=self.batch_size)
-                # Per-partition order is kept, and a subject lives in one partition: its order holds.
-                messages = [m for tp in sorted(fetched) for m in fetched[tp]]
-                if not messages:
-                    continue
-                began = time.perf_counter()
-                await apply_batch(
-                    self.ledger, self.executor, [m.value for m in messages], [source_of(m) for m in messages]
-                )
-                self.stats.applying_seconds += time.perf_counter() - began
-                # The batch is in the ledger: its offsets may be committed. The commit's round trip
-                # overlaps the next batch instead of idling the ledger; commits still go in order.
-                if committing is not None:
-                    await committing
-                offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
-                committing = asyncio.ensure_future(consumer.commit(offsets))
-                self.stats.batches += 1
-                self.stats.submissions += len(messages)
-                log.debug("intake: %s", self.stats)
-        finally:
-            if committing is not None:
-                await committing
+        assert self.consumer is not None
+        runner = Runner(self.consumer, self._apply, max_records=self.batch_size, stats=self.stats)
+        await runner.run(lambda: self.should_stop)
+
+    async def _apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        await self.applier.apply(records)
+        self.stats.dead_letters = self.dead_letters.count

@@ -10,7 +10,9 @@ from typing import Any
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
 from projections.store import ProjectionStore
+from streams.deadletters import DeadLetterWatch
 from streams.intake import Intake
+from streams.scheduling import Scheduler
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,5 @@ class WorkerParts:
     read_store: ProjectionStore | None = None  # one read connection, used on the ledger thread
     queries: QueryService | None = None
     health_stall_seconds: float = 30.0
+    dead_letters: DeadLetterWatch | None = None  # credit.dead-letters as health reports it
+    scheduler: Scheduler | None = None  # runs on this worker while it is the Faust app's leader

@@ -1,26 +1,110 @@
-"""The projector process: credit.ledger into the read models, list changes out, time into commands."""
+"""The projector process: credit.ledger into the read models through the runner, list changes out."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiokafka import ConsumerRecord
 
 from contract import topics
-from ledger.domain.workdays import local_date
+from contract.deadletters import PROJECTOR, Source
+from ledger.application.service import TRANSIENT
 from projections.projector import Projector
-from projections.scheduler import scheduled_submissions
 from projections.store import ProjectionStore
-from streams.broker import group_timing
+from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
+from streams.producing import send_all, start_producer
+from streams.runner import Runner, group_consumer
+from streams.storelock import StoreLock
 
 log = logging.getLogger(__name__)
 
 PROJECTIONS_GROUP = "credit-ledger.projections"
+BATCH = 5000
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """The read models' "not now": a locked or unreachable database (SQLite, or PostgreSQL if installed)."""
+    errors: list[type[Exception]] = [*TRANSIENT, sqlite3.OperationalError]
+    try:
+        import psycopg  # noqa: PLC0415 - only with the postgres extra
+
+        errors += [psycopg.OperationalError, psycopg.InterfaceError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+STORE_UNAVAILABLE = _database_errors()
+
+
+def classify(exc: Exception) -> Failure:
+    """The store (or the ledger, read to repair a gap) unavailable is "not now"; anything else a
+    fold raises is about the messages."""
+    return Failure.TRANSIENT if isinstance(exc, STORE_UNAVAILABLE) else Failure.POISON
+
+
+class StoreApplier:
+    """Folds batches of ledger messages into the store, one transaction each; parks what cannot fold.
+
+    A message that cannot be decoded or folded (the fold raises for it even alone) is parked on
+    credit.dead-letters with its offset and the projector moves on: the subject's later versions
+    then meet a gap and are repaired from the ledger's own history, or parked in their turn.
+    """
+
+    def __init__(
+        self,
+        projector: Projector,
+        executor: ThreadPoolExecutor,
+        dead_letters: DeadLetters,
+        *,
+        lock: StoreLock | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.projector = projector
+        self.executor = executor
+        self.dead_letters = dead_letters
+        self.lock = lock
+        self.backoff = backoff or Backoff()
+
+    async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        await settle(records, self._fold, self._park, classify=classify, backoff=self.backoff)
+
+    async def _fold(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.executor, self._fold_now, records)
+
+    def _fold_now(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        messages = [orjson.loads(r.value) for r in records]
+        if self.lock is None:
+            self.projector.apply(messages)
+            return
+        with self.lock.shared():  # the scheduler's announcements wait; other projectors need not
+            self.projector.apply(messages)
+
+    async def _park(self, record: ConsumerRecord[Any, Any], error: Exception) -> None:
+        correlation = correlation_id()
+        log.error(
+            "the message at %s/%d/%d cannot be folded; parking it on %s (correlation id %s)",
+            record.topic,
+            record.partition,
+            record.offset,
+            topics.DEAD_LETTERS,
+            correlation,
+            exc_info=error,
+        )
+        await self.dead_letters.park(
+            Source(record.topic, record.partition, record.offset),
+            key=record.key,
+            payload=record.value,
+            error=error,
+            reason="the read models could not fold it, alone, after repeated attempts",
+            correlation=correlation,
+        )
 
 
 async def run_projector_process(
@@ -28,79 +112,55 @@ async def run_projector_process(
     bootstrap: str,
     *,
     session_timeout: float = 6.0,
-    scheduler_interval: float = 60.0,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     stop: asyncio.Event | None = None,
+    backoff: Backoff | None = None,
 ) -> None:
-    """Consume credit.ledger into the store; commit offsets only after the store has the batch.
+    """Consume credit.ledger and credit.query-audit into the store; commit only after the store has them.
 
-    The member that owns partition 0 of credit.ledger also runs the scheduler, so the platform's
-    time-driven commands are sent once per deployment (and re-sent harmlessly until acted on).
+    After every fetch, the list-change outbox is published. The scheduler no longer runs here: it
+    is a Faust timer on the serve workers' leader (streams/scheduling.py).
     """
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: PLC0415
-
     store = projector.store
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projections")
-    loop = asyncio.get_running_loop()
-    consumer = AIOKafkaConsumer(
+    consumer = group_consumer(
+        bootstrap,
         topics.LEDGER,
         topics.QUERY_AUDIT,
-        bootstrap_servers=bootstrap,
-        group_id=PROJECTIONS_GROUP,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **group_timing(session_timeout),
-        max_poll_records=5000,
+        group=PROJECTIONS_GROUP,
+        session_timeout=session_timeout,
+        max_records=BATCH,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = await start_producer(bootstrap)
     await consumer.start()
-    await producer.start()
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        await send_all(producer, topic, [(key, value)])
+
+    lock = StoreLock(store.target)
+    applier = StoreApplier(projector, executor, DeadLetters(PROJECTOR, send), lock=lock, backoff=backoff)
+    runner = Runner(
+        consumer,
+        applier.apply,
+        max_records=BATCH,
+        timeout_ms=200,
+        between=lambda: publish_changes(store, producer, executor),
+    )
     stop = stop or asyncio.Event()
-    lease = TopicPartition(topics.LEDGER, 0)
-    next_tick = 0.0
     try:
-        while not stop.is_set():
-            fetched = await consumer.getmany(timeout_ms=200, max_records=5000)
-            messages = [orjson.loads(m.value) for tp in sorted(fetched) for m in fetched[tp]]
-            if messages:
-                await loop.run_in_executor(executor, projector.apply, messages)
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs})
-            if lease in consumer.assignment() and loop.time() >= next_tick:
-                next_tick = loop.time() + scheduler_interval
-                await _schedule(projector, store, producer, executor, clock())
-            await _publish_changes(store, producer, executor)
+        await runner.run(stop.is_set)
     finally:
         await consumer.stop()
         await producer.stop()
+        lock.close()
 
 
-async def _schedule(
-    projector: Projector, store: ProjectionStore, producer: Any, executor: ThreadPoolExecutor, now: datetime
-) -> None:
-    loop = asyncio.get_running_loop()
-    today = local_date(now)
-    due = await loop.run_in_executor(executor, store.due_on_or_before, today.isoformat())
-    commands = scheduled_submissions(due, today)
-    acks = [
-        await producer.send(topics.SUBMISSIONS, key=c["subject"]["key"].encode(), value=orjson.dumps(c))
-        for c in commands
-    ]
-    await asyncio.gather(*acks)
-    announced = await loop.run_in_executor(executor, projector.announce_clean, today)
-    if commands or announced:
-        log.info("scheduler: %d ledger commands sent, %d clean-record entries", len(commands), len(announced))
-
-
-async def _publish_changes(store: ProjectionStore, producer: Any, executor: ThreadPoolExecutor) -> None:
+async def publish_changes(store: ProjectionStore, producer: Any, executor: ThreadPoolExecutor) -> None:
     """The outbox of list changes, in order; marked published only after the broker acknowledged."""
     loop = asyncio.get_running_loop()
     while True:
         pending = await loop.run_in_executor(executor, store.unpublished, 1000)
         if not pending:
             return
-        acks = []
-        for _, message in pending:
-            key = orjson.loads(message)["subject_key"].encode()
-            acks.append(await producer.send(topics.LIST_CHANGES, key=key, value=message))
-        await asyncio.gather(*acks)
+        records = [(orjson.loads(m)["subject_key"].encode(), m) for _, m in pending]
+        await send_all(producer, topics.LIST_CHANGES, records)
         await loop.run_in_executor(executor, store.mark_published, [p for p, _ in pending])

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from contract import topics
+from contract.deadletters import RELAY, Source
 from contract.messages import ledger_message, outcome_message
 from ledger.application.service import CreditLedger
 from ledger.domain.outcomes import REJECTED
-from streams.broker import group_timing
 from streams.digests import CheckpointPublisher
+from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
+from streams.producing import MAX_BATCH_BYTES, MAX_REQUEST_BYTES, start_producer
+from streams.runner import Lease, wait_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +43,38 @@ Record = tuple[str, bytes, bytes]
 # and returns once the broker has acknowledged every one of them (it raises if any failed).
 Publish = Callable[[Sequence[Record]], Awaitable[None]]
 
+_VALUE = operator.itemgetter(2)
+
+
+@dataclass
+class Page:
+    """A page to publish: its records, the position each publishes (notification id, or receipt
+    position for outcomes), the last position of the page and how many events or receipts it has."""
+
+    last: int
+    count: int
+    positions: list[int]
+    records: list[Record]
+
+    def add(self, position: int, record: Record) -> None:
+        self.positions.append(position)
+        self.records.append(record)
+
+
+RECORD_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
+"""What a broker (or the producer, before sending) says about one record that it will never take."""
+
+
+def classify(exc: Exception) -> Failure:
+    """A record the broker will never take is parked; anything else ends the process (serve
+    restarts it, and it resumes after the last position saved)."""
+    return Failure.POISON if isinstance(exc, RECORD_ERRORS) else Failure.FATAL
+
 
 class Relay:
     """Reads the ledger's notification log and submission register after the last position it
@@ -42,12 +85,20 @@ class Relay:
     """
 
     def __init__(
-        self, ledger: CreditLedger, publish: Publish, executor: Executor, *, page: int = 2000
+        self,
+        ledger: CreditLedger,
+        publish: Publish,
+        executor: Executor,
+        *,
+        page: int = 2000,
+        backoff: Backoff | None = None,
     ) -> None:
         self.ledger = ledger
         self.publish = publish
         self.executor = executor
         self.page = page
+        self.backoff = backoff or Backoff()
+        self.dead_letters = DeadLetters(RELAY)
         self._positions: dict[str, int] = {}  # what this relay saved last; read once from the ledger
 
     async def _position(self, cursor: str) -> int:
@@ -74,38 +125,98 @@ class Relay:
     async def _relay_events(self) -> int:
         position = await self._position(LEDGER_CURSOR)
         # Read and encoded off the event loop, in one hop: the loop keeps serving the broker meanwhile.
-        last, records = await self._db(self._event_records, position)
-        if not records:
+        page: Page = await self._db(self._event_records, position)
+        if not page.records:
             return 0
-        await self.publish(records)
-        await self._save(LEDGER_CURSOR, last)
-        return len(records)
+        await self._publish(page)
+        await self._save(LEDGER_CURSOR, page.last)
+        return len(page.records)
 
     async def _relay_outcomes(self) -> int:
         position = await self._position(OUTCOMES_CURSOR)
-        last, count, records = await self._db(self._outcome_records, position)
-        if not count:
+        page: Page = await self._db(self._outcome_records, position)
+        if not page.count:
             return 0
-        await self.publish(records)
-        await self._save(OUTCOMES_CURSOR, last)
-        return int(count)
+        await self._publish(page)
+        await self._save(OUTCOMES_CURSOR, page.last)
+        return page.count
 
-    def _event_records(self, position: int) -> tuple[int, list[Record]]:
-        """The last position of the page of events after ``position``, and their records."""
+    def _event_records(self, position: int) -> Page:
+        """The page of events after ``position``."""
         rows = self.ledger.reader.event_rows(position, self.page)
-        return (rows[-1][0] if rows else position), [_event_record(*row) for row in rows]
+        records = [_event_record(*row) for row in rows]
+        page = Page(rows[-1][0] if rows else position, len(rows), [row[0] for row in rows], records)
+        # Event keys are subject keys (36 bytes): only a value can make a record too large. One
+        # pass in C over the lengths; the record-by-record check only for a page that needs it.
+        if records and max(map(len, map(_VALUE, records))) > MAX_BATCH_BYTES - 64:
+            self._guard(page)
+        return page
 
-    def _outcome_records(self, position: int) -> tuple[int, int, list[Record]]:
-        """The last position of the page of receipts after ``position``, how many there were,
-        and their records (a rejection is published twice: to outcomes and to rejections)."""
+    def _outcome_records(self, position: int) -> Page:
+        """The page of receipts after ``position`` (a rejection is published twice: to outcomes and
+        to rejections), ``count`` the receipts in it."""
         receipts = self.ledger.receipts_after(position, None, self.page)
-        records: list[Record] = []
+        page = Page(receipts[-1][0] if receipts else position, len(receipts), [], [])
         for pos, receipt in receipts:
             key, value = outcome_message(pos, receipt)
-            records.append((topics.OUTCOMES, key, value))
+            page.add(pos, (topics.OUTCOMES, key, value))
             if receipt.status == REJECTED:
-                records.append((topics.REJECTIONS, key, value))
-        return (receipts[-1][0] if receipts else position), len(receipts), records
+                page.add(pos, (topics.REJECTIONS, key, value))
+        self._guard(page)  # keys here can be submission ids of any length
+        return page
+
+    def _guard(self, page: Page) -> None:
+        """Replace each record larger than a produce request may be with its dead letter."""
+        for i, (_, key, value) in enumerate(page.records):
+            if len(key) + len(value) <= MAX_BATCH_BYTES:  # only larger ones can be too large for a request
+                continue
+            size = record_size(key, value)
+            if size > MAX_REQUEST_BYTES:
+                position = page.positions[i]
+                reason = (
+                    f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a produce request "
+                    f"may carry; it stays in the ledger at position {position}"
+                )
+                error = MessageSizeTooLargeError(reason)
+                page.records[i] = self._letter(position, page.records[i], error, reason)
+
+    async def _publish(self, page: Page) -> None:
+        """Publish a page; a record the broker refuses for itself is parked and the page goes on."""
+        everything = range(len(page.records))
+
+        async def send(indices: Sequence[int]) -> None:
+            whole = len(indices) == len(everything)  # the happy path: no copy of the page
+            await self.publish(page.records if whole else [page.records[i] for i in indices])
+
+        async def park(index: int, error: Exception) -> None:
+            position = page.positions[index]
+            reason = (
+                f"the broker refused the record ({type(error).__name__}); "
+                f"it stays in the ledger at position {position}"
+            )
+            await self.publish([self._letter(position, page.records[index], error, reason)])
+
+        await settle(everything, send, park, classify=classify, backoff=self.backoff, what="a page")
+
+    def _letter(self, position: int, record: Record, error: Exception, reason: str) -> Record:
+        topic, key, value = record
+        correlation = correlation_id()
+        log.error(
+            "parking the record for %s at position %d on %s (%s; correlation id %s)",
+            topic,
+            position,
+            topics.DEAD_LETTERS,
+            error,
+            correlation,
+        )
+        return self.dead_letters.letter(
+            Source(topic, position=position),
+            key=key,
+            payload=value,
+            error=error,
+            reason=reason,
+            correlation=correlation,
+        )
 
 
 def _event_record(position: int, stream_id: Any, version: int, topic: str, state: bytes) -> Record:
@@ -116,28 +227,9 @@ def _event_record(position: int, stream_id: Any, version: int, topic: str, state
     return (topics.QUERY_AUDIT if topic.endswith(QUERY_RECORDED) else topics.LEDGER), key, value
 
 
-MAX_BATCH_BYTES = 512 * 1024
-"""Largest batch of records the relay puts in one partition's share of a produce request."""
-
-MAX_REQUEST_BYTES = 1024 * 1024
-"""Largest record the relay will publish (aiokafka's default ``max_request_size``)."""
-
 HASH_CACHE_SIZE = 20_000
 """Keys whose partitioning hash is remembered (about 3 MB): murmur2 in pure Python costs ~4 µs a key,
 and keys recur: a submission's events and its outcome, published a page apart, share one."""
-
-
-def relay_producer(bootstrap: str) -> Any:
-    """The relay's aiokafka producer: acks=all, and the default partitioner, which KafkaPublisher mirrors."""
-    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
-
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=MAX_BATCH_BYTES,
-        max_request_size=MAX_REQUEST_BYTES,
-    )
 
 
 class KafkaPublisher:
@@ -218,12 +310,15 @@ class KafkaPublisher:
         return await self.producer.send_batch(batch, topic, partition=partition)
 
 
-def _check_size(key: bytes, value: bytes) -> None:
-    """Refuse, as producer.send does, a record larger than a request may be."""
-    from aiokafka.errors import MessageSizeTooLargeError  # noqa: PLC0415
-    from aiokafka.record.default_records import DefaultRecordBatchBuilder  # noqa: PLC0415
+def record_size(key: bytes, value: bytes) -> int:
+    """A record's size in a batch of its own, as producer.send measures it against a request's limit."""
+    return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []))
 
-    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+
+def _check_size(key: bytes, value: bytes) -> None:
+    """Refuse, as producer.send does, a record larger than a request may be (the relay parks such a
+    record before it gets here; this is for any other caller)."""
+    size = record_size(key, value)
     if size > MAX_REQUEST_BYTES:
         msg = f"a {size}-byte record is larger than the {MAX_REQUEST_BYTES} bytes a request may be"
         raise MessageSizeTooLargeError(msg)
@@ -245,38 +340,25 @@ async def run_relay_process(
 
     Several relay processes may run (one per `serve`); only the one holding the lease publishes.
     The lease is ownership of partition 0 of credit.submissions in the group
-    ``credit-ledger.relay``: Kafka's group protocol gives it to exactly one live member at a
-    time, and moves it when that member dies. The relay never consumes those submissions.
-    A failed publish ends the process (serve restarts it), and the next relay resumes after
-    the last position saved, so nothing unacknowledged is ever counted as published.
+    ``credit-ledger.relay`` (``streams.runner.Lease``); the relay never consumes those submissions.
+    A failed publish ends the process (serve restarts it), and the next relay resumes after the
+    last position saved, so nothing unacknowledged is ever counted as published; a record the
+    broker will never take is parked on credit.dead-letters instead, and the relay goes on.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
-
-    lease = TopicPartition(topics.SUBMISSIONS, 0)
-    publisher = KafkaPublisher(relay_producer(bootstrap))
-    consumer = AIOKafkaConsumer(
-        topics.SUBMISSIONS,
-        bootstrap_servers=bootstrap,
-        group_id=RELAY_GROUP,
-        enable_auto_commit=False,
-        **group_timing(session_timeout),
-    )
-    await publisher.producer.start()
-    await consumer.start()
+    lease = Lease(bootstrap, topics.SUBMISSIONS, RELAY_GROUP, session_timeout=session_timeout)
+    publisher = KafkaPublisher(await start_producer(bootstrap))
+    await lease.start()
     relay = Relay(ledger, publisher.publish, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
     digests = CheckpointPublisher(ledger, publisher.send, data_dir=data_dir)
     stop = stop or asyncio.Event()
     try:
         while not stop.is_set():
-            consumer.pause(*consumer.assignment())  # a lease, not a subscription: fetch nothing
-            await consumer.getmany(timeout_ms=0)  # keeps this member alive in the group
-            leader = lease in consumer.assignment()
+            leader = await lease.held()
             sent = await relay.run_once() if leader else 0
             if leader:
                 sent += await digests.maybe_publish()
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), interval)
+                await wait_or_stop(stop, interval)
     finally:
-        await consumer.stop()
+        await lease.stop()
         await publisher.producer.stop()

@@ -2,6 +2,14 @@
 
 Answers are domain outcomes (``ok``, ``invalid``, ``not_authenticated``, ``forbidden``,
 ``not_found``, ``unavailable``); the HTTP layer maps them to status codes, the CLI to exit codes.
+
+The register is complete: a key that is not valid, and a refusal decided at the door (malformed
+input, an internal error) are recorded as refusals too (``authenticate_for``, ``refuse``), each
+with the channel it came through. A record's ``outcome`` is ``allowed`` (an answer with data),
+``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
+
+One module of just over 400 lines: every endpoint's rule sits beside the one recording path
+(``_record``) they all share, which is what keeps the register complete.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.application.keys import authenticate
+from ledger.application.keys import KEY_PREFIX, authenticate
 from ledger.application.ports import ReadModels
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
@@ -33,6 +41,18 @@ FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 UNAVAILABLE = "unavailable"
 OUTCOMES = (OK, INVALID, NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND, UNAVAILABLE)
+
+ALLOWED, ANSWERED, REFUSED = "allowed", "answered", "refused"
+"""A query record's ``outcome``: data returned; allowed but nothing to return (no file); refused."""
+
+UNKNOWN_KEY = "unknown key"
+"""The requester recorded for a key that names no key of this platform (forged or garbage)."""
+
+BLANK_BASIS = "basis must name the legal basis (a non-blank string), or be left out"
+
+OUTCOME_READERS = ("department", "administrator", "subject")
+PLATFORM = "credit_platform"
+"""The department the platform's own commands, and subjects' grants over HTTP, are filed as."""
 
 
 @dataclass(frozen=True)
@@ -64,17 +84,68 @@ class QueryService:
         """The caller's principal; the public without a key; None for a key that is not valid."""
         return authenticate(self.ledger.keys, api_key)
 
+    def authenticate_for(self, api_key: str | None, endpoint: str, *, channel: str) -> Principal | Answer:
+        """The caller's principal; a key that is not valid is recorded as refused and answered 401."""
+        principal = self.authenticate(api_key)
+        if principal is not None:
+            return principal
+        caller, why = self._unknown_caller(api_key)
+        decision = Decision.refuse("invalid_key", why)
+        refused = Answer(NOT_AUTHENTICATED, error_body("invalid_key", "", "the API key is not valid"))
+        failed = self._record(caller, endpoint, decision, channel=channel, subject_key=None, returned=[])
+        return failed or refused
+
+    def _unknown_caller(self, api_key: str | None) -> tuple[Principal, str]:
+        """Who a refused key claims to be: its key id when that names a real key, else unknown."""
+        parts = (api_key or "").split("_", 2)
+        row = None
+        if len(parts) == 3 and parts[0] == KEY_PREFIX and 0 < len(parts[1]) <= 32:
+            row = self.ledger.keys.key(parts[1])
+        if row is None:
+            return Principal(UNKNOWN_KEY, "unknown", "unknown"), "not a key of this platform"
+        why = "the key was revoked" if row["revoked_at"] else "the key's secret does not match"
+        return Principal(f"key:{row['key_id']}", row["role"], row["organisation"]), why
+
+    def refuse(
+        self,
+        principal: Principal | None,
+        endpoint: str,
+        *,
+        code: str,
+        message: str,
+        channel: str,
+        api_key: str | None = None,
+    ) -> Answer | None:
+        """Record a refusal decided outside the service (bad input, an internal error).
+
+        ``principal`` None: the caller could not be authenticated; the record names the key as
+        ``authenticate_for`` does. Returns the unavailable Answer if the record cannot be written.
+        """
+        who = principal if principal is not None else self._unknown_caller(api_key)[0]
+        decision = Decision.refuse(code, message)
+        return self._record(who, endpoint, decision, channel=channel, subject_key=None, returned=[])
+
     # -- recording -------------------------------------------------------------------------
 
     def _record(
-        self, principal: Principal, endpoint: str, decision: Decision, **fields: Any
+        self,
+        principal: Principal,
+        endpoint: str,
+        decision: Decision,
+        *,
+        channel: str,
+        outcome: str | None = None,
+        reason: str | None = None,
+        **fields: Any,
     ) -> Answer | None:
         """Write the query record; an Answer (unavailable) if it cannot be written, so nothing is returned."""
         record = {
             **principal.audit_fields(),
             "endpoint": endpoint,
-            "outcome": "allowed" if decision.allowed else "refused",
-            "reason": decision.code if decision.allowed else f"{decision.code}: {decision.reason}",
+            "outcome": outcome or (ALLOWED if decision.allowed else REFUSED),
+            "reason": reason
+            or (decision.code if decision.allowed else f"{decision.code}: {decision.reason}"),
+            "channel": channel,
             "recorded_at": self.clock().isoformat(),
             **fields,
         }
@@ -93,6 +164,21 @@ class QueryService:
     def _refused(self, decision: Decision) -> Answer:
         outcome = NOT_AUTHENTICATED if decision.code == "not_authenticated" else FORBIDDEN
         return Answer(outcome, error_body(decision.code, "", decision.reason))
+
+    def _refusal(
+        self,
+        principal: Principal,
+        endpoint: str,
+        decision: Decision,
+        *,
+        channel: str,
+        subject_key: str | None = None,
+    ) -> Answer:
+        """Record a refusal the service decided, and answer it (or unavailable, if not recorded)."""
+        failed = self._record(
+            principal, endpoint, decision, channel=channel, subject_key=subject_key, returned=[]
+        )
+        return failed or self._refused(decision)
 
     # -- a subject's status ------------------------------------------------------------------
 
@@ -125,7 +211,6 @@ class QueryService:
                 if isinstance(authorisation_id, str) or authorisation_id is None
                 else echo(authorisation_id)
             ),
-            "channel": channel,
             "as_of": as_of.isoformat()
             if isinstance(as_of, datetime)
             else (None if as_of is None else echo(as_of)),
@@ -133,14 +218,14 @@ class QueryService:
         if problem is not None:
             decision = Decision.refuse(problem.code, problem.message)
             return self._record(
-                principal, "status", decision, subject_key=None, returned=[], **request
+                principal, "status", decision, channel=channel, subject_key=None, returned=[], **request
             ) or Answer(INVALID, error_body(problem.code, problem.field, problem.message))
         try:
             subject = parse_subject_code(code, today=today, field="subject.id")
         except LedgerError as exc:
             decision = Decision.refuse(exc.code, exc.message)
             return self._record(
-                principal, "status", decision, subject_key=None, returned=[], **request
+                principal, "status", decision, channel=channel, subject_key=None, returned=[], **request
             ) or Answer(INVALID, error_body(exc.code, exc.field, exc.message))
         key = str(self.ledger.key_of(subject))
         state = self.views.subject(key)
@@ -165,27 +250,36 @@ class QueryService:
         if view:  # so an auditor's replay can recompute exactly this answer and compare
             request["ledger_version"] = view["ledger_version"]
             request["view_digest"] = content_digest(view)
-        failed = self._record(principal, "status", decision, subject_key=key, returned=returned, **request)
+        no_file = f"there is no credit file for {subject.masked}"
+        failed = self._record(
+            principal,
+            "status",
+            decision,
+            channel=channel,
+            # Allowed, but nothing to return: not the same as an answer that carried data.
+            outcome=ANSWERED if decision.allowed and not view else None,
+            reason=f"no_file: {no_file}" if decision.allowed and not view else None,
+            subject_key=key,
+            returned=returned,
+            **request,
+        )
         if failed:
             return failed
         if not decision.allowed:
             return self._refused(decision)
         if view is None:
-            message = f"there is no credit file for {subject.masked}"
-            return Answer(NOT_FOUND, error_body("no_file", "subject.id", message))
+            return Answer(NOT_FOUND, error_body("no_file", "subject.id", no_file))
         return Answer(OK, view)
 
     # -- the subject's own -------------------------------------------------------------------
 
-    def me(self, principal: Principal, what: str) -> Answer:
+    def me(self, principal: Principal, what: str, *, channel: str = "http") -> Answer:
         """``status``, ``queries`` (who looked at my file) or ``report`` (file, status, lists, queries)."""
         endpoint = f"me.{what}"
         decision = decide_endpoint(principal, endpoint)
         key = principal.subject_key
         if not decision.allowed or key is None:
-            return self._record(principal, endpoint, decision, subject_key=key, returned=[]) or self._refused(
-                decision
-            )
+            return self._refusal(principal, endpoint, decision, channel=channel, subject_key=key)
         today = local_date(self.clock())
         body: dict[str, Any] = {}
         if what in ("status", "report") and (view := self.views.status(key, today)) is not None:
@@ -206,13 +300,73 @@ class QueryService:
             body["lists"] = self.views.memberships(key, today)
         returned = sorted(body)
         failed = self._record(
-            principal, endpoint, decision, subject_key=key, returned=returned, purpose=SELF_INQUIRY
+            principal,
+            endpoint,
+            decision,
+            channel=channel,
+            subject_key=key,
+            returned=returned,
+            purpose=SELF_INQUIRY,
+        )
+        return failed or Answer(OK, body)
+
+    def may_manage_authorisations(self, principal: Principal, *, channel: str = "http") -> Answer | None:
+        """None when ``principal`` may grant or revoke on their own file; else the recorded refusal.
+
+        A grant or revocation that is let through is a submission, so its outcome is in the
+        submission register, not here.
+        """
+        decision = decide_endpoint(principal, "me.authorisations")
+        if decision.allowed and principal.subject_key is not None:
+            return None
+        return self._refusal(principal, "me.authorisations", decision, channel=channel)
+
+    # -- a department's outcomes -----------------------------------------------------------------
+
+    def outcomes(
+        self,
+        principal: Principal,
+        *,
+        department: str | None,
+        read: Callable[[str | None, str | None], dict[str, Any]],
+        filters: Mapping[str, Any],
+        channel: str = "http",
+    ) -> Answer:
+        """A department reads its own submissions' outcomes, the administrator everyone's.
+
+        A subject reads the outcomes of their own grants and revocations (filed as the platform).
+        ``read(department, subject_key)`` returns the page; it runs only once the caller may see it.
+        """
+        decision = _decide_outcomes(principal, department)
+        if not decision.allowed:
+            return self._refusal(principal, "outcomes", decision, channel=channel)
+        if principal.role == "department":
+            body = read(principal.organisation, None)
+        elif principal.role == "subject":
+            body = read(PLATFORM, principal.subject_key)
+        else:
+            body = read(department, None)
+        failed = self._record(
+            principal,
+            "outcomes",
+            decision,
+            channel=channel,
+            subject_key=principal.subject_key,
+            returned=["outcomes"],
+            filters={k: v for k, v in filters.items() if v is not None},
         )
         return failed or Answer(OK, body)
 
     # -- lists -------------------------------------------------------------------------------
 
-    def lists(self, principal: Principal, list_name: str, filters: Mapping[str, str | None]) -> Answer:
+    def lists(
+        self,
+        principal: Principal,
+        list_name: str,
+        filters: Mapping[str, str | None],
+        *,
+        channel: str = "http",
+    ) -> Answer:
         decision = decide_endpoint(principal, "lists")
         rows = self.views.members(list_name, **filters) if decision.allowed else []
         if principal.role == "public":  # the public form: masked code and name, no linkable key
@@ -221,6 +375,7 @@ class QueryService:
             principal,
             "lists",
             decision,
+            channel=channel,
             subject_key=None,
             returned=[f"list:{list_name}"],
             filters={k: v for k, v in filters.items() if v},
@@ -232,13 +387,16 @@ class QueryService:
     # -- auditors ------------------------------------------------------------------------------
 
     def audit(
-        self, principal: Principal, filters: Mapping[str, str | None], *, anomalies: bool = True
+        self,
+        principal: Principal,
+        filters: Mapping[str, str | None],
+        *,
+        anomalies: bool = True,
+        channel: str = "http",
     ) -> Answer:
         decision = decide_endpoint(principal, "audit.queries")
         if not decision.allowed:
-            return self._record(
-                principal, "audit.queries", decision, subject_key=None, returned=[]
-            ) or self._refused(decision)
+            return self._refusal(principal, "audit.queries", decision, channel=channel)
         wanted: dict[str, Any] = {k: v for k, v in filters.items() if v}
         rows = self.views.queries(**wanted)
         body: dict[str, Any] = {"count": len(rows), "queries": rows}
@@ -248,6 +406,7 @@ class QueryService:
             principal,
             "audit.queries",
             decision,
+            channel=channel,
             subject_key=None,
             returned=sorted(body),
             filters={k: v for k, v in filters.items() if v},
@@ -266,11 +425,10 @@ def _request_problem(*, purpose: Any, basis: Any, authorisation_id: Any, as_of: 
                 f"{field}: expected a string, got {echo(value)}", field=field, code="invalid_field"
             )
         if not value.strip():
-            return InvalidInput(
-                f"{field}: expected a non-empty string (leave it out if there is none)",
-                field=field,
-                code="invalid_field",
+            message = (
+                BLANK_BASIS if field == "basis" else f"{field} must be a non-blank string, or be left out"
             )
+            return InvalidInput(message, field=field, code="invalid_field")
     if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
         return InvalidInput(
             f"as_of: expected a time with a zone offset, got {echo(as_of)}",
@@ -278,6 +436,21 @@ def _request_problem(*, purpose: Any, basis: Any, authorisation_id: Any, as_of: 
             code="invalid_field",
         )
     return None
+
+
+def _decide_outcomes(principal: Principal, department: str | None) -> Decision:
+    """Outcomes carry rejected originals (identity numbers, names): each submitter reads only its own."""
+    role = principal.role
+    if role == "public":
+        return Decision.refuse("not_authenticated", "this needs an API key: a department's key")
+    if role not in OUTCOME_READERS:
+        return Decision.refuse(
+            "forbidden_role", f"outcomes are for the department that submitted, not role {role}"
+        )
+    own = {"department": principal.organisation, "subject": PLATFORM}.get(role)
+    if own is not None and department not in (None, own):
+        return Decision.refuse("not_own_outcomes", f"this key reads only the outcomes of {own}'s submissions")
+    return Decision.allow()
 
 
 def _as_seen_by_subject(q: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from streams.broker import free_port
 from streams.clients import read_topic
 
 SESSION_TIMEOUT = "2"  # the embedded broker accepts less than Kafka's 6 s minimum; joins in ~1 s
+SUBJECT_SECRET = "integration-test-secret-0123456789"
 
 
 class Served:
@@ -44,7 +45,7 @@ class Served:
             **os.environ,
             "CREDIT_DATA_DIR": str(self.data_dir),
             "CREDIT_KAFKA_SESSION_TIMEOUT": SESSION_TIMEOUT,
-            "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
+            "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET,
         }
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         if self.bootstrap:
@@ -79,6 +80,21 @@ class Served:
             raise AssertionError(
                 f"serve did not stop within {timeout}s of SIGTERM. {self.describe()}"
             ) from None
+
+
+def issue_key(served: Served, *options: str) -> str:
+    """A new API key (``keys issue`` options), issued with the CLI into the served ledger."""
+    env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
+    done = subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", "keys", "issue", *options],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    key: str = orjson.loads(done.stdout)["key"]
+    return key
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner as AioKafkaPartitioner
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
@@ -18,6 +21,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from contract.topics import ALL_TOPICS, LEDGER, SUBMISSIONS, TopicSpec, topic_specs
 from streams.admin import TopicError, describe_partitions, ensure_topics
 from streams.broker import BrokerError, EmbeddedBroker, port_is_free, probe_metadata
+from streams.producing import send_all, start_producer
 
 # Tansu lets a consumer group join only after half the *session* timeout, rounded up to
 # whole seconds (kafka-python's default 45 s means a 23 s wait; the rebalance timeout,
@@ -262,3 +266,23 @@ def test_a_broker_that_exits_at_once_reports_its_exit_code(tmp_path: Path) -> No
     crasher.chmod(0o755)
     with pytest.raises(BrokerError, match=r"exited with code 3(.|\n)*no storage engine"):
         EmbeddedBroker(binary=os.fspath(crasher), log_path=tmp_path / "crash.log").start(timeout=5)
+
+
+def test_the_embedded_broker_grants_no_idempotent_producer_so_the_factory_produces_without(
+    topic: str, bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pinned so that a Tansu that starts granting producer ids shows here (docs/streams.md, the runner).
+    async def produce() -> int:
+        producer = await start_producer(bootstrap)
+        try:
+            assert producer._txn_manager is None, "no producer id, so no idempotence"
+            return await send_all(producer, topic, [(b"k", b"v1"), (b"k", b"v2")])
+        finally:
+            await producer.stop()
+
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(produce()) == 2
+    assert "the broker does not grant idempotent producers" in caplog.text
+    assert "Unexpected error during InitProducerIdRequest" not in caplog.text, "said once, not as an error"
+    with pytest.raises(KafkaError):
+        asyncio.run(start_producer(bootstrap, idempotent=True))

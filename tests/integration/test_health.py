@@ -1,8 +1,10 @@
-"""GET /v1/health on a real `serve`: lag figures that reach zero, and a stalled relay reported as degraded."""
+"""GET /v1/health on a real `serve`: lag that reaches zero, a stalled relay, dead letters, the scheduler's leader."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -10,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
+from contract import topics
 from streams.broker import EmbeddedBroker
 from tests.conftest import example
 from tests.integration.serving import Served, wait_for
@@ -145,3 +149,107 @@ def test_a_stalled_relay_is_reported_as_degraded_with_http_200(
         assert "intake_backlog" not in codes(stalled)
     finally:
         assert served.stop() == 0
+
+
+def dead_letters_tool(bootstrap: str, action: str) -> str:
+    """`python -m streams.deadletters <action>`: what an on-call engineer runs; its stderr summary."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.deadletters", action, "--bootstrap", bootstrap, "--idle", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout + done.stderr
+
+
+def test_health_reports_dead_letters_per_flow_and_is_degraded_until_they_are_acknowledged(
+    fresh_broker: str, tmp_path: Path, short_stalls: None
+) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker, http=True).start()
+    try:
+        first = health_when(served, answering, 20)
+        assert first["dead_letters"]["total"] == 0
+        assert first["intake"]["dead_letters"] == 0
+        # A message on credit.ledger that no fold can read: the projector parks it and goes on.
+        producer = KafkaProducer(bootstrap_servers=fresh_broker, acks="all")
+        sent = producer.send(topics.LEDGER, key=b"garbled", value=b"not a ledger message").get(timeout=10)
+        producer.close()
+        submit(served, [example(name) for name in SUBMISSIONS])
+
+        parked = health_when(served, lambda d: d["dead_letters"]["unacknowledged"] >= 1, 30)
+        assert parked["status"] == "degraded"
+        assert "dead_letters" in codes(parked)
+        assert parked["dead_letters"]["by_flow"]["projector"] == {"total": 1, "unacknowledged": 1}
+        assert parked["dead_letters"]["by_flow"]["intake"] == {"total": 0, "unacknowledged": 0}
+        (letter,) = parked["dead_letters"]["last"]
+        assert letter["source"] == {
+            "topic": topics.LEDGER,
+            "partition": sent.partition,
+            "offset": sent.offset,
+            "position": None,
+        }
+        assert letter["error"] == "JSONDecodeError"
+        assert letter["acknowledged"] is False
+        assert "payload" not in letter, "health names the position, never the content"
+        # The flow went on: the submissions after it reached the read models.
+        health_when(
+            served, lambda d: d["projections"]["lag"] == 0 and d["relay_lag"]["credit.ledger"] == 0, 20
+        )
+
+        listed = dead_letters_tool(fresh_broker, "list")
+        assert '"flow":"projector"' in listed
+        assert "1 dead letter(s) listed" in listed
+        assert "1 dead letter(s) acknowledged" in dead_letters_tool(fresh_broker, "acknowledge")
+
+        seen = health_when(served, lambda d: d["dead_letters"]["unacknowledged"] == 0, 20)
+        assert "dead_letters" not in codes(seen)
+        assert seen["dead_letters"]["total"] == 1, "acknowledged, not deleted"
+        assert seen["dead_letters"]["last"][0]["acknowledged"] is True
+        assert "0 dead letter(s) listed" in dead_letters_tool(fresh_broker, "list")
+    finally:
+        assert served.stop() == 0
+
+
+def test_the_scheduler_runs_on_exactly_one_worker_the_faust_leader(
+    fresh_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDIT_SCHEDULER_INTERVAL", "0.2")  # a round at every beat of the timer
+    data = tmp_path / "data"
+    first = Served(data, bootstrap=fresh_broker, http=True).start()
+    second = Served(data, bootstrap=fresh_broker, http=True, extra_args=("--no-relay", "--no-project"))
+    second.start()
+    workers = [first, second]
+    try:
+        views: list[dict[str, Any]] = []
+
+        def settled() -> bool:
+            """Both workers in the same generation of the Faust app's group, and one leads it."""
+            views[:] = [health_when(w, answering, 20)["scheduler"] for w in workers]
+            generations = {v["generation"] for v in views}
+            return (
+                None not in generations
+                and len(generations) == 1
+                and [v["leader"] for v in views].count(True) == 1
+            )
+
+        wait_for(settled, 40, lambda: f"schedulers: {views}. {first.describe()} {second.describe()}")
+        before = list(views)
+        leader = [v["leader"] for v in before].index(True)
+        other = 1 - leader
+
+        def leader_ran_three_more() -> bool:
+            views[:] = [health_when(w, answering, 20)["scheduler"] for w in workers]
+            return bool(views[leader]["runs"] >= before[leader]["runs"] + 3)
+
+        wait_for(leader_ran_three_more, 30, lambda: f"schedulers: {views}")
+        after = list(views)
+        assert after[other]["generation"] == before[other]["generation"] == after[leader]["generation"], (
+            "no rebalance in between: the same two members all along"
+        )
+        assert after[other]["runs"] == before[other]["runs"] == 0, "the other worker never ran a round"
+        assert (after[leader]["leader"], after[other]["leader"]) == (True, False)
+        assert after[leader]["last_run_at"] is not None
+    finally:
+        assert second.stop() == 0
+        assert first.stop() == 0

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from ledger.domain.catalogue import load_catalogue
 from streams.broker import EmbeddedBroker
 from streams.clients import publish
 from tests.conftest import example
-from tests.integration.serving import Served, outcomes_until, records, wait_for
+from tests.integration.serving import Served, issue_key, outcomes_until, records, wait_for
 
 
 @pytest.fixture
@@ -179,12 +180,23 @@ def test_departments_without_kafka_submit_over_http(fresh_broker: str, tmp_path:
             receipt = json.loads(response.read())
         assert (receipt["queued"], receipt["rejected"]) == (1, 1)
         assert receipt["receipts"][1]["reason"]["code"] == "undecodable"
+        assert _get(f"{url}/v1/outcomes") is None  # a department's own business: 401 without its key
+        key = issue_key(served, "--role", "department", "--organisation", "tax_bureau")
         outcomes = wait_for(
-            lambda: _get(f"{url}/v1/outcomes?department=tax_bureau")["outcomes"], 20, served.describe
+            lambda: (_get(f"{url}/v1/outcomes?department=tax_bureau", key=key) or {}).get("outcomes"),
+            20,
+            served.describe,
         )
         assert outcomes[0]["status"] == "accepted"
         spec = _get(f"{url}/v1/openapi.json")
         assert "/v1/submissions" in spec["paths"]
+        for faust_page in ("/", "/router/", "/router/assignments/", "/table/"):  # Faust's own: off
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}{faust_page}", timeout=5)
+            assert (refused.value.code, json.loads(refused.value.read())["error"]["code"]) == (
+                404,
+                "not_found",
+            )
     finally:
         assert served.stop() == 0
 
@@ -212,9 +224,10 @@ def send_raw(bootstrap: str, value: bytes) -> None:
         producer.close()
 
 
-def _get(url: str) -> Any:
+def _get(url: str, *, key: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
             return json.loads(response.read())
     except OSError:
         return None
@@ -268,3 +281,36 @@ def test_two_intake_workers_share_the_partitions_and_each_submission_still_has_o
     finally:
         assert served.stop() == 0
     assert "stopped cleanly" in (data / "intake-2.log").read_text()
+
+
+def test_a_3_mb_rejected_original_does_not_stop_outcomes_for_everyone(
+    fresh_broker: str, tmp_path: Path
+) -> None:
+    served = Served(tmp_path / "data", bootstrap=fresh_broker).start()
+    try:
+        huge = copy.deepcopy(example("file_record"))
+        huge.update(submission_id="TAX-HUGE-1", action="no_such_action", padding="x" * (3 * 1024 * 1024))
+        producer = KafkaProducer(bootstrap_servers=fresh_broker, acks="all", max_request_size=8 * 1024 * 1024)
+        try:
+            producer.send(topics.SUBMISSIONS, key=b"HUGE", value=orjson.dumps(huge)).get(timeout=30)
+        finally:
+            producer.close()
+        after = [example("file_record"), example("file_record_organisation"), example("correct_record")]
+        assert publish(fresh_broker, lines(*after), topics.SUBMISSIONS).sent == len(after)
+
+        outcomes = outcomes_until(fresh_broker, len(after), describe=served.describe)
+        decided = {o["submission_id"]: o for o in outcomes}
+        assert {decided[s["submission_id"]]["status"] for s in after} == {"accepted"}
+        # The huge one's outcome is on the topic within the topic's limit, or parked with a digest.
+        letters = records(fresh_broker, topics.DEAD_LETTERS)
+        if "TAX-HUGE-1" in decided:
+            assert decided["TAX-HUGE-1"]["status"] == "rejected"
+        else:
+            parked = [d for d in letters if d["flow"] == "relay" and d["source"]["topic"] == topics.OUTCOMES]
+            assert len(parked) == 1, letters
+            assert parked[0]["error"] == "MessageSizeTooLargeError"
+            assert parked[0]["payload"] is None
+            assert parked[0]["payload_bytes"] > 3 * 1024 * 1024
+        assert all(len(orjson.dumps(d)) < 1024 * 1024 for d in letters)
+    finally:
+        assert served.stop() == 0

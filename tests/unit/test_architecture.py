@@ -64,3 +64,22 @@ def test_events_stored_under_the_old_module_paths_still_resolve() -> None:
     assert resolve_topic("ledger.creditfile:CreditFile.RecordFiled") is CreditFile.RecordFiled
     assert resolve_topic("ledger.creditfile:CreditFile") is CreditFile
     assert resolve_topic("ledger.queries:QueryRecord.QueryRecorded") is QueryRecord.QueryRecorded
+
+
+def test_every_package_is_installed_not_only_importable_from_the_checkout(tmp_path: Path) -> None:
+    # Run from outside the checkout: pytest puts the repository on sys.path, an installed
+    # console script does not, so a package missing from pyproject's list would pass every other test.
+    packages = ("ledger", "contract", "streams", "projections", "credit_ledger")
+    code = "; ".join(f"import {p}" for p in packages)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    command = subprocess.run(
+        [str(Path(sys.executable).with_name("credit-ledger")), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert command.returncode == 0, command.stderr

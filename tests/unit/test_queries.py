@@ -2,79 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contract.messages import messages_from_store
-from credit_ledger.compose import build_reader
 from ledger.application.keys import issue_key
-from ledger.application.queries import Answer, QueryService
-from ledger.application.service import CreditLedger
+from ledger.application.queries import Answer
 from ledger.domain.access import PUBLIC, Principal
-from projections.projector import Projector
-from projections.store import ProjectionStore
-from streams.queries_http import HTTP_STATUS
-from tests.conftest import PERSON, Clock, example, file_of
+from streams.web.queries import HTTP_STATUS
+from tests.conftest import PERSON, Clock, example
+from tests.unit.querydesk import BANK, Desk, desk
 
-BANK = "bank-fz-001"
-
-
-class Desk:
-    """The ledger, the read models and the query service, kept in step by hand."""
-
-    def __init__(self, ledger: CreditLedger, path: Path, clock: Clock) -> None:
-        self.ledger = ledger
-        self.store = ProjectionStore(path)
-        self.projector = Projector(self.store, ledger.catalogue)
-        self.service = QueryService(ledger, build_reader(ledger, self.store), clock=clock)
-        self.clock = clock
-        self.seen = 0
-
-    def project(self) -> None:
-        new = messages_from_store(self.ledger.reader)[self.seen :]
-        self.seen += len(new)
-        self.projector.apply(new)
-
-    def submit(self, *subs: dict[str, Any]) -> None:
-        for outcome in self.ledger.submit(list(subs)):
-            assert outcome.accepted, outcome.reason
-        self.project()
-
-    def records(self) -> int:
-        return sum(
-            1
-            for n in self.ledger.recorder.select_notifications(1, 100_000)
-            if n.topic.endswith("QueryRecorded")
-        )
-
-    def key(self, role: str, organisation: str, subject: str | None = None) -> Principal:
-        subject_key = str(file_of(self.ledger, subject).id) if subject else None
-        _, key = issue_key(
-            self.ledger.keys,
-            role=role,
-            organisation=organisation,
-            label="测试人员",
-            subject_key=subject_key,
-            now=self.clock(),
-            departments=self.ledger.catalogue.latest.departments,
-        )
-        principal = self.service.authenticate(key)
-        assert principal is not None
-        return principal
-
-
-@pytest.fixture
-def desk(ledger: CreditLedger, tmp_path: Path, clock: Clock) -> Desk:
-    clock.set("2026-10-10T10:00:00+08:00")
-    d = Desk(ledger, tmp_path / "read.sqlite", clock)
-    d.submit(example("file_record"), example("file_record_organisation"), example("designate"))
-    grant = copy.deepcopy(example("grant_authorisation"))
-    d.submit(grant)
-    return d
+__all__ = ["desk"]  # the fixture
 
 
 def status(desk: Desk, who: Principal, **request: Any) -> Answer:

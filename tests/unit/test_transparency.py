@@ -41,7 +41,7 @@ from ledger.verification.merkle import (
 )
 from ledger.verification.transparency import LedgerTree, ProofRangeError, UnknownEvent
 from streams.digests import CheckpointPublisher
-from streams.proofs_http import ProofService
+from streams.web.proofs import ProofService
 from tests.conftest import SECRET
 
 NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
@@ -506,10 +506,13 @@ def test_the_proof_views_are_served_under_v1_proofs_from_the_workers_data_dir(
 ) -> None:
     import faust  # noqa: PLC0415 - only this test needs the web layer
 
-    from streams.proofs_http import register_proof_views  # noqa: PLC0415
+    from streams.http import register_views  # noqa: PLC0415
+    from streams.web.routes import ROUTES  # noqa: PLC0415
 
     app = faust.App("proofs-test", broker="kafka://localhost:1", datadir=str(tmp_path / "faust"))
-    register_proof_views(app, SimpleNamespace(ledger=ledger, data_dir=tmp_path))  # type: ignore[arg-type]
+    proofs = [r for r in ROUTES if r.path.startswith("/v1/proofs/")]
+    parts = SimpleNamespace(ledger=ledger, data_dir=tmp_path, queries=None)
+    register_views(app, parts, proofs)  # type: ignore[arg-type]
     add_submissions(ledger, catalogue, 5)
     signer = checkpoint_signer(tmp_path, {})
     tree = LedgerTree(ledger)

@@ -1,4 +1,4 @@
-"""HTTP views for auditors: checkpoints and Merkle proofs under /v1/proofs/."""
+"""Handlers for auditors: checkpoints and Merkle proofs under /v1/proofs/, answered by ``ProofService``."""
 
 from __future__ import annotations
 
@@ -6,24 +6,15 @@ import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import faust
-from faust.web import Request, Response, View
+from typing import Any, TypeVar
 
 from ledger.application.service import CreditLedger
+from ledger.domain.errors import error_body
 from ledger.verification.checkpoints import CheckpointLog, KeyConfigError, configured_signer
 from ledger.verification.transparency import LedgerTree, ProofRangeError, StoreChanged, UnknownEvent
 
-if TYPE_CHECKING:
-    from streams.parts import WorkerParts
-
 T = TypeVar("T")
 Answer = tuple[int, dict[str, Any]]
-
-
-def _problem(code: str, field: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "field": field, "message": message}}
 
 
 class _BadQuery(ValueError):
@@ -43,13 +34,10 @@ def _size(query: Mapping[str, str], name: str) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _BadQuery(name, f"{name} must be a non-negative integer, not {raw!r}") from None
-    if value < 0:
-        raise _BadQuery(name, f"{name} must be a non-negative integer, not {raw!r}")
-    return value
+    shown = raw if len(raw) <= 40 else raw[:40] + "…"
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise _BadQuery(name, f"{name} must be a non-negative integer, not {shown!r}")
+    return int(raw)
 
 
 class ProofService:
@@ -83,7 +71,7 @@ class ProofService:
         try:
             limit = _size(query, "limit")
         except _BadQuery as exc:
-            return 400, _problem("invalid_query", exc.field, str(exc))
+            return 400, error_body("invalid_query", exc.field, str(exc))
         found = await self._run(self.checkpoint_log.checkpoints)
         if limit is not None:
             found = found[-limit:] if limit else []
@@ -99,10 +87,10 @@ class ProofService:
             size = _size(query, "size")
             position = _size(query, "position")
         except _BadQuery as exc:
-            return 400, _problem("invalid_query", exc.field, str(exc))
+            return 400, error_body("invalid_query", exc.field, str(exc))
         eid = query.get("event_id") or None
         if (position is None) == (eid is None):
-            return 400, _problem("invalid_query", "position", "give exactly one of position and event_id")
+            return 400, error_body("invalid_query", "position", "give exactly one of position and event_id")
 
         def prove() -> Answer:
             tree = self._caught_up()
@@ -116,7 +104,7 @@ class ProofService:
                         f"the event (leaf {index}) is not yet covered by a checkpoint ({newest}); "
                         "ask again after the next one, or give size"
                     )
-                    return 409, _problem("not_checkpointed", "size", message)
+                    return 409, error_body("not_checkpointed", "size", message)
                 at = latest.size
             return 200, tree.inclusion_proof_at(index, at)
 
@@ -127,7 +115,7 @@ class ProofService:
         try:
             old, new = _required(query, "old"), _required(query, "new")
         except _BadQuery as exc:
-            return 400, _problem("invalid_query", exc.field, str(exc))
+            return 400, error_body("invalid_query", exc.field, str(exc))
         return await self._answer(lambda: (200, self._caught_up().consistency_proof(old, new)))
 
     async def public_key(self) -> Answer:
@@ -135,54 +123,17 @@ class ProofService:
         try:
             signer = await self._run(lambda: configured_signer(self.data_dir))
         except KeyConfigError as exc:
-            return 500, _problem("key_misconfigured", "", str(exc))
+            return 503, error_body("key_misconfigured", "", str(exc))  # the operator's to fix: not a 500
         if signer is None:
-            return 404, _problem("no_key", "", "no checkpoint has been signed here yet")
+            return 404, error_body("no_key", "", "no checkpoint has been signed here yet")
         return 200, {"algorithm": "Ed25519", "public_key": signer.public_key_hex, "key_id": signer.key_id}
 
     async def _answer(self, fn: Callable[[], Answer]) -> Answer:
         try:
             return await self._run(fn)
         except UnknownEvent as exc:
-            return 404, _problem("unknown_event", "", str(exc))
+            return 404, error_body("unknown_event", "", str(exc))
         except ProofRangeError as exc:
-            return 422, _problem("size_out_of_range", "size", str(exc))
+            return 422, error_body("size_out_of_range", "size", str(exc))
         except StoreChanged as exc:
-            return 409, _problem("store_changed", "", str(exc))
-
-
-def register_proof_views(app: faust.App, parts: WorkerParts) -> None:
-    """Register the read-only /v1/proofs/ views: checkpoints, inclusion, consistency, public key."""
-    service = ProofService(parts.ledger, parts.data_dir)
-
-    def respond(view: View, answer: Answer) -> Response:
-        status, body = answer
-        return view.json(body, status=status)
-
-    @app.page("/v1/proofs/checkpoints")
-    class Checkpoints(View):
-        """GET the signed checkpoints, oldest first (?limit=N for the latest N)."""
-
-        async def get(self, request: Request) -> Response:
-            return respond(self, await service.checkpoints(request.query))
-
-    @app.page("/v1/proofs/inclusion")
-    class Inclusion(View):
-        """GET ?position=N or ?event_id=ID, and optionally &size=S: an inclusion proof."""
-
-        async def get(self, request: Request) -> Response:
-            return respond(self, await service.inclusion(request.query))
-
-    @app.page("/v1/proofs/consistency")
-    class Consistency(View):
-        """GET ?old=M&new=N: a consistency proof between two tree sizes."""
-
-        async def get(self, request: Request) -> Response:
-            return respond(self, await service.consistency(request.query))
-
-    @app.page("/v1/proofs/public-key")
-    class PublicKey(View):
-        """GET the operator's Ed25519 checkpoint key and its key id."""
-
-        async def get(self, request: Request) -> Response:
-            return respond(self, await service.public_key())
+            return 409, error_body("store_changed", "", str(exc))

@@ -1,0 +1,146 @@
+"""Kafka clients for departments and downstream consumers: publish, outcomes, subscribe."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from credit_ledger.cli.shared import KAFKA, command, idle_option, kafka_address, read_jsonl, with_settings
+from credit_ledger.config import Settings
+from credit_ledger.output import json_line, note
+
+if TYPE_CHECKING:
+    from streams.clients import PublishReport
+
+
+@command(
+    "publish",
+    "publish submissions (JSON lines) to credit.submissions, as a department",
+    "credit-ledger publish examples.jsonl --department tax_bureau",
+    "cat today.jsonl | credit-ledger publish - --kafka-bootstrap 127.0.0.1:46955",
+)
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--department", metavar="NAME", help="fill in this department where missing; refuse lines of another"
+)
+@with_settings(*KAFKA)
+def publish(settings: Settings, file: str, department: str | None) -> int:
+    """Publish one submission per line of FILE (- for standard input) to credit.submissions with
+    acks=all, keyed by the subject's code so each subject stays in order. Lines that are not JSON
+    objects are reported and not sent. Read the outcomes back with 'credit-ledger outcomes'.
+    """
+    from contract import topics  # noqa: PLC0415 - keep --help fast
+    from streams.clients import publish as send  # noqa: PLC0415
+
+    bootstrap = kafka_address(settings)
+    started = time.monotonic()
+
+    def progress(report: PublishReport) -> None:
+        if sys.stderr.isatty():
+            rate = report.sent / max(time.monotonic() - started, 1e-9)
+            sys.stderr.write(f"\rpublished {report.sent:,} ({rate:,.0f}/s)")
+
+    report = send(
+        bootstrap,
+        read_jsonl(file),
+        topics.SUBMISSIONS,
+        department=department,
+        on_progress=progress,
+        on_refusal=lambda why: note(f"not sent: {why}"),
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    json_line(
+        {
+            "sent": report.sent,
+            "refused": report.refused,
+            "failed": report.failed,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+    )
+    return 0 if report.failed == 0 and report.refused == 0 else 1
+
+
+@command(
+    "outcomes",
+    "read back accepted and rejected outcomes (JSON lines) from credit.outcomes",
+    "credit-ledger outcomes --department tax_bureau --status rejected",
+    "credit-ledger outcomes --follow",
+)
+@click.option("--department", metavar="NAME", help="only this department's submissions")
+@click.option("--status", type=click.Choice(["accepted", "rejected"]), help="only this outcome")
+@click.option("--follow", is_flag=True, help="keep waiting for new outcomes")
+@idle_option("reading (without --follow)")
+@with_settings(*KAFKA)
+def outcomes(
+    settings: Settings, department: str | None, status: str | None, follow: bool, idle: float
+) -> int:
+    """Print every outcome (accepted with its event ids, rejected with code, field, message and the
+    original submission) from the beginning of credit.outcomes. Without --follow it stops once the
+    topic has been quiet for --idle seconds.
+    """
+    import orjson  # noqa: PLC0415
+
+    from contract import topics  # noqa: PLC0415
+    from streams.clients import read_topic  # noqa: PLC0415
+
+    for record in read_topic(kafka_address(settings), topics.OUTCOMES, follow=follow, idle=idle):
+        outcome = orjson.loads(record.value)
+        if department and outcome.get("department") != department:
+            continue
+        if status and outcome.get("status") != status:
+            continue
+        json_line(outcome)
+    return 0
+
+
+@command(
+    "subscribe",
+    "follow list changes (entries into and exits from the lists) as JSON lines",
+    "credit-ledger subscribe list-changes --from-beginning --list black --group bank-fz-001",
+)
+@click.argument("feed", metavar="FEED", type=click.Choice(["list-changes"]))
+@click.option("--from-beginning", is_flag=True, help="start with the first change ever (new groups)")
+@click.option("--list", "list_name", type=click.Choice(["black", "red", "clean"]), help="only this list")
+@click.option("--group", metavar="NAME", help="consumer group (default subscriber.$USER)")
+@with_settings(*KAFKA, "kafka_session_timeout")
+def subscribe(
+    settings: Settings, feed: str, from_beginning: bool, list_name: str | None, group: str | None
+) -> int:
+    """Join a consumer group on credit.list-changes (FEED: list-changes) and print every change as
+    a JSON line: list (black, red, clean), change (entry/exit), subject key, masked code, reason,
+    basis, effective time and the ledger event that caused it. The group remembers where you were.
+    """
+    import getpass  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    from contract import topics  # noqa: PLC0415
+    from streams.broker import group_timing  # noqa: PLC0415
+
+    bootstrap = kafka_address(settings)
+    group = group or f"subscriber.{getpass.getuser()}"
+    consumer = KafkaConsumer(
+        topics.LIST_CHANGES,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        **group_timing(settings.kafka_session_timeout),
+    )
+    note(f"subscribed to {topics.LIST_CHANGES} as group {group!r}; Ctrl-C to stop")
+    try:
+        for record in consumer:
+            change = orjson.loads(record.value)
+            if list_name and change.get("list") != list_name:
+                continue
+            json_line(change)
+    finally:
+        consumer.close()
+    return 0
+
+
+COMMANDS = (publish, outcomes, subscribe)

@@ -1,0 +1,122 @@
+"""Commands on the ledger itself, without Kafka: apply, file, schema."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from credit_ledger.cli.shared import (
+    LEDGER,
+    SUBJECT_CODE,
+    UserError,
+    command,
+    json_option,
+    read_jsonl,
+    with_settings,
+)
+from credit_ledger.config import Settings
+from credit_ledger.output import json_line, note, table
+
+if TYPE_CHECKING:
+    from ledger.domain.subjects import SubjectCode
+
+
+@command(
+    "apply",
+    "apply submissions from a JSON-lines file straight to the ledger (no Kafka)",
+    "credit-ledger apply examples.jsonl",
+    "credit-ledger apply bulk.jsonl --quiet --batch-size 2000",
+)
+@click.argument("file", metavar="FILE")
+@click.option("--quiet", is_flag=True, help="print only the summary")
+@with_settings(*LEDGER, "batch_size")
+def apply(settings: Settings, file: str, quiet: bool) -> int:
+    """Apply submissions (one JSON object per line of FILE, - for standard input) directly to the
+    ledger, in batches, and print one outcome per submission as JSON lines. Useful for bulk loads
+    and for trying the format.
+    """
+    from credit_ledger.compose import build_ledger, tune_gc  # noqa: PLC0415 - keep --help fast
+
+    tune_gc()
+    ledger = build_ledger(settings)
+    counts = {"accepted": 0, "rejected": 0, "duplicate": 0}
+    batch: list[bytes] = []
+
+    def flush() -> None:
+        for outcome in ledger.submit(batch):
+            counts["duplicate" if outcome.duplicate else outcome.status] += 1
+            if not quiet:
+                json_line(outcome.to_dict())
+        batch.clear()
+
+    for line in read_jsonl(file):
+        batch.append(line)
+        if len(batch) >= settings.batch_size:
+            flush()
+    flush()
+    note(
+        f"applied: {counts['accepted']} accepted, {counts['rejected']} rejected, "
+        f"{counts['duplicate']} duplicates"
+    )
+    return 0
+
+
+@command(
+    "file",
+    "show one subject's credit file (identity numbers masked)",
+    "credit-ledger file 11010519491231002X",
+    "credit-ledger file 91350100M000100Y43 --json",
+)
+@click.argument("code", metavar="CODE", type=SUBJECT_CODE)
+@json_option()
+@with_settings(*LEDGER)
+def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
+    """Show the credit file of CODE (a citizen identity number or unified social credit code):
+    every record with its category, kind, severity, status and display period.
+    """
+    from credit_ledger.compose import build_ledger  # noqa: PLC0415
+
+    ledger = build_ledger(settings)
+    try:
+        found = ledger.file_of(code)
+    except Exception as exc:  # a stored stream that no longer replays (tampered, truncated)
+        raise UserError(
+            f"the file of {code.masked} cannot be replayed ({type(exc).__name__}); "
+            "run 'credit-ledger verify --subject CODE' to locate the damage"
+        ) from None
+    if found is None:
+        raise UserError(f"no credit file for {code.masked}")
+    rows = [
+        {
+            "record": r.key,
+            "category": r.category,
+            "kind": r.kind,
+            "severity": r.severity,
+            "status": r.status,
+            "disputed": r.disputed,
+            "display_until": r.display_until,
+            "title": r.title,
+        }
+        for r in found.records.values()
+    ]
+    if as_json:
+        json_line(
+            {"subject": found.masked_code, "name": found.name, "version": found.version, "records": rows}
+        )
+        return 0
+    print(f"{found.masked_code}  {found.name}  ({found.subject_kind}, {found.version} events)")
+    table(rows, ["record", "category", "kind", "severity", "status", "disputed", "display_until", "title"])
+    return 0
+
+
+@command("schema", "print the submission JSON Schema", "credit-ledger schema > submission.schema.json")
+def schema() -> int:
+    """Print the JSON Schema every submission is validated against, as one JSON line."""
+    from ledger.application.submissions import submission_schema  # noqa: PLC0415
+
+    json_line(submission_schema())
+    return 0
+
+
+COMMANDS = (apply, file, schema)

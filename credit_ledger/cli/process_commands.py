@@ -1,0 +1,118 @@
+"""The long-running commands: serve, demo, and the relay and projector processes serve starts."""
+
+from __future__ import annotations
+
+import click
+
+from credit_ledger.cli.shared import EVERY_SETTING, KAFKA, LEDGER, command, json_option, with_settings
+from credit_ledger.config import Settings
+
+
+@command(
+    "serve",
+    "run the ledger: broker (embedded unless configured), intake worker, relay, HTTP API",
+    "credit-ledger serve",
+    "credit-ledger serve --workers 2 --http-port 8081",
+    "credit-ledger serve --kafka-bootstrap kafka-1:9092 --database-url postgresql://ledger@db/ledger",
+)
+@click.option("--no-http", is_flag=True, help="do not serve HTTP (extra workers on one host)")
+@click.option("--no-relay", is_flag=True, help="do not start a relay (one runs elsewhere)")
+@click.option("--no-project", is_flag=True, help="do not start a projector (the read side runs elsewhere)")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="intake processes on this host: this one and N-1 children, all in the intake's consumer "
+    "group, so partitions and their subjects spread across cores; at most one per core is useful "
+    "(one process applies at most ~12k submissions/s)",
+)
+@click.option("--verbose", is_flag=True, help="Faust's own log at INFO level")
+@with_settings(*EVERY_SETTING)
+def serve(
+    settings: Settings, no_http: bool, no_relay: bool, no_project: bool, workers: int, verbose: bool
+) -> int:
+    """Run the main job in one process: start the embedded Kafka-compatible broker unless
+    CREDIT_KAFKA_BOOTSTRAP is set, create the topics, consume credit.submissions into the ledger,
+    relay ledger events and outcomes to Kafka, and serve the HTTP API. Stops cleanly on Ctrl-C or
+    SIGTERM.
+
+    --workers N runs N intake processes on this host; run more serve processes with
+    CREDIT_KAFKA_BOOTSTRAP and a shared CREDIT_DATABASE_URL to spread partitions (subjects)
+    across hosts.
+    """
+    from credit_ledger.serve import serve as run  # noqa: PLC0415 - Faust is slow to import
+
+    return run(
+        settings,
+        http=not no_http,
+        relay=not no_relay,
+        project=not no_project,
+        loglevel="info" if verbose else "warning",
+        workers=workers,
+    )
+
+
+@command(
+    "demo",
+    "serve, and feed it realistic submissions from six departments with a live summary",
+    "credit-ledger demo",
+    "credit-ledger demo --duration 30 --rate 500 --json",
+)
+@click.option("--rate", type=float, default=200.0, show_default=True, help="submissions per second")
+@click.option("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+@click.option(
+    "--subjects", type=int, default=2000, show_default=True, help="distinct people and organisations"
+)
+@click.option("--seed", type=int, help="generator seed (default: the clock)")
+@json_option("summaries as JSON lines")
+@with_settings(*EVERY_SETTING)
+def demo(
+    settings: Settings, rate: float, duration: float | None, subjects: int, seed: int | None, as_json: bool
+) -> int:
+    """Serve (as 'serve' does) and publish generated submissions from the tax bureau, court, market
+    regulator, education, transport and volunteer federation: filings, corrections, objections,
+    repairs and a few bad ones. Every 2 s it prints what was published, accepted and rejected (read
+    back from credit.outcomes) and how many ledger events reached Kafka.
+    """
+    from credit_ledger.demo import demo as run  # noqa: PLC0415 - Faust is slow to import
+
+    return run(settings, rate=rate, duration=duration, subjects=subjects, seed=seed, as_json=as_json)
+
+
+@command(
+    "relay",
+    "publish the ledger's events and outcomes to Kafka (serve starts one for you)",
+    "CREDIT_KAFKA_BOOTSTRAP=127.0.0.1:46955 credit-ledger relay",
+)
+@with_settings(*LEDGER, *KAFKA, "kafka_session_timeout", "log_level")
+def relay(settings: Settings) -> int:
+    """Publish the ledger's notification log to credit.ledger and its submission register to
+    credit.outcomes and credit.rejections, in order, from tracked positions. Any number may run;
+    one holds the lease (partition 0 of credit.submissions in group credit-ledger.relay) and
+    publishes, the others stand by. 'serve' starts one as a child process unless --no-relay.
+    """
+    from credit_ledger.serve import relay as run  # noqa: PLC0415 - Kafka clients are slow to import
+
+    return run(settings)
+
+
+@command(
+    "project",
+    "keep the read models current from credit.ledger (serve starts one for you)",
+    "CREDIT_KAFKA_BOOTSTRAP=127.0.0.1:46955 credit-ledger project --scheduler-interval 10",
+)
+@with_settings(*LEDGER, *KAFKA, "kafka_session_timeout", "scheduler_interval", "log_level")
+def project(settings: Settings) -> int:
+    """Fold credit.ledger into the status, list and due-item tables, publish list changes to
+    credit.list-changes, and (on the member owning partition 0) turn time into the platform's own
+    ledger commands: record expiry, overdue objections, lapsed designations, clean-record entries.
+    --scheduler-interval sets how often, in seconds.
+    """
+    from credit_ledger.serve import project as run  # noqa: PLC0415 - Kafka clients are slow to import
+
+    return run(settings)
+
+
+COMMANDS = (serve, demo, relay, project)

@@ -1,0 +1,143 @@
+"""`demo`: serve, and feed it realistic submissions from six departments, with a live summary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from contract import topics
+from credit_ledger.config import Settings
+from credit_ledger.generator import SubmissionGenerator
+from credit_ledger.output import json_line
+from credit_ledger.serve import Running, banner, start
+from streams.app import run_worker
+from streams.clients import publish, read_topic
+
+
+@dataclass
+class DemoTally:
+    """What the demo has published and read back so far."""
+
+    published: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    ledger_events: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> dict[str, Any]:
+        return {
+            "seconds": round(time.monotonic() - self.started, 1),
+            "published": self.published,
+            "accepted": self.outcomes["accepted"],
+            "rejected": self.outcomes["rejected"],
+            "ledger_events_on_kafka": self.ledger_events,
+            "top_rejections": dict(self.reasons.most_common(3)),
+        }
+
+
+def demo(
+    settings: Settings,
+    *,
+    rate: float = 200.0,
+    duration: float | None = None,
+    subjects: int = 2000,
+    seed: int | None = None,
+    as_json: bool = False,
+) -> int:
+    """Serve, and feed it realistic submissions from several departments, with a live summary."""
+    running = start(settings, http=True)
+    running.start_children("relay", "project")
+    tally = DemoTally()
+    stop = threading.Event()
+    banner(running)
+    threads = [
+        threading.Thread(
+            target=_feed,
+            args=(running, tally, stop),
+            kwargs={"rate": rate, "subjects": subjects, "seed": seed},
+            daemon=True,
+        ),
+        threading.Thread(target=_count, args=(running.bootstrap, topics.OUTCOMES, tally, stop), daemon=True),
+        threading.Thread(target=_count, args=(running.bootstrap, topics.LEDGER, tally, stop), daemon=True),
+        threading.Thread(target=_report, args=(tally, stop, duration, as_json), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        run_worker(running.app)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        _print(tally, as_json, final=True)
+        running.close()
+    return 0
+
+
+def _feed(
+    running: Running, tally: DemoTally, stop: threading.Event, *, rate: float, subjects: int, seed: int | None
+) -> None:
+    edition = running.ledger.catalogue.edition_at(datetime.now(UTC).date())
+    generator = SubmissionGenerator(
+        edition,
+        subjects=subjects,
+        seed=seed if seed is not None else int(time.time()),
+        now=datetime.now(UTC),
+        bad_ratio=0.04,
+        prefix=f"demo-{int(time.time())}",
+    )
+    chunk = max(1, int(rate / 4))
+    from kafka import KafkaProducer  # noqa: PLC0415
+
+    raw = KafkaProducer(bootstrap_servers=running.bootstrap, acks="all")
+    while not stop.is_set():
+        began = time.monotonic()
+        lines = [orjson.dumps(s) for s in generator.take(chunk)]
+        report = publish(running.bootstrap, lines, topics.SUBMISSIONS)
+        tally.published += report.sent
+        # A misbehaving client's bytes (the publisher would refuse them): rejected, never dropped.
+        raw.send(topics.SUBMISSIONS, key=b"", value=b'{"submission_id": "garbled').get(timeout=10)
+        tally.published += 1
+        stop.wait(max(0.0, chunk / rate - (time.monotonic() - began)))
+
+
+def _count(bootstrap: str, topic: str, tally: DemoTally, stop: threading.Event) -> None:
+    for record in read_topic(bootstrap, topic, follow=True, stop=stop):
+        if topic == topics.LEDGER:
+            tally.ledger_events += 1
+            continue
+        outcome = orjson.loads(record.value)
+        tally.outcomes[outcome["status"]] += 1
+        if outcome["status"] == "rejected":
+            tally.reasons[outcome["reason"]["code"]] += 1
+
+
+def _report(tally: DemoTally, stop: threading.Event, duration: float | None, as_json: bool) -> None:
+    deadline = None if duration is None else time.monotonic() + duration
+    while not stop.wait(2.0):
+        _print(tally, as_json)
+        if deadline is not None and time.monotonic() >= deadline:
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker stops cleanly on SIGTERM
+            return
+
+
+def _print(tally: DemoTally, as_json: bool, *, final: bool = False) -> None:
+    line = tally.line()
+    if as_json:
+        json_line({"final": final, **line})
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in line["top_rejections"].items()) or "-"
+    print(
+        f"{'final' if final else 'live '} {line['seconds']:>6.1f}s  published {line['published']:>6}  "
+        f"accepted {line['accepted']:>6}  rejected {line['rejected']:>5}  "
+        f"ledger events on kafka {line['ledger_events_on_kafka']:>6}  top rejections: {reasons}",
+        flush=True,
+    )

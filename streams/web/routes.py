@@ -1,0 +1,277 @@
+"""The route table: every route of the HTTP API, declared once.
+
+``streams.http`` registers a view for each; ``streams.web.openapi`` writes each as an OpenAPI
+operation; ``GET /v1/`` lists them. Statuses every route of a kind answers are added by
+``streams.web.openapi.statuses`` (500 everywhere; 400 and 413 where a body is read; 401 where a key
+is read; 503 where the query register records), so a table entry lists only its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.health import register_health_view
+from streams.web import meta, proof_views, queries, submissions
+from streams.web.calls import OPTIONAL, REQUIRED, Route
+
+SMALL_BODY = 64 * 1024
+"""The largest status query or grant read (bytes): far above any real one."""
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+    return {**parameter, "description": description} if description else parameter
+
+
+def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+TEXT = {"type": "string"}
+STATUS_BODY = {
+    "type": "object",
+    "required": ["subject"],
+    "properties": {
+        "subject": {"type": "object", "required": ["id"], "properties": {"id": TEXT}},
+        "purpose": {**TEXT, "description": "a query purpose from the catalogue"},
+        "basis": {**TEXT, "minLength": 1, "description": "legal basis (departments, administrators)"},
+        "authorisation_id": {**TEXT, "description": "the subject's grant to your organisation"},
+        "as_of": {**TEXT, "format": "date-time", "description": "the status as recorded by then"},
+    },
+}
+GRANT_BODY = {
+    "type": "object",
+    "required": ["authorisation_id", "organisation", "purpose", "valid_from", "valid_until"],
+    "properties": {
+        "authorisation_id": {**TEXT, "minLength": 1, "maxLength": 1000},
+        "organisation": TEXT,
+        "purpose": TEXT,
+        "valid_from": {**TEXT, "format": "date"},
+        "valid_until": {**TEXT, "format": "date"},
+    },
+}
+SUBMISSIONS_BODY = {
+    "application/json": {
+        "schema": {
+            "oneOf": [
+                {"type": "object", "description": "one submission (#/components/schemas/Submission)"},
+                {"type": "array", "maxItems": submissions.MAX_BATCH, "items": {}},
+            ]
+        }
+    },
+    "application/x-ndjson": {"schema": {**TEXT, "description": "one submission per line"}},
+}
+OUTCOMES_PARAMETERS = (
+    _query("department", TEXT, "the administrator: one department's; a department: its own only"),
+    _query("after", {"type": "integer", "minimum": 0, "default": 0}, "a register position"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": submissions.MAX_OUTCOMES, "default": 1000}),
+)
+LIST_PARAMETERS = (
+    _path("list_name", {"enum": list(queries.LISTS)}),
+    _query("domain", TEXT),
+    _query("department", TEXT),
+    _query("since", {**TEXT, "format": "date"}),
+    _query("until", {**TEXT, "format": "date"}),
+)
+SIZE = {"type": "integer", "minimum": 0}
+ME = {200: "The answer", 403: "forbidden_role: for role subject (recorded)"}
+
+
+def _me(what: str, summary: str) -> Route:
+    return Route(
+        "GET",
+        f"/v1/me/{what}",
+        summary,
+        queries.me(what),
+        ME,
+        auth=REQUIRED,
+        endpoint=f"me.{what}",
+        response_schemas={200: {"type": "object"}},
+    )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/v1/",
+        "This index: every route with its summary, and a link to the OpenAPI document",
+        meta.index,
+        {200: "The routes"},
+        response_schemas={200: _ref("Index")},
+    ),
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        "This API's OpenAPI 3.1 document",
+        meta.openapi,
+        {200: "The document"},
+        response_schemas={200: {"type": "object", "required": ["openapi", "paths"]}},
+    ),
+    Route(
+        "POST",
+        "/v1/submissions",
+        "Publish a batch of submissions to credit.submissions; a receipt per item",
+        submissions.submit,
+        {
+            202: "Queued: read each outcome at /v1/outcomes or on credit.outcomes",
+            400: "undecodable: the body is not JSON, or not an object, an array or JSON lines",
+            413: "batch_too_large: a body over 16 MiB or more than 10,000 submissions",
+        },
+        max_body=submissions.MAX_BODY,
+        request_body=SUBMISSIONS_BODY,
+        response_schemas={202: _ref("Receipts")},
+        description="A JSON object, a JSON array, or JSON lines (Content-Type: application/x-ndjson). "
+        "An item that is not a JSON object, nests too deeply or is larger than one Kafka message "
+        "is refused in its receipt and not sent; the others are. Limits: docs/http.md.",
+    ),
+    Route(
+        "GET",
+        "/v1/outcomes",
+        "Your own submissions' outcomes after a register position (a department's key); recorded",
+        submissions.outcomes,
+        {200: "Outcomes in register order", 400: "invalid_query: after or limit", 403: "not yours"},
+        auth=REQUIRED,
+        endpoint="outcomes",
+        parameters=OUTCOMES_PARAMETERS,
+        response_schemas={200: _ref("Outcomes")},
+        description="A department's key reads its own submissions' outcomes, the administrator's "
+        "everyone's, a subject's the outcomes of their own grants and revocations.",
+    ),
+    Route(
+        "POST",
+        "/v1/queries/status",
+        "A subject's credit status: authorised, purposeful, and recorded before it is returned",
+        queries.status,
+        {
+            200: "The status",
+            400: "invalid_input or invalid_subject_code, naming the field (recorded)",
+            403: "Refused (recorded)",
+            404: "no_file: no credit file for this subject (recorded as answered)",
+        },
+        auth=OPTIONAL,
+        endpoint="status",
+        max_body=SMALL_BODY,
+        request_body=_json(STATUS_BODY),
+        response_schemas={200: {"type": "object"}},
+    ),
+    _me("status", "Your own status (role subject); recorded"),
+    _me("queries", "Who queried your file in the last two years (role subject); recorded"),
+    _me("report", "Your full report: file, status, lists, queries; two free a year (role subject)"),
+    Route(
+        "POST",
+        "/v1/me/authorisations",
+        "Authorise an organisation to query your file for a purpose (role subject)",
+        queries.grant,
+        {
+            202: "Queued as the platform's grant_authorisation",
+            400: "invalid_input",
+            403: "Refused (recorded)",
+        },
+        auth=REQUIRED,
+        endpoint="me.authorisations",
+        max_body=SMALL_BODY,
+        request_body=_json(GRANT_BODY),
+        response_schemas={202: _ref("Queued")},
+    ),
+    Route(
+        "POST",
+        "/v1/me/authorisations/{authorisation_id}/revoke",
+        "Revoke one of your authorisations (role subject)",
+        queries.revoke,
+        {202: "Queued as the platform's revoke_authorisation", 400: "invalid_input", 403: "Refused"},
+        auth=REQUIRED,
+        endpoint="me.authorisations",
+        parameters=(_path("authorisation_id", TEXT),),
+        response_schemas={202: _ref("Queued")},
+    ),
+    Route(
+        "GET",
+        "/v1/lists/{list_name}",
+        "The black or red list (public; identity numbers masked); recorded",
+        queries.lists,
+        {200: "The entries", 404: "not_found: lists are black and red"},
+        auth=OPTIONAL,
+        endpoint="lists",
+        parameters=LIST_PARAMETERS,
+        response_schemas={200: _ref("List")},
+    ),
+    Route(
+        "GET",
+        "/v1/audit/queries",
+        "The query register with anomaly hints (role auditor); recorded",
+        queries.audit,
+        {200: "Records and hints", 403: "forbidden_role: not an auditor"},
+        auth=REQUIRED,
+        endpoint="audit.queries",
+        parameters=tuple(_query(name, TEXT) for name in queries.AUDIT_FILTERS),
+        response_schemas={200: _ref("Register")},
+    ),
+    Route(
+        "GET",
+        "/v1/proofs/checkpoints",
+        "Signed checkpoints of the ledger's Merkle tree, oldest first",
+        proof_views.checkpoints,
+        {200: "The checkpoints", 400: "invalid_query: limit"},
+        parameters=(_query("limit", SIZE, "only the latest so many"),),
+        response_schemas={200: _ref("Checkpoints")},
+    ),
+    Route(
+        "GET",
+        "/v1/proofs/inclusion",
+        "Inclusion proof (RFC 9162) of an event in the tree at a checkpoint size",
+        proof_views.inclusion,
+        {
+            200: "The proof",
+            400: "invalid_query: give exactly one of position and event_id",
+            404: "unknown_event",
+            409: "not_checkpointed (newer than the latest checkpoint), or store_changed",
+            422: "size_out_of_range",
+        },
+        parameters=(
+            _query("position", SIZE),
+            _query("event_id", TEXT),
+            _query("size", SIZE, "default: the latest checkpoint's"),
+        ),
+        response_schemas={200: {"type": "object"}},
+    ),
+    Route(
+        "GET",
+        "/v1/proofs/consistency",
+        "Consistency proof (RFC 9162) between two tree sizes",
+        proof_views.consistency,
+        {200: "The proof", 400: "invalid_query: old or new", 409: "store_changed", 422: "size_out_of_range"},
+        parameters=(
+            {**_query("old", SIZE), "required": True},
+            {**_query("new", SIZE), "required": True},
+        ),
+        response_schemas={200: {"type": "object"}},
+    ),
+    Route(
+        "GET",
+        "/v1/proofs/public-key",
+        "The operator's Ed25519 checkpoint key (verify it out of band)",
+        proof_views.public_key,
+        {200: "Key and key id", 404: "no_key: nothing signed here yet", 503: "key_misconfigured"},
+        response_schemas={200: _ref("PublicKey")},
+    ),
+    Route(
+        "GET",
+        "/v1/health",
+        "Progress and lag of the intake, relay and read models, judged ok or degraded",
+        None,
+        {200: "ok, or degraded with problems", 503: "ledger_unreadable: the ledger cannot be read"},
+        registered_by=register_health_view,
+        response_schemas={200: _ref("Health"), 503: _ref("Health")},
+        description="Degraded still answers 200: a stalled relay or projector must not take the API "
+        "out of a load balancer. Stalls are judged across calls: a follower behind and not moving "
+        "for stall_seconds (CREDIT_HEALTH_STALL_SECONDS, default 30). docs/streams.md#the-health-endpoint",
+    ),
+)
