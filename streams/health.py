@@ -81,7 +81,7 @@ def read_progress(ledger: CreditLedger, store: ProjectionStore | None) -> Ledger
     """Every database read health makes; runs on the ledger thread. Raises if the ledger cannot be read."""
     # The relay's positions first: read after them, the heads cannot be behind them.
     relayed = {cursor: ledger.reader.relay_position(cursor) for cursor in RELAY_CURSORS}
-    head = {LEDGER_CURSOR: ledger.reader.head(), OUTCOMES_CURSOR: ledger.reader.last_receipt_position()}
+    head = {LEDGER_CURSOR: ledger.reader.head(), OUTCOMES_CURSOR: ledger.reader.last_outcome_position()}
     if store is None:
         return LedgerProgress(relayed, head, None)
     try:

@@ -13,7 +13,7 @@ def rebuild_from_topic(
     bootstrap: str, store: ProjectionStore, catalogue: Catalogue, *, idle: float = 2.0
 ) -> tuple[ProjectionStore, int]:
     """Fold every message of credit.ledger into ``store``; return it and how many events it read."""
-    rebuild = Rebuild()
+    rebuild = Rebuild(catalogue)  # the catalogue the live projector runs with
     consume_all(bootstrap, topics.LEDGER, rebuild.fold, idle=idle)
     rebuild.write(store, catalogue)
     return store, rebuild.events

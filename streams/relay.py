@@ -153,14 +153,14 @@ class Relay:
         return page
 
     def _outcome_records(self, position: int) -> Page:
-        """The page of receipts after ``position`` (a rejection is published twice: to outcomes and
-        to rejections), ``count`` the receipts in it."""
-        receipts = self.ledger.receipts_after(position, None, self.page)
-        page = Page(receipts[-1][0] if receipts else position, len(receipts), [], [])
-        for pos, receipt in receipts:
-            key, value = outcome_message(pos, receipt)
+        """The page of the outcomes log after ``position``: one outcome per submission received
+        (a rejection is published twice: to outcomes and to rejections), ``count`` the entries."""
+        logged = self.ledger.outcomes_after(position, None, self.page)
+        page = Page(logged[-1][0] if logged else position, len(logged), [], [])
+        for pos, outcome in logged:
+            key, value = outcome_message(pos, outcome)
             page.add(pos, (topics.OUTCOMES, key, value))
-            if receipt.status == REJECTED:
+            if outcome.status == REJECTED:
                 page.add(pos, (topics.REJECTIONS, key, value))
         self._guard(page)  # keys here can be submission ids of any length
         return page

@@ -44,7 +44,7 @@ def apply(settings: Settings, file: str, quiet: bool) -> int:
     batch: list[bytes] = []
 
     def flush() -> None:
-        for outcome in ledger.submit(batch):
+        for outcome in ledger.submit_safely(batch):  # a bug in one line never ends the run
             counts["duplicate" if outcome.duplicate else outcome.status] += 1
             if not quiet:
                 json_line(outcome.to_dict())

@@ -158,7 +158,7 @@ def rebuild(settings: Settings, into: Path | None) -> int:
     live views as JSON lines (subject, view, field, expected, found). Exit status 1 if any.
     """
     from credit_ledger.compose import build_catalogue, build_store, fresh_store  # noqa: PLC0415
-    from projections.compare import diff_states  # noqa: PLC0415
+    from projections.compare import compare_stores  # noqa: PLC0415
     from streams.rebuild import rebuild_from_topic  # noqa: PLC0415
 
     bootstrap = kafka_address(settings)
@@ -167,7 +167,7 @@ def rebuild(settings: Settings, into: Path | None) -> int:
     fresh, events = rebuild_from_topic(bootstrap, fresh_store(into), build_catalogue(settings))
     seconds = time.monotonic() - started
     live = build_store(settings)
-    diffs = diff_states(live.states(), fresh.states())
+    diffs = compare_stores(live, fresh)  # states and every derived feed (list changes, ...)
     for diff in diffs:
         json_line(diff)
     summary = {

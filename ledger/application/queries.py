@@ -357,6 +357,45 @@ class QueryService:
         )
         return failed or Answer(OK, body)
 
+    def original(
+        self,
+        principal: Principal,
+        position: int,
+        *,
+        read: Callable[[int], tuple[str | None, bytes] | None],
+        channel: str = "http",
+    ) -> Answer:
+        """The bytes as received of the rejected outcome at ``position``, for whoever submitted it.
+
+        Outcome messages carry a preview of a large original; its department (or the administrator)
+        fetches the whole here. A message registered under no department is the administrator's.
+        """
+        decision = _decide_outcomes(principal, None)
+        found = read(position) if decision.allowed else None
+        mine = principal.role == "administrator" or (
+            principal.role == "department" and found is not None and found[0] == principal.organisation
+        )
+        if decision.allowed and found is not None and not mine:
+            decision = Decision.refuse("not_own_outcomes", "this is not one of your submissions")
+        if not decision.allowed:
+            return self._refusal(principal, "outcomes.original", decision, channel=channel)
+        fields = {"position": position}
+        failed = self._record(
+            principal,
+            "outcomes.original",
+            decision,
+            channel=channel,
+            subject_key=None,
+            returned=["original"] if found else [],
+            filters=fields,
+        )
+        if failed:
+            return failed
+        if found is None:
+            message = f"no rejected outcome with an original at position {position}"
+            return Answer(NOT_FOUND, error_body("no_original", "position", message))
+        return Answer(OK, {**fields, "department": found[0], "original": found[1]})
+
     # -- lists -------------------------------------------------------------------------------
 
     def lists(

@@ -124,6 +124,15 @@ class LoggedOutcome:
     def duplicate(self) -> bool:
         return self.entry.kind == DUPLICATE
 
+    @property
+    def submission_id(self) -> str | None:
+        return self.entry.submission_id
+
+    @property
+    def subject_key(self) -> str | None:
+        """The file the decision was about (a conflict or an unregistered message has none)."""
+        return self.receipt.subject_key if self.receipt is not None else None
+
 
 @dataclass(frozen=True)
 class Outcome:

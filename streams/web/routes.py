@@ -146,6 +146,19 @@ ROUTES: tuple[Route, ...] = (
         "everyone's, a subject's the outcomes of their own grants and revocations.",
     ),
     Route(
+        "GET",
+        "/v1/outcomes/{position}/original",
+        "The whole original of one of your rejected submissions (outcome messages carry a preview)",
+        submissions.original,
+        {200: "The bytes as received", 400: "invalid_query: position", 403: "not yours", 404: "none"},
+        auth=REQUIRED,
+        endpoint="outcomes.original",
+        parameters=(_path("position", {"type": "integer", "minimum": 1}),),
+        response_schemas={200: {"type": "object", "required": ["position", "original"]}},
+        description="Outcome and rejection messages are bounded (256 KiB): a larger original comes "
+        "as a preview with original_ref, this path. A department's key reads its own.",
+    ),
+    Route(
         "POST",
         "/v1/queries/status",
         "A subject's credit status: authorised, purposeful, and recorded before it is returned",

@@ -143,7 +143,7 @@ async def outcomes(api: Api, call: Call) -> Reply:
     ledger = api.parts.ledger
 
     def read(scope: str | None, subject_key: str | None) -> dict[str, Any]:
-        rows = ledger.receipts_after(after, department=scope, limit=limit)
+        rows = ledger.outcomes_after(after, department=scope, limit=limit)
         last = rows[-1][0] if rows else after
         if subject_key is not None:  # a subject's own grants and revocations, filed as the platform
             rows = [(p, r) for p, r in rows if r.subject_key == subject_key and _subjects_own(r)]
@@ -158,5 +158,23 @@ async def outcomes(api: Api, call: Call) -> Reply:
                 call.who, department=department, read=read, filters=filters, channel=call.channel
             )
         )
+
+    return await asyncio.get_running_loop().run_in_executor(api.parts.executor, answer)
+
+
+async def original(api: Api, call: Call) -> Reply:
+    """The whole original of a rejection whose outcome message carries only a preview."""
+    try:
+        position = int(call.params["position"])
+    except ValueError:
+        raise ApiError(400, "invalid_query", "position", "position must be an integer") from None
+    ledger = api.parts.ledger
+
+    def answer() -> Reply:
+        found = api.queries.original(call.who, position, read=ledger.original_at, channel=call.channel)
+        if found.ok:  # bytes as received: as text when UTF-8, else base64, whole
+            raw: bytes = found.body.pop("original")
+            found.body.update(original_fields(raw, budget=len(raw) * 6 + 64))
+        return reply(found)
 
     return await asyncio.get_running_loop().run_in_executor(api.parts.executor, answer)

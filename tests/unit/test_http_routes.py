@@ -52,7 +52,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
 
     served, documented = asyncio.run(run(True))
     assert served == documented
-    assert len(served) == len(ROUTES) == 17
+    assert len(served) == len(ROUTES) == 18
     served, documented = asyncio.run(run(False))  # without a query service: what needs none
     assert (
         served
@@ -126,6 +126,14 @@ def probes(
     probe("GET", outcomes, 401)
     probe("GET", outcomes, 403, key=keys.auditor)
     probe("GET", outcomes, 503, key=keys.tax, during=register_down)
+    original = "/v1/outcomes/{position}/original"
+    rejected = lambda: f"/v1/outcomes/{a_rejected_position(desk)}/original"  # noqa: E731
+    probe("GET", original, 200, url=rejected, key=keys.tax)
+    probe("GET", original, 400, url="/v1/outcomes/abc/original", key=keys.tax)
+    probe("GET", original, 401, url=rejected)
+    probe("GET", original, 403, url=rejected, key=keys.auditor)
+    probe("GET", original, 404, url="/v1/outcomes/999999/original", key=keys.tax)
+    probe("GET", original, 503, url=rejected, key=keys.tax, during=register_down)
     status = "/v1/queries/status"
     probe("POST", status, 200, key=keys.tax, json=status_body)
     probe("POST", status, 400, key=keys.tax, json={**status_body, "as_of": "yesterday"})
@@ -226,6 +234,15 @@ def test_every_documented_status_is_one_a_handler_answers(
     every_route_answers_500_in_json(desk, tmp_path / "failing", monkeypatch)
 
 
+def a_rejected_position(desk: Desk) -> int:
+    """The outcomes-log position of a rejected tax-bureau submission (filed on first use)."""
+    bad = {**example("file_record"), "submission_id": "TAX-REJECTED-ORIGINAL"}
+    bad["subject"] = {**bad["subject"], "id": "11010519491231002Y"}  # a wrong check digit
+    desk.ledger.submit([bad])
+    logged = desk.ledger.outcomes_after(0, limit=100_000)
+    return next(p for p, o in logged if o.submission_id == "TAX-REJECTED-ORIGINAL")
+
+
 def sign_a_checkpoint_then_file_one_more(desk: Desk, data_dir: Path) -> None:
     tree = LedgerTree(desk.ledger)
     tree.catch_up()
@@ -253,6 +270,7 @@ def every_route_answers_500_in_json(desk: Desk, data_dir: Path, monkeypatch: pyt
         async with Web(desk, data_dir, failing) as web:
             for route in failing:
                 path = route.path.replace("{list_name}", "black").replace("{authorisation_id}", "A")
+                path = path.replace("{position}", "1")
                 status, body = await web.call(route.method, path, key=keys.tax, json={})
                 assert (status, body["error"]["code"]) == (500, "internal_error"), route.path
 

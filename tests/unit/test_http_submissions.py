@@ -172,3 +172,34 @@ def test_a_subject_reads_the_outcome_of_their_own_grant_and_no_one_elses(desk: D
         assert status == 403
 
     serve(desk, tmp_path, scenario)
+
+
+def test_a_large_rejected_original_comes_as_a_preview_and_its_department_fetches_it_whole(
+    desk: Desk, tmp_path: Path
+) -> None:
+    bad = copy.deepcopy(example("file_record"))
+    bad["submission_id"], bad["subject"]["id"] = "TAX-2026-LARGE", "11010519491231002Y"
+    bad["record"]["title"] = "x" * 9000
+    bad["reason"] = ["y" * 9000] * 40  # about 360 KB: over the outcome message's 256 KiB
+    raw = orjson.dumps(bad)
+    (rejected,) = desk.ledger.submit([raw])
+    assert not rejected.accepted
+    tax = desk.api_key("department", "tax_bureau")
+    market = desk.api_key("department", "market_regulator")
+
+    async def scenario(web: Web) -> None:
+        _, page = await web.call("GET", "/v1/outcomes", key=tax)
+        (outcome,) = [o for o in page["outcomes"] if o["submission_id"] == "TAX-2026-LARGE"]
+        assert outcome["original_truncated"] is True
+        assert outcome["original_bytes"] == len(raw)
+        status, whole = await web.call("GET", outcome["original_ref"], key=tax)
+        assert status == 200
+        assert whole["original"].encode() == raw
+        status, refused = await web.call("GET", outcome["original_ref"], key=market)
+        assert (status, refused["error"]["code"]) == (403, "not_own_outcomes")
+        assert [r["outcome"] for r in records(desk) if r["endpoint"] == "outcomes.original"] == [
+            "allowed",
+            "refused",
+        ]
+
+    serve(desk, tmp_path, scenario)
