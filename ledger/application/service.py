@@ -50,7 +50,8 @@ from ledger.domain.outcomes import (
 from ledger.domain.queries import QueryRecord
 from ledger.domain.redaction import shown_id
 from ledger.domain.subjects import SubjectCode, subject_key
-from ledger.store.recorders import POPOLedgerRecorder, SQLiteLedgerRecorder
+from ledger.store.memory import POPOLedgerRecorder
+from ledger.store.sqlite import SQLiteLedgerRecorder
 from ledger.store.transcoder import OrjsonTranscoder
 
 log = logging.getLogger(__name__)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
-import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -18,6 +16,7 @@ import orjson
 
 from ledger.application import limits
 from ledger.application.limits import MAX_DECODED_BYTES
+from ledger.application.values import check_integers, strict_date, strict_datetime
 from ledger.domain import commands as c
 from ledger.domain.errors import InvalidInput
 from ledger.domain.integrity import canonical_bytes
@@ -150,7 +149,7 @@ def check_shape(submission: Mapping[str, Any]) -> None:
             or (type(record) is dict and type(record.get("display_months", 0)) not in (int, type(None)))
             or (type(changes) is dict and type(changes.get("display_months", 0)) not in (int, type(None)))
         ):
-            _check_integers(submission)
+            check_integers(submission)
         return
     errors = sorted(validator.iter_errors(submission), key=lambda e: (-len(e.instance_path), str(e.message)))
     # The deepest error is the most specific ("record.decision.date" rather than "record").
@@ -171,143 +170,6 @@ def check_shape(submission: Mapping[str, Any]) -> None:
     raise InvalidInput(_shape_message(error, field), field=field, code="invalid_field")
 
 
-def _integer(value: Any, field: str) -> None:
-    """JSON Schema counts 6.0 as an integer; the ledger does not (nor true, which is no number)."""
-    if type(value) is not int:
-        raise InvalidInput(
-            f"{field}: expected an integer written without a fraction or exponent (6, not 6.0); "
-            f"got {echo(value)}",
-            field=field,
-            code="invalid_field",
-        )
-
-
-def _check_integers(data: Mapping[str, Any]) -> None:
-    """The schema's integer fields, held to ``int``: ``schema_version`` and ``display_months``."""
-    if "schema_version" in data:
-        _integer(data["schema_version"], "schema_version")
-    for parent in ("record", "changes"):
-        container = data.get(parent)
-        if isinstance(container, Mapping) and "display_months" in container:
-            value = container["display_months"]
-            if value is not None:
-                _integer(value, f"{parent}.display_months")
-
-
-DATE_MIN = date(1800, 1, 1)
-DATE_MAX = date(2999, 12, 31)
-"""The range of every date field: wide enough for any record, narrow enough that a display
-period (up to 600 months) or a clean-record span added to it is still a date."""
-
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_TIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
-def _real_date(year: int, month: int, day: int, text: str, field: str) -> date:
-    if not 1 <= month <= 12:
-        raise InvalidInput(
-            f"{field}: {echo(text)} is not a real date: month {month:02d} does not exist", field=field
-        )
-    try:
-        return date(year, month, day)
-    except ValueError:
-        days = calendar.monthrange(year, month)[1] if year >= 1 else 31
-        raise InvalidInput(
-            f"{field}: {echo(text)} is not a real date: {calendar.month_name[month]} {year} has {days} days",
-            field=field,
-        ) from None
-
-
-def _date(value: str, field: str) -> date:
-    """A ``YYYY-MM-DD`` date that exists, within :data:`DATE_MIN` .. :data:`DATE_MAX`."""
-    match = _DATE.fullmatch(value)
-    if match is None:
-        raise InvalidInput(f"{field}: expected a real date YYYY-MM-DD, got {echo(value)}", field=field)
-    year, month, day = (int(g) for g in match.groups())
-    if year == 0:
-        raise InvalidInput(f"{field}: {echo(value)} is not a real date: there is no year 0", field=field)
-    parsed = _real_date(year, month, day, value, field)
-    if not DATE_MIN <= parsed <= DATE_MAX:
-        raise InvalidInput(
-            f"{field}: {value} is out of range: dates from {DATE_MIN} to {DATE_MAX} are accepted", field=field
-        )
-    return parsed
-
-
-def _datetime(value: str, field: str) -> datetime:
-    """An RFC 3339 time with a zone offset, strictly: a real date, a real time of day, an offset
-    within ±23:59, and a moment that exists in UTC and in China time. Returned in UTC.
-
-    The common case is read by ``datetime.fromisoformat`` (in C), once the few things it would
-    let through are ruled out (other forms, non-ASCII digits, offset minutes of 60 or more);
-    anything it refuses is read again by :func:`_strict_datetime`, which says what is wrong.
-    """
-    if (
-        value.isascii()
-        and len(value) >= 20
-        and value[10] == "T"
-        and (value[-1] == "Z" or (value[-6] in "+-" and value[-3] == ":" and value[-2] < "6"))
-    ):
-        try:
-            utc = datetime.fromisoformat(value).astimezone(UTC)
-        except (ValueError, OverflowError):
-            pass
-        else:
-            if utc.year < 9999:  # so the day in China, which every rule counts in, exists too
-                return utc
-    return _strict_datetime(value, field)
-
-
-def _strict_datetime(value: str, field: str) -> datetime:
-    """``_datetime`` character by character: every refusal names what is wrong."""
-    match = _TIME.fullmatch(value)
-    if match is None:
-        raise InvalidInput(
-            f"{field}: expected an RFC 3339 time with a zone offset "
-            f"(YYYY-MM-DDTHH:MM:SS[.fraction] then Z or ±HH:MM), got {echo(value)}",
-            field=field,
-        )
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, zone = match.group(7), match.group(8)
-    if year == 0:
-        raise InvalidInput(f"{field}: {echo(value)} is not a real date: there is no year 0", field=field)
-    _real_date(year, month, day, value, field)
-    if hour > 23 or minute > 59 or second > 59:
-        leap = (
-            " (leap seconds are not accepted: use :59)"
-            if second == 60 and hour <= 23 and minute <= 59
-            else ""
-        )
-        raise InvalidInput(
-            f"{field}: {echo(value)} is not a real time of day: expected 00:00:00 to 23:59:59{leap}",
-            field=field,
-        )
-    offset = timedelta(0)
-    if zone != "Z":
-        hours, minutes = int(zone[1:3]), int(zone[4:6])
-        if hours > 23 or minutes > 59:
-            raise InvalidInput(
-                f"{field}: the zone offset {zone} is not valid: expected -23:59 to +23:59, "
-                "with minutes 00-59",
-                field=field,
-            )
-        offset = timedelta(hours=hours, minutes=minutes) * (-1 if zone[0] == "-" else 1)
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        moment = datetime(year, month, day, hour, minute, second, micro, tzinfo=timezone(offset))
-        utc = moment.astimezone(UTC)
-        local_date(utc)  # the day in China, which every rule counts in, must exist too
-    except OverflowError:
-        raise InvalidInput(
-            f"{field}: {value} is out of range: times from 0001-01-01T00:00:00Z to "
-            "9999-12-31T15:59:59Z can be recorded",
-            field=field,
-        ) from None
-    return utc
-
-
 def _ref(raw: Mapping[str, Any], department: str) -> c.RecordRef:
     return c.RecordRef(provider=raw.get("provider", department), record_id=raw["record_id"])
 
@@ -315,7 +177,7 @@ def _ref(raw: Mapping[str, Any], department: str) -> c.RecordRef:
 def _changes(raw: Mapping[str, Any], field: str) -> dict[str, Any]:
     changes = dict(raw)
     if "decision_date" in changes:
-        changes["decision_date"] = _date(changes["decision_date"], f"{field}.decision_date").isoformat()
+        changes["decision_date"] = strict_date(changes["decision_date"], f"{field}.decision_date").isoformat()
     return changes
 
 
@@ -335,7 +197,7 @@ def parse(
     check_shape(data)
     fingerprint = content_digest
     department = data["department"]
-    occurred_at = _datetime(data["occurred_at"], "occurred_at")
+    occurred_at = strict_datetime(data["occurred_at"], "occurred_at")
     if occurred_at > now + CLOCK_SKEW:
         raise InvalidInput(
             f"occurred_at {cap(data['occurred_at'], MAX_ECHO)} is in the future "
@@ -401,7 +263,7 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
             severity=r.get("severity"),
             title=r["title"],
             decision_document=r["decision"]["document_number"],
-            decision_date=_date(r["decision"]["date"], "record.decision.date"),
+            decision_date=strict_date(r["decision"]["date"], "record.decision.date"),
             legal_basis=r.get("legal_basis", ""),
             display_months=r.get("display_months"),
             responsible_persons=persons,
@@ -440,8 +302,8 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
             authorisation_id=a["authorisation_id"],
             organisation=a["organisation"],
             purpose=a["purpose"],
-            valid_from=_date(a["valid_from"], "authorisation.valid_from"),
-            valid_until=_date(a["valid_until"], "authorisation.valid_until"),
+            valid_from=strict_date(a["valid_from"], "authorisation.valid_from"),
+            valid_until=strict_date(a["valid_until"], "authorisation.valid_until"),
         )
     if action == "revoke_authorisation":
         return c.RevokeAuthorisation(data["authorisation_id"])
@@ -458,8 +320,8 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
             list=d["list"],
             basis=d["basis"],
             document_number=d["document_number"],
-            valid_from=_date(d["valid_from"], "designation.valid_from"),
-            valid_until=_date(d["valid_until"], "designation.valid_until"),
+            valid_from=strict_date(d["valid_from"], "designation.valid_from"),
+            valid_until=strict_date(d["valid_until"], "designation.valid_until"),
             records=tuple(_ref(r, department) for r in d.get("records", [])),
         )
     if action == "end_designation":

@@ -1,5 +1,8 @@
 """PostgreSQL application recorder that also keeps the submission register, in one transaction.
 
+One module of over 400 lines because it is one class: its statements, composed once against the
+configured schema, and the transaction they share belong together.
+
 Needs the ``postgres`` extra (psycopg 3). The register is the same as the SQLite one: a
 ``submission_receipts`` table, one row per decided submission, written in the transaction that
 writes the events the submission produced, so a receipt exists exactly when its events do.

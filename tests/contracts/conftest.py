@@ -22,7 +22,7 @@ from eventsourcing.persistence import ApplicationRecorder
 
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue, load_catalogue
-from ledger.store.recorders import POPOLedgerRecorder
+from ledger.store.memory import POPOLedgerRecorder
 from tests.conftest import SECRET
 from tests.integration.pg_server import PgServer
 

@@ -1,0 +1,172 @@
+"""The in-memory recorder: the SQLite recorder's register, outcomes log and ports, without a database.
+
+For unit tests and trials (``PERSISTENCE_MODULE=eventsourcing.popo``); held to the same contract
+suite as the SQL recorders (``tests/contracts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+
+from ledger.domain.outcomes import (
+    DECIDED,
+    RECEIPT_GENESIS,
+    LoggedOutcome,
+    OutcomeEntry,
+    Receipt,
+)
+from ledger.store.rows import (
+    API_KEY_COLUMNS,
+    EventRow,
+    Logged,
+    chained,
+    check_read_versions,
+    decided_entry,
+    positioned,
+    receipt_from_row,
+)
+
+
+class POPOLedgerRecorder(POPOApplicationRecorder):
+    """In-memory recorder with the same register, outcomes log and ports, for unit tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._receipts: dict[tuple[str, str], tuple[int, Receipt]] = {}
+        self._outcomes: list[tuple[int, OutcomeEntry]] = []
+        self._logged_sources: set[tuple[str, str]] = set()
+        self._relay_positions: dict[str, int] = {}
+        self._keys: dict[str, dict[str, Any]] = {}
+
+    def last_receipt_position(self) -> int:
+        with self._database_lock:
+            return max((p for p, _ in self._receipts.values()), default=0)
+
+    def last_outcome_position(self) -> int:
+        with self._database_lock:
+            return self._outcomes[-1][0] if self._outcomes else 0
+
+    def receipt_head(self) -> tuple[int, str]:
+        with self._database_lock:
+            if not self._receipts:
+                return (0, RECEIPT_GENESIS)
+            position, receipt = max(self._receipts.values(), key=lambda pr: pr[0])
+            return (position, receipt.chain_hash)
+
+    def relay_position(self, name: str) -> int:
+        return self._relay_positions.get(name, 0)
+
+    def save_relay_position(self, name: str, position: int) -> None:
+        self._relay_positions[name] = position
+
+    def _update_table(
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        outcomes: Sequence[Logged] = (),
+        read_versions: Mapping[UUID, int] | None = None,
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        if read_versions:
+            index = self._stored_events_index
+            current = {k: max(index[str(k)], default=0) for k in read_versions if str(k) in index}
+            check_read_versions(current, read_versions)
+        base = self._outcomes[-1][0] if self._outcomes else 0
+        positions = range(base + 1, base + 1 + len(outcomes))
+        _, placed = positioned(outcomes, positions)
+        for _, r in placed:
+            if r.key in self._receipts:
+                msg = f"submission {r.key} already has a receipt"
+                raise IntegrityError(msg)  # as the SQL recorders' unique key does
+        head = self.receipt_head()[1] if placed else None
+        ids = super()._update_table(stored_events, **kwargs)
+        for row in chained(placed, head):
+            receipt = receipt_from_row(row[1:])
+            self._receipts[receipt.key] = (row[0], receipt)
+        for position, logged in zip(positions, outcomes, strict=True):
+            entry = decided_entry(logged) if isinstance(logged, Receipt) else logged
+            seen = (
+                (entry.source, entry.digest) if entry.source is not None and entry.kind != DECIDED else None
+            )
+            if seen is not None and seen in self._logged_sources:
+                continue  # a redelivered message: logged the first time it came
+            if seen is not None:
+                self._logged_sources.add(seen)
+            self._outcomes.append((position, entry))
+        return ids
+
+    def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
+        with self._database_lock:
+            return {i for i in ids if self._stored_events_index.get(str(i))}
+
+    def select_receipts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Receipt]:
+        with self._database_lock:
+            return {k: self._receipts[k][1] for k in keys if k in self._receipts}
+
+    def receipts_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, Receipt]]:
+        with self._database_lock:
+            rows = sorted(self._receipts.values(), key=lambda pr: pr[0])
+        rows = [(p, r) for p, r in rows if p > position and department in (None, r.department)]
+        return rows[:limit]
+
+    def outcomes_after(
+        self, position: int, *, department: str | None = None, limit: int = 1000
+    ) -> list[tuple[int, LoggedOutcome]]:
+        with self._database_lock:
+            found = []
+            for at, entry in self._outcomes:
+                if at <= position or department not in (None, entry.department):
+                    continue
+                first = self._receipts.get(entry.key) if entry.key is not None else None
+                found.append(
+                    (at, LoggedOutcome(entry, first[1] if first else None, first[0] if first else None))
+                )
+                if len(found) == limit:
+                    break
+            return found
+
+    def event_rows(self, after: int, limit: int, *, stop: int | None = None) -> list[EventRow]:
+        return [
+            (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+            for n in self.select_notifications(after + 1, limit, stop=stop)
+        ]
+
+    def stream_rows(self, stream_id: UUID) -> list[EventRow]:
+        with self._database_lock:
+            index = self._stored_events_index.get(str(stream_id), {})
+            return [
+                (i + 1, str(stream_id), version, self._stored_events[i].topic, self._stored_events[i].state)
+                for version, i in sorted(index.items())
+            ]
+
+    def head(self) -> int:
+        return self.max_notification_id() or 0
+
+    def add_key(self, row: Mapping[str, Any]) -> None:
+        with self._database_lock:
+            if row["key_id"] in self._keys:
+                msg = f"key {row['key_id']} exists"
+                raise ValueError(msg)
+            self._keys[row["key_id"]] = {column: row.get(column) for column in API_KEY_COLUMNS}
+
+    def key(self, key_id: str) -> dict[str, Any] | None:
+        found = self._keys.get(key_id)
+        return dict(found) if found else None
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        return sorted((dict(k) for k in self._keys.values()), key=lambda k: (k["created_at"], k["key_id"]))
+
+    def revoke_key(self, key_id: str, at: str) -> bool:
+        with self._database_lock:
+            found = self._keys.get(key_id)
+            if found is None or found["revoked_at"]:
+                return False
+            found["revoked_at"] = at
+            return True
