@@ -23,9 +23,6 @@ from ledger.domain.errors import InvalidInput, LedgerError
 
 log = logging.getLogger("ledger.application.service")
 
-SOURCE_DEPARTMENT = ""
-"""Department of the receipt for a message with no usable key: its submission id is its source."""
-
 
 @dataclass
 class Item:
