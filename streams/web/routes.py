@@ -118,19 +118,23 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/submissions",
-        "Publish a batch of submissions to credit.submissions; a receipt per item",
+        "Record a batch of submissions for the intake; a receipt per item",
         submissions.submit,
         {
-            202: "Queued: read each outcome at /v1/outcomes or on credit.outcomes",
+            202: "Recorded in the inbox: read each outcome at /v1/outcomes or on credit.outcomes "
+            "(its source is the receipt's source)",
             400: "undecodable: the body is not JSON, or not an object, an array or JSON lines",
             413: "batch_too_large: a body over 16 MiB or more than 10,000 submissions",
+            503: "inbox_unavailable: the ledger's database did not answer; nothing was recorded",
         },
         max_body=submissions.MAX_BODY,
         request_body=SUBMISSIONS_BODY,
         response_schemas={202: _ref("Receipts")},
         description="A JSON object, a JSON array, or JSON lines (Content-Type: application/x-ndjson). "
-        "An item that is not a JSON object, nests too deeply or is larger than one Kafka message "
-        "is refused in its receipt and not sent; the others are. Limits: docs/http.md.",
+        "Every item accepted is recorded in the ledger's inbox, in one transaction, before the answer: "
+        "a receipt is never lost. The relay then publishes it to credit.submissions. An item that is "
+        "not a JSON object, nests too deeply or is larger than one Kafka message is refused in its "
+        "receipt and not recorded; the others are. Limits: docs/http.md.",
     ),
     Route(
         "GET",

@@ -11,7 +11,7 @@ import threading
 
 import orjson
 
-from contract.messages import submission_key
+from contract.messages import inbox_item
 from ledger.application.ports import Inbox
 from ledger.domain.inbox import InboxItem, inbox_source
 from tests.contracts.conftest import Backend
@@ -19,17 +19,10 @@ from tests.contracts.samples import OTHER_PEOPLE, filing
 
 
 def item(submission: dict[str, object] | bytes) -> InboxItem:
-    """An inbox item as the HTTP door makes it (department and id only when both are strings)."""
-    data = orjson.loads(submission) if isinstance(submission, bytes) else submission
-    value = submission if isinstance(submission, bytes) else orjson.dumps(submission)
-    department, submission_id = data.get("department"), data.get("submission_id")
-    keyed = isinstance(department, str) and isinstance(submission_id, str)
-    return InboxItem(
-        submission_key(data),
-        value,
-        department if keyed else None,  # type: ignore[arg-type]  # a str when keyed
-        submission_id if keyed else None,  # type: ignore[arg-type]
-    )
+    """An inbox item as the HTTP door makes it."""
+    if isinstance(submission, bytes):
+        return inbox_item(orjson.loads(submission), submission)
+    return inbox_item(submission, orjson.dumps(submission))
 
 
 def test_the_recorder_implements_the_inbox_port(backend: Backend) -> None:
