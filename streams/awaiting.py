@@ -76,6 +76,46 @@ class AwaitReport(PublishReport):
         }
 
 
+class Answers:
+    """Which of our sends each outcome answers: by its ``source``, or (from a ledger older than the
+    ``source`` field) by department and submission id. Kafka-free, so it is tested on its own."""
+
+    def __init__(self) -> None:
+        self.by_source: dict[str, Pending] = {}
+        self.by_ident: dict[tuple[str, str], list[Pending]] = {}
+
+    def expect(self, pending: Pending) -> None:
+        if pending.line.ident is not None:
+            self.by_ident.setdefault(pending.line.ident, []).append(pending)
+
+    def landed(self, pending: Pending, source: str) -> None:
+        pending.sources.add(source)
+        self.by_source[source] = pending
+
+    def take(self, value: bytes) -> int:
+        """Note one outcome message; 1 when it is the first answer to one of our lines, else 0. A
+        first decision replaces a duplicate seen before (a re-send's answer can only come before
+        the first copy's when the first was read earlier, or on a rewind that has not reached it)."""
+        try:
+            outcome = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return 0
+        if not isinstance(outcome, dict):
+            return 0
+        if "source" in outcome:
+            found = self.by_source.get(outcome["source"]) if isinstance(outcome["source"], str) else None
+            candidates = [found] if found is not None else []
+        else:
+            ident: Any = (outcome.get("department"), outcome.get("submission_id"))
+            candidates = [p for p in self.by_ident.get(ident, []) if p.answer is None][:1]
+        first = 0
+        for pending in candidates:
+            if pending.answer is None or (pending.answer.get("duplicate") and not outcome.get("duplicate")):
+                first += pending.answer is None
+                pending.answer = outcome
+        return first
+
+
 class Follower:
     """Sends, follows credit.outcomes, re-sends: the loop described in the module's docstring."""
 
@@ -91,8 +131,7 @@ class Follower:
             auto_offset_reset="earliest",
             allow_auto_create_topics=False,  # credit.outcomes is the platform's to create
         )
-        self.by_source: dict[str, Pending] = {}
-        self.by_ident: dict[tuple[str, str], list[Pending]] = {}
+        self.answers = Answers()
         self.in_flight: list[tuple[Pending, Any]] = []
         self.partitions: list[TopicPartition] = []
         self.away = False
@@ -134,9 +173,9 @@ class Follower:
                 continue
             if not pending.sources:
                 report.sent += 1
-            source = f"{metadata.topic}/{metadata.partition}/{metadata.offset}@{metadata.timestamp}"
-            pending.sources.add(source)
-            self.by_source[source] = pending
+            self.answers.landed(
+                pending, f"{metadata.topic}/{metadata.partition}/{metadata.offset}@{metadata.timestamp}"
+            )
         self.in_flight.clear()
         if failed:
             self.producer.close(timeout=1)
@@ -164,28 +203,8 @@ class Follower:
         answered = 0
         for records in batch.values():
             for record in records:
-                answered += self._answer(record.value)
+                answered += self.answers.take(record.value)
         return answered
-
-    def _answer(self, value: bytes) -> int:
-        try:
-            outcome = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return 0
-        if not isinstance(outcome, dict):
-            return 0
-        if "source" in outcome:
-            found = self.by_source.get(outcome["source"]) if isinstance(outcome["source"], str) else None
-            candidates = [found] if found is not None else []
-        else:  # a ledger from before outcomes named their source: by id, for our sends not answered
-            ident: Any = (outcome.get("department"), outcome.get("submission_id"))
-            candidates = [p for p in self.by_ident.get(ident, []) if p.answer is None][:1]
-        better = 0
-        for pending in candidates:
-            if pending.answer is None or (pending.answer.get("duplicate") and not outcome.get("duplicate")):
-                better += pending.answer is None
-                pending.answer = outcome
-        return better
 
 
 def publish_until_outcome(
@@ -209,8 +228,7 @@ def publish_until_outcome(
         for line in prepared(lines, department, report, on_refusal):
             pending = Pending(line)
             sent.append(pending)
-            if line.ident is not None:
-                follower.by_ident.setdefault(line.ident, []).append(pending)
+            follower.answers.expect(pending)
             follower.send(pending)
             if len(follower.in_flight) >= 5000:
                 follower.settle(report)
