@@ -5,6 +5,8 @@
   it. After the restart every 202'd item has exactly one first outcome, none doubled.
 - Issue 12: ``publish --until-outcome`` across a broker restart: every submission answered (the
   ones lost with the topic re-sent), none doubled, and the summary says so.
+- Issue 10, item 5: ``publish`` refuses a line over the ledger's limit locally, naming its line
+  and the limit, sends the lines after it, and always ends with its summary.
 - Issue 10, item 17: two publishers with different partitioners (kafka-python's murmur2, and a
   random one) send submissions about the same subjects to two intake workers: every submission
   has exactly one first outcome and every chain verifies.
@@ -37,6 +39,7 @@ from contract.messages import submission_key
 from credit_ledger.generator import SubmissionGenerator
 from ledger.domain.catalogue import load_catalogue
 from ledger.store.inbox import _SQLITE_PAGE
+from streams import admin
 from streams.broker import EmbeddedBroker, free_port
 from streams.clients import read_topic
 from tests.integration.serving import SUBJECT_SECRET, Served, is_scheduler_command, records, wait_for
@@ -273,6 +276,49 @@ def test_issue_10_item_17_two_partitioners_and_two_intake_workers_give_one_outco
             assert served.stop() == 0
         checked = verify(served)
         assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+
+
+def test_issue_10_item_5_publish_refuses_a_1_5_mb_line_sends_the_rest_and_prints_its_summary(
+    tmp_path: Path,
+) -> None:
+    good = generated("size", 4, seed=5)
+    huge = {**good[0], "submission_id": "SIZE-HUGE", "padding": "x" * 1_500_000}
+    lines = [orjson.dumps(good[0]), orjson.dumps(good[1]), b"", orjson.dumps(huge), orjson.dumps(good[2])]
+    lines.append(orjson.dumps(good[3]))
+    file = tmp_path / "today.jsonl"
+    file.write_bytes(b"\n".join(lines) + b"\n")
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        admin.ensure_topics(broker.bootstrap)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "credit_ledger.cli",
+                "publish",
+                str(file),
+                "--kafka-bootstrap",
+                broker.bootstrap,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1, "a refused line is an error"
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert (summary["sent"], summary["refused"], summary["failed"]) == (4, 1, 0)
+        (refusal,) = [line for line in done.stderr.splitlines() if "not sent" in line]
+        size = len(orjson.dumps(huge))
+        assert refusal == (
+            f"not sent: line 4: too_large: the submission is {size:,} bytes; at most 262,144 bytes are "
+            "accepted (the ledger's limit for one submission)"
+        )
+        assert "Traceback" not in done.stderr
+        sent = [
+            orjson.loads(r.value)["submission_id"]
+            for r in read_topic(broker.bootstrap, topics.SUBMISSIONS, idle=0.5)
+        ]
+        assert sorted(sent) == sorted(s["submission_id"] for s in good)
 
 
 class Randomly(Partitioner):
