@@ -25,6 +25,7 @@ from credit_ledger.output import note
 from credit_ledger.supervisor import ChildSupervisor
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
+from ledger.verification.policy import parse_witness_list
 from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, group_timing
@@ -246,6 +247,8 @@ def relay(settings: Settings) -> int:
                 session_timeout=settings.kafka_session_timeout,
                 stop=stop,
                 data_dir=settings.data_dir,
+                origin=settings.log_origin,
+                witnesses=parse_witness_list(settings.witnesses or ""),
             )
         )
     return 0

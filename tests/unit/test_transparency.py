@@ -412,8 +412,9 @@ def test_the_publisher_signs_a_checkpoint_every_n_events_or_t_seconds_and_only_w
     assert asyncio.run(run()) == [0, 1, 0, 1, 0, 1]
     filed = CheckpointLog.in_dir(tmp_path).checkpoints()
     assert [(t, k, Checkpoint.from_dict(orjson.loads(v))) for t, k, v in sent.records] == [
-        ("credit.digests", signer.key_id.encode(), cp) for cp in filed
+        ("credit.digests", cp.key_id.encode(), cp) for cp in filed
     ]
+    assert {cp.version for cp in filed} == {3}  # C2SP checkpoint notes, keyed by the note's key id
     assert filed[-1].size == len(stored(ledger))
     assert audit(ledger, sourced(*filed), signer.public_key_hex).problems == []
 
