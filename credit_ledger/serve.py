@@ -128,6 +128,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
             health_stall_seconds=settings.health_stall_seconds,
             scheduler_interval=settings.scheduler_interval,
+            log_origin=settings.log_origin,
         )
         read_store = build_store(settings) if http else None
         queries = build_query_service(ledger, read_store) if read_store is not None else None
