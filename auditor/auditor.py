@@ -265,7 +265,7 @@ def _b64(text: str, what: str) -> bytes:
 
 def parse_vkey(text: str, kind: int) -> Key:
     """A vkey ``name+hex id+base64(type || key)`` of signature type ``kind``, its id checked."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # the base64 key may hold a "+" itself
     if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]) or not parts[0]:
         raise Invalid(f"{text[:80]!r} is not a vkey (name+8 hex digits+base64 key)")
     material = _b64(parts[2], f"the key of vkey {parts[0]}")

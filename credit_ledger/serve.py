@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +19,7 @@ from credit_ledger.compose import (
 )
 from credit_ledger.config import ConfigError, Settings, ledger_env, redacted
 from credit_ledger.output import note
+from credit_ledger.signals import run_until_signalled
 from credit_ledger.supervisor import ChildSupervisor
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
@@ -210,19 +208,6 @@ def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def run_until_signalled(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run ``work(stop)`` on its own event loop; SIGTERM or SIGINT sets ``stop``, so it ends cleanly."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await work(stop)
-
-    asyncio.run(main())
 
 
 def _start_child(settings: Settings, command: str) -> str | None:

@@ -85,7 +85,7 @@ class VerifierKey:
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
         """Read ``<name>+<hex key id>+<base64(type || key)>``, checking that the key id is right."""
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # the base64 key may hold a "+" itself
         if len(parts) != 3 or len(parts[1]) != 8:
             raise NoteError(f"a vkey is <name>+<8 hex digits>+<base64 key>, not {text[:80]!r}")
         name, hex_id, encoded = parts

@@ -25,7 +25,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from ledger.verification.checkpoints import configured_seed, seed_file
 from ledger.verification.merkle import EMPTY_ROOT, verify_consistency
 from ledger.verification.notes import (
     COSIGNATURE_V1,
@@ -55,6 +56,17 @@ SIZE_TYPE = "text/x.tlog.size"
 NOTE_TYPE = "text/plain; charset=utf-8"
 STATE_FILE = "witness-state.json"
 REFUSED_FILE = "witness-refused.jsonl"
+KEY_FILE = "witness-key.seed"
+"""Where a witness's data dir keeps its Ed25519 seed (hex) when ``CREDIT_WITNESS_KEY`` is unset."""
+KEY_VARIABLE = "CREDIT_WITNESS_KEY"
+"""The environment variable that holds a witness's Ed25519 seed as 64 hex digits."""
+
+
+def witness_signer(name: str, data_dir: Path, environ: Mapping[str, str] | None = None) -> NoteSigner:
+    """The witness's cosigning key under ``name``: from CREDIT_WITNESS_KEY, else the data dir's seed
+    file, written (mode 0600) on first use."""
+    seed = configured_seed(data_dir, KEY_FILE, KEY_VARIABLE, environ)
+    return NoteSigner(name, seed if seed is not None else seed_file(data_dir, KEY_FILE), COSIGNATURE_V1)
 
 
 class RequestError(ValueError):

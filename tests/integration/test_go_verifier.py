@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +25,16 @@ from ledger.verification.signed import Checkpoint, CheckpointSigner
 from ledger.verification.transparency import LedgerTree
 from streams.web.calls import Reply
 from streams.web.proofs import ProofService
-from tests.conftest import SECRET, Clock
+from tests.conftest import Clock
 from tests.integration.goverifier import GoVerifier, go_verifier
 from tests.unit.querydesk import Desk
+from tests.unit.test_transparency import NOW, ledger
 from tests.unit.webdesk import Web
 
-__all__ = ["go_verifier"]  # the fixture
+__all__ = ["go_verifier", "ledger"]  # the fixtures (the ledger's clock says NOW)
 
 ORIGIN = "credit-ledger.shanxi/v1"
-NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
 SEED = bytes(range(32))
-
-
-@pytest.fixture
-def ledger(catalogue: Catalogue) -> Iterator[CreditLedger]:
-    app = CreditLedger(
-        catalogue=catalogue,
-        secret=SECRET,
-        clock=lambda: NOW,
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
-    )
-    yield app
-    app.close()
 
 
 def grow_to(ledger: CreditLedger, catalogue: Catalogue, events: int, seed: int) -> None:

@@ -126,6 +126,13 @@ def test_malformed_notes_are_refused(raw: str | bytes) -> None:
         parse_note(raw)
 
 
+def test_a_vkey_whose_base64_key_holds_a_plus_is_read_whole() -> None:
+    key = NoteSigner("credit-ledger.shanxi/v1", bytes(range(32))).vkey
+    text = str(key)
+    assert "+" in text.split("+", 2)[2]  # this key's base64 has a plus of its own
+    assert VerifierKey.parse(text) == key
+
+
 def test_vkeys_with_a_wrong_id_length_or_algorithm_are_refused() -> None:
     for bad in (
         "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",  # Go's wrong-length key
