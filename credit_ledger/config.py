@@ -192,7 +192,10 @@ def _origin(value: str) -> None:
 def _witness_list(value: str) -> None:
     from ledger.verification.policy import parse_witness_list  # noqa: PLC0415 - keep --help fast
 
-    parse_witness_list(value)
+    try:
+        parse_witness_list(value)
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(exc).startswith("must") else f"is not usable: {exc}") from None
 
 
 VARIABLES: tuple[Variable, ...] = (

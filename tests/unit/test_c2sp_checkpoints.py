@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 from datetime import timedelta
 
 import orjson
 import pytest
 
+from credit_ledger.config import ConfigError, Settings
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
@@ -240,3 +242,24 @@ def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
     assert "(witness http://w2)" in conflict.message
     assert (mismatch.kind, mismatch.details["sources"]) == ("checkpoint_root", ["witness http://w2"])
     assert mismatch.details["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("CREDIT_LOG_ORIGIN", "credit ledger", "CREDIT_LOG_ORIGIN must be a name with no spaces or '+'"),
+        ("CREDIT_LOG_ORIGIN", "a+b/v1", "CREDIT_LOG_ORIGIN must be a name with no spaces or '+'"),
+        ("CREDIT_WITNESSES", "http://127.0.0.1:9001", "CREDIT_WITNESSES must list 'VKEY URL' pairs"),
+        (
+            "CREDIT_WITNESSES",
+            f"{CheckpointSigner(SEED).vkey(ORIGIN)} http://x",
+            "not 0x04 (a cosignature/v1 key)",
+        ),
+    ],
+)
+def test_an_origin_or_a_witness_list_that_cannot_be_used_is_a_configuration_error(
+    variable: str, value: str, said: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        Settings.from_env({variable: value})
+    assert Settings.from_env({"CREDIT_LOG_ORIGIN": ORIGIN}).log_origin == ORIGIN
