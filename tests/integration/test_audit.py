@@ -491,6 +491,26 @@ def test_consistency_proofs_between_every_pair_of_checkpoints_convince_the_stand
     assert "4 checkpoints, 3 consistency proofs;" in err
 
 
+def test_checkpoint_note_prints_the_note_it_filed_under_the_origin_checkpoint_key_names(
+    data: DataDir,
+) -> None:
+    data.submit(6)
+    origin = ["--log-origin", "credit-ledger.shanxi/v1"]
+    data.capsys.readouterr()
+    assert main(["checkpoint", "--note", *origin, "--data-dir", str(data.path)]) == 0
+    note, err = data.capsys.readouterr()
+    filed = CheckpointLog.in_dir(data.path).last()
+    assert filed is not None
+    assert Checkpoint.from_note(note) == filed
+    assert note == filed.note()
+    assert f"of credit-ledger.shanxi/v1 signed by key {filed.key_id}" in err
+    _, (key,), _ = data.run("checkpoint-key", *origin)
+    assert (key["origin"], key["vkey"].split("+")[:2]) == (
+        "credit-ledger.shanxi/v1",
+        ["credit-ledger.shanxi/v1", filed.key_id],
+    )
+
+
 def test_a_proof_for_an_event_no_checkpoint_covers_yet_is_refused_with_the_remedy(data: DataDir) -> None:
     data.submit(3)
     code, out, err = data.run("proof", "inclusion", "--position", "1")

@@ -6,8 +6,12 @@ The story is told once (tests/integration/witnessing.py); each test checks one p
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +19,18 @@ import orjson
 import pytest
 
 from credit_ledger.cli import main
+from credit_ledger.compose import build_ledger
+from credit_ledger.config import Settings
 from ledger.verification.checkpoints import CheckpointLog
 from ledger.verification.notes import Note, parse_note
 from ledger.verification.policy import WitnessPolicy
 from ledger.verification.signed import Checkpoint
 from ledger.verification.witness import REFUSED_FILE, SIZE_TYPE
+from tests.conftest import Clock
 from tests.integration.goverifier import GoVerifier, go_verifier
-from tests.integration.witnessing import ORIGIN, SECRET, Story, monitored, story
+from tests.integration.witnessing import NOW, ORIGIN, SECRET, Story, monitored, story
+from tests.unit.querydesk import Desk
+from tests.unit.webdesk import Web
 
 __all__ = ["go_verifier", "story"]  # the fixtures
 
@@ -218,3 +227,50 @@ def test_the_standalone_auditor_and_go_apply_the_same_2_of_2_policy(
         1,
         f"INVALID: {forged_file}: the cosignature of witness {w2} does not verify: altered or forged",
     )
+
+
+@contextmanager
+def served_api(data_dir: Path) -> Iterator[str]:
+    """The ledger in ``data_dir`` served by the HTTP API's route table, on a thread of its own."""
+    ledger = build_ledger(Settings(data_dir=data_dir, subject_secret=SECRET))
+    desk = Desk(ledger, data_dir / "read-for-test.sqlite", Clock(NOW))
+    ready, held = threading.Event(), {}
+
+    def run() -> None:
+        async def main() -> None:
+            stop = asyncio.Event()
+            async with Web(desk, data_dir, queries=False) as web:
+                assert web.client is not None
+                held.update(
+                    url=str(web.client.make_url("")).rstrip("/"), stop=stop, loop=asyncio.get_running_loop()
+                )
+                ready.set()
+                await stop.wait()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run, name="api", daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(60), "the API did not start"
+        yield str(held["url"])
+    finally:
+        if "loop" in held:
+            held["loop"].call_soon_threadsafe(held["stop"].set)
+        thread.join(60)
+        ledger.close()
+
+
+@pytest.mark.usefixtures("subject_secret")
+def test_verify_reads_a_ledgers_http_api_and_names_what_it_serves(
+    story: Story, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with served_api(story.log) as url:
+        # The fork's auditor reads the log's own API: the two views of size B, named by URL.
+        code, problems, err = verify(story, capsys, story.fork, "--from-http", url)
+    assert code == 1, err
+    (conflict,) = [p for p in problems if p["problem"] == "checkpoint_conflict"]
+    assert sorted(tuple(c["sources"]) for c in conflict["checkpoints"]) == [
+        ("checkpoints.jsonl:1",),
+        (f"{url}/checkpoint", f"{url}/v1/proofs/checkpoints#2"),  # one checkpoint, seen at both routes
+    ]

@@ -338,16 +338,24 @@ func hashes(where string, hexes []string) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-func readInclusion(path string) (*inclusion, error) {
+func readJSON(path string, into any) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	if err := json.Unmarshal(raw, into); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return nil
+}
+
+func readInclusion(path string) (*inclusion, error) {
 	var p inclusion
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+	err := readJSON(path, &p)
+	if err == nil {
+		p.path, err = hashes(path, p.Path)
 	}
-	if p.path, err = hashes(path, p.Path); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	data, err := json.Marshal(p.Leaf)
@@ -359,15 +367,11 @@ func readInclusion(path string) (*inclusion, error) {
 }
 
 func readConsistency(path string) (*consistencyProof, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var p consistencyProof
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+	err := readJSON(path, &p)
+	if err == nil {
+		p.path, err = hashes(path, p.Path)
 	}
-	p.path, err = hashes(path, p.Path)
 	return &p, err
 }
 
