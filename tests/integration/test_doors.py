@@ -7,9 +7,11 @@
   ones lost with the topic re-sent), none doubled, and the summary says so.
 - Issue 10, item 5: ``publish`` refuses a line over the ledger's limit locally, naming its line
   and the limit, sends the lines after it, and always ends with its summary.
-- Issue 10, item 17: two publishers with different partitioners (kafka-python's murmur2, and a
-  random one) send submissions about the same subjects to two intake workers: every submission
-  has exactly one first outcome and every chain verifies.
+- Issue 10, item 17: publishers with different partitioners (kafka-python's murmur2, as the Java
+  client; librdkafka's default ``consistent_random``, CRC32, as confluent-kafka uses unless told
+  otherwise; and a random one) send submissions about the same subjects to two intake workers:
+  every submission has exactly one first outcome and every chain verifies. The HTTP door's relay
+  puts each subject where kafka-python's default (``publish``'s) does.
 
 The intake is slowed down (``--batch-size 1``) where a test needs the broker to hold submissions
 the ledger has not applied yet, so the moment of the kill is the test's, not the scheduler's.
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -33,11 +36,13 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 from kafka.partitioner import Partitioner
+from kafka.partitioner.default import murmur2
 
 from contract import topics
 from contract.messages import submission_key
 from credit_ledger.generator import SubmissionGenerator
 from ledger.domain.catalogue import load_catalogue
+from ledger.domain.inbox import INBOX_HEADER
 from ledger.store.inbox import _SQLITE_PAGE
 from streams import admin
 from streams.broker import EmbeddedBroker, free_port
@@ -232,14 +237,20 @@ def test_issue_10_item_17_two_partitioners_and_two_intake_workers_give_one_outco
                 lambda: child_log.exists() and "is serving" in child_log.read_text(), 30, served.describe
             )
             wait_for(lambda: 0 < len(_held(served)) < topics.DEFAULT_PARTITIONS, 30, served.describe)
-            # One set of subjects, two departments' clients: kafka-python's default murmur2 (as the
-            # Java client) and a random partitioner, so each subject reaches both workers.
+            # One set of subjects, three departments' clients: kafka-python's default murmur2 (as
+            # the Java client), librdkafka's default CRC32 and a random partitioner, so a subject's
+            # submissions reach two or more partitions, and both workers.
             everything = generated("part", 1200, subjects=40, seed=4)
-            halves = {"murmur2": everything[0::2], "random": everything[1::2]}
+            halves = {"murmur2": everything[0::3], "crc32": everything[1::3], "random": everything[2::3]}
             acknowledged: dict[str, int] = {}
+            partitioners: dict[str, Any] = {"crc32": LibrdkafkaDefault(), "random": Randomly()}
+            assert any(
+                _murmur2_partition(submission_key(s)) != partitioners["crc32"].choose(submission_key(s))
+                for s in everything
+            ), "the two hashes disagree on some subjects: the test would show nothing otherwise"
 
             def send(name: str) -> None:
-                options: dict[str, Any] = {"partitioner": Randomly()} if name == "random" else {}
+                options: dict[str, Any] = {"partitioner": partitioners[name]} if name in partitioners else {}
                 producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", **options)
                 try:
                     futures = [
@@ -256,7 +267,11 @@ def test_issue_10_item_17_two_partitioners_and_two_intake_workers_give_one_outco
             for thread in threads:
                 thread.join(timeout=120)
             assert acknowledged == {name: len(half) for name, half in halves.items()}
-            ids = {s["submission_id"] for s in everything}
+            # The HTTP door, about the same subjects: its relay (aiokafka) partitions as kafka-python
+            # and the Java client do, so a subject's HTTP and Kafka submissions share a partition.
+            door = generated("door", 60, subjects=40, seed=4)
+            assert post(served, door)["queued"] == len(door)
+            ids = {s["submission_id"] for s in everything + door}
 
             def all_decided() -> dict[int, dict[str, Any]] | None:
                 found = {o["position"]: o for o in records(broker.bootstrap, topics.OUTCOMES)}
@@ -272,6 +287,17 @@ def test_issue_10_item_17_two_partitioners_and_two_intake_workers_give_one_outco
                 e for o in outcomes.values() if o["submission_id"] in ids for e in o.get("events", [])
             ]
             assert len(accepted) == len(set(accepted)), "no submission took effect twice"
+            murmur2_ids = {s["submission_id"] for s in halves["murmur2"]}
+            placed = {
+                orjson.loads(r.value)["submission_id"]: (r.partition, r.key, dict(r.headers))
+                for r in read_topic(broker.bootstrap, topics.SUBMISSIONS, idle=0.5)
+            }
+            by_door = {i: p for i, p in placed.items() if INBOX_HEADER in p[2]}
+            assert set(by_door) == {s["submission_id"] for s in door}
+            for submission_id, (partition, key, _) in placed.items():
+                if submission_id in murmur2_ids or submission_id in by_door:
+                    assert partition == _murmur2_partition(key), (submission_id, partition)
+            assert {p for p, _, _ in by_door.values()} == set(range(topics.DEFAULT_PARTITIONS))
         finally:
             assert served.stop() == 0
         checked = verify(served)
@@ -319,6 +345,27 @@ def test_issue_10_item_5_publish_refuses_a_1_5_mb_line_sends_the_rest_and_prints
             for r in read_topic(broker.bootstrap, topics.SUBMISSIONS, idle=0.5)
         ]
         assert sorted(sent) == sorted(s["submission_id"] for s in good)
+
+
+class LibrdkafkaDefault(Partitioner):
+    """librdkafka's default partitioner, ``consistent_random``: CRC32 of the key modulo the
+    partition count (random for an empty key), what a confluent-kafka client does untold."""
+
+    def __init__(self) -> None:
+        self.chooser = random.Random(23)
+
+    def choose(self, key: bytes, partitions: int = topics.DEFAULT_PARTITIONS) -> int:
+        return zlib.crc32(key) % partitions if key else self.chooser.randrange(partitions)
+
+    def partition(
+        self, topic: str, key: Any, serialized_key: Any, value: Any, serialized_value: Any, cluster: Any
+    ) -> int:
+        return self.choose(serialized_key or b"", len(cluster.partitions_for_topic(topic)))
+
+
+def _murmur2_partition(key: bytes, partitions: int = topics.DEFAULT_PARTITIONS) -> int:
+    """The partition kafka-python's (and Java's) default partitioner gives a keyed record."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class Randomly(Partitioner):
