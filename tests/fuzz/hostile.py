@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES
-from tests.unit.test_reason_messages import identity_numbers
+from tests.unit.test_reason_messages import identity_numbers, paths_of
 
 __all__ = ["identity_numbers"]
 
@@ -141,24 +141,13 @@ def json_values(max_leaves: int = 30) -> st.SearchStrategy[Any]:
     )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += _paths(item, (*prefix, i))
-    return found
-
-
 @st.composite
 def mutated_examples(draw: st.DrawFn) -> Any:
     """A published example with one part replaced by any JSON value, removed, or joined by an
     extra member: close enough to a valid submission to reach the parser's deeper checks."""
     data = json.loads(json.dumps(draw(st.sampled_from(EXAMPLE_DATA))))
     data["submission_id"] = f"FZ-{next(_ids)}"  # a new id: a resend would stop at the register
-    paths = _paths(data)
+    paths = paths_of(data)
     action = draw(st.sampled_from(["replace", "remove", "add", "date", "none"]))
     if action == "none":  # as published: accepted, or refused by the rules for what is on file
         return data

@@ -98,9 +98,10 @@ def firsts_by_source(bootstrap: str) -> tuple[Counter[str], Counter[str]]:
     return firsts, duplicates
 
 
-def verify(served: Served) -> subprocess.CompletedProcess[str]:
+def assert_verifies(served: Served) -> None:
+    """``credit-ledger verify`` on the served data dir finds every chain intact."""
     env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
-    return subprocess.run(
+    checked = subprocess.run(
         [sys.executable, "-m", "credit_ledger.cli", "verify"],
         env=env,
         capture_output=True,
@@ -108,6 +109,7 @@ def verify(served: Served) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
 
 
 def test_issue_12_every_http_202_has_one_outcome_after_serve_is_killed_before_applying_it(
@@ -153,8 +155,7 @@ def test_issue_12_every_http_202_has_one_outcome_after_serve_is_killed_before_ap
         assert "credit.submissions was empty: the relay drains the inbox again" in again.log.read_text()
     finally:
         assert again.stop() == 0
-    checked = verify(again)
-    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    assert_verifies(again)
 
 
 def test_issue_12_publish_until_outcome_answers_every_submission_across_a_broker_restart(
@@ -211,8 +212,7 @@ def test_issue_12_publish_until_outcome_answers_every_submission_across_a_broker
         firsts = Counter(o["submission_id"] for o in by_position.values() if not o["duplicate"])
         assert {i: firsts[i] for i in ids} == dict.fromkeys(ids, 1), "exactly one first outcome each"
         assert restarted.stop() == 0
-        checked = verify(restarted)
-        assert checked.returncode == 0, checked.stdout[-2000:]
+        assert_verifies(restarted)
     finally:
         if publisher.poll() is None:
             publisher.send_signal(signal.SIGCONT)
@@ -300,8 +300,7 @@ def test_issue_10_item_17_two_partitioners_and_two_intake_workers_give_one_outco
             assert {p for p, _, _ in by_door.values()} == set(range(topics.DEFAULT_PARTITIONS))
         finally:
             assert served.stop() == 0
-        checked = verify(served)
-        assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+        assert_verifies(served)
 
 
 def test_issue_10_item_5_publish_refuses_a_1_5_mb_line_sends_the_rest_and_prints_its_summary(
