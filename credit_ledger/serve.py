@@ -27,7 +27,7 @@ from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
 from ledger.verification.policy import parse_witness_list
 from streams import admin
-from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
+from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, quiet_client_noise, run_worker
 from streams.broker import EmbeddedBroker, group_timing
 from streams.clients import send_records
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
@@ -221,6 +221,7 @@ def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_noise()
 
 
 def _start_child(settings: Settings, command: str) -> str | None:
