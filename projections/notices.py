@@ -1,0 +1,223 @@
+"""Measure notices as the read models derive them from a folded state: rows, messages, reminders.
+
+The fold (``projections.fold``) keeps each designation's notice life (its history of states, each
+with the event that caused it) and the feedback on each notice; the catalogue turns a designation
+into its notices (``ledger.domain.notices.notices_for``). Everything here is a pure function of a
+state, a ledger message and the catalogue, so the live projector and a rebuild derive the same
+rows and the same messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from contract.measures import notice_message, reminder_message
+from ledger.domain import notices
+from ledger.domain.catalogue import Catalogue, Edition
+from projections.fold import State, china_day
+
+Notified = tuple[str, Mapping[str, Any], Mapping[str, Any], Edition, list[notices.Notice]]
+"""(designation id, designation, its notice life, its edition, its notices)."""
+
+
+def notified(state: State, catalogue: Catalogue) -> Iterator[Notified]:
+    """Every designation of ``state`` that has issued notices, with its notices."""
+    for designation_id, designation in state["designations"].items():
+        track = designation.get("notices")
+        if not track or track["state"] is None:
+            continue
+        edition = notices.edition_of(catalogue, designation["made_at"])
+        found = notices.notices_for(
+            state["subject_key"],
+            designation_id,
+            designation["list"],
+            edition.notified_measures(designation["list"]),
+        )
+        yield designation_id, designation, track, edition, found
+
+
+def notice_rows(state: State, catalogue: Catalogue) -> list[dict[str, Any]]:
+    """One row per notice: where it stands, its feedback, and the dates supervision counts by."""
+    rows = []
+    feedback = state.get("feedback", {})
+    for designation_id, designation, track, edition, found in notified(state, catalogue):
+        history = track["history"]
+        within = edition.feedback_within_working_days
+        current = str(track["version"])
+        for notice in found:
+            entry = feedback.get(notice.notice_id) or {"versions": {}, "first_response": None, "reminded": []}
+            versions = entry["versions"]
+            first = entry["first_response"]
+            answered = _entry(history, first["state_version"]) if first else notices.first_obligation(history)
+            in_force = track["state"] in notices.IN_FORCE
+            rows.append(
+                {
+                    "notice_id": notice.notice_id,
+                    "subject_key": state["subject_key"],
+                    "department": notice.department,
+                    "measure": notice.measure.id,
+                    "title": notice.measure.title,
+                    "kind": notice.measure.kind,
+                    "list": notice.list,
+                    "designation_id": designation_id,
+                    "state": track["state"],
+                    "state_version": track["version"],
+                    "since": track["since"],
+                    "issued_on": china_day(history[0]["at"]),
+                    "obligation_on": china_day(answered["at"]) if answered else None,
+                    "due_on": _due(answered, within),
+                    "current_due_on": _due(history[-1], within) if in_force else None,
+                    "feedback": versions.get(current, {}).get("outcome"),
+                    "response": _response(versions),
+                    "first_response_on": first["on"] if first else None,
+                    "stopped": any(v["outcome"] == notices.STOPPED for v in versions.values()),
+                    "reminded": [r["state_version"] for r in entry["reminded"]],
+                    "left_force_on": _left_force_on(history, answered),
+                    "edition": edition.edition,
+                    "designating_department": designation["department"],
+                }
+            )
+    return rows
+
+
+def notice_messages(state: State, message: Mapping[str, Any], catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The ``credit.measures`` messages ``message`` (just folded into ``state``) causes: one per
+    notice for each notice state it began, and a reminder for a ``FeedbackOverdue``."""
+    event_id = message.get("event_id")
+    if event_id is None or not state["designations"]:
+        return []
+    cause = {"event_id": event_id, "type": message.get("type"), "version": message.get("version")}
+    body = message.get("body", {})
+    out: list[dict[str, Any]] = []
+    for designation_id, designation, track, edition, found in notified(state, catalogue):
+        history = track["history"]
+        within = edition.feedback_within_working_days
+        if message.get("type") == "FeedbackOverdue" and body.get("designation_id") == designation_id:
+            notice = next((n for n in found if n.notice_id == body.get("notice_id")), None)
+            if notice is not None:
+                entry = _entry(history, body["state_version"]) or history[-1]
+                out.append(
+                    reminder_message(
+                        notice=_notice(notice, designation_id, designation, edition),
+                        subject=state,
+                        state=entry["state"],
+                        state_version=body["state_version"],
+                        feedback_due=body["due_on"],
+                        effective_at=message.get("occurred_at"),
+                        cause=cause,
+                    )
+                )
+            continue
+        for i, entry in enumerate(history):
+            if entry["event"] != event_id:
+                continue
+            for notice in found:
+                out.append(
+                    notice_message(
+                        notice=_notice(notice, designation_id, designation, edition),
+                        subject=state,
+                        entry=entry,
+                        previous=history[i - 1] if i else None,
+                        issued_at=history[0]["at"],
+                        feedback_due=_due(entry, within) if entry["state"] in notices.IN_FORCE else None,
+                        cause=cause,
+                    )
+                )
+    return out
+
+
+def reminders_due(state: State, catalogue: Catalogue) -> list[tuple[str, str, str]]:
+    """(kind, ref, due date) for the scheduler: a reminder the day after feedback on a notice in
+    force fell due, once per state version, unless the department has answered it."""
+    items = []
+    for row in notice_rows(state, catalogue):
+        version = row["state_version"]
+        if row["current_due_on"] is None or row["feedback"] is not None or version in row["reminded"]:
+            continue
+        day_after = date.fromisoformat(row["current_due_on"]) + timedelta(days=1)
+        items.append(("remind", f"{row['notice_id']}@{version}", day_after.isoformat()))
+    return items
+
+
+def measures_view(rows: list[dict[str, Any]], today: date) -> list[dict[str, Any]]:
+    """The measures notified against a subject, as their status shows them: one entry per
+    designation and measure, with each implementing department's feedback."""
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["designation_id"], row["measure"])
+        group = grouped.setdefault(
+            key,
+            {
+                "designation_id": row["designation_id"],
+                "list": row["list"],
+                "measure": row["measure"],
+                "title": row["title"],
+                "kind": row["kind"],
+                "state": row["state"],
+                "state_version": row["state_version"],
+                "since": row["since"],
+                "departments": [],
+            },
+        )
+        group["departments"].append(
+            {
+                "department": row["department"],
+                "notice_id": row["notice_id"],
+                "feedback": row["feedback"],
+                "overdue": is_overdue(row, today),
+            }
+        )
+    return list(grouped.values())
+
+
+def is_overdue(row: Mapping[str, Any], today: date) -> bool:
+    """In force, unanswered in its current state, and past the day feedback was due."""
+    due = row["current_due_on"]
+    return due is not None and row["feedback"] is None and due < today.isoformat()
+
+
+def _notice(
+    notice: notices.Notice, designation_id: str, designation: Mapping[str, Any], edition: Edition
+) -> dict[str, Any]:
+    measure = notice.measure
+    return {
+        "notice_id": notice.notice_id,
+        "department": notice.department,
+        "list": notice.list,
+        "measure": {"id": measure.id, "title": measure.title, "kind": measure.kind, "basis": measure.basis},
+        "designation": {
+            "designation_id": designation_id,
+            "department": designation["department"],
+            "basis": designation["basis"],
+            "document_number": designation["document_number"],
+            "valid_from": designation["valid_from"],
+            "valid_until": designation["valid_until"],
+        },
+        "edition": edition.edition,
+    }
+
+
+def _response(versions: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The notice's latest standing answer while in force (applied, not applicable or failed)."""
+    answers = [(int(v), f["outcome"]) for v, f in versions.items() if f["outcome"] in notices.RESPONSES]
+    return max(answers)[1] if answers else None
+
+
+def _entry(history: list[dict[str, Any]], version: int) -> dict[str, Any] | None:
+    return next((e for e in history if e["version"] == version), None)
+
+
+def _left_force_on(history: list[dict[str, Any]], since: Mapping[str, Any] | None) -> str | None:
+    """The day the notice stopped being in force after ``since`` (None while it still is)."""
+    if since is None:
+        return None
+    later = [e for e in history if e["version"] > since["version"] and e["state"] not in notices.IN_FORCE]
+    return china_day(later[0]["at"]) if later else None
+
+
+def _due(entry: Mapping[str, Any] | None, within: int) -> str | None:
+    if entry is None or not entry.get("at"):
+        return None
+    return notices.feedback_due(date.fromisoformat(china_day(entry["at"]) or ""), within).isoformat()
