@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ledger.application.handlers import notified_measures
 from ledger.application.queries import INVALID, OK, Answer, QueryService
 from ledger.application.values import strict_date
 from ledger.domain import notices
 from ledger.domain.access import Decision, Principal, decide_check, decide_stats
 from ledger.domain.catalogue import Catalogue, Edition
 from ledger.domain.catalogue_measures import BusinessType
+from ledger.domain.creditfile import CreditFile
 from ledger.domain.errors import InvalidInput, LedgerError, error_body
 from ledger.domain.integrity import content_digest
 from ledger.domain.redaction import echo
@@ -252,6 +254,34 @@ def check_answer(
         "incentives": incentives,
         "other_notices_in_force": others,
     }
+
+
+def file_measures(file: CreditFile, catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The measures notified against a credit file, as the file itself has them: one entry per
+    designation and measure, with each implementing department's standing feedback."""
+    out: list[dict[str, Any]] = []
+    for designation in file.designations.values():
+        if designation.notice_state is None:
+            continue
+        grouped: dict[str, dict[str, Any]] = {}
+        for notice in notices.notices_for(
+            file.id, designation.designation_id, designation.list, notified_measures(catalogue)(designation)
+        ):
+            standing = file.feedback.get(notice.notice_id, {}).get(designation.notice_version)
+            entry = grouped.setdefault(
+                notice.measure.id,
+                {
+                    "designation_id": designation.designation_id,
+                    "measure": notice.measure.id,
+                    "kind": notice.measure.kind,
+                    "state": designation.notice_state,
+                    "state_version": designation.notice_version,
+                    "departments": {},
+                },
+            )
+            entry["departments"][notice.department] = standing.outcome if standing else None
+        out += grouped.values()
+    return out
 
 
 def _measure(catalogue: Catalogue, edition: str, measure_id: str) -> Any:
