@@ -187,7 +187,7 @@ def _follow_notices(s: State, m: Message) -> None:
             ended_reason=designation["ended_reason"],
             upheld=designation.get("basis_upheld", False),
             records=[
-                notices.RecordBasis(record["status"] == "active", record["open_objection"] is not None)
+                notices.RecordBasis(record["status"], record["open_objection"] is not None)
                 for key in designation["records"]
                 if (record := s["records"].get(key)) is not None
             ],

@@ -66,8 +66,12 @@ _NAMESPACE = UUID("3b8f0c1e-6d2a-5e47-9c1d-7a4e2f9b6c30").bytes
 class RecordBasis:
     """What a notice needs to know of one record a designation rests on."""
 
-    active: bool
+    status: str  # active, or how it ended: expired, repaired, revoked, closed
     disputed: bool
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def basis(
     if upheld:
         return BASIS_WITHDRAWN, UPHELD
     if rests_on and not any(r.active for r in rests_on):
-        return BASIS_WITHDRAWN, ALL_ENDED
+        return BASIS_WITHDRAWN, f"{ALL_ENDED}: {', '.join(sorted({r.status for r in rests_on}))}"
     if any(r.disputed for r in rests_on):
         return BASIS_SUSPENDED, DISPUTED
     return BASIS_IN_FORCE, ""
@@ -169,7 +173,7 @@ def follow(designation: Designation, records: Mapping[str, RecordState], occurre
         ended_reason=designation.ended_reason,
         upheld=designation.basis_upheld,
         records=[
-            RecordBasis(record.is_active, record.disputed)
+            RecordBasis(record.status, record.disputed)
             for key in designation.records
             if (record := records.get(key)) is not None
         ],
