@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.conftest import ORGANISATION, SECRET, Clock, example, file_of
 from tests.unit.querydesk import Desk
 
 DESIGNATION = "HMD-2026-0202"
+_SENT = itertools.count(1)
 RECORD = "market_regulator:SJ-2026-0201"
 
 
@@ -73,7 +75,12 @@ def measure_desk(
 
 def designated(desk: MeasureDesk, *, at: str = "2026-07-10T10:00:00+08:00") -> None:
     """The market regulator's serious record on the organisation, and its black-list designation."""
-    desk.at(at).submit(example("file_record_organisation"), sub("designate", occurred_at=at))
+    filing = sub("file_record_organisation", occurred_at=at)
+    decided = filing["record"]["decision"]
+    decided["date"] = min(decided["date"], (date.fromisoformat(at[:10]) - timedelta(days=1)).isoformat())
+    designation = sub("designate", occurred_at=at)
+    designation["designation"]["valid_from"] = at[:10]
+    desk.at(at).submit(filing, designation)
 
 
 def sub(name: str, **changes: Any) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def feedback(
     }.get(outcome, {"reason": "本部门无该主体在办事项"})
     body.update({**defaults, **fields})
     return {
-        "submission_id": f"{by}-{body['feedback_id']}",
+        "submission_id": f"FB-SUB-{next(_SENT)}",
         "department": by,
         "action": "report_feedback",
         "subject": {"key": notice["subject_key"]},

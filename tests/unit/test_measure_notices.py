@@ -88,7 +88,8 @@ def test_a_black_list_designation_notifies_exactly_the_catalogues_implementing_d
     assert court["feedback_due"] == "2026-07-17"  # five working days after Friday 10 July
     assert court["notice_id"] == notice_id(court["subject_key"], DESIGNATION, "black.restrict_exit", "court")
     key, value, headers = measures_record(court)
-    assert key == court["subject_key"].encode() and headers == [(DEPARTMENT_HEADER, b"court")]
+    assert key == court["subject_key"].encode()
+    assert headers == [(DEPARTMENT_HEADER, b"court")]
     assert orjson.loads(value) == court
 
 
