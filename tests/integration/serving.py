@@ -82,6 +82,25 @@ class Served:
             ) from None
 
 
+def cli(served: Served, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """One ``credit-ledger`` command against the served data dir and broker."""
+    env = {
+        **os.environ,
+        "CREDIT_DATA_DIR": str(served.data_dir),
+        "CREDIT_KAFKA_BOOTSTRAP": served.bootstrap or "",
+        "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", *args],
+        check=False,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def issue_key(served: Served, *options: str) -> str:
     """A new API key (``keys issue`` options), issued with the CLI into the served ledger."""
     env = {**os.environ, "CREDIT_DATA_DIR": str(served.data_dir), "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET}
