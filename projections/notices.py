@@ -22,64 +22,77 @@ Notified = tuple[str, Mapping[str, Any], Mapping[str, Any], Edition, list[notice
 """(designation id, designation, its notice life, its edition, its notices)."""
 
 
-def notified(state: State, catalogue: Catalogue) -> Iterator[Notified]:
-    """Every designation of ``state`` that has issued notices, with its notices."""
+def notified(state: State, catalogue: Catalogue, department: str | None = None) -> Iterator[Notified]:
+    """Every designation of ``state`` that has issued notices, with its notices (``department``'s
+    only, if given)."""
     for designation_id, designation in state["designations"].items():
         track = designation.get("notices")
         if not track or track["state"] is None:
             continue
         edition = notices.edition_of(catalogue, designation["made_at"])
-        found = notices.notices_for(
-            state["subject_key"],
+        measures = edition.notified_measures(designation["list"])
+        if department is not None:
+            measures = tuple(m for m in measures if department in m.implementing_departments)
+        found = notices.notices_for(state["subject_key"], designation_id, designation["list"], measures)
+        yield (
             designation_id,
-            designation["list"],
-            edition.notified_measures(designation["list"]),
+            designation,
+            track,
+            edition,
+            [n for n in found if department in (None, n.department)],
         )
-        yield designation_id, designation, track, edition, found
 
 
-def notice_rows(state: State, catalogue: Catalogue) -> list[dict[str, Any]]:
-    """One row per notice: where it stands, its feedback, and the dates supervision counts by."""
+def notice_rows(state: State, catalogue: Catalogue, department: str | None = None) -> list[dict[str, Any]]:
+    """One row per notice (``department``'s only, if given): where it stands, its feedback, and the
+    dates supervision counts by. What a designation's notices share is worked out once for them all."""
     rows = []
     feedback = state.get("feedback", {})
-    for designation_id, designation, track, edition, found in notified(state, catalogue):
+    unanswered: dict[str, Any] = {"versions": {}, "first_response": None, "reminded": []}
+    for designation_id, designation, track, edition, found in notified(state, catalogue, department):
         history = track["history"]
         within = edition.feedback_within_working_days
         current = str(track["version"])
+        days = {e["version"]: china_day(e["at"]) for e in history}
+        due = {e["version"]: _due(e, within) for e in history}
+        left = {e["version"]: _left_force_on(history, e) for e in history}
+        first_obligation = notices.first_obligation(history)
+        shared = {
+            "subject_key": state["subject_key"],
+            "list": designation["list"],
+            "designation_id": designation_id,
+            "document_number": designation["document_number"],
+            "valid_from": designation["valid_from"],
+            "valid_until": designation["valid_until"],
+            "state": track["state"],
+            "state_version": track["version"],
+            "since": track["since"],
+            "issued_on": days[1],
+            "current_due_on": due[track["version"]] if track["state"] in notices.IN_FORCE else None,
+            "edition": edition.edition,
+            "designating_department": designation["department"],
+        }
         for notice in found:
-            entry = feedback.get(notice.notice_id) or {"versions": {}, "first_response": None, "reminded": []}
+            entry = feedback.get(notice.notice_id, unanswered)
             versions = entry["versions"]
             first = entry["first_response"]
-            answered = _entry(history, first["state_version"]) if first else notices.first_obligation(history)
-            in_force = track["state"] in notices.IN_FORCE
+            answered = first["state_version"] if first else (first_obligation or {}).get("version")
             rows.append(
                 {
                     "notice_id": notice.notice_id,
-                    "subject_key": state["subject_key"],
                     "department": notice.department,
                     "measure": notice.measure.id,
                     "title": notice.measure.title,
                     "kind": notice.measure.kind,
-                    "list": notice.list,
-                    "designation_id": designation_id,
-                    "document_number": designation["document_number"],
-                    "valid_from": designation["valid_from"],
-                    "valid_until": designation["valid_until"],
-                    "state": track["state"],
-                    "state_version": track["version"],
-                    "since": track["since"],
-                    "issued_on": china_day(history[0]["at"]),
-                    "obligation_on": china_day(answered["at"]) if answered else None,
-                    "due_on": _due(answered, within),
-                    "current_due_on": _due(history[-1], within) if in_force else None,
+                    **shared,
+                    "obligation_on": days.get(answered),
+                    "due_on": due.get(answered),
                     "feedback": versions.get(current, {}).get("outcome"),
                     "response": _response(versions),
                     "first_response_on": first["on"] if first else None,
                     "stopped": any(v["outcome"] == notices.STOPPED for v in versions.values()),
                     "reminded": [r["state_version"] for r in entry["reminded"]],
-                    "left_force_on": _left_force_on(history, answered),
-                    "edition": edition.edition,
-                    "designating_department": designation["department"],
+                    "left_force_on": left.get(answered),
                 }
             )
     return rows

@@ -47,7 +47,7 @@ class ProjectionReader:
     def members(self, list_name: str, **filters: str | None) -> list[dict[str, Any]]:
         return self.store.members(list_name, **filters)
 
-    def check_view(self, key: str, today: date) -> dict[str, Any] | None:
+    def check_view(self, key: str, today: date, department: str) -> dict[str, Any] | None:
         state = self.store.state(key)
         if state is None:
             return None
@@ -55,7 +55,7 @@ class ProjectionReader:
         return {
             "subject": {k: state[k] for k in ("subject_key", "masked_code", "name", "kind")},
             "ledger_version": state["version"],
-            "notices": notice_rows(state, self.catalogue),
+            "notices": notice_rows(state, self.catalogue, department),
             "lists": memberships(state, today, years),
             "clean_record": clean_record(state, today, years),
         }

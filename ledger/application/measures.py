@@ -80,7 +80,7 @@ class MeasuresService:
             )
             return failed or Answer(INVALID, error_body(exc.code, exc.field, exc.message))
         key = str(self.queries.ledger.key_of(subject))
-        view = self.views.check_view(key, today)
+        view = self.views.check_view(key, today, department)
         answer = check_answer(
             view, department, business_type, edition, self.catalogue, reference, subject.masked, today
         )

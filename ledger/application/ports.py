@@ -120,9 +120,10 @@ class ReadModels(Protocol):
 
     def members(self, list_name: str, **filters: str | None) -> list[dict[str, Any]]: ...
 
-    def check_view(self, key: str, today: date) -> dict[str, Any] | None:
+    def check_view(self, key: str, today: date, department: str) -> dict[str, Any] | None:
         """What a check before approval reads of a subject: ``subject`` (masked), ``ledger_version``,
-        ``notices`` (one row per measure notice), ``lists`` and ``clean_record``; None if no file."""
+        ``notices`` (one row per measure notice addressed to ``department``), ``lists`` and
+        ``clean_record``; None if there is no file."""
         ...
 
     def measure_stats(
