@@ -56,7 +56,16 @@ def notice_rows(state: State, catalogue: Catalogue, department: str | None = Non
         days = {e["version"]: china_day(e["at"]) for e in history}
         due = {e["version"]: _due(e, within) for e in history}
         left = {e["version"]: _left_force_on(history, e) for e in history}
-        first_obligation = notices.first_obligation(history)
+        # Unanswered, a notice is judged by the first state it stayed in force in until its due day
+        # (a suspension before then took the duty away), or the one it is in now.
+        missed = next(
+            (
+                e["version"]
+                for e in notices.obligations(history)
+                if (left[e["version"]] or "9999-12-31") > (due[e["version"]] or "")
+            ),
+            None,
+        )
         shared = {
             "subject_key": state["subject_key"],
             "list": designation["list"],
@@ -76,7 +85,7 @@ def notice_rows(state: State, catalogue: Catalogue, department: str | None = Non
             entry = feedback.get(notice.notice_id, unanswered)
             versions = entry["versions"]
             first = entry["first_response"]
-            answered = first["state_version"] if first else (first_obligation or {}).get("version")
+            answered = first["state_version"] if first else missed
             rows.append(
                 {
                     "notice_id": notice.notice_id,

@@ -10,8 +10,10 @@ keep (``projections.notices.notice_rows``). A notice counts once, by its id:
 - ``late``: first answered after the day it was due;
 - ``median_delay_working_days``: from the day the answered state began to the first answer;
 - ``on_time_rate`` (奖惩到位率): of the mandatory notices that fell due or were answered, the share
-  applied by their due day. Notices answered ``not_applicable``, and those suspended or withdrawn
-  before their due day without an answer, are not counted: there was nothing to apply.
+  applied by their due day. An answered notice is judged by the state it first answered; an
+  unanswered one by the first state it stayed in force in until its due day (or the one it is in
+  now). Notices answered ``not_applicable``, and those suspended or withdrawn before any due day
+  without an answer, are not counted: there was nothing to apply.
 """
 
 from __future__ import annotations
@@ -96,7 +98,4 @@ def _counted(row: Row, today: date) -> bool:
     due = row["due_on"]
     if due is None or row["response"] == notices.NOT_APPLICABLE:
         return False
-    if row["first_response_on"]:
-        return True
-    left = row["left_force_on"]
-    return due < today.isoformat() and not (left and left <= due)
+    return bool(row["first_response_on"]) or due < today.isoformat()

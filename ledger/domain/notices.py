@@ -150,17 +150,16 @@ def feedback_due(since: date, within_working_days: int) -> date:
     return add_working_days(since, within_working_days)
 
 
-def first_obligation(history: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The first state of a notice's ``history`` (``{version, state, at, event}`` in order) that put
-    it in force and was not left by the same event: from it the first feedback is due."""
+def obligations(history: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The states of a notice's ``history`` (``{version, state, at, event}`` in order) that put it
+    in force and were not left by the same event: from each, feedback is due."""
     entries = list(history)
-    for i, entry in enumerate(entries):
-        if entry["state"] not in IN_FORCE:
-            continue
-        following = entries[i + 1] if i + 1 < len(entries) else None
-        if following is None or following.get("event") != entry.get("event"):
-            return entry
-    return None
+    return [
+        entry
+        for i, entry in enumerate(entries)
+        if entry["state"] in IN_FORCE
+        and (i + 1 == len(entries) or entries[i + 1].get("event") != entry.get("event"))
+    ]
 
 
 def follow(designation: Designation, records: Mapping[str, RecordState], occurred_at: str) -> None:

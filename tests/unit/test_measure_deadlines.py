@@ -11,7 +11,7 @@ import pytest
 
 from ledger.domain.catalogue import Catalogue
 from projections.scheduler import scheduled_submissions
-from tests.unit.measuredesk import MeasureDesk, catalogue_with, designated, feedback, measure_desk
+from tests.unit.measuredesk import MeasureDesk, catalogue_with, designated, feedback, measure_desk, sub
 
 SPRING_FESTIVAL_2026 = "2026-02-13T10:00:00+08:00"
 """Friday before the 2026 Spring Festival holiday (15 to 23 February; Saturday the 14th and the
@@ -132,3 +132,33 @@ def test_statistics_are_for_departments_administrators_and_auditors_and_recorded
     assert recorded["outcome"] == ("allowed" if allowed else "refused")
     if allowed:  # a department's key reads only its own figures
         assert {d["department"] for d in answer.body["by_department"]} == {"court"}
+
+
+def test_a_notice_suspended_before_its_deadline_is_judged_by_the_deadline_after_it_resumed(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    desk = measure_desk(catalogue, tmp_path)
+    designated(desk)  # due 17 July
+    subject = {"id": "91350100M000100Y43", "name": "福州某某贸易有限公司"}
+    record = {"provider": "market_regulator", "record_id": "SJ-2026-0201"}
+    raised = sub("raise_objection", subject=subject, occurred_at="2026-07-13T09:00:00+08:00", record=record)
+    desk.at("2026-07-13T09:00:00+08:00").submit(raised)
+    rejected = sub(
+        "resolve_objection",
+        department="market_regulator",
+        subject=subject,
+        occurred_at="2026-07-20T09:00:00+08:00",
+        record=record,
+        objection_id=raised["objection_id"],
+        outcome="rejected",
+        explanation="经核查，原记录无误",
+    )
+    rejected.pop("remedy", None)
+    rejected.pop("changes", None)
+    desk.at("2026-07-20T09:00:00+08:00").submit(rejected)  # resumed: due 27 July
+    court = desk.key("department", "court")
+    before = desk.at("2026-07-27T18:00:00+08:00").measures.stats(court).body["totals"]
+    assert (before["overdue"], before["mandatory_counted"], before["on_time_rate"]) == (0, 0, None)
+    after = desk.at("2026-07-28T09:00:00+08:00").measures.stats(court).body["totals"]
+    assert (after["overdue"], after["mandatory_counted"], after["on_time_rate"]) == (5, 5, 0.0)
+    assert {n["due_on"] for n in desk.notices("court")} == {"2026-07-27"}
