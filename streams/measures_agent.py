@@ -13,7 +13,7 @@ the first answer was dated "now" and this one later, refuses it as a conflict (t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,23 @@ Respond = Callable[[dict[str, Any], datetime], dict[str, Any] | None]
 AGENT_NAME = "credit-ledger.demo-departments"
 
 
+async def answer_notices(
+    values: AsyncIterable[bytes],
+    respond: Respond,
+    send: Callable[[bytes, bytes], Awaitable[Any]],
+    clock: Callable[[], datetime],
+) -> None:
+    """What the agent does: each message decoded, answered by ``respond``, the answer sent."""
+    async for value in values:
+        try:
+            submission = respond(orjson.loads(value), clock())
+        except (ValueError, KeyError, TypeError):
+            log.warning("a credit.measures message the demo departments cannot read; skipped")
+            continue
+        if submission is not None:
+            await send(submission_key(submission), orjson.dumps(submission))
+
+
 def register_feedback_agent(
     app: faust.App, respond: Respond, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> Any:
@@ -39,14 +56,10 @@ def register_feedback_agent(
     measures = platform_topic(app, topics.MEASURES)
     submissions = platform_topic(app, topics.SUBMISSIONS)
 
+    async def send(key: bytes, value: bytes) -> Any:
+        return await submissions.send(key=key, value=value)
+
     async def departments(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            try:
-                submission = respond(orjson.loads(value), clock())
-            except (ValueError, KeyError, TypeError):
-                log.warning("a credit.measures message the demo departments cannot read; skipped")
-                continue
-            if submission is not None:
-                await submissions.send(key=submission_key(submission), value=orjson.dumps(submission))
+        await answer_notices(stream, respond, send, clock)
 
     return app.agent(measures, name=AGENT_NAME)(departments)
