@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contract import topics
+from credit_ledger import discovery
 from credit_ledger.compose import (
     build_ledger,
     build_projector,
@@ -158,6 +160,13 @@ def republish_checkpoints(bootstrap: str, settings: Settings) -> int:
     )
 
 
+def serving_of(running: Running) -> discovery.Serving:
+    """What clients run beside this serve need to reach it (``credit_ledger.discovery``)."""
+    s = running.settings
+    http = f"http://{s.http_host}:{s.http_port}/v1/" if running.app.conf.web_enabled else None
+    return discovery.Serving(os.getpid(), running.bootstrap, running.broker is not None, http)
+
+
 def banner(running: Running) -> None:
     s = running.settings
     database = ledger_env(s).get("SQLITE_DBNAME") or redacted(s.database_url or "")
@@ -199,8 +208,12 @@ def serve(
             )
         running.start_intake_workers(workers - 1)
         banner(running)
+        announced = http or relay  # an intake-only worker (serve --workers N's children) is not the one
+        if announced:
+            discovery.announce(settings.data_dir, serving_of(running))
         run_worker(running.app, loglevel=loglevel if loglevel != "warning" else settings.log_level.lower())
     finally:
+        discovery.withdraw(settings.data_dir)
         running.close()
     note("credit-ledger stopped cleanly")
     return 0

@@ -139,6 +139,7 @@ def verify(
     Prints one JSON line per problem, naming the event (stream, version, position) or the
     checkpoint (size, time, source); a summary on stderr; exit status 1 if anything is wrong.
     """
+    from credit_ledger.progress import progress  # noqa: PLC0415
     from ledger.verification.audit import audit  # noqa: PLC0415
     from ledger.verification.checkpoints import CheckpointLog  # noqa: PLC0415
 
@@ -154,7 +155,9 @@ def verify(
         if public_key is None:
             signer = configured_signer(settings)
             public_key = signer.public_key_hex if signer is not None else None
-        report = audit(ledger, sourced, public_key.strip().lower() if public_key else None)
+        key = public_key.strip().lower() if public_key else None
+        with progress("events verified", total=ledger.reader.head()) as advance:
+            report = audit(ledger, sourced, key, progress=advance)
     for problem in report.problems:
         _emit(problem.to_dict())
     rate = report.events / report.seconds if report.seconds else 0.0

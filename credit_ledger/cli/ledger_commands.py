@@ -135,4 +135,33 @@ def schema() -> int:
     return 0
 
 
-COMMANDS = (apply, file, schema)
+@command(
+    "purposes",
+    "list the query purposes a status query may state, and what each needs",
+    "credit-ledger purposes",
+    "credit-ledger purposes --json",
+)
+@with_settings("catalogue")
+@json_option()
+def purposes(settings: Settings, as_json: bool) -> int:
+    """The catalogue's query purposes (the edition in force today): the name a status query gives
+    with --purpose, what it needs (a legal basis, the subject's authorisation, or either), its title."""
+    from credit_ledger.compose import build_catalogue  # noqa: PLC0415
+
+    rows = [
+        {
+            "purpose": name,
+            "needs": rule.get("needs", "basis_or_authorisation"),
+            "title": rule.get("title", ""),
+        }
+        for name, rule in sorted(build_catalogue(settings).latest.query_purposes.items())
+    ]
+    if as_json:
+        for row in rows:
+            json_line(row)
+        return 0
+    table(rows, ["purpose", "needs", "title"])
+    return 0
+
+
+COMMANDS = (apply, file, schema, purposes)

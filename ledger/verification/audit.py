@@ -51,6 +51,7 @@ def audit(
     *,
     page: int = PAGE,
     parallel: bool | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """Verify everything the ledger can show: every hash chain, the tree, the register and every
     checkpoint.
@@ -68,7 +69,8 @@ def audit(
 
     With ``parallel`` (the default for a store another process can open, on a machine with more
     than one core) the chains are checked in a second process while this one builds the tree and
-    walks the register: the same checks, on two cores.
+    walks the register: the same checks, on two cores. ``progress(position)`` is told how far the
+    tree has read, a page at a time.
     """
     started = time.perf_counter()
     tree = LedgerTree(ledger, page=page)
@@ -77,7 +79,7 @@ def audit(
     walked: list[RegisterWalk] = []
 
     def tree_and_register() -> None:
-        _tree_only(ledger, tree, problems, page)
+        _tree_only(ledger, tree, problems, page, progress)
         walked.append(walk_register(ledger, signed_at, page=page))
 
     if parallel is None:
@@ -86,7 +88,7 @@ def audit(
         breaks, tally = _chains_beside(ledger, tree_and_register)
     else:
         tally = SubmissionTally()
-        breaks = verify_streams(tally.tap(_scan(ledger, tree, problems, page)))
+        breaks = verify_streams(tally.tap(_scan(ledger, tree, problems, page, progress)))
         walked.append(walk_register(ledger, signed_at, page=page))
     (register,) = walked
     chain_problems = _chain_problems(ledger, breaks, page)
@@ -133,19 +135,27 @@ def _verify_chains(env: dict[str, str], secret: bytes) -> tuple[list[ChainBreak]
         mine.close()
 
 
-def _tree_only(ledger: CreditLedger, tree: LedgerTree, problems: list[Problem], page: int) -> None:
+def _tree_only(
+    ledger: CreditLedger,
+    tree: LedgerTree,
+    problems: list[Problem],
+    page: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """The tree and the order of positions, reading each stored hash without decoding the event."""
-    for position, stream, version, _topic, stored in _ordered_rows(ledger, problems, page):
+    for position, stream, version, _topic, stored in _ordered_rows(ledger, problems, page, progress):
         tree.add(position, stream, version, stored_event_hash(stored))
 
 
 def _ordered_rows(
-    ledger: CreditLedger, problems: list[Problem], page: int
+    ledger: CreditLedger, problems: list[Problem], page: int, progress: Callable[[int], None] | None = None
 ) -> Iterator[tuple[int, str, int, str, bytes]]:
     """Every stored event's row in ledger order, noting any position that does not increase."""
     last = 0
     while True:
         batch = ledger.reader.event_rows(last, page)
+        if progress is not None:
+            progress(last)
         if not batch:
             return
         for row in batch:
@@ -157,11 +167,15 @@ def _ordered_rows(
 
 
 def _scan(
-    ledger: CreditLedger, tree: LedgerTree, problems: list[Problem], page: int
+    ledger: CreditLedger,
+    tree: LedgerTree,
+    problems: list[Problem],
+    page: int,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[StoredEventView]:
     """Every stored event decoded for the chain check, appending each one's leaf on the way."""
     decode = ledger.mapper.transcoder.decode
-    for n_id, stream, version, topic, stored in _ordered_rows(ledger, problems, page):
+    for n_id, stream, version, topic, stored in _ordered_rows(ledger, problems, page, progress):
         try:
             state = decode(stored)
         except Exception as exc:  # any corruption of the stored bytes is reported, not raised

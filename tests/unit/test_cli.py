@@ -15,7 +15,7 @@ from credit_ledger.cli import credit_ledger, main
 from credit_ledger.config import VARIABLES, Settings
 
 LEDGER = {"--data-dir", "--database-url", "--catalogue"}
-KAFKA = {"--kafka-bootstrap"}
+KAFKA = {"--kafka-bootstrap", "--data-dir"}  # the data dir: where a running serve says its address
 EVERY = {variable.flag for variable in VARIABLES if variable.option}
 
 # The configuration options each command lists in its --help: only what it reads.
@@ -30,6 +30,7 @@ CONFIGURATION = {
     "apply": LEDGER | {"--batch-size"},
     "file": LEDGER,
     "schema": set(),
+    "purposes": {"--catalogue"},
     "status": LEDGER,
     "lists": {"--data-dir", "--database-url"},
     "projections": set(),
