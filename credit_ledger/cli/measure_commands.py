@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from credit_ledger.cli.shared import (
     DAY,
     KAFKA,
     LEDGER,
-    UserError,
+    answered,
     api_key_option,
     command,
     group,
@@ -78,9 +76,7 @@ def check(
         department=department,
         channel="cli",
     )
-    if not answer.ok:
-        raise UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
-    body = answer.body
+    body = answered(answer)
     if as_json:
         json_line(body)
         return 0
@@ -145,9 +141,7 @@ def stats(
         until=until,
         channel="cli",
     )
-    if not answer.ok:
-        raise UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
-    body: dict[str, Any] = answer.body
+    body = answered(answer)
     if as_json:
         json_line(body)
         return 0

@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from contract import topics
-from streams.broker import free_port
+from streams.broker import EmbeddedBroker, free_port
 from streams.clients import read_topic
 
 SESSION_TIMEOUT = "2"  # the embedded broker accepts less than Kafka's 6 s minimum; joins in ~1 s
@@ -99,6 +100,22 @@ def cli(served: Served, *args: str, stdin: str | None = None) -> subprocess.Comp
         text=True,
         timeout=60,
     )
+
+
+@contextmanager
+def serving_alone(tmp_path: Path) -> Iterator[Served]:
+    """`serve` with HTTP on a broker of its own (so no other test's topics), the scheduler every
+    second; stopped cleanly at the end (the test fails if it does not stop)."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        os.environ["CREDIT_SCHEDULER_INTERVAL"] = "1"
+        try:
+            served = Served(tmp_path / "data", bootstrap=broker.bootstrap, http=True).start()
+        finally:
+            del os.environ["CREDIT_SCHEDULER_INTERVAL"]
+        try:
+            yield served
+        finally:
+            assert served.stop() == 0
 
 
 def issue_key(served: Served, *options: str) -> str:

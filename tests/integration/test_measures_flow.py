@@ -5,7 +5,6 @@ credit.ledger → supervision figures; a check over HTTP; a rebuild equal to the
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,24 +15,15 @@ import orjson
 import pytest
 
 from contract import topics
-from streams.broker import EmbeddedBroker
 from streams.clients import publish, read_topic
 from tests.conftest import ORGANISATION, example
-from tests.integration.serving import Served, cli, issue_key, records, wait_for
+from tests.integration.serving import Served, cli, issue_key, records, serving_alone, wait_for
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        os.environ["CREDIT_SCHEDULER_INTERVAL"] = "1"
-        try:
-            s = Served(tmp_path / "data", bootstrap=broker.bootstrap, http=True).start()
-        finally:
-            del os.environ["CREDIT_SCHEDULER_INTERVAL"]
-        try:
-            yield s
-        finally:
-            assert s.stop() == 0
+    with serving_alone(tmp_path) as s:
+        yield s
 
 
 def court_notices(served: Served) -> list[dict[str, Any]]:
