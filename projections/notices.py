@@ -9,7 +9,7 @@ rows and the same messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,12 +22,14 @@ Notified = tuple[str, Mapping[str, Any], Mapping[str, Any], Edition, list[notice
 """(designation id, designation, its notice life, its edition, its notices)."""
 
 
-def notified(state: State, catalogue: Catalogue, department: str | None = None) -> Iterator[Notified]:
-    """Every designation of ``state`` that has issued notices, with its notices (``department``'s
-    only, if given)."""
+def notified(
+    state: State, catalogue: Catalogue, department: str | None = None, *, only: Container[str] | None = None
+) -> Iterator[Notified]:
+    """Every designation of ``state`` (those named in ``only``, if given) that has issued notices,
+    with its notices (``department``'s only, if given)."""
     for designation_id, designation in state["designations"].items():
         track = designation.get("notices")
-        if not track or track["state"] is None:
+        if not track or track["state"] is None or (only is not None and designation_id not in only):
             continue
         edition = notices.edition_of(catalogue, designation["made_at"])
         measures = edition.notified_measures(designation["list"])
@@ -115,26 +117,17 @@ def notice_messages(state: State, message: Mapping[str, Any], catalogue: Catalog
         return []
     cause = {"event_id": event_id, "type": message.get("type"), "version": message.get("version")}
     body = message.get("body", {})
+    if message.get("type") == "FeedbackOverdue":
+        return _reminder(state, message, body, catalogue, cause)
+    began = {
+        designation_id
+        for designation_id, designation in state["designations"].items()
+        if any(e["event"] == event_id for e in (designation.get("notices") or {}).get("history", ()))
+    }
     out: list[dict[str, Any]] = []
-    for designation_id, designation, track, edition, found in notified(state, catalogue):
+    for designation_id, designation, track, edition, found in notified(state, catalogue, only=began):
         history = track["history"]
         within = edition.feedback_within_working_days
-        if message.get("type") == "FeedbackOverdue" and body.get("designation_id") == designation_id:
-            notice = next((n for n in found if n.notice_id == body.get("notice_id")), None)
-            if notice is not None:
-                entry = _entry(history, body["state_version"]) or history[-1]
-                out.append(
-                    reminder_message(
-                        notice=_notice(notice, designation_id, designation, edition),
-                        subject=state,
-                        state=entry["state"],
-                        state_version=body["state_version"],
-                        feedback_due=body["due_on"],
-                        effective_at=message.get("occurred_at"),
-                        cause=cause,
-                    )
-                )
-            continue
         for i, entry in enumerate(history):
             if entry["event"] != event_id:
                 continue
@@ -153,11 +146,41 @@ def notice_messages(state: State, message: Mapping[str, Any], catalogue: Catalog
     return out
 
 
-def reminders_due(state: State, catalogue: Catalogue) -> list[tuple[str, str, str]]:
-    """(kind, ref, due date) for the scheduler: a reminder the day after feedback on a notice in
-    force fell due, once per state version, unless the department has answered it."""
+def _reminder(
+    state: State,
+    message: Mapping[str, Any],
+    body: Mapping[str, Any],
+    catalogue: Catalogue,
+    cause: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The reminder a ``FeedbackOverdue`` sends the department the notice is addressed to."""
+    wanted = {str(body.get("designation_id"))}
+    for designation_id, designation, track, edition, found in notified(
+        state, catalogue, body.get("department"), only=wanted
+    ):
+        for notice in found:
+            if notice.notice_id != body.get("notice_id"):
+                continue
+            entry = _entry(track["history"], body["state_version"]) or track["history"][-1]
+            return [
+                reminder_message(
+                    notice=_notice(notice, designation_id, designation, edition),
+                    subject=state,
+                    state=entry["state"],
+                    state_version=body["state_version"],
+                    feedback_due=body["due_on"],
+                    effective_at=message.get("occurred_at"),
+                    cause=cause,
+                )
+            ]
+    return []
+
+
+def reminders_due(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """(kind, ref, due date) for the scheduler, from a subject's notice rows: a reminder the day
+    after feedback on a notice in force fell due, once per state version, unless answered."""
     items = []
-    for row in notice_rows(state, catalogue):
+    for row in rows:
         version = row["state_version"]
         if row["current_due_on"] is None or row["feedback"] is not None or version in row["reminded"]:
             continue

@@ -123,8 +123,8 @@ class Projector:
             clean_on = self.clean_on(state)
         if not state["designations"]:
             return Saved(state, announced, clean_on, due(state))
-        reminders = reminders_due(state, self.catalogue)
-        return Saved(state, announced, clean_on, due(state) + reminders, notice_rows(state, self.catalogue))
+        rows = notice_rows(state, self.catalogue)
+        return Saved(state, announced, clean_on, due(state) + reminders_due(rows), rows)
 
     def _repair(
         self, key: str, had: int, message: Mapping[str, Any], notified: list[dict[str, Any]]
