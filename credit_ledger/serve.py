@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +21,11 @@ from credit_ledger.compose import (
 )
 from credit_ledger.config import ConfigError, Settings, ledger_env, redacted
 from credit_ledger.output import note
+from credit_ledger.signals import run_until_signalled
 from credit_ledger.supervisor import ChildSupervisor
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
+from ledger.verification.policy import parse_witness_list
 from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, group_timing
@@ -132,6 +131,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
             health_stall_seconds=settings.health_stall_seconds,
             scheduler_interval=settings.scheduler_interval,
+            log_origin=settings.log_origin,
         )
         read_store = build_store(settings) if http else None
         queries = build_query_service(ledger, read_store) if read_store is not None else None
@@ -226,19 +226,6 @@ def _log_to_stderr(settings: Settings) -> None:
     )
 
 
-def run_until_signalled(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run ``work(stop)`` on its own event loop; SIGTERM or SIGINT sets ``stop``, so it ends cleanly."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await work(stop)
-
-    asyncio.run(main())
-
-
 def _start_child(settings: Settings, command: str) -> str | None:
     """Log setup and GC tuning for a child process; the Kafka address it needs (None: said why not)."""
     _log_to_stderr(settings)
@@ -262,6 +249,8 @@ def relay(settings: Settings) -> int:
                 session_timeout=settings.kafka_session_timeout,
                 stop=stop,
                 data_dir=settings.data_dir,
+                origin=settings.log_origin,
+                witnesses=parse_witness_list(settings.witnesses or ""),
             )
         )
     return 0

@@ -86,12 +86,14 @@ def demo(
     "publish the ledger's events and outcomes to Kafka (serve starts one for you)",
     "CREDIT_KAFKA_BOOTSTRAP=127.0.0.1:46955 credit-ledger relay",
 )
-@with_settings(*LEDGER, *KAFKA, "kafka_session_timeout", "log_level")
+@with_settings(*LEDGER, *KAFKA, "kafka_session_timeout", "log_level", "log_origin", "witnesses")
 def relay(settings: Settings) -> int:
     """Publish the ledger's notification log to credit.ledger and its submission register to
     credit.outcomes and credit.rejections, in order, from tracked positions. Any number may run;
     one holds the lease (partition 0 of credit.submissions in group credit-ledger.relay) and
     publishes, the others stand by. 'serve' starts one as a child process unless --no-relay.
+    The leader also signs a checkpoint of the log --log-origin every 10,000 events or 60 s, has
+    the --witnesses cosign it, and publishes it to credit.digests.
     """
     from credit_ledger.serve import relay as run  # noqa: PLC0415 - Kafka clients are slow to import
 

@@ -18,6 +18,7 @@ from ledger.application.service import CreditLedger
 from ledger.domain.integrity import ChainBreak, StoredEventView, verify_streams
 from ledger.verification.checkpoint_audit import anchors, check_checkpoints
 from ledger.verification.checkpoints import SourcedCheckpoint
+from ledger.verification.policy import WitnessPolicy
 from ledger.verification.problems import Problem
 from ledger.verification.register import RegisterWalk, SubmissionTally, cross_check, walk_register
 from ledger.verification.transparency import PAGE, LedgerTree, hash_in_state, stored_event_hash
@@ -51,6 +52,8 @@ def audit(
     *,
     page: int = PAGE,
     parallel: bool | None = None,
+    origin: str | None = None,
+    policy: WitnessPolicy | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """Verify everything the ledger can show: every hash chain, the tree, the register and every
@@ -63,9 +66,11 @@ def audit(
     signed by ``public_key`` (hex), no larger than the tree and equal to the tree's root at its
     size; checkpoints of one size must agree; each checkpoint, in time order, must extend the one
     before (RFC 9162 consistency, proved from the tree and verified); and a v2 checkpoint must
-    follow one that is among those read, and sign the register's link as recomputed
-    (``checkpoint_audit``). Every problem names its event (stream, version, position), its receipt
-    (position, department, submission) or its checkpoint (size, time, source).
+    follow one that is among those read, and sign the register's link as recomputed; a v3
+    checkpoint must name ``origin`` (if given), and with a witness ``policy`` every checkpoint
+    must be witnessed or covered by a later one that is (``checkpoint_audit``). Every problem
+    names its event (stream, version, position), its receipt (position, department, submission)
+    or its checkpoint (size, time, source).
 
     With ``parallel`` (the default for a store another process can open, on a machine with more
     than one core) the chains are checked in a second process while this one builds the tree and
@@ -94,7 +99,15 @@ def audit(
     chain_problems = _chain_problems(ledger, breaks, page)
     problems[:0] = [*chain_problems, *register.problems, *cross_check(register, tally)]
     distinct, checked = check_checkpoints(
-        tree, checkpoints, public_key, problems, chain_problems, register.links, register.end
+        tree,
+        checkpoints,
+        public_key,
+        problems,
+        chain_problems,
+        register.links,
+        register.end,
+        origin=origin,
+        policy=policy,
     )
     seconds = time.perf_counter() - started
     return AuditReport(tree, tree.size, distinct, checked, problems, seconds, register.receipts)

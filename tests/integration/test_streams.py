@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from contract import topics
 from credit_ledger.generator import SubmissionGenerator
 from ledger.domain.catalogue import load_catalogue
+from ledger.verification.signed import Checkpoint
 from streams.broker import EmbeddedBroker
 from streams.clients import publish
 from tests.conftest import example
@@ -165,7 +166,11 @@ def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts
         )
         # The first checkpoint is due as soon as the tree holds anything; wait for the one over all.
         signed = wait_for(
-            lambda: [d for d in records(served.bootstrap, topics.DIGESTS) if d["size"] == len(before)],
+            lambda: [
+                d
+                for d in records(served.bootstrap, topics.DIGESTS)
+                if Checkpoint.from_dict(d).size == len(before)
+            ],
             30,
             served.describe,
         )
@@ -185,6 +190,7 @@ def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts
         assert "was empty: the relay re-publishes it" in again.log.read_text()
         digests = records(again.bootstrap, topics.DIGESTS)
         assert signed[-1] in digests  # the same signed statement, back on the topic
+        assert Checkpoint.from_dict(signed[-1]).version == 3  # a C2SP checkpoint note
         assert "credit.digests was empty" in again.log.read_text()
     finally:
         assert again.stop() == 0

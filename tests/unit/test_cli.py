@@ -22,7 +22,7 @@ EVERY = {variable.flag for variable in VARIABLES if variable.option}
 CONFIGURATION = {
     "serve": EVERY,
     "demo": EVERY,
-    "relay": LEDGER | KAFKA | {"--kafka-session-timeout", "--log-level"},
+    "relay": LEDGER | KAFKA | {"--kafka-session-timeout", "--log-level", "--log-origin", "--witnesses"},
     "project": LEDGER | KAFKA | {"--kafka-session-timeout", "--scheduler-interval", "--log-level"},
     "publish": KAFKA,
     "outcomes": KAFKA,
@@ -36,12 +36,15 @@ CONFIGURATION = {
     "projections": set(),
     "projections rebuild": LEDGER | KAFKA,
     "replay": LEDGER | KAFKA,
-    "verify": LEDGER | KAFKA,
+    "verify": LEDGER | KAFKA | {"--log-origin"},
     "proof": set(),
     "proof inclusion": LEDGER,
     "proof consistency": LEDGER,
-    "checkpoint": LEDGER | KAFKA,
-    "checkpoint-key": {"--data-dir"},
+    "checkpoint": LEDGER | KAFKA | {"--log-origin"},
+    "checkpoint-key": {"--data-dir", "--log-origin"},
+    "witness": set(),
+    "witness serve": {"--data-dir", "--http-host", "--http-port"},
+    "witness key": {"--data-dir"},
     "keys": set(),
     "keys issue": LEDGER,
     "keys list": LEDGER,
@@ -179,6 +182,8 @@ VALUES = {
     "scheduler_interval": "5",
     "log_level": "INFO",
     "health_stall_seconds": "7.5",
+    "log_origin": "credit-ledger.shanxi/v1",
+    "witnesses": "audit.example/w1+b4b5e8d4+BDtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop http://127.0.0.1:9001",
 }
 
 
