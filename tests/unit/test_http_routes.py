@@ -53,7 +53,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
 
     served, documented = asyncio.run(run(True))
     assert served == documented
-    assert len(served) == len(ROUTES) == 20
+    assert len(served) == len(ROUTES) == 22
     served, documented = asyncio.run(run(False))  # without a query service: what needs none
     assert (
         served
