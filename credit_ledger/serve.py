@@ -111,9 +111,12 @@ def start(settings: Settings, *, http: bool = True) -> Running:
                 ledger.reader.save_relay_position(cursor, 0)
         if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
             note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
-        if topics.LIST_CHANGES in created:
+        if {topics.LIST_CHANGES, topics.MEASURES} & set(created):
             store = build_store(settings)
-            store.republish_all()
+            if topics.LIST_CHANGES in created:
+                store.republish_all()
+            if topics.MEASURES in created:
+                store.republish_notices()
             store.close()
         stream_settings = StreamSettings(
             bootstrap=bootstrap,
