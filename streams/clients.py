@@ -12,6 +12,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from contract.measures import department_of
 from contract.messages import submission_key
 from ledger.application.limits import MAX_DECODED_BYTES, MAX_SUBMISSION_BYTES
 
@@ -46,8 +47,10 @@ def too_large(number: int, size: int) -> LocalRefusal:
     )
 
 
-def prepare(line: bytes, department: str | None, number: int) -> Prepared:
-    """One JSON line ready to send; raises LocalRefusal for a line that cannot be sent."""
+def prepare(line: bytes, department: str | None, number: int, action: str | None = None) -> Prepared:
+    """One JSON line ready to send; raises LocalRefusal for a line that cannot be sent.
+
+    ``action``: this publisher sends only that action (filled in where a line has none)."""
     if len(line) > MAX_DECODED_BYTES:  # not even read: it could only be refused
         raise too_large(number, len(line))
     try:
@@ -63,6 +66,13 @@ def prepare(line: bytes, department: str | None, number: int) -> Prepared:
                 f"line {number}: department is {declared!r}, but this publisher is {department!r}"
             )
         line = orjson.dumps(submission)
+    if action is not None:
+        declared_action = submission.setdefault("action", action)
+        if declared_action != action:
+            raise LocalRefusal(
+                f"line {number}: action is {declared_action!r}; this publisher sends only {action!r}"
+            )
+        line = orjson.dumps(submission)
     if len(line) > MAX_SUBMISSION_BYTES:
         raise too_large(number, len(line))
     who, sid = submission.get("department"), submission.get("submission_id")
@@ -75,6 +85,7 @@ def prepared(
     department: str | None,
     report: PublishReport,
     on_refusal: Callable[[str], None] | None,
+    action: str | None = None,
 ) -> Iterator[Prepared]:
     """The lines that can be sent, numbered as in the file (blank lines count, and are skipped);
     each refusal is counted in ``report`` and told to ``on_refusal``."""
@@ -82,7 +93,7 @@ def prepared(
         if not line.strip():
             continue
         try:
-            yield prepare(line, department, number)
+            yield prepare(line, department, number, action)
         except LocalRefusal as exc:
             report.refused += 1
             if on_refusal:
@@ -119,6 +130,7 @@ def publish(
     topic: str,
     *,
     department: str | None = None,
+    action: str | None = None,
     on_progress: Callable[[PublishReport], None] | None = None,
     on_refusal: Callable[[str], None] | None = None,
     report: PublishReport | None = None,
@@ -135,7 +147,7 @@ def publish(
     futures = []
     away = False  # the broker did not take a line in time: the rest are counted failed, unsent
     try:
-        for line in prepared(lines, department, report, on_refusal):
+        for line in prepared(lines, department, report, on_refusal, action):
             if away:
                 report.failed += 1
                 continue
@@ -292,3 +304,52 @@ def consume_all(
             await consumer.stop()
 
     return asyncio.run(run())
+
+
+def read_measures(
+    bootstrap: str,
+    topic: str,
+    department: str,
+    *,
+    group: str | None,
+    from_beginning: bool = False,
+    follow: bool = False,
+    idle: float = 2.0,
+    consumer_options: dict[str, Any] | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[bytes]:
+    """The values of ``department``'s messages on ``credit.measures``, picked by their header
+    (others' are never decoded).
+
+    With ``from_beginning`` every message from the start, the group's position left alone;
+    otherwise the consumer ``group`` (a new one starts at the first message) and its position,
+    committed as it goes. Without ``follow`` it stops after ``idle`` seconds of quiet.
+    """
+    if from_beginning:
+        for record in read_topic(bootstrap, topic, follow=follow, idle=idle, stop=stop):
+            if department_of(record.headers) == department:
+                yield record.value
+        return
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        **(consumer_options or {}),
+    )
+    try:
+        last = None
+        while stop is None or not stop.is_set():
+            batch = consumer.poll(timeout_ms=200, max_records=5000)
+            if batch:
+                last = time.monotonic()
+                for records in batch.values():
+                    for record in records:
+                        if department_of(record.headers) == department:
+                            yield record.value
+            elif consumer.assignment():
+                last = last or time.monotonic()  # quiet counts from the group's assignment
+                if not follow and time.monotonic() - last >= idle:
+                    return
+    finally:
+        consumer.close()
