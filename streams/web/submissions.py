@@ -175,10 +175,7 @@ async def outcomes(api: Api, call: Call) -> Reply:
 
 async def original(api: Api, call: Call) -> Reply:
     """The whole original of a rejection whose outcome message carries only a preview."""
-    try:
-        position = int(call.params["position"])
-    except ValueError:
-        raise ApiError(400, "invalid_query", "position", "position must be an integer") from None
+    position = integer(call.params, "position", default=0, low=1)  # a path segment is never empty
     ledger = api.parts.ledger
 
     def answer() -> Reply:

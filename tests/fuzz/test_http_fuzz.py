@@ -33,7 +33,14 @@ from streams.web.calls import Route
 from streams.web.openapi import statuses
 from streams.web.routes import ROUTES
 from tests.conftest import ORGANISATION, PERSON, SECRET, Clock, example
-from tests.fuzz.hostile import FULL_IDENTITY_NUMBER, identity_numbers, json_values, messages, texts
+from tests.fuzz.hostile import (
+    DERANDOMIZED,
+    FULL_IDENTITY_NUMBER,
+    identity_numbers,
+    json_values,
+    messages,
+    texts,
+)
 from tests.unit.querydesk import Desk
 from tests.unit.webdesk import Web
 
@@ -140,6 +147,8 @@ def requests(draw: st.DrawFn, route: Route, keys: dict[str, str]) -> dict[str, A
     for name, known in PARAMETERS.items():
         if "{" + name + "}" in path:
             value = draw(st.one_of(st.sampled_from(known), texts(), identity_numbers()))
+            # Without braces: aiohttp's segments never hold one, so such a path is no route's (404).
+            value = value.replace("{", "").replace("}", "")
             path = path.replace("{" + name + "}", urllib.parse.quote(value, safe="") or "x")
     query = draw(
         st.lists(
@@ -192,6 +201,7 @@ def _documented(route: Route, method: str) -> set[int]:
 def test_no_request_gets_a_server_error_or_an_undocumented_status(site: Site, route: Route) -> None:
     @settings(
         max_examples=HTTP_EXAMPLES,
+        derandomize=DERANDOMIZED,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )

@@ -109,6 +109,26 @@ def test_limit_abc_on_outcomes_names_field_limit(desk: Desk, tmp_path: Path) -> 
     serve(desk, tmp_path, scenario)
 
 
+def test_an_original_position_past_what_a_store_holds_is_refused_naming_it_not_a_503(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Found by the HTTP fuzz: a 20-digit position reached the query register, which could not
+    encode it, and the route answered 503 audit_unavailable."""
+    tax = desk.api_key("department", "tax_bureau")
+
+    async def scenario(web: Web) -> None:
+        for position in ("99999999999999999999", "0", "-1", "1.5"):
+            status, body = await web.call("GET", f"/v1/outcomes/{position}/original", key=tax)
+            assert (status, body["error"]["code"], body["error"]["field"]) == (
+                400,
+                "invalid_query",
+                "position",
+            )
+            assert records(desk)[-1]["outcome"] == "refused", "and the refusal is in the register"
+
+    serve(desk, tmp_path, scenario)
+
+
 def test_ten_thousand_typical_submissions_fit_one_request_and_a_larger_body_is_refused_in_json(
     desk: Desk, tmp_path: Path
 ) -> None:
