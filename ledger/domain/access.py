@@ -127,6 +127,8 @@ def decide_endpoint(principal: Principal, endpoint: str) -> Decision:
         "me.status": ("subject",),
         "me.queries": ("subject",),
         "me.report": ("subject",),
+        "me.overview": ("subject",),
+        "department.dashboard": ("department", "administrator"),
         "me.authorisations": ("subject",),
         "audit.queries": ("auditor",),
         "audit.anomalies": ("auditor",),
