@@ -154,7 +154,9 @@ def _repair_decided(decision: str) -> Callable[[State, Mapping[str, Any], Messag
         record = s["records"][body["record"]]
         for entry in record.get("repairs", []):
             if entry["id"] == body["application_id"]:
-                entry.update(decision=decision, reason=body.get("reason", ""), decided_at=m.get("occurred_at"))
+                entry.update(
+                    decision=decision, reason=body.get("reason", ""), decided_at=m.get("occurred_at")
+                )
         if decision == "granted":
             _ended("repaired")(s, body, m)
 

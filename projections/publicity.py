@@ -142,12 +142,21 @@ class RecordRows:
         )
         return [key for (key,) in cursor.fetchall()]
 
-    def public_items(self, subject_key: str, today: str, filters: Filters = Filters()) -> list[dict[str, Any]]:
+    def public_items(
+        self, subject_key: str, today: str, filters: Filters = Filters()
+    ) -> list[dict[str, Any]]:
         """One subject's records that are public today (by its kind), newest first."""
         rows = self._rows(
             "SELECT row FROM record_rows WHERE subject_key=? ORDER BY decision_date DESC", [subject_key]
         )
         return [r for r in rows if _is_public(r, today, filters)]
+
+    def list_rows(self, subject_key: str) -> list[dict[str, Any]]:
+        """One subject's black- and red-list entries, without the subject key (the public form)."""
+        rows = self._rows(
+            "SELECT row FROM list_members WHERE subject_key=? ORDER BY list, entry_date", [subject_key]
+        )
+        return [{k: v for k, v in row.items() if k != "subject_key"} for row in rows]
 
     def filings(self, provider: str) -> list[dict[str, Any]]:
         """Every record a department filed, ended ones too (its dashboard)."""

@@ -128,6 +128,7 @@ def decide_endpoint(principal: Principal, endpoint: str) -> Decision:
         "me.queries": ("subject",),
         "me.report": ("subject",),
         "me.overview": ("subject",),
+        "me.applications": ("subject",),
         "department.dashboard": ("department", "administrator"),
         "me.authorisations": ("subject",),
         "audit.queries": ("auditor",),
