@@ -61,3 +61,25 @@ def open_ledger(path: Path, catalogue: Catalogue) -> CreditLedger:
 
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
     return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env)
+
+
+def latency_ms(latencies: list[float]) -> dict[str, float]:
+    """Percentiles, max and mean of latencies in seconds, in milliseconds (the open-loop benches)."""
+    import statistics  # noqa: PLC0415
+
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    return {
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "max": ordered[-1] * 1000,
+        "mean": statistics.fmean(ordered) * 1000,
+    }
+
+
+def latency_line(ms: dict[str, float]) -> str:
+    return "latency ms: " + "  ".join(f"{k} {v:.2f}" for k, v in ms.items())

@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,10 +144,7 @@ def main() -> int:
         finally:
             serve.terminate()
             serve.wait(timeout=30)
-    ordered = sorted(latencies)
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+    ms = _harness.latency_ms(latencies)
 
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
@@ -157,12 +153,9 @@ def main() -> int:
     print(
         f"throughput: {len(latencies) / elapsed:,.0f} queries/s (each recorded in the ledger before answering)"
     )
+    print(_harness.latency_line(ms))
     print(
-        f"latency ms: p50 {pct(50):.2f}  p95 {pct(95):.2f}  p99 {pct(99):.2f}  max {ordered[-1] * 1000:.2f}  "
-        f"mean {statistics.fmean(ordered) * 1000:.2f}"
-    )
-    print(
-        f"target p99 <= 10 ms at 500/s: {'met' if pct(99) <= 10 and args.rate >= 500 and errors == 0 else 'NOT met'}"
+        f"target p99 <= 10 ms at 500/s: {'met' if ms['p99'] <= 10 and args.rate >= 500 and errors == 0 else 'NOT met'}"
     )
     return 0
 
