@@ -8,8 +8,8 @@ input, an internal error) are recorded as refusals too (``authenticate_for``, ``
 with the channel it came through. A record's ``outcome`` is ``allowed`` (an answer with data),
 ``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
 
-One module of just over 400 lines: every endpoint's rule sits beside the one recording path
-(``_record``) they all share, which is what keeps the register complete.
+One module of about 500 lines: every endpoint's rule (the portal's pages too) sits beside the one
+recording path (``_record``) they all share, which is what keeps the register complete.
 """
 
 from __future__ import annotations
