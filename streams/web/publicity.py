@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -84,7 +85,10 @@ async def publicity(api: Api, call: Call) -> Reply:
     filters = filters_of(call.query)
     page = integer(call.query, "page", default=1, low=1, high=MAX_PAGE)
     today = local_date(api.parts.ledger.clock()).isoformat()
-    answer = await asyncio.get_running_loop().run_in_executor(
-        api.parts.executor, page_of, store, today, filters, page
-    )
+    try:
+        answer = await asyncio.get_running_loop().run_in_executor(
+            api.parts.executor, page_of, store, today, filters, page
+        )
+    except (OSError, sqlite3.OperationalError) as exc:  # locked, gone, disk: the store, not the request
+        raise ApiError(503, "read_models_unavailable", "", f"the read models cannot be read: {exc}") from None
     return Reply(200, answer)

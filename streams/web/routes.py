@@ -225,7 +225,7 @@ ROUTES: tuple[Route, ...] = (
         {
             200: "One page, newest decision first",
             400: "invalid_query: a filter or the page",
-            503: "no_read_models: this worker serves none",
+            503: "no_read_models (this worker serves none) or read_models_unavailable",
         },
         parameters=(
             _query("domain", TEXT),
