@@ -4,6 +4,9 @@
 operation; ``GET /v1/`` lists them. Statuses every route of a kind answers are added by
 ``streams.web.openapi.statuses`` (500 everywhere; 400 and 413 where a body is read; 401 where a key
 is read; 503 where the query register records), so a table entry lists only its own.
+
+One module of just over 400 lines because it is one table: the served API and its document are
+read from it, and a table split in two could no longer be read, or checked, as the whole API.
 """
 
 from __future__ import annotations
