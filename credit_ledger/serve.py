@@ -30,6 +30,7 @@ from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, quiet_client_noise, run_worker
 from streams.broker import EmbeddedBroker, group_timing
 from streams.clients import send_records
+from streams.drain import INBOX_CURSOR
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
 
 
@@ -123,6 +124,11 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             if topic in created and ledger.reader.relay_position(cursor):
                 note(f"{topic} was empty: the relay re-publishes it from the ledger")
                 ledger.reader.save_relay_position(cursor, 0)
+        # What the doors recorded and the relay had published may have been lost with the topic
+        # before the intake read it: the drain reads the inbox again and publishes what is undecided.
+        if topics.SUBMISSIONS in created and ledger.reader.relay_position(INBOX_CURSOR):
+            note(f"{topics.SUBMISSIONS} was empty: the relay drains the inbox again (what has no outcome)")
+            ledger.reader.save_relay_position(INBOX_CURSOR, 0)
         if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
             note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
         if {topics.LIST_CHANGES, topics.MEASURES} & set(created):

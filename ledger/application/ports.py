@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from ledger.domain.inbox import InboxEntry, InboxItem
 from ledger.domain.outcomes import LoggedOutcome, Receipt
 
 EventRow = tuple[int, str, int, str, bytes]
@@ -81,6 +82,26 @@ class LedgerLog(Protocol):
         ...
 
     def save_relay_position(self, name: str, position: int) -> None: ...
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """Submissions a door recorded before answering for them (``ledger.domain.inbox``), read back
+    by position with whether each is decided yet: what the relay drains to ``credit.submissions``."""
+
+    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+        """Record ``items`` in one transaction; their positions, in order. Positions only grow,
+        and a reader after position ``p`` never misses a row committed later with a smaller one."""
+        ...
+
+    def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
+        """Rows after position ``after``, in position order, at most ``limit``, each marked
+        ``decided`` when the outcomes log holds an entry read from its source (``inbox/<position>``)."""
+        ...
+
+    def last_inbox_position(self) -> int:
+        """The position of the newest row (0 while there is none)."""
+        ...
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, inbox_source
 from ledger.domain.outcomes import (
     DECIDED,
     RECEIPT_GENESIS,
@@ -42,6 +43,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         self._logged_sources: set[tuple[str, str]] = set()
         self._relay_positions: dict[str, int] = {}
         self._keys: dict[str, dict[str, Any]] = {}
+        self._inbox: list[tuple[int, InboxItem, str]] = []
 
     def last_receipt_position(self) -> int:
         with self._database_lock:
@@ -99,6 +101,38 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 self._logged_sources.add(seen)
             self._outcomes.append((position, entry))
         return ids
+
+    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+        with self._database_lock:
+            base = self._inbox[-1][0] if self._inbox else 0
+            rows = [(base + 1 + i, item, received_at) for i, item in enumerate(items)]
+            self._inbox.extend(rows)
+            return [row[0] for row in rows]
+
+    def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
+        with self._database_lock:
+            rows = [row for row in self._inbox if row[0] > after][:limit]
+            logged = {source for source, _ in self._logged_sources}
+            return [
+                InboxEntry(position, item, received_at, self._decided(position, item, logged))
+                for position, item, received_at in rows
+            ]
+
+    def _decided(self, position: int, item: InboxItem, logged: set[str]) -> bool:
+        """As the SQL recorders' ``decided_sql``: a receipt read from the row, or any other entry."""
+        source = inbox_source(position)
+        if source in logged:
+            return True
+        if item.department is None or item.submission_id is None:
+            key = (SOURCE_DEPARTMENT, source)
+        else:
+            key = (item.department, item.submission_id)
+        found = self._receipts.get(key)
+        return found is not None and found[1].source == source
+
+    def last_inbox_position(self) -> int:
+        with self._database_lock:
+            return self._inbox[-1][0] if self._inbox else 0
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
         with self._database_lock:

@@ -28,6 +28,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, Receipt, receipt_chain_hash
+from ledger.store import postgres_inbox
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     OUTCOME_COLUMNS,
@@ -46,8 +47,9 @@ from ledger.store.rows import (
 )
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """PostgreSQL events table plus ``submission_receipts``, both written in one transaction.
+class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRecorder):
+    """PostgreSQL events table plus ``submission_receipts``, both written in one transaction; the
+    inbox (``ledger.store.postgres_inbox``) beside them.
 
     Receipt positions are issued while the events table's EXCLUSIVE lock is held (the lock
     eventsourcing takes to make notification ids commit in order), so receipts also become
@@ -185,6 +187,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "created_at text NOT NULL, revoked_at text)"
             ).format(schema=schema, table=keys)
         )
+        self.sql_create_statements.extend(postgres_inbox.create_statements(self.datastore.schema))
         columns = SQL(", ").join(Identifier(c) for c in API_KEY_COLUMNS)
         self.insert_key_statement = SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})").format(
             schema=schema,

@@ -1,4 +1,4 @@
-"""The SQLite recorder: events, the submission register, the outcomes log and API keys, read by position.
+"""The SQLite recorder: events, the submission register, the outcomes log, the inbox and API keys.
 
 It implements the application's ports (``ledger.application.ports``): the submission register
 written in the events' transaction, the read port ``LedgerLog`` and the ``KeyStore``. The
@@ -22,6 +22,7 @@ from ledger.domain.outcomes import (
     Receipt,
     receipt_chain_hash,
 )
+from ledger.store.inbox import SQLITE_CREATE_INBOX, SQLiteInbox
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     OUTCOME_COLUMNS,
@@ -55,8 +56,9 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
-    """SQLite events table plus ``submission_receipts``, both written in one transaction."""
+class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
+    """SQLite events table plus ``submission_receipts``, both written in one transaction; the
+    inbox (``ledger.store.inbox``) beside them."""
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
@@ -87,6 +89,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
             "created_at TEXT NOT NULL, revoked_at TEXT)"
         )
+        statements.append(SQLITE_CREATE_INBOX)  # a data dir made before the inbox gains it at its next start
         return statements
 
     def create_table(self) -> None:
