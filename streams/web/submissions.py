@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -135,9 +136,16 @@ async def submit(api: Api, call: Call) -> Reply:
             "queued": queued,
             "rejected": len(receipts) - queued,
             "receipts": receipts,
-            "outcomes": "/v1/outcomes?department=...",
+            "outcomes": _outcomes_link(receipts),
         },
     )
+
+
+def _outcomes_link(receipts: list[dict[str, Any]]) -> str:
+    """Where the batch's outcomes will be read: its department's, when it names one department."""
+    departments = {r.get("department") for r in receipts if r.get("department") is not None}
+    (only,) = departments if len(departments) == 1 else (None,)
+    return f"/v1/outcomes?department={quote(only)}" if isinstance(only, str) else "/v1/outcomes"
 
 
 def _subjects_own(receipt: Any) -> bool:

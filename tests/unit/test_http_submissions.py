@@ -43,6 +43,20 @@ def test_a_nested_deep_or_oversized_submission_is_refused_in_its_receipt_and_nev
         (row,) = web.desk.ledger.inbox.inbox_page(0, 10)
         assert (queued["inbox_position"], queued["source"]) == (row.position, f"inbox/{row.position}")
         assert (queued["partition"], queued["offset"]) == (None, None)  # not on Kafka yet
+        assert answer["outcomes"] == "/v1/outcomes?department=tax_bureau"  # where to read them
+
+    serve(desk, tmp_path, scenario)
+
+
+def test_a_batch_of_several_departments_points_to_the_outcomes_of_all_its_callers(
+    desk: Desk, tmp_path: Path
+) -> None:
+    mixed = [example("file_record"), example("designate")]
+
+    async def scenario(web: Web) -> None:
+        status, answer = await web.call("POST", "/v1/submissions", data=json.dumps(mixed).encode())
+        assert (status, answer["queued"]) == (202, 2)
+        assert answer["outcomes"] == "/v1/outcomes"
 
     serve(desk, tmp_path, scenario)
 
