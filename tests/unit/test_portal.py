@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 
+from ledger.domain.catalogue import Catalogue
 from streams.portal.site import PortalSettings
 from tests.conftest import ORGANISATION, PERSON, example, file_of
+from tests.unit.measuredesk import designated, feedback, measure_desk
 from tests.unit.portaldesk import Browser, serve_portal
 from tests.unit.querydesk import Desk, desk
 from tests.unit.webdesk import records
@@ -299,3 +301,41 @@ def test_a_late_filing_shows_on_its_departments_dashboard_and_the_view_is_record
         assert records(desk)[-1]["endpoint"] == "department.dashboard"
 
     serve_portal(desk, tmp_path, scenario)
+
+
+def test_the_dashboard_shows_the_departments_joint_measures_feedback_as_the_stats_endpoint_counts_it(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    measures = measure_desk(catalogue, tmp_path)
+    designated(measures)  # the court gets five notices, feedback due 17 July
+    court = {n["measure"]: n for n in measures.notices("court")}
+    on_time, late = "2026-07-15T09:00:00+08:00", "2026-07-22T09:00:00+08:00"
+    measures.at(on_time).submit(
+        feedback(court["black.restrict_exit"], "applied", at=on_time),
+        feedback(court["black.restrict_high_consumption"], "not_applicable", at=on_time),
+    )
+    measures.at(late).submit(feedback(court["black.restrict_real_estate_purchase"], "failed", at=late))
+    stats = measures.measures.stats(measures.key("department", "court")).body["totals"]
+    key = measures.api_key("department", "court")
+
+    async def scenario(browser: Browser) -> None:
+        await browser.sign_in(key)
+        page = await browser.get("/dashboard")
+        assert page.status == 200
+        section = page.text.split("<h2>联合奖惩反馈</h2>", 1)[1].split("</section>", 1)[0]
+        assert "尚未接入" not in page.text
+        assert (
+            f"共 {stats['received']} 件：已实施 {stats['applied']} 件，不适用 {stats['not_applicable']} 件，"
+            f"未能实施 {stats['failed']} 件，逾期未反馈 {stats['overdue']} 件" in section
+        )
+        assert (stats["received"], stats["applied"], stats["failed"], stats["overdue"]) == (5, 1, 1, 2)
+        assert f"反馈用时中位数 {stats['median_delay_working_days']} 个工作日" in section
+        rate = stats["on_time_rate"]
+        assert f"奖惩到位率（强制性措施按期实施的比例）{rate * 100:.1f}%" in section
+        assert '<svg width="460"' in section
+        assert 'aria-label="联合奖惩措施通知及反馈（件）"' in section
+        exit_row = re.search(r"<tr[^>]*><td>限制出境（强制）</td>(.*?)</tr>", section)
+        assert exit_row, section
+        assert "<td>1</td><td>1</td><td>0</td><td>0</td><td>0</td>" in exit_row.group(1)
+
+    serve_portal(measures, tmp_path, scenario)
