@@ -28,7 +28,7 @@ from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.application.handlers import handle
-from ledger.application.ports import EventRow, KeyStore, LedgerLog, SubmissionRegister
+from ledger.application.ports import EventRow, KeyStore, LedgerLog, SessionStore, SubmissionRegister
 from ledger.application.reception import SOURCE_DEPARTMENT, Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
@@ -98,6 +98,8 @@ class CreditLedger(Application[UUID]):
         self.reader: LedgerLog = _port(self.recorder, LedgerLog)
         """The read port: the only way code outside the application reads the ledger's log."""
         self.keys: KeyStore = _port(self.recorder, KeyStore)
+        self.sessions: SessionStore = _port(self.recorder, SessionStore)
+        """The portal's sessions, in the same database as the keys (shared by every worker on it)."""
 
     # -- infrastructure -----------------------------------------------------------------
 
