@@ -339,3 +339,44 @@ def test_the_dashboard_shows_the_departments_joint_measures_feedback_as_the_stat
         assert "<td>1</td><td>1</td><td>0</td><td>0</td><td>0</td>" in exit_row.group(1)
 
     serve_portal(measures, tmp_path, scenario)
+
+
+def test_the_lists_are_paged_by_twenty_with_links_that_keep_the_filters(desk: Desk, tmp_path: Path) -> None:
+    for n in range(1, 24):  # 23 more black-list entries on the same record, entered a day apart
+        designation = copy.deepcopy(example("designate"))
+        designation["submission_id"] = f"MKT-PAGE-{n}"
+        entry = designation["designation"]
+        entry["designation_id"] = f"HMD-PAGE-{n:02}"
+        entry["document_number"] = f"闽市监信〔2026〕9{n:02}号"
+        entry["valid_from"] = f"2026-08-{n:02}"
+        desk.submit(designation)
+
+    async def scenario(browser: Browser) -> None:
+        first = await browser.get("/lists/black")
+        assert first.status == 200
+        assert "共 24 条，每页 20 条" in first.text
+        assert "第 1 / 2 页" in first.text
+        assert first.text.count("闽市监信〔2026〕") == 20
+        assert "闽市监信〔2026〕202号" in first.text  # the oldest entry first
+        (following,) = re.findall(r'href="(\?[^"]*)" rel="next"', first.text)
+        assert following == "?page=2"
+        second = await browser.get("/lists/black" + following)
+        assert "第 2 / 2 页" in second.text
+        assert second.text.count("闽市监信〔2026〕") == 4
+        assert "闽市监信〔2026〕923号" in second.text
+        assert 'rel="prev"' in second.text
+        assert 'rel="next"' not in second.text
+        beyond = await browser.get("/lists/black?page=9")
+        assert "没有符合条件的名单条目" in beyond.text
+
+        since = await browser.get("/lists/black?since=2026-08-02&department=market_regulator")
+        assert "共 22 条，每页 20 条" in since.text
+        (kept,) = re.findall(r'href="(\?[^"]*)" rel="next"', since.text)
+        assert kept.replace("&amp;", "&") == "?department=market_regulator&since=2026-08-02&page=2"
+        rest = await browser.get("/lists/black" + kept.replace("&amp;", "&"))
+        assert rest.text.count("闽市监信〔2026〕") == 2
+        assert "闽市监信〔2026〕901号" not in rest.text
+        assert (await browser.get("/lists/black?page=x")).status == 400
+        assert "共 0 条" in (await browser.get("/lists/black?domain=taxation")).text
+
+    serve_portal(desk, tmp_path, scenario)
