@@ -1,7 +1,8 @@
-"""The SQLite recorder: events, the submission register, the outcomes log and API keys, read by position.
+"""The SQLite recorder: events, the submission register, the outcomes log, API keys, portal sessions.
 
 It implements the application's ports (``ledger.application.ports``): the submission register
-written in the events' transaction, the read port ``LedgerLog`` and the ``KeyStore``. The
+written in the events' transaction, the read port ``LedgerLog``, the ``KeyStore`` and the
+``SessionStore``. The
 in-memory (``ledger.store.memory``) and PostgreSQL (``ledger.store.postgres``) recorders implement
 the same; ``tests/contracts`` holds all three to one suite. One module of over 400 lines because it
 is one class whose SQL statements and the transaction they share belong together.
