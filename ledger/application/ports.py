@@ -117,6 +117,28 @@ class KeyStore(Protocol):
     def revoke_key(self, key_id: str, at: str) -> bool: ...
 
 
+@runtime_checkable
+class SessionStore(Protocol):
+    """The portal's sessions, kept in the ledger's database beside the API keys, so that every
+    worker on that database knows them and a restart keeps them. A row is found by the SHA-256 of
+    the session's token; the token itself (the cookie) is never stored. Times are seconds since the
+    epoch; ``data`` is the session's own JSON (what was sent from it, a message to show once)."""
+
+    def add_session(self, row: Mapping[str, Any]) -> None: ...
+
+    def session(self, token_hash: str) -> dict[str, Any] | None: ...
+
+    def touch_session(self, token_hash: str, last_used_at: float, data: str) -> bool:
+        """Record a use (and the session's data); False when the session is gone."""
+        ...
+
+    def delete_session(self, token_hash: str) -> bool: ...
+
+    def delete_sessions(self, *, used_before: float, created_before: float) -> int:
+        """Remove sessions idle since ``used_before`` or opened before ``created_before``."""
+        ...
+
+
 class ReadModels(Protocol):
     """What the query service reads of the projections: views of a subject, lists, the register."""
 

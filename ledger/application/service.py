@@ -28,7 +28,14 @@ from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.application.handlers import handle
-from ledger.application.ports import EventRow, Inbox, KeyStore, LedgerLog, SubmissionRegister
+from ledger.application.ports import (
+    EventRow,
+    Inbox,
+    KeyStore,
+    LedgerLog,
+    SessionStore,
+    SubmissionRegister,
+)
 from ledger.application.reception import Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
@@ -102,6 +109,8 @@ class CreditLedger(Application[UUID]):
         self.inbox: Inbox = _port(self.recorder, Inbox)
         """Submissions a door recorded before answering for them; the relay drains them."""
         self.inbox_seal = InboxSeal(secret)
+        self.sessions: SessionStore = _port(self.recorder, SessionStore)
+        """The portal's sessions, in the same database as the keys (shared by every worker on it)."""
 
     # -- infrastructure -----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from ledger.domain.outcomes import (
 )
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    SESSION_COLUMNS,
     EventRow,
     Logged,
     chained,
@@ -44,6 +45,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         self._relay_positions: dict[str, int] = {}
         self._keys: dict[str, dict[str, Any]] = {}
         self._inbox: list[tuple[int, InboxItem, str]] = []
+        self._sessions: dict[str, dict[str, Any]] = {}
 
     def last_receipt_position(self) -> int:
         with self._database_lock:
@@ -204,3 +206,37 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 return False
             found["revoked_at"] = at
             return True
+
+    def add_session(self, row: Mapping[str, Any]) -> None:
+        with self._database_lock:
+            if row["session_hash"] in self._sessions:
+                msg = "session exists"
+                raise ValueError(msg)
+            self._sessions[row["session_hash"]] = {column: row[column] for column in SESSION_COLUMNS}
+
+    def session(self, token_hash: str) -> dict[str, Any] | None:
+        found = self._sessions.get(token_hash)
+        return dict(found) if found else None
+
+    def touch_session(self, token_hash: str, last_used_at: float, data: str) -> bool:
+        with self._database_lock:
+            found = self._sessions.get(token_hash)
+            if found is None:
+                return False
+            found.update(last_used_at=last_used_at, data=data)
+            return True
+
+    def delete_session(self, token_hash: str) -> bool:
+        with self._database_lock:
+            return self._sessions.pop(token_hash, None) is not None
+
+    def delete_sessions(self, *, used_before: float, created_before: float) -> int:
+        with self._database_lock:
+            gone = [
+                h
+                for h, s in self._sessions.items()
+                if s["last_used_at"] < used_before or s["created_at"] < created_before
+            ]
+            for h in gone:
+                del self._sessions[h]
+            return len(gone)
