@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from ledger.domain.outcomes import LoggedOutcome, Receipt
+from ledger.domain.personal import DataKeyRow
 
 EventRow = tuple[int, str, int, str, bytes]
 """One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state).
@@ -94,6 +95,34 @@ class KeyStore(Protocol):
     def api_keys(self) -> list[dict[str, Any]]: ...
 
     def revoke_key(self, key_id: str, at: str) -> bool: ...
+
+
+@runtime_checkable
+class DataKeyStore(Protocol):
+    """Data keys, wrapped by the master key, in the ledger's database (written with the events that
+    use them: ``Application.save`` passes ``data_keys`` and ``shred_keys`` through to the recorder)."""
+
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        """The rows of these keys that exist (shredded ones too, with no wrapped key)."""
+        ...
+
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        """Keys not shredded, in key id order after ``after`` (one stream's, or every stream's)."""
+        ...
+
+    def master_key_ids(self) -> set[str]:
+        """The master keys the live data keys are wrapped by (one, except during a rotation)."""
+        ...
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Replace (key id, master key id, wrapped key) of live keys: a master-key rotation."""
+        ...
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        """Destroy these keys' bytes (outside an event's transaction: rejected originals)."""
+        ...
 
 
 class ReadModels(Protocol):

@@ -203,3 +203,8 @@ API_KEY_COLUMNS = (
     "revoked_at",
 )
 """The api_keys table, in both databases: one row per key, only the key's SHA-256 stored."""
+
+
+DATA_KEYS_TABLE = "data_keys"
+DATA_KEY_COLUMNS = ("key_id", "stream", "unit", "master_key_id", "wrapped", "created_at", "shredded_at")
+"""The key ring's table: one data key per retention unit, wrapped by the master key (None once shredded)."""

@@ -22,8 +22,11 @@ from ledger.domain.outcomes import (
     Receipt,
     receipt_chain_hash,
 )
+from ledger.domain.personal import DataKeyRow
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    DATA_KEY_COLUMNS,
+    DATA_KEYS_TABLE,
     OUTCOME_COLUMNS,
     OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
@@ -86,6 +89,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
             "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
             "created_at TEXT NOT NULL, revoked_at TEXT)"
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {DATA_KEYS_TABLE} (key_id TEXT PRIMARY KEY, stream TEXT NOT NULL, "
+            "unit TEXT NOT NULL, master_key_id TEXT NOT NULL, wrapped BLOB, created_at TEXT NOT NULL, "
+            "shredded_at TEXT)"
         )
         return statements
 
@@ -163,8 +171,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         *,
         outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+        shred_keys: tuple[Sequence[str], str] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        if data_keys:  # the keys a batch's events are sealed under: saved with them or not at all
+            c.executemany(
+                f"INSERT INTO {DATA_KEYS_TABLE} ({', '.join(DATA_KEY_COLUMNS)}) VALUES ({_marks(7)})",
+                data_keys,
+            )
+        if shred_keys is not None:
+            self._shred(c, *shred_keys)
         # One executemany instead of eventsourcing's execute per event (which it does only to
         # return notification ids). Nothing here consumes those ids: nothing subscribes in-process,
         # and the relay reads the notification log by position. So none are returned.
@@ -309,6 +326,60 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         params.append(limit)
         c.execute(sql, params)
         return [tuple(row) for row in c.fetchall()]
+
+    # -- data keys ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _shred(c: SQLiteCursor, key_ids: Sequence[str], at: str) -> None:
+        # secure_delete: SQLite overwrites the freed bytes of the wrapped key instead of leaving them
+        # in a free page of the file, where a copy of the file would still hold them.
+        c.execute("PRAGMA secure_delete=ON")
+        c.executemany(
+            f"UPDATE {DATA_KEYS_TABLE} SET wrapped=NULL, shredded_at=? WHERE key_id=? AND wrapped IS NOT NULL",
+            [(at, kid) for kid in key_ids],
+        )
+
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        ids = list(key_ids)
+        out: dict[str, DataKeyRow] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    f"SELECT {', '.join(DATA_KEY_COLUMNS)} FROM {DATA_KEYS_TABLE} WHERE key_id IN ({_marks(len(chunk))})",
+                    chunk,
+                )
+                out.update((row[0], tuple(row)) for row in c.fetchall())  # type: ignore[misc]
+        return out
+
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        where = "wrapped IS NOT NULL AND key_id > ?" + (" AND stream = ?" if stream is not None else "")
+        params: list[Any] = [after] + ([stream] if stream is not None else [])
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT {', '.join(DATA_KEY_COLUMNS)} FROM {DATA_KEYS_TABLE} WHERE {where} ORDER BY key_id LIMIT ?",
+                [*params, limit],
+            )
+            return [tuple(row) for row in c.fetchall()]  # type: ignore[misc]
+
+    def master_key_ids(self) -> set[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT DISTINCT master_key_id FROM {DATA_KEYS_TABLE} WHERE wrapped IS NOT NULL")
+            return {row[0] for row in c.fetchall()}
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("PRAGMA secure_delete=ON")  # the old wrapping goes too
+            c.executemany(
+                f"UPDATE {DATA_KEYS_TABLE} SET master_key_id=?, wrapped=? WHERE key_id=? AND wrapped IS NOT NULL",
+                [(master_id, wrapped, kid) for kid, master_id, wrapped in rows],
+            )
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            self._shred(c, key_ids, at)
 
     # -- API keys -------------------------------------------------------------------------------
 
