@@ -16,6 +16,7 @@ from uuid import UUID
 
 from contract.messages import messages_from_store
 from credit_ledger.config import ConfigError, Settings, ledger_env
+from ledger.application.privacy import MasterKeyMismatch
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.catalogue import Catalogue, load_catalogue
@@ -49,6 +50,14 @@ def build_ledger(settings: Settings, *, clock: Callable[[], datetime] = utc_now)
         clock=clock,
         env=ledger_env(settings),
     )
+    try:
+        ledger.use_master_key(settings.master_key_bytes(ledger_is_new=not ledger.data_keys.master_key_ids()))
+    except MasterKeyMismatch as exc:
+        ledger.close()
+        raise ConfigError(f"CREDIT_MASTER_KEY / {settings.master_key_file}: {exc}") from None
+    except ConfigError:
+        ledger.close()
+        raise
     migrate_api_keys(ledger, settings)
     return ledger
 

@@ -102,10 +102,18 @@ class CreditLedger(Application[UUID]):
         self.reader: LedgerLog = _port(self.recorder, LedgerLog)
         """The read port: the only way code outside the application reads the ledger's log."""
         self.keys: KeyStore = _port(self.recorder, KeyStore)
+        self.data_keys: DataKeyStore = _port(self.recorder, DataKeyStore)
         self.privacy: KeyRing | None = None
         if master_key is not None:
-            self.privacy = KeyRing(_port(self.recorder, DataKeyStore), master_key)
-            self.privacy.check()
+            self.use_master_key(master_key)
+
+    def use_master_key(self, master_key: bytes) -> None:
+        """Seal personal fields from now on under data keys wrapped by ``master_key``.
+
+        Raises MasterKeyMismatch if the stored data keys are wrapped by another master key."""
+        ring = KeyRing(self.data_keys, master_key)
+        ring.check()
+        self.privacy = ring
 
     # -- infrastructure -----------------------------------------------------------------
 
