@@ -114,7 +114,8 @@ class Projector:
         clean_on = None
         if state["kind"] == "person" and not announced.get("clean"):
             clean_on = self.clean_on(state)
-        return Saved(state, announced, clean_on, due(state))
+        retention = {e.edition: e.retention_years for e in self.catalogue.editions}
+        return Saved(state, announced, clean_on, due(state, retention))
 
     def _repair(self, key: str, message: Mapping[str, Any]) -> State:
         """A gap in a subject's versions: rebuild it from the ledger's own history."""

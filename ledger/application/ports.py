@@ -143,6 +143,10 @@ class ReadModels(Protocol):
         """The status the ledger had recorded by ``moment`` (folded from the ledger itself)."""
         ...
 
+    def shredded(self, key: str) -> list[dict[str, Any]]:
+        """What of the subject's file was shredded, when and on what basis (no content)."""
+        ...
+
     def memberships(self, key: str, today: date) -> dict[str, bool]:
         """The lists the subject is on as of ``today``."""
         ...

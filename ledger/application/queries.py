@@ -22,6 +22,7 @@ from typing import Any
 
 from ledger.application.keys import KEY_PREFIX, authenticate
 from ledger.application.ports import ReadModels
+from ledger.application.privacy import SealedValueAltered
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
 from ledger.domain.errors import InvalidInput, LedgerError, error_body
@@ -269,7 +270,22 @@ class QueryService:
             return self._refused(decision)
         if view is None:
             return Answer(NOT_FOUND, error_body("no_file", "subject.id", no_file))
-        return Answer(OK, view)
+        return self._revealed(view)
+
+    def _revealed(self, body: dict[str, Any]) -> Answer:
+        """The answer with its sealed personal fields opened for the caller the service let in.
+
+        Views (and the read store under them) hold ciphertext; only an answer the register has
+        recorded carries clear text. A ciphertext that fails its GCM tag fails the answer and
+        names the field, as any other integrity failure does."""
+        ring = self.ledger.privacy
+        if ring is None:
+            return Answer(OK, body)
+        try:
+            return Answer(OK, ring.reveal(body))
+        except SealedValueAltered as exc:
+            log.error("integrity failure in a view: %s", exc)
+            return Answer(UNAVAILABLE, error_body("integrity_failure", "", str(exc)))
 
     # -- the subject's own -------------------------------------------------------------------
 
@@ -298,6 +314,7 @@ class QueryService:
                 "free_per_year": FREE_REPORTS_PER_YEAR,
             }
             body["lists"] = self.views.memberships(key, today)
+            body["shredded"] = self.views.shredded(key)
         returned = sorted(body)
         failed = self._record(
             principal,
@@ -308,7 +325,7 @@ class QueryService:
             returned=returned,
             purpose=SELF_INQUIRY,
         )
-        return failed or Answer(OK, body)
+        return failed or self._revealed(body)
 
     def may_manage_authorisations(self, principal: Principal, *, channel: str = "http") -> Answer | None:
         """None when ``principal`` may grant or revoke on their own file; else the recorded refusal.
@@ -421,7 +438,7 @@ class QueryService:
         )
         if failed:
             return failed
-        return Answer(OK, {"list": list_name, "count": len(rows), "entries": rows})
+        return self._revealed({"list": list_name, "count": len(rows), "entries": rows})
 
     # -- auditors ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from eventsourcing.utils import get_topic, register_topic
 
 from ledger.domain import integrity
 from ledger.domain.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
-from ledger.domain.personal import FILE_UNIT, SHREDDED, FieldSealer, record_unit, seal_personal
+from ledger.domain.personal import FILE_UNIT, SHREDDED, FieldSealer, record_unit, seal_personal, shred_due
 from ledger.domain.records import (
     EXPIRED,
     REPAIRED,
@@ -875,15 +875,6 @@ class CreditFile(Aggregate):
     ) -> None:
         designation = self.designations[designation_id]
         designation.active, designation.ended_reason, designation.ended_on = False, reason, occurred_at
-
-
-def shred_due(ended_on: str, retention_years: int) -> str:
-    """The day a record that ended on ``ended_on`` (an ISO time or date) reaches the end of its retention."""
-    ended = date.fromisoformat(ended_on[:10])
-    try:
-        return ended.replace(year=ended.year + retention_years).isoformat()
-    except ValueError:  # 29 February into a year without one
-        return ended.replace(year=ended.year + retention_years, day=28).isoformat()
 
 
 # Events stored before the domain moved into ledger.domain name this module by its old path

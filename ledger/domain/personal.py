@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -174,3 +175,12 @@ def envelopes_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from envelopes_in(v, f"{path}.{i}" if path else str(i))
+
+
+def shred_due(ended_on: str, retention_years: int) -> str:
+    """The day a record that ended on ``ended_on`` (an ISO time or date) reaches the end of its retention."""
+    ended = date.fromisoformat(ended_on[:10])
+    try:
+        return ended.replace(year=ended.year + retention_years).isoformat()
+    except ValueError:  # 29 February into a year without one
+        return ended.replace(year=ended.year + retention_years, day=28).isoformat()
