@@ -1,0 +1,89 @@
+"""The key ring: tampering is caught by GCM, the master key rotates without touching events, and a
+lost master key file stops the start with a clear error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from credit_ledger.compose import build_ledger
+from credit_ledger.config import ConfigError, Settings
+from ledger.application.privacy import SealedValueAltered
+from ledger.application.service import CreditLedger
+from ledger.domain.personal import Envelope
+from tests.conftest import example, file_of
+
+
+def sealed_title(ledger: CreditLedger) -> str:
+    ledger.submit([example("file_record")])
+    title: str = file_of(ledger, example("file_record")["subject"]["id"]).records["tax_bureau:SW-2026-0101"].title
+    return title
+
+
+def test_a_ciphertext_altered_by_one_bit_fails_its_gcm_tag_and_names_its_field(ledger: CreditLedger) -> None:
+    title = sealed_title(ledger)
+    assert ledger.privacy is not None
+    env = Envelope.parse(title)
+    flipped = env.blob[:-2] + ("A" if env.blob[-2] != "A" else "B") + env.blob[-1]
+    with pytest.raises(SealedValueAltered, match=r"ciphertext altered: fields.title of stream .* version 2"):
+        ledger.privacy.open(str(Envelope(env.key_id, env.version, env.field, flipped)))
+
+
+def test_a_ciphertext_moved_to_another_event_or_field_does_not_open(ledger: CreditLedger) -> None:
+    title = sealed_title(ledger)
+    assert ledger.privacy is not None
+    env = Envelope.parse(title)
+    with pytest.raises(SealedValueAltered, match="fails its GCM tag"):
+        ledger.privacy.open(str(Envelope(env.key_id, env.version + 1, env.field, env.blob)))
+    with pytest.raises(SealedValueAltered, match="fails its GCM tag"):
+        ledger.privacy.open(str(Envelope(env.key_id, env.version, "fields.legal_basis", env.blob)))
+
+
+def test_rotating_the_master_key_rewraps_every_data_key_and_leaves_every_event_as_it_was(
+    ledger: CreditLedger,
+) -> None:
+    title = sealed_title(ledger)
+    assert ledger.privacy is not None
+    before = ledger.reader.event_rows(0, 1000)
+    old_id = ledger.privacy.master_key_id
+    new_key = os.urandom(32)
+    assert ledger.privacy.rotate(new_key) == len(ledger.data_keys.live_data_keys())
+    assert ledger.reader.event_rows(0, 1000) == before, "no event is touched"
+    assert ledger.data_keys.master_key_ids() == {ledger.privacy.master_key_id} != {old_id}
+    ledger.privacy.forget([Envelope.parse(title).key_id])  # read it back through the new wrapping
+    ledger.privacy._keys.clear()
+    assert ledger.privacy.open(title).startswith("逾期未申报")
+    ledger.use_master_key(new_key)  # a restart with the new key starts
+    from tests.conftest import MASTER_KEY  # noqa: PLC0415
+
+    with pytest.raises(RuntimeError, match="wrapped by master key"):
+        ledger.use_master_key(MASTER_KEY)  # the retired key no longer does
+
+
+def test_a_lost_master_key_file_stops_the_start_with_an_error_naming_the_file(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    ledger = build_ledger(settings)
+    ledger.submit([example("file_record")])
+    ledger.close()
+    (tmp_path / "master.key").unlink()
+    with pytest.raises(ConfigError, match=r"master.key is missing, but the ledger holds data keys"):
+        build_ledger(settings)
+    assert not (tmp_path / "master.key").exists(), "no new key is made over a ledger that needs the old one"
+    (tmp_path / "master.key").write_text(os.urandom(32).hex())
+    with pytest.raises(ConfigError, match="restore the master key from its backup"):
+        build_ledger(settings)
+
+
+def test_a_master_key_that_is_not_64_hex_digits_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="CREDIT_MASTER_KEY must be 64 hexadecimal digits"):
+        Settings.from_env({"CREDIT_MASTER_KEY": "not-a-key"})
+
+
+def test_a_shredded_value_reads_as_shredded_never_as_an_error(ledger: CreditLedger) -> None:
+    title = sealed_title(ledger)
+    assert ledger.privacy is not None
+    ledger.data_keys.shred_data_keys([Envelope.parse(title).key_id], "2026-11-02T00:00:00+00:00")
+    ledger.privacy.forget([Envelope.parse(title).key_id])
+    assert ledger.privacy.open(title) == "[shredded]"
