@@ -146,7 +146,9 @@ def outcome_message(
         if original is not None and original.startswith(SEALED_PREFIX):
             opened = open_original(original) if open_original is not None else None
             if opened is None:
-                value.update(original=None, original_sealed=True, original_ref=ORIGINAL_PATH.format(position=position))
+                value.update(
+                    original=None, original_sealed=True, original_ref=ORIGINAL_PATH.format(position=position)
+                )
                 if open_original is not None:
                     value["original_expired"] = True
                 return (value["subject_key"] or submission_id or "").encode(), orjson.dumps(value)

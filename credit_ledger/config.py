@@ -83,7 +83,6 @@ class Settings:
                 out.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
 
-
     @property
     def master_key_file(self) -> Path:
         return self.data_dir / MASTER_KEY_FILE

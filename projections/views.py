@@ -176,8 +176,14 @@ def shredded(state: State) -> list[dict[str, Any]]:
     """What of the file was shredded and when: each record's (category, provider, dates) and the
     file's own content, for the subject's report."""
     out = [
-        {"record": key, "category": r["category"], "provider": r["provider"], "filed_at": r["filed_at"],
-         "ended_at": r["ended_at"], **r["shredded"]}
+        {
+            "record": key,
+            "category": r["category"],
+            "provider": r["provider"],
+            "filed_at": r["filed_at"],
+            "ended_at": r["ended_at"],
+            **r["shredded"],
+        }
         for key, r in state["records"].items()
         if r.get("shredded")
     ]

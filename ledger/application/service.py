@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -224,7 +224,9 @@ class CreditLedger(Application[UUID]):
         if read:
             processing.saved_kwargs["read_versions"] = read
         shredded = [
-            key_id(e.originator_id, e.unit) for e in processing.events if type(e).__name__ == "RecordShredded"
+            key_id(e.originator_id, e.unit)  # type: ignore[attr-defined]  # a RecordShredded names its unit
+            for e in processing.events
+            if type(e).__name__ == "RecordShredded"
         ]
         if sealer is not None and sealer.created:
             processing.saved_kwargs["data_keys"] = sealer.rows()
@@ -240,7 +242,7 @@ class CreditLedger(Application[UUID]):
     def _decide_all(self, items: list[Item], uow: UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow.prefetch({self.command_key(i.command) for i in items if i.command is not None})
-        seal = uow.sealer
+        seal = cast("BatchSealer | None", uow.sealer)  # the one submit gave it
         if seal is not None:
             seal.absent = uow.absent
         logged: list[OutcomeEntry | Receipt] = []
@@ -363,7 +365,9 @@ class CreditLedger(Application[UUID]):
         def receipt(
             status: str, subject: str | None, events: tuple[str, ...], reason: dict[str, str] | None
         ) -> Receipt:
-            original = sealed_original(uow.sealer, item) if status == REJECTED else None
+            original = (
+                sealed_original(cast("BatchSealer | None", uow.sealer), item) if status == REJECTED else None
+            )
             return Receipt(
                 department,
                 submission_id,

@@ -88,13 +88,13 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 msg = f"submission {r.key} already has a receipt"
                 raise IntegrityError(msg)  # as the SQL recorders' unique key does
         head = self.receipt_head()[1] if placed else None
-        for row in data_keys:
-            if row[0] in self._data_keys:
-                msg = f"data key {row[0]} exists"
+        for key_row in data_keys:
+            if key_row[0] in self._data_keys:
+                msg = f"data key {key_row[0]} exists"
                 raise IntegrityError(msg)  # as the SQL recorders' primary key does
         ids = super()._update_table(stored_events, **kwargs)
-        for row in data_keys:
-            self._data_keys[row[0]] = tuple(row)  # type: ignore[assignment]
+        for key_row in data_keys:
+            self._data_keys[key_row[0]] = key_row
         if shred_keys is not None:
             self._shred(*shred_keys)
         for row in chained(placed, head):

@@ -58,6 +58,11 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+_KEY_COLUMNS = ", ".join(DATA_KEY_COLUMNS)
+_INSERT_DATA_KEY = f"INSERT INTO {DATA_KEYS_TABLE} ({_KEY_COLUMNS}) VALUES ({_marks(7)})"
+_SELECT_DATA_KEYS = f"SELECT {_KEY_COLUMNS} FROM {DATA_KEYS_TABLE} WHERE "
+
+
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     """SQLite events table plus ``submission_receipts``, both written in one transaction."""
 
@@ -335,7 +340,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         # in a free page of the file, where a copy of the file would still hold them.
         c.execute("PRAGMA secure_delete=ON")
         c.executemany(
-            f"UPDATE {DATA_KEYS_TABLE} SET wrapped=NULL, shredded_at=? WHERE key_id=? AND wrapped IS NOT NULL",
+            f"UPDATE {DATA_KEYS_TABLE} SET wrapped=NULL, shredded_at=? "
+            "WHERE key_id=? AND wrapped IS NOT NULL",
             [(at, kid) for kid in key_ids],
         )
 
@@ -346,10 +352,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 c.execute(
-                    f"SELECT {', '.join(DATA_KEY_COLUMNS)} FROM {DATA_KEYS_TABLE} WHERE key_id IN ({_marks(len(chunk))})",
+                    f"{_SELECT_DATA_KEYS}key_id IN ({_marks(len(chunk))})",
                     chunk,
                 )
-                out.update((row[0], tuple(row)) for row in c.fetchall())  # type: ignore[misc]
+                out.update((row[0], tuple(row)) for row in c.fetchall())
         return out
 
     def live_data_keys(
@@ -359,10 +365,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         params: list[Any] = [after] + ([stream] if stream is not None else [])
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT {', '.join(DATA_KEY_COLUMNS)} FROM {DATA_KEYS_TABLE} WHERE {where} ORDER BY key_id LIMIT ?",
+                f"{_SELECT_DATA_KEYS}{where} ORDER BY key_id LIMIT ?",
                 [*params, limit],
             )
-            return [tuple(row) for row in c.fetchall()]  # type: ignore[misc]
+            return [tuple(row) for row in c.fetchall()]
 
     def master_key_ids(self) -> set[str]:
         with self.datastore.transaction(commit=False) as c:
@@ -373,7 +379,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=True) as c:
             c.execute("PRAGMA secure_delete=ON")  # the old wrapping goes too
             c.executemany(
-                f"UPDATE {DATA_KEYS_TABLE} SET master_key_id=?, wrapped=? WHERE key_id=? AND wrapped IS NOT NULL",
+                f"UPDATE {DATA_KEYS_TABLE} SET master_key_id=?, wrapped=? "
+                "WHERE key_id=? AND wrapped IS NOT NULL",
                 [(master_id, wrapped, kid) for kid, master_id, wrapped in rows],
             )
 

@@ -57,7 +57,9 @@ class Platform:
         self.clock = clock
         self.producer = FakeProducer()
         self.seen = 0
-        self.queries = QueryService(self.ledger, ProjectionReader(self.store, catalogue, self.history), clock=clock)
+        self.queries = QueryService(
+            self.ledger, ProjectionReader(self.store, catalogue, self.history), clock=clock
+        )
 
     def history(self, key: str) -> list[dict[str, Any]]:
         return messages_from_store(self.ledger.reader, UUID(key))
@@ -91,7 +93,14 @@ class Platform:
 
     def leaks(self, *extra: bytes) -> list[str]:
         wanted = {**SECRETS, **{f"extra {i}": e for i, e in enumerate(extra)}}
-        return sorted({f"{what} in {where}" for where, data in self.raw_bytes() for what, s in wanted.items() if s in data})
+        return sorted(
+            {
+                f"{what} in {where}"
+                for where, data in self.raw_bytes()
+                for what, s in wanted.items()
+                if s in data
+            }
+        )
 
 
 @pytest.fixture
@@ -124,7 +133,9 @@ def test_the_subjects_name_grounds_and_identity_number_are_nowhere_in_clear_and_
     seen = platform.queries.status(subject, PERSON, purpose="supervision_inspection", basis="test")
     assert seen.ok, seen.body
     assert seen.body["subject"]["name"] == NAME, "the platform's own answer opens it"
-    position = next(o for o in platform.ledger.outcomes_after(0) if o[1].entry.department == "no_such_department")[0]
+    position = next(
+        o for o in platform.ledger.outcomes_after(0) if o[1].entry.department == "no_such_department"
+    )[0]
     assert NAME.encode() in platform.ledger.original_at(position)[1]  # type: ignore[index]
 
     tree = LedgerTree(platform.ledger)

@@ -18,7 +18,9 @@ from tests.conftest import example, file_of
 
 def sealed_title(ledger: CreditLedger) -> str:
     ledger.submit([example("file_record")])
-    title: str = file_of(ledger, example("file_record")["subject"]["id"]).records["tax_bureau:SW-2026-0101"].title
+    title: str = (
+        file_of(ledger, example("file_record")["subject"]["id"]).records["tax_bureau:SW-2026-0101"].title
+    )
     return title
 
 

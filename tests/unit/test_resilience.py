@@ -138,7 +138,7 @@ def test_rejections_go_to_both_outcomes_and_rejections_with_the_original_sealed(
     message = producer.sent[1][2]
     assert message["reason"]["field"] == "action"
     assert (message["original"], message["original_sealed"]) == (None, True)
-    department, original = ledger.original_at(message["position"])  # type: ignore[misc]
+    _department, original = ledger.original_at(message["position"])  # type: ignore[misc]
     assert orjson.loads(original) == {"submission_id": "x", "department": "tax_bureau"}
 
 
