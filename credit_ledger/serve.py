@@ -27,7 +27,7 @@ from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
 from ledger.verification.policy import parse_witness_list
 from streams import admin
-from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
+from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, quiet_client_noise, run_worker
 from streams.broker import EmbeddedBroker, group_timing
 from streams.clients import send_records
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
@@ -111,9 +111,12 @@ def start(settings: Settings, *, http: bool = True) -> Running:
                 ledger.reader.save_relay_position(cursor, 0)
         if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
             note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
-        if topics.LIST_CHANGES in created:
+        if {topics.LIST_CHANGES, topics.MEASURES} & set(created):
             store = build_store(settings)
-            store.republish_all()
+            if topics.LIST_CHANGES in created:
+                store.republish_all()
+            if topics.MEASURES in created:
+                store.republish_notices()
             store.close()
         stream_settings = StreamSettings(
             bootstrap=bootstrap,
@@ -221,6 +224,7 @@ def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_noise()
 
 
 def _start_child(settings: Settings, command: str) -> str | None:

@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from ledger.domain.catalogue import Edition
+from ledger.domain.catalogue import Catalogue, Edition
 from ledger.domain.integrity import content_digest
 from ledger.domain.personal import shred_due
 from ledger.domain.workdays import add_months
 from projections.fold import State
+from projections.notices import measures_view, notice_rows
 
 LISTS = ("black", "red", "clean")
 DEFAULT_RETENTION_YEARS = 5  # 征信业管理条例 art. 16, as the catalogue's default
@@ -149,10 +150,14 @@ def score(state: State, edition: Edition) -> dict[str, Any]:
     return {"value": clamped, "base": base, "contributions": contributions, "edition": edition.edition}
 
 
-def status(state: State, today: date, edition: Edition) -> dict[str, Any]:
-    """The subject's current credit status as the platform shows and shares it, as of ``today``."""
+def status(state: State, today: date, edition: Edition, catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The subject's current credit status as the platform shows and shares it, as of ``today``.
+
+    With the ``catalogue``, a subject that has had designations also gets ``measures``: the measure
+    notices issued against them, each with its state and every implementing department's feedback.
+    """
     shown = public_records(state)
-    return {
+    view = {
         "subject": {
             "subject_key": state["subject_key"],
             "masked_code": state["masked_code"],
@@ -170,6 +175,11 @@ def status(state: State, today: date, edition: Edition) -> dict[str, Any]:
         "clean_record": clean_record(state, today, edition.clean_record_years),
         "score": score(state, edition),
     }
+    if catalogue is not None and state["designations"]:
+        rows = notice_rows(state, catalogue)
+        if rows:
+            view["measures"] = measures_view(rows, today)
+    return view
 
 
 def shredded(state: State) -> list[dict[str, Any]]:

@@ -152,8 +152,16 @@ def platform_topic(app: faust.App, name: str) -> Any:
     return app.topic(name, key_type=bytes, value_type=bytes)
 
 
+def quiet_client_noise() -> None:
+    """kafka-python warns whenever one of its network tasks waited over 0.1 s for its turn. In a
+    process that also applies submissions (serve, demo) the GIL makes that routine and the warning
+    is nothing anyone can act on; its real errors still show."""
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+
+
 def run_worker(app: faust.App, *, loglevel: str = "warning") -> None:
     """Run the worker in this thread until SIGINT/SIGTERM; returns after a clean shutdown."""
+    quiet_client_noise()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None  # its terminal escape codes would mangle our own output
     try:

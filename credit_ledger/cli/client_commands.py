@@ -99,21 +99,53 @@ def outcomes(
 
 @command(
     "subscribe",
-    "follow list changes (entries into and exits from the lists) as JSON lines",
+    "follow list changes, or a department's measure notices, as JSON lines",
     "credit-ledger subscribe list-changes --from-beginning --list black --group bank-fz-001",
+    "credit-ledger subscribe measures --department court --from-beginning",
+    "credit-ledger subscribe measures --department court --follow",
 )
-@click.argument("feed", metavar="FEED", type=click.Choice(["list-changes"]))
-@click.option("--from-beginning", is_flag=True, help="start with the first change ever (new groups)")
-@click.option("--list", "list_name", type=click.Choice(["black", "red", "clean"]), help="only this list")
-@click.option("--group", metavar="NAME", help="consumer group (default subscriber.$USER)")
+@click.argument("feed", metavar="FEED", type=click.Choice(["list-changes", "measures"]))
+@click.option("--from-beginning", is_flag=True, help="start with the first message ever")
+@click.option(
+    "--list", "list_name", type=click.Choice(["black", "red", "clean"]), help="list-changes: only this list"
+)
+@click.option("--department", metavar="NAME", help="measures: the implementing department (required)")
+@click.option(
+    "--follow", is_flag=True, help="measures: keep waiting for new notices (list changes always follow)"
+)
+@idle_option("reading measures (without --follow)")
+@click.option(
+    "--group", metavar="NAME", help="consumer group (default subscriber.$USER, measures.DEPARTMENT)"
+)
 @with_settings(*KAFKA, "kafka_session_timeout")
 def subscribe(
-    settings: Settings, feed: str, from_beginning: bool, list_name: str | None, group: str | None
+    settings: Settings,
+    feed: str,
+    from_beginning: bool,
+    list_name: str | None,
+    department: str | None,
+    follow: bool,
+    idle: float,
+    group: str | None,
 ) -> int:
-    """Join a consumer group on credit.list-changes (FEED: list-changes) and print every change as
-    a JSON line: list (black, red, clean), change (entry/exit), subject key, masked code, reason,
-    basis, effective time and the ledger event that caused it. The group remembers where you were.
+    """Print a feed as JSON lines. FEED list-changes: join a consumer group on credit.list-changes
+    and print every change (list, entry/exit, subject key, masked code, reason, basis, the event
+    that caused it) until Ctrl-C; --from-beginning starts a new group at the first change.
+
+    FEED measures: the notices and reminders addressed to --department on credit.measures
+    (docs/measures.md), picked by their Kafka header. By default through the department's consumer
+    group, which remembers where it was (a new one starts at the first notice); --from-beginning
+    reads every notice from the start and leaves the group's position alone. Without --follow it
+    stops after --idle seconds of quiet.
     """
+    if feed == "measures":
+        if not department:
+            raise click.UsageError(
+                "subscribe measures needs --department NAME", ctx=click.get_current_context()
+            )
+        return _measures(
+            settings, department, from_beginning=from_beginning, follow=follow, idle=idle, group=group
+        )
     import getpass  # noqa: PLC0415
 
     import orjson  # noqa: PLC0415
@@ -140,6 +172,33 @@ def subscribe(
             json_line(change)
     finally:
         consumer.close()
+    return 0
+
+
+def _measures(
+    settings: Settings, department: str, *, from_beginning: bool, follow: bool, idle: float, group: str | None
+) -> int:
+    import sys  # noqa: PLC0415
+
+    from contract import topics  # noqa: PLC0415
+    from streams.broker import group_timing  # noqa: PLC0415
+    from streams.clients import read_measures  # noqa: PLC0415
+
+    group = None if from_beginning else group or f"measures.{department}"
+    how = "from the beginning" if from_beginning else f"as group {group!r}"
+    note(f"{department}'s notices on {topics.MEASURES}, {how}" + ("; Ctrl-C to stop" if follow else ""))
+    for value in read_measures(
+        kafka_address(settings),
+        topics.MEASURES,
+        department,
+        group=group,
+        from_beginning=from_beginning,
+        follow=follow,
+        idle=idle,
+        consumer_options=group_timing(settings.kafka_session_timeout),
+    ):
+        sys.stdout.write(value.decode() + "\n")
+        sys.stdout.flush()
     return 0
 
 

@@ -15,7 +15,7 @@ from credit_ledger.cli.shared import (
     LEDGER,
     MOMENT,
     SUBJECT_CODE,
-    UserError,
+    answered,
     api_key_option,
     command,
     group,
@@ -76,9 +76,7 @@ def status(
         channel="cli",
         as_of=as_of,
     )
-    if not answer.ok:
-        raise UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
-    view = answer.body
+    view = answered(answer)
     if as_json:
         json_line(view)
         return 0

@@ -163,6 +163,14 @@ class QueryService:
             )
         return None
 
+    def record(self, principal: Principal, endpoint: str, decision: Decision, **fields: Any) -> Answer | None:
+        """Record an answer or refusal another service decided (a check); unavailable if it cannot be."""
+        return self._record(principal, endpoint, decision, **fields)
+
+    def refused(self, decision: Decision) -> Answer:
+        """The answer to a refusal: 401 for want of a key, 403 otherwise."""
+        return self._refused(decision)
+
     def _refused(self, decision: Decision) -> Answer:
         outcome = NOT_AUTHENTICATED if decision.code == "not_authenticated" else FORBIDDEN
         return Answer(outcome, error_body(decision.code, "", decision.reason))
