@@ -83,6 +83,7 @@ def seal(
     version: int,
     fields: dict[str, Any],
     sealer: FieldSealer | None = None,
+    subject_kind: str = "person",
 ) -> str:
     """The hash of the event at ``version`` of ``originator_id`` that ``fields`` make, over exactly
     the state the mapper will store (every field but the id, the version and the hash itself).
@@ -94,7 +95,8 @@ def seal(
     """
     class_version = getattr(event_class, "class_version", 1)
     if sealer is not None:
-        seal_personal(sealer, event_class.__name__, class_version, originator_id, version, fields)
+        name = event_class.__name__
+        seal_personal(sealer, name, class_version, originator_id, version, fields, subject_kind)
     state = fields if class_version == 1 else {**fields, "class_version": class_version}
     return integrity.seal_hash(originator_id, version, _topic(event_class), state)
 
@@ -182,7 +184,7 @@ class CreditFile(Aggregate):
             "name": name,
             "checksum_override": checksum_override,
         }
-        sealed = seal(cls.Opened, subject_key, cls.INITIAL_VERSION, fields, ctx.sealer)
+        sealed = seal(cls.Opened, subject_key, cls.INITIAL_VERSION, fields, ctx.sealer, subject_kind)
         del fields["originator_topic"]  # _create sets it
         file = cls._create(cls.Opened, id=subject_key, event_hash=sealed, **fields)
         file.sealer = ctx.sealer
@@ -194,7 +196,9 @@ class CreditFile(Aggregate):
             msg = f"{event_class.__name__} needs an explicit timestamp: the domain never reads the clock"
             raise ProgrammingError(msg)
         kwargs["prev_hash"] = self.head_hash
-        kwargs["event_hash"] = seal(event_class, self.id, self.version + 1, kwargs, self.sealer)
+        kwargs["event_hash"] = seal(
+            event_class, self.id, self.version + 1, kwargs, self.sealer, self.subject_kind
+        )
         super().trigger_event(event_class, **kwargs)
 
     # -- guards ---------------------------------------------------------------------------

@@ -45,16 +45,22 @@ class Declaration:
     ``fields`` are paths into the event's state: ``grounds``, ``fields.title``, and ``[]`` for
     every item of a list (``fields.responsible_persons[].name``). ``unit`` names the state field
     holding the record key (``record``), or is None when the event belongs to the file's unit;
-    ``opens`` says the event starts its unit, so its data key is new.
+    ``opens`` says the event starts its unit, so its data key is new. ``organisation_clear``
+    names the fields that stay in clear when the subject is an organisation: an organisation's
+    name and its case numbers are public and identify no natural person (the names of its
+    responsible persons and free text stay sealed).
     """
 
     fields: tuple[str, ...]
     unit: str | None = "record"
     opens: bool = False
+    organisation_clear: tuple[str, ...] = ()
 
 
 PERSONAL: dict[tuple[str, int], Declaration] = {
-    ("Opened", 1): Declaration(("name", "checksum_override"), unit=None, opens=True),
+    ("Opened", 1): Declaration(
+        ("name", "checksum_override"), unit=None, opens=True, organisation_clear=("name",)
+    ),
     ("RecordFiled", 1): Declaration(
         ("fields.title", "fields.responsible_persons[].name"), unit="record", opens=True
     ),
@@ -66,6 +72,12 @@ PERSONAL: dict[tuple[str, int], Declaration] = {
     ("RepairGranted", 1): Declaration(("reason",)),
     ("RepairRefused", 1): Declaration(("reason",)),
     ("RecordRevoked", 1): Declaration(("reason",)),
+    # A department's feedback on a measure notice: its free-text reason, and its case number (which
+    # names a person's court or administrative case) unless the subject is an organisation. The
+    # feedback answers a designation, not one record: it is sealed under the file's unit.
+    ("FeedbackReported", 1): Declaration(
+        ("business_reference", "reason"), unit=None, organisation_clear=("business_reference",)
+    ),
 }
 """Every personal field of the credit file's events, by (event type, class_version).
 
@@ -100,16 +112,20 @@ def seal_personal(
     stream: UUID,
     version: int,
     state: dict[str, Any],
+    subject_kind: str = "person",
 ) -> None:
     """Replace the personal fields of ``state`` (an event's, about to be hashed) by envelopes, in place.
 
     Containers on the way are copied before they change, so a dict the caller still holds (a
-    command's fields) keeps its clear values."""
+    command's fields) keeps its clear values. ``subject_kind`` is the file's (person or organisation)."""
     declaration = PERSONAL.get((event_type, class_version))
     if declaration is None:
         return
     unit = unit_of(declaration, state)
+    clear = declaration.organisation_clear if subject_kind == "organisation" else ()
     for path in declaration.fields:
+        if path in clear:
+            continue
         for field, value, put in _places(state, path.replace("[]", ".[]").split(".")):
             if value is not None and not is_envelope(value):
                 put(sealer.seal(stream, unit, version, field, value, opens=declaration.opens))

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from auditor.auditor import canonical, leaf_hash, verify_inclusion
+from contract.measures import measures_record
 from contract.messages import messages_from_store
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
@@ -72,6 +73,11 @@ class Platform:
         asyncio.run(relay_with(self.ledger, self.producer).run_once())
         for _position, change in self.store.unpublished(1000):
             self.producer.sent.append(("credit.list-changes", b"", orjson.loads(change)))
+        notices = self.store.unpublished_notices(1000)  # what streams.projecting publishes
+        for _position, notice in notices:
+            key, _value, _headers = measures_record(orjson.loads(notice))
+            self.producer.sent.append(("credit.measures", key, orjson.loads(notice)))
+        self.store.mark_notices_published([position for position, _ in notices])
         return outcomes
 
     def run_scheduler(self, today: date) -> list[str]:
@@ -192,3 +198,73 @@ def test_the_subjects_name_grounds_and_identity_number_are_nowhere_in_clear_and_
     ]
     assert all(s["at"] for s in shredded)
     assert report.body["status"]["subject"]["name"] == SHREDDED
+
+
+CASE = "（2026）京01执限字第4471号"
+WHY = "欧阳测试员已于本部门办结全部事项"
+
+
+def designated(platform: Platform, subject: dict[str, Any]) -> list[dict[str, Any]]:
+    """The market regulator's serious record on ``subject`` and its black-list designation: the
+    notices it sends on credit.measures."""
+    filing = copy.deepcopy(example("file_record_organisation"))
+    designation = copy.deepcopy(example("designate"))
+    for body in (filing, designation):
+        body["subject"] = subject
+        body["occurred_at"] = "2026-04-20T08:00:00+08:00"
+    filing["record"]["decision"]["date"] = "2026-04-19"
+    if subject["id"] == PERSON:
+        del filing["record"]["responsible_persons"]  # named only on an organisation's record
+    designation["designation"]["valid_from"] = "2026-04-20"
+    outcomes = platform.submit(filing, designation)
+    assert [o.status for o in outcomes] == ["accepted", "accepted"], [o.reason for o in outcomes]
+    return [v for topic, _, v in platform.producer.sent if topic == "credit.measures"]
+
+
+def test_measure_notices_and_feedback_carry_a_persons_masked_number_never_the_name_or_free_text(
+    platform: Platform,
+) -> None:
+    sent = designated(platform, {"id": PERSON, "name": NAME})
+    assert sent, "the designation notified its implementing departments"
+    assert all(m["v"] == 2 and m["name"] is None for m in sent)
+    assert all(m["masked_code"] == "110105********002X" for m in sent)
+    applied, not_applicable = sent[0], sent[1]
+    answers = []
+    for i, (notice, fields) in enumerate(
+        [
+            (applied, {"outcome": "applied", "business_reference": CASE, "applied_on": "2026-04-21"}),
+            (not_applicable, {"outcome": "not_applicable", "reason": WHY}),
+        ]
+    ):
+        answers.append(
+            {
+                "submission_id": f"FB-PRIV-{i}",
+                "department": notice["department"],
+                "action": "report_feedback",
+                "subject": {"key": notice["subject_key"]},
+                "occurred_at": "2026-04-21T08:00:00+08:00",
+                "feedback": {"feedback_id": f"FK-PRIV-{i}", "notice_id": notice["notice_id"], **fields},
+            }
+        )
+    platform.clock.set("2026-04-21T09:00:00+08:00")
+    outcomes = platform.submit(*answers)
+    assert [o.status for o in outcomes] == ["accepted", "accepted"], [o.reason for o in outcomes]
+    topics = {topic for topic, _, _ in platform.producer.sent}
+    assert {"credit.ledger", "credit.measures"} <= topics
+
+    assert platform.leaks(CASE.encode(), WHY.encode()) == [], "the name, the case number, the reason"
+    rows = platform.store.subject_notices(applied["subject_key"])
+    assert {r["feedback"] for r in rows} >= {"applied", "not_applicable"}, "the rows say what was answered"
+    desk = Principal("desk", "administrator", "credit_platform")
+    seen = platform.queries.status(desk, PERSON, purpose="supervision_inspection", basis="test")
+    assert seen.ok, seen.body
+    assert NAME in orjson.dumps(seen.body).decode(), "the platform's recorded answer opens them"
+
+
+def test_an_organisations_notice_names_it_in_clear_as_its_public_list_entry_does(platform: Platform) -> None:
+    name = "福州某某贸易有限公司"
+    sent = designated(platform, {"id": "91350100M000100Y43", "name": name})
+    assert sent
+    assert all(m["name"] == name for m in sent), "an organisation's name is public by law"
+    responsible = "李四".encode()  # a natural person named on the organisation's record
+    assert not [where for where, data in platform.raw_bytes() if responsible in data]
