@@ -35,6 +35,10 @@ REJECTION_RETENTION_DAYS = 90
 _MEMO = 500_000  # data keys kept unwrapped in memory; a memo, cleared when full
 
 
+OPENS, SHREDDED_KEY, ALTERED = "opens", "shredded", "altered"
+"""What ``KeyRing.examine`` finds of a sealed value."""
+
+
 class MasterKeyMismatch(RuntimeError):
     """The configured master key is not the one the stored data keys are wrapped by."""
 
@@ -170,12 +174,32 @@ class KeyRing:
     def check_place(self, text: str, stream: str, version: int, field: str) -> str | None:
         """Why the envelope found at ``field`` of the event at ``version`` of ``stream`` is not the one
         sealed there (None if it is, or its key was destroyed and it can no longer be told)."""
+        return self.examine(text, stream, version, field)[1]
+
+    def examine(self, text: str, stream: str, version: int, field: str) -> tuple[str, str | None]:
+        """What ``verify`` finds of one sealed value: (``opens``, None) if it decrypts under its key
+        with its associated data (stream, version, field); (``shredded``, None) if its key was
+        destroyed (its place can no longer be told); (``altered``, why) otherwise."""
         try:
             envelope = Envelope.parse(text)
-        except ValueError as exc:
-            return str(exc)
-        found = self._find(envelope.key_id)
-        if found is not None and found[1] != stream and found[0] is not None:
+            found = self._find(envelope.key_id)  # raises if the wrapped data key itself was altered
+        except ValueError as exc:  # SealedValueAltered is one
+            return ALTERED, f"{field}: {exc}"
+        if found is not None and found[0] is None:
+            return SHREDDED_KEY, None
+        why = self._misplaced(text, envelope, found, stream, version, field)
+        return (OPENS, None) if why is None else (ALTERED, why)
+
+    def _misplaced(
+        self,
+        text: str,
+        envelope: Envelope,
+        found: tuple[AESGCM | None, str] | None,
+        stream: str,
+        version: int,
+        field: str,
+    ) -> str | None:
+        if found is not None and found[1] != stream:
             return f"ciphertext of {field} was sealed for stream {found[1]}, not this one"
         if (envelope.version, envelope.field) != (version, field):
             return f"ciphertext of {field} was sealed for version {envelope.version} field {envelope.field}"

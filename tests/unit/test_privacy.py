@@ -4,7 +4,9 @@ lost master key file stops the start with a clear error."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -12,8 +14,10 @@ from credit_ledger.compose import build_ledger
 from credit_ledger.config import ConfigError, Settings
 from ledger.application.privacy import SealedValueAltered
 from ledger.application.service import CreditLedger
+from ledger.domain.integrity import event_hash
 from ledger.domain.personal import Envelope
-from tests.conftest import example, file_of
+from ledger.verification.audit import audit
+from tests.conftest import SECRET, example, file_of
 
 
 def sealed_title(ledger: CreditLedger) -> str:
@@ -89,3 +93,50 @@ def test_a_shredded_value_reads_as_shredded_never_as_an_error(ledger: CreditLedg
     ledger.data_keys.shred_data_keys([Envelope.parse(title).key_id], "2026-11-02T00:00:00+00:00")
     ledger.privacy.forget([Envelope.parse(title).key_id])
     assert ledger.privacy.open(title) == "[shredded]"
+
+
+def test_verify_opens_every_sealed_value_so_a_ciphertext_forged_under_a_recomputed_chain_is_named(
+    tmp_path: Path,
+) -> None:
+    """The chain covers the ciphertext: altering one is caught by the chain, unless the operator
+    recomputed the chain too. GCM is what still catches it, with no checkpoint to compare."""
+    ledger = build_ledger(Settings(data_dir=tmp_path, subject_secret=SECRET.decode()))
+    ledger.submit([example("file_record"), {**example("file_record"), "department": "nobody"}])
+    report = audit(ledger, parallel=False)
+    assert report.problems == []
+    assert report.sealed is not None
+    assert report.sealed.opened >= 3, "the name, the title, the rejected original"
+    database = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(database) as db:  # a hostile operator: alter the title, re-hash the event
+        rowid, stream, topic, stored = db.execute(
+            "SELECT rowid, originator_id, topic, state FROM stored_events WHERE originator_version = 2"
+        ).fetchone()
+        state = ledger.mapper.transcoder.decode(stored)
+        env = Envelope.parse(state["fields"]["title"])
+        forged = env.blob[:-2] + ("A" if env.blob[-2] != "A" else "B") + env.blob[-1]
+        state["fields"]["title"] = str(Envelope(env.key_id, env.version, env.field, forged))
+        state["event_hash"] = event_hash(str(UUID(stream)), 2, topic, state)
+        db.execute(
+            "UPDATE stored_events SET state = ? WHERE rowid = ?",
+            (ledger.mapper.transcoder.encode(state), rowid),
+        )
+    assert ledger.verify() == [], "the recomputed chain is intact"
+    (problem,) = audit(ledger, parallel=False).problems
+    assert problem.kind == "sealed"
+    assert (problem.details["version"], problem.details["field"]) == (2, "fields.title")
+    assert "ciphertext altered: fields.title" in problem.message
+    assert "fails its GCM tag" in problem.message
+    ledger.close()
+
+
+def test_verify_counts_shredded_values_apart_and_finds_no_problem_in_them(ledger: CreditLedger) -> None:
+    title = sealed_title(ledger)
+    before = audit(ledger, parallel=False)
+    assert ledger.privacy is not None
+    ledger.data_keys.shred_data_keys([Envelope.parse(title).key_id], "2026-11-02T00:00:00+00:00")
+    ledger.privacy.forget([Envelope.parse(title).key_id])
+    after = audit(ledger, parallel=False)
+    assert after.problems == []
+    assert before.sealed is not None
+    assert after.sealed is not None
+    assert (after.sealed.opened, after.sealed.shredded) == (before.sealed.opened - 1, 1)
