@@ -16,7 +16,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -62,6 +62,13 @@ def parse_master_key(text: str) -> bytes:
         msg = "must be 64 hexadecimal digits (a 256-bit key)"
         raise ValueError(msg)
     return key
+
+
+def original_retained_until(month: str) -> date:
+    """The day the rejected originals of ``month`` (``YYYY-MM``) stop being readable: their key is
+    destroyed REJECTION_RETENTION_DAYS after the month's end."""
+    year, mon = int(month[:4]), int(month[5:7])
+    return date(year + mon // 12, mon % 12 + 1, 1) + timedelta(days=REJECTION_RETENTION_DAYS)
 
 
 def key_id(stream: UUID | str, unit: str) -> str:
@@ -220,10 +227,15 @@ class KeyRing:
         return value
 
     def open_original(self, original: bytes) -> bytes | None:
-        """A rejected original as received; None once its retention ended (its key destroyed)."""
+        """A rejected original as received; None once its retention ended (its key destroyed).
+
+        Its key is read from the store each time, never from memory: another process (the
+        scheduler's worker) may have destroyed it, and originals are read seldom."""
         if not original.startswith(ENVELOPE_PREFIX.encode()):
             return original  # stored before originals were sealed
-        clear = self.open(original.decode())
+        text = original.decode()
+        self._keys.pop(Envelope.parse(text).key_id, None)
+        clear = self.open(text)
         return None if clear == SHREDDED else base64.b64decode(clear)
 
     # -- rotation and retention -------------------------------------------------------------
@@ -251,10 +263,7 @@ class KeyRing:
         out, after = [], ""
         while rows := self.store.live_data_keys(stream=REJECTIONS_STREAM, after=after):
             for kid, _stream, unit, *_ in rows:
-                month = unit.rsplit(":", 1)[-1]
-                year, mon = int(month[:4]), int(month[5:7])
-                first_after = date(year + mon // 12, mon % 12 + 1, 1)
-                if (today - first_after).days >= REJECTION_RETENTION_DAYS:
+                if today >= original_retained_until(unit.rsplit(":", 1)[-1]):
                     out.append(kid)
             after = rows[-1][0]
         return out

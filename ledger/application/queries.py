@@ -23,7 +23,7 @@ from typing import Any
 
 from ledger.application.keys import KEY_PREFIX, authenticate
 from ledger.application.ports import ReadModels
-from ledger.application.privacy import SealedValueAltered
+from ledger.application.privacy import REJECTION_RETENTION_DAYS, SealedValueAltered
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
 from ledger.domain.errors import InvalidInput, LedgerError, error_body
@@ -388,7 +388,7 @@ class QueryService:
         principal: Principal,
         position: int,
         *,
-        read: Callable[[int], tuple[str | None, bytes] | None],
+        read: Callable[[int], tuple[str | None, bytes | None] | None],
         channel: str = "http",
     ) -> Answer:
         """The bytes as received of the rejected outcome at ``position``, for whoever submitted it.
@@ -412,7 +412,7 @@ class QueryService:
             decision,
             channel=channel,
             subject_key=None,
-            returned=["original"] if found else [],
+            returned=["original"] if found and found[1] is not None else [],
             filters=fields,
         )
         if failed:
@@ -420,6 +420,13 @@ class QueryService:
         if found is None:
             message = f"no rejected outcome with an original at position {position}"
             return Answer(NOT_FOUND, error_body("no_original", "position", message))
+        if found[1] is None:
+            message = (
+                f"the original of the rejected outcome at position {position} was shredded at the end of "
+                f"its retention ({REJECTION_RETENTION_DAYS} days after the end of the month it was "
+                "rejected in; docs/privacy.md): its outcome and reason stay"
+            )
+            return Answer(NOT_FOUND, error_body("original_shredded", "position", message))
         return Answer(OK, {**fields, "department": found[0], "original": found[1]})
 
     # -- lists -------------------------------------------------------------------------------

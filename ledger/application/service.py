@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
 from uuid import UUID, uuid4
 
@@ -457,11 +457,12 @@ class CreditLedger(Application[UUID]):
         conflicts), in position order; what credit.outcomes and /v1/outcomes publish."""
         return self.reader.outcomes_after(position, department=department, limit=limit)
 
-    def original_at(self, position: int) -> tuple[str | None, bytes] | None:
+    def original_at(self, position: int) -> tuple[str | None, bytes | None] | None:
         """The department and the bytes as received of the rejected outcome at ``position`` (None if
         it was accepted, or there is none): how a department gets back an original that was too
-        large for its outcome message (``contract.messages.ORIGINAL_PATH``). The caller checks that
-        the department asking is the one returned."""
+        large for its outcome message (``contract.messages.ORIGINAL_PATH``). The bytes are None
+        once the original's retention ended and its key was destroyed (``expire_originals``). The
+        caller checks that the department asking is the one returned."""
         found = self.reader.outcomes_after(position - 1, limit=1)
         if not found or found[0][0] != position:
             return None
@@ -472,8 +473,12 @@ class CreditLedger(Application[UUID]):
             original = logged.receipt.original if logged.receipt is not None else None
         if original is None:
             return None
-        opened = self.open_original(original)
-        return None if opened is None else (logged.entry.department, opened)
+        return logged.entry.department, self.open_original(original)
+
+    def expire_originals(self, today: date, at: str) -> int:
+        """Destroy the keys of rejected originals past their retention (90 days after the end of
+        the month they were rejected in); how many. The scheduler's, once a round."""
+        return 0 if self.privacy is None else self.privacy.shred_rejections(today, at)
 
     def open_original(self, original: bytes) -> bytes | None:
         """A stored original in clear; None once its retention ended and its key was destroyed."""

@@ -3,21 +3,32 @@ lost master key file stops the start with a clear error."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from datetime import date
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import orjson
 import pytest
 
+from contract.messages import outcome_message
 from credit_ledger.compose import build_ledger
 from credit_ledger.config import ConfigError, Settings
 from ledger.application.privacy import SealedValueAltered
+from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
+from ledger.domain.access import Principal
+from ledger.domain.catalogue import Catalogue
 from ledger.domain.integrity import event_hash
 from ledger.domain.personal import Envelope
 from ledger.verification.audit import audit
-from tests.conftest import SECRET, example, file_of
+from projections.projector import Projector
+from projections.store import ProjectionStore
+from streams.scheduling import Scheduler
+from tests.conftest import SECRET, Clock, example, file_of
 
 
 def sealed_title(ledger: CreditLedger) -> str:
@@ -140,3 +151,42 @@ def test_verify_counts_shredded_values_apart_and_finds_no_problem_in_them(ledger
     assert before.sealed is not None
     assert after.sealed is not None
     assert (after.sealed.opened, after.sealed.shredded) == (before.sealed.opened - 1, 1)
+
+
+def test_the_scheduler_shreds_rejected_originals_90_days_after_their_month_and_the_api_says_so(
+    ledger: CreditLedger, catalogue: Catalogue, clock: Clock, tmp_path: Path
+) -> None:
+    clock.set("2026-11-02T09:00:00+08:00")
+    (rejected,) = ledger.submit([{**example("file_record"), "department": "nobody"}])
+    assert not rejected.accepted
+    position = ledger.outcomes_after(0)[-1][0]
+    desk = Principal("desk", "administrator", "credit_platform")
+    queries = QueryService(ledger, None, clock=clock)  # type: ignore[arg-type] # no read model is read
+
+    async def expire(today: date, now: str) -> int:
+        return ledger.expire_originals(today, now)
+
+    scheduler = Scheduler(
+        Projector(ProjectionStore(tmp_path / "read.sqlite"), catalogue), _sent, expire=expire, clock=clock
+    )
+    clock.set("2027-02-28T09:00:00+08:00")  # November's originals are kept until 1 March (Dec 1 + 90 days)
+    asyncio.run(scheduler.run(clock()))
+    assert scheduler.stats.originals_shredded == 0
+    kept = queries.original(desk, position, read=ledger.original_at)
+    assert kept.ok, kept.body
+    assert b"nobody" in kept.body["original"]
+
+    clock.set("2027-03-01T09:00:00+08:00")
+    asyncio.run(scheduler.run(clock()))
+    assert scheduler.stats.originals_shredded == 1
+    gone = queries.original(desk, position, read=ledger.original_at)
+    assert (gone.outcome, gone.body["error"]["code"]) == ("not_found", "original_shredded"), gone.body
+    assert "shredded at the end of its retention (90 days" in gone.body["error"]["message"]
+    _key, value = outcome_message(position, ledger.outcomes_after(position - 1)[0][1], ledger.open_original)
+    assert orjson.loads(value)["original_expired"] is True, "its outcome message says so too"
+    asyncio.run(scheduler.run(clock()))
+    assert scheduler.stats.originals_shredded == 1, "a key is destroyed once"
+
+
+async def _sent(topic: str, records: Any) -> int:
+    return len(list(records))
