@@ -34,6 +34,7 @@ class Settings:
     catalogue: Path | None = None  # None: the catalogue shipped in the package
     subject_secret: str | None = None  # None: generated once into the data dir
     master_key: str | None = None  # 64 hex digits; None: generated once into DATA_DIR/master.key
+    new_master_key: str | None = None  # keys rotate-master's new key (environment only)
     partitions: int = 6
     replication_factor: int = 1
     batch_size: int = 1000
@@ -293,6 +294,17 @@ VARIABLES: tuple[Variable, ...] = (
         "HEX",
         check=_master_key,
         unset="generated once into DATA_DIR/master.key",
+        option=False,
+    ),
+    Variable(
+        "new_master_key",
+        "CREDIT_NEW_MASTER_KEY",
+        _text,
+        "the master key (64 hex digits) 'keys rotate-master' re-wraps every data key under; read by "
+        "that command only",
+        "HEX",
+        check=_master_key,
+        unset="--new-key-file, else a fresh random key",
         option=False,
     ),
     Variable(

@@ -96,9 +96,10 @@ class KeyRing:
         self._master = AESGCM(master_key)
         self._keys: dict[str, tuple[AESGCM | None, str]] = {}  # key id -> (key or None if shredded, stream)
 
-    def check(self) -> None:
-        """Refuse to start with a master key that wraps none of the stored data keys."""
-        stored = self.store.master_key_ids() - {self.master_key_id}
+    def check(self, also: str | None = None) -> None:
+        """Refuse to start with a master key that wraps none of the stored data keys (``also``: the
+        id of a second key some may be wrapped by, during a rotation)."""
+        stored = self.store.master_key_ids() - {self.master_key_id, also}
         if stored:
             raise MasterKeyMismatch(
                 f"the ledger's data keys are wrapped by master key {', '.join(sorted(stored))}, but the "

@@ -115,6 +115,18 @@ class CreditLedger(Application[UUID]):
         ring.check()
         self.privacy = ring
 
+    def rotate_master_key(self, current: bytes, new: bytes) -> int:
+        """Re-wrap every live data key from ``current`` to ``new``; how many were re-wrapped.
+
+        No event is touched. Each page of keys is committed as it is re-wrapped, so a rotation cut
+        short leaves keys wrapped by either key (each row names its own); run again with the same
+        two keys, it finishes. Raises MasterKeyMismatch if some key is wrapped by neither."""
+        ring = KeyRing(self.data_keys, current)
+        ring.check(also=KeyRing(self.data_keys, new).master_key_id)
+        count = ring.rotate(new)
+        self.privacy = ring
+        return count
+
     # -- infrastructure -----------------------------------------------------------------
 
     def construct_transcoder(self) -> Transcoder:
