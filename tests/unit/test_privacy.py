@@ -15,9 +15,12 @@ import orjson
 import pytest
 
 from contract.messages import outcome_message
+from credit_ledger import discovery
+from credit_ledger.cli import main
 from credit_ledger.compose import build_ledger
-from credit_ledger.config import ConfigError, Settings
-from ledger.application.privacy import SealedValueAltered
+from credit_ledger.config import VARIABLES, ConfigError, Settings
+from credit_ledger.masterkey import rotate_master_key
+from ledger.application.privacy import KeyRing, SealedValueAltered, master_key_id
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
 from ledger.domain.access import Principal
@@ -190,3 +193,65 @@ def test_the_scheduler_shreds_rejected_originals_90_days_after_their_month_and_t
 
 async def _sent(topic: str, records: Any) -> int:
     return len(list(records))
+
+
+def test_keys_rotate_master_rewraps_installs_the_new_key_file_and_refuses_while_a_serve_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable.env, raising=False)
+    settings = Settings(data_dir=tmp_path)
+    ledger = build_ledger(settings)
+    ledger.submit([example("file_record"), example("file_record_organisation")])
+    live = len(ledger.data_keys.live_data_keys())
+    ledger.close()
+    old = (tmp_path / "master.key").read_text()
+    new = os.urandom(32).hex()
+    (tmp_path / "new.key").write_text(new + "\n")
+
+    discovery.announce(tmp_path, discovery.Serving(os.getpid(), "127.0.0.1:9092", True, None))
+    args = ["keys", "rotate-master", "--data-dir", str(tmp_path), "--new-key-file", str(tmp_path / "new.key")]
+    assert main(args) == 2
+    assert "a serve is running on" in capsys.readouterr().err
+    assert (tmp_path / "master.key").read_text() == old, "nothing changed"
+
+    (tmp_path / "serving.json").unlink()
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    done = orjson.loads(out)
+    assert (done["rewrapped"], done["installed"]) == (live, True)
+    assert done["previous_master_key"] == master_key_id(bytes.fromhex(old))
+    assert f"{live} data keys re-wrapped" in err
+    assert (tmp_path / "master.key").read_text() == new, "installed once the re-wrap was committed"
+    assert sorted(p.name for p in tmp_path.glob("master.key*")) == ["master.key"], "no backup left"
+    reopened = build_ledger(settings)  # the restart with the new key file reads every field
+    assert reopened.privacy is not None
+    name = file_of(reopened, example("file_record")["subject"]["id"]).records["tax_bureau:SW-2026-0101"].title
+    assert reopened.privacy.open(name).startswith("逾期未申报")
+    assert audit(reopened, parallel=False).problems == []
+    reopened.close()
+    assert main(args) == 2, "the same key again is nothing to rotate"
+
+
+def test_an_interrupted_rotation_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    ledger = build_ledger(settings)
+    ledger.submit([example("file_record"), example("file_record_organisation")])
+    ledger.close()
+    new = os.urandom(32)
+    staged = tmp_path / "master.key.new"
+    staged.write_text(new.hex())  # the first run staged it, re-wrapped one key, and stopped
+    first = build_ledger(settings)
+    assert first.privacy is not None
+    kid, stream, unit, _m, wrapped, _c, _s = first.data_keys.live_data_keys()[0]
+    raw = first.privacy._master.decrypt(wrapped[:12], wrapped[12:], f"{kid}|{stream}|{unit}".encode())  # type: ignore[index]
+    half = KeyRing(first.data_keys, new)
+    first.data_keys.rewrap_data_keys([(kid, half.master_key_id, half._wrap(kid, stream, unit, raw))])
+    first.close()
+    with pytest.raises(ConfigError, match="wrapped by master key"):
+        build_ledger(settings)  # keys under two master keys: the start refuses
+    done = rotate_master_key(settings, None)  # finds the staged key
+    assert done.current == master_key_id(new)
+    assert done.installed
+    assert (tmp_path / "master.key").read_text() == new.hex()
+    build_ledger(settings).close()
