@@ -182,6 +182,9 @@ def banner(running: Running) -> None:
         lines.append(f"  {child.command + ':':<10} a process of its own (log: {child.log_path})")
     if running.app.conf.web_enabled:
         lines.append(f"  http:      http://{s.http_host}:{s.http_port}/v1/  (OpenAPI: /v1/openapi.json)")
+        lines.append(
+            f"  portal:    http://{s.http_host}:{s.http_port}/  (信用门户: search, 双公示, lists, sign-in)"
+        )
     lines.append("  stop with Ctrl-C")
     note("\n".join(lines))
 

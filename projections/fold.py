@@ -97,6 +97,12 @@ def _filed(s: State, body: Mapping[str, Any], m: Message) -> None:
         "linked_from": body.get("linked_from"),
         "responsible_persons": [p["subject_key"] for p in fields.get("responsible_persons", [])],
         "filed_by_event": m.get("event_id"),
+        # What the portal shows a subject and the public (kept since the portal, issue 14):
+        "legal_basis": fields.get("legal_basis"),
+        "repairable_from": fields.get("repairable_from"),
+        "early_end": fields.get("early_end", True),
+        "objections": [],  # every objection with its outcome: a department's resolution times
+        "repairs": [],  # every repair application with its decision: the subject tracks them
     }
 
 
@@ -108,15 +114,32 @@ def _corrected(s: State, body: Mapping[str, Any], m: Message) -> None:
 
 
 def _objection_raised(s: State, body: Mapping[str, Any], m: Message) -> None:
-    s["records"][body["record"]]["open_objection"] = {
-        "id": body["objection_id"],
-        "due_by": body["due_by"],
-        "overdue": False,
-    }
+    record = s["records"][body["record"]]
+    record["open_objection"] = {"id": body["objection_id"], "due_by": body["due_by"], "overdue": False}
+    record.setdefault("objections", []).append(
+        {
+            "id": body["objection_id"],
+            "raised_at": m.get("occurred_at"),
+            "due_by": body["due_by"],
+            "resolved_at": None,
+            "outcome": None,
+            "overdue": False,
+        }
+    )
+
+
+def _objection(record: State, objection_id: str) -> State:
+    """The history entry of one objection (a stand-in for states folded before it was kept)."""
+    for entry in record.get("objections", []):
+        if entry["id"] == objection_id:
+            return entry  # type: ignore[no-any-return]
+    return {}
 
 
 def _objection_resolved(s: State, body: Mapping[str, Any], m: Message) -> None:
-    s["records"][body["record"]]["open_objection"] = None
+    record = s["records"][body["record"]]
+    record["open_objection"] = None
+    _objection(record, body["objection_id"]).update(resolved_at=m.get("occurred_at"), outcome=body["outcome"])
     if body.get("outcome") == "upheld":  # the measures resting on it are withdrawn
         for designation in s["designations"].values():
             if designation["active"] and body["record"] in designation["records"]:
@@ -124,9 +147,31 @@ def _objection_resolved(s: State, body: Mapping[str, Any], m: Message) -> None:
 
 
 def _objection_overdue(s: State, body: Mapping[str, Any], m: Message) -> None:
-    objection = s["records"][body["record"]]["open_objection"]
+    record = s["records"][body["record"]]
+    objection = record["open_objection"]
     if objection is not None:
         objection["overdue"] = True
+    _objection(record, body["objection_id"])["overdue"] = True
+
+
+def _repair_requested(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s["records"][body["record"]].setdefault("repairs", []).append(
+        {"id": body["application_id"], "requested_at": m.get("occurred_at"), "decision": None, "reason": ""}
+    )
+
+
+def _repair_decided(decision: str) -> Callable[[State, Mapping[str, Any], Message], None]:
+    def apply(s: State, body: Mapping[str, Any], m: Message) -> None:
+        record = s["records"][body["record"]]
+        for entry in record.get("repairs", []):
+            if entry["id"] == body["application_id"]:
+                entry.update(
+                    decision=decision, reason=body.get("reason", ""), decided_at=m.get("occurred_at")
+                )
+        if decision == "granted":
+            _ended("repaired")(s, body, m)
+
+    return apply
 
 
 def _ended(status: str) -> Callable[[State, Mapping[str, Any], Message], None]:
@@ -271,7 +316,9 @@ _APPLY: dict[str, Callable[[State, Mapping[str, Any], Message], None]] = {
     "StatementAdded": _statement,
     "AuthorisationGranted": _granted,
     "AuthorisationRevoked": _grant_revoked,
-    "RepairGranted": _ended("repaired"),
+    "RepairRequested": _repair_requested,
+    "RepairGranted": _repair_decided("granted"),
+    "RepairRefused": _repair_decided("refused"),
     "RecordExpired": _ended("expired"),
     "RecordRevoked": _ended("revoked"),
     "LinkedRecordClosed": _ended("closed"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from projections import publicity
 from projections.fold import State
 from projections.notice_store import NOTICE_SCHEMA, NoticeTables
 from projections.views import list_entries
@@ -78,8 +79,9 @@ class ProjectionStore(NoticeTables):
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.mark = "?"
             types = {"blob": "BLOB", "serial": "INTEGER"}
-        for statement in _SCHEMA:
+        for statement in [*_SCHEMA, *publicity.SCHEMA]:
             self.conn.execute(statement.format(**types))
+        self.records = publicity.RecordRows(self.conn, self.mark)
 
     def close(self) -> None:
         self.conn.close()
@@ -151,6 +153,10 @@ class ProjectionStore(NoticeTables):
                     for s in rows
                     for e in list_entries(s.state)
                 ],
+            )
+            c.executemany(self._sql("DELETE FROM record_rows WHERE subject_key=?"), [(k,) for k in keys])
+            c.executemany(
+                self._sql(publicity.INSERT), [row for s in rows for row in publicity.record_rows(s.state)]
             )
             c.executemany(self._sql("DELETE FROM due WHERE subject_key=?"), [(k,) for k in keys])
             c.executemany(
@@ -346,7 +352,15 @@ class ProjectionStore(NoticeTables):
     def counts(self) -> dict[str, int]:
         cursor = self.conn.cursor()
         out = {}
-        for table in ("subjects", "list_members", "due", "list_changes", "notices", "notice_outbox"):
+        for table in (
+            "subjects",
+            "list_members",
+            "record_rows",
+            "due",
+            "list_changes",
+            "notices",
+            "notice_outbox",
+        ):
             cursor.execute(f"SELECT COUNT(*) FROM {table}")
             out[table] = int(cursor.fetchone()[0])
         return out

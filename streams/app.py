@@ -134,22 +134,24 @@ def create_app(
 
         dead_letters = DeadLetterWatch(settings.bootstrap)
         app.service(dead_letters)  # type: ignore[arg-type]  # as above
-        register_views(
-            app,
-            WorkerParts(
-                ledger,
-                intake,
-                executor,
-                submissions,
-                settings.data_dir,
-                read_store=read_store,
-                queries=queries,
-                health_stall_seconds=settings.health_stall_seconds,
-                dead_letters=dead_letters,
-                scheduler=scheduler,
-                log_origin=settings.log_origin,
-            ),
+        parts = WorkerParts(
+            ledger,
+            intake,
+            executor,
+            submissions,
+            settings.data_dir,
+            read_store=read_store,
+            queries=queries,
+            health_stall_seconds=settings.health_stall_seconds,
+            dead_letters=dead_letters,
+            scheduler=scheduler,
+            log_origin=settings.log_origin,
         )
+        register_views(app, parts)
+        if queries is not None and read_store is not None:  # the portal reads what the API reads
+            from streams.portal.routes import register_portal  # noqa: PLC0415
+
+            register_portal(app, parts)
     return app
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.publicity import PUBLICITY_CATEGORIES
 from streams.health import register_health_view
-from streams.web import measures, meta, proof_views, proofs, queries, submissions
+from streams.web import measures, meta, proof_views, proofs, publicity, queries, submissions
 from streams.web.calls import OPTIONAL, REQUIRED, Route
 
 SMALL_BODY = 64 * 1024
@@ -272,6 +273,29 @@ ROUTES: tuple[Route, ...] = (
         response_schemas={200: _ref("MeasureStats")},
         description="A department's key reads its own figures; the administrator's and auditors' "
         "everyone's. docs/measures.md#supervision",
+    ),
+    Route(
+        "GET",
+        "/v1/publicity",
+        "双公示: administrative licences and penalties in their publicity period (public, masked ids)",
+        publicity.publicity,
+        {
+            200: "One page, newest decision first",
+            400: "invalid_query: a filter or the page",
+            503: "no_read_models (this worker serves none) or read_models_unavailable",
+        },
+        parameters=(
+            _query("domain", TEXT),
+            _query("department", TEXT),
+            _query("since", {**TEXT, "format": "date"}, "decided on or after"),
+            _query("until", {**TEXT, "format": "date"}, "decided on or before"),
+            _query("category", {"enum": list(PUBLICITY_CATEGORIES)}),
+            _query("page", {"type": "integer", "minimum": 1, "maximum": publicity.MAX_PAGE, "default": 1}),
+        ),
+        response_schemas={200: {"type": "object", "required": ["total", "page", "items"]}},
+        description="The same items as the portal's /publicity page. A person's licences are not "
+        "public; items leave at the end of their publicity period, or on repair or revocation, and "
+        "stay in the ledger's history. docs/portal.md",
     ),
     Route(
         "GET",

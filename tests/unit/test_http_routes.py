@@ -53,7 +53,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
 
     served, documented = asyncio.run(run(True))
     assert served == documented
-    assert len(served) == len(ROUTES) == 22
+    assert len(served) == len(ROUTES) == 23
     served, documented = asyncio.run(run(False))  # without a query service: what needs none
     assert (
         served
@@ -65,6 +65,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
             ("GET", "/v1/health"),
             ("GET", "/checkpoint"),
             ("GET", "/tile/{level}/{index}"),
+            ("GET", "/v1/publicity"),  # public: it needs read models (503 without), not the register
             *{("GET", r.path) for r in ROUTES if r.path.startswith("/v1/proofs/")},
         }
     )
@@ -183,6 +184,10 @@ def probes(
     probe("GET", stats, 401, key=GARBAGE)
     probe("GET", stats, 403, key=keys.me)
     probe("GET", stats, 503, key=keys.auditor, during=register_down)
+    publicity = "/v1/publicity"
+    probe("GET", publicity, 200)
+    probe("GET", publicity, 400, url=f"{publicity}?page=0")
+    probe("GET", publicity, 503, during=(desk.store.records, "publicity", OSError("database is locked")))
     audit = "/v1/audit/queries"
     probe("GET", audit, 200, key=keys.auditor)
     probe("GET", audit, 401, key=GARBAGE)
