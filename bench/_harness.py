@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +145,21 @@ def publish_examples(env: dict[str, str], names: Sequence[str]) -> None:
     cli(env, "publish", "-", stdin=lines)
 
 
+async def open_loop(one: Callable[[int], Awaitable[None]], rate: float, seconds: float) -> float:
+    """Start ``one(i)`` for i = 0, 1, ... at ``rate`` a second for ``seconds``, each on its schedule
+    whether or not the earlier ones have finished (open loop: a slow answer cannot slow the
+    offered load); the seconds until the last has finished."""
+    tasks = []
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
 async def load(
     url: str, key: str, bodies: Sequence[bytes], rate: float, seconds: float
 ) -> tuple[list[float], int, float]:
@@ -166,15 +181,7 @@ async def load(
                     errors += 1
             latencies.append(time.perf_counter() - began)
 
-        tasks = []
-        started = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
+        elapsed = await open_loop(one, rate, seconds)
     return latencies, errors, elapsed
 
 

@@ -166,22 +166,8 @@ async def load(base: str, queries: list[str], rate: float, seconds: float) -> tu
                     errors += 1
             latencies.append(time.perf_counter() - began)
 
-        tasks = []
-        started = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
+        elapsed = await _harness.open_loop(one, rate, seconds)
     return latencies, errors, elapsed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> int:
@@ -203,7 +189,7 @@ def main() -> int:
         print(f"read store: {args.subjects:,} subjects written in {time.perf_counter() - began:.1f} s")
         rng = random.Random(7)
         mixed = [rng.choice(codes) if rng.random() < 0.2 else rng.choice(names) for _ in range(5000)]
-        port = free_port()
+        port = _harness.free_port()
         child = subprocess.Popen([sys.executable, __file__, "--serve", str(store_path), str(port)])
         try:
             base = f"http://127.0.0.1:{port}"

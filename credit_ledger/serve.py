@@ -82,9 +82,23 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(msg) from None
 
 
+def check_no_serve_here(settings: Settings) -> None:
+    """Refuse a second serve on a data dir that a running one announces: it would start a broker of
+    its own, take over the clients' ``serving.json`` and leave them lost when it stops."""
+    running = discovery.read(settings.data_dir)
+    if running is not None and running.pid != os.getpid():
+        where = f"kafka {running.kafka}" + (f", http {running.http}" if running.http else "")
+        raise ConfigError(
+            f"a serve is already running in {settings.data_dir} (pid {running.pid}; {where}), and the "
+            "clients run here use it. Stop it first (Ctrl-C in its terminal, or kill -INT "
+            f"{running.pid}), or give this one another --data-dir"
+        )
+
+
 def start(settings: Settings, *, http: bool = True) -> Running:
     """Everything up to (not including) running the worker: ledger, broker, topics, app."""
-    if http:
+    if http:  # the serve that announces itself (serve --workers N's intake children serve no HTTP)
+        check_no_serve_here(settings)
         check_port_free(settings.http_host, settings.http_port)
     tune_gc()
     ledger = build_ledger(settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,8 @@ from credit_ledger.config import Settings
 from credit_ledger.output import json_line, note
 
 if TYPE_CHECKING:
+    from kafka import ConsumerRebalanceListener, KafkaConsumer
+
     from streams.clients import PublishReport
 
 
@@ -68,15 +70,28 @@ def publish(settings: Settings, file: str, department: str | None) -> int:
     "outcomes",
     "read back accepted and rejected outcomes (JSON lines) from credit.outcomes",
     "credit-ledger outcomes --department tax_bureau --status rejected",
+    "credit-ledger outcomes --submission TAX-TUT-0001 --submission TAX-TUT-0002",
     "credit-ledger outcomes --follow",
 )
 @click.option("--department", metavar="NAME", help="only this department's submissions")
+@click.option(
+    "--submission",
+    "submission_ids",
+    metavar="ID",
+    multiple=True,
+    help="only the outcomes of this submission_id (repeat for several)",
+)
 @click.option("--status", type=click.Choice(["accepted", "rejected"]), help="only this outcome")
 @click.option("--follow", is_flag=True, help="keep waiting for new outcomes")
 @idle_option("reading (without --follow)")
 @with_settings(*KAFKA)
 def outcomes(
-    settings: Settings, department: str | None, status: str | None, follow: bool, idle: float
+    settings: Settings,
+    department: str | None,
+    submission_ids: tuple[str, ...],
+    status: str | None,
+    follow: bool,
+    idle: float,
 ) -> int:
     """Print every outcome (accepted with its event ids, rejected with code, field, message and the
     original submission) from the beginning of credit.outcomes. Without --follow it stops once the
@@ -92,6 +107,8 @@ def outcomes(
         if department and outcome.get("department") != department:
             continue
         if status and outcome.get("status") != status:
+            continue
+        if submission_ids and outcome.get("submission_id") not in submission_ids:
             continue
         json_line(outcome)
     return 0
@@ -130,7 +147,9 @@ def subscribe(
 ) -> int:
     """Print a feed as JSON lines. FEED list-changes: join a consumer group on credit.list-changes
     and print every change (list, entry/exit, subject key, masked code, reason, basis, the event
-    that caused it) until Ctrl-C; --from-beginning starts a new group at the first change.
+    that caused it) until Ctrl-C; --from-beginning starts at the first change ever, even for a
+    group that has read before (without it a group resumes where it left off, a new one starts
+    with the next change).
 
     FEED measures: the notices and reminders addressed to --department on credit.measures
     (docs/measures.md), picked by their Kafka header. By default through the department's consumer
@@ -157,12 +176,12 @@ def subscribe(
     bootstrap = kafka_address(settings)
     group = group or f"subscriber.{getpass.getuser()}"
     consumer = KafkaConsumer(
-        topics.LIST_CHANGES,
         bootstrap_servers=bootstrap,
         group_id=group,
         auto_offset_reset="earliest" if from_beginning else "latest",
         **group_timing(settings.kafka_session_timeout),
     )
+    consumer.subscribe([topics.LIST_CHANGES], listener=_from_the_first(consumer) if from_beginning else None)
     note(f"subscribed to {topics.LIST_CHANGES} as group {group!r}; Ctrl-C to stop")
     try:
         for record in consumer:
@@ -173,6 +192,26 @@ def subscribe(
     finally:
         consumer.close()
     return 0
+
+
+def _from_the_first(consumer: KafkaConsumer) -> ConsumerRebalanceListener:
+    """--from-beginning means the first change ever, even for a group that has read before: seek
+    to the beginning at the group's first assignment (later rebalances resume where it was)."""
+    from kafka import ConsumerRebalanceListener  # noqa: PLC0415 - keep --help fast
+
+    # kafka-python ships no type information, so its base class is Any to mypy.
+    class FromTheFirst(ConsumerRebalanceListener):  # type: ignore[misc]
+        done = False
+
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            if not self.done and assigned:
+                consumer.seek_to_beginning(*assigned)
+                self.done = True
+
+    return FromTheFirst()
 
 
 def _measures(

@@ -31,3 +31,13 @@ def test_the_readme_walk_through_is_run_not_excused() -> None:
     assert len(excused) <= 1, f"only the test command itself may go unrun in the README: {excused}"
     assert any(example.mode == "interrupt" and "demo" in example.script for example in readme)
     assert any(example.mode == "background" and "serve" in example.script for example in readme)
+
+
+def test_the_readmes_command_table_names_every_command() -> None:
+    from credit_ledger.cli import credit_ledger  # noqa: PLC0415
+
+    table = (
+        (ROOT / "README.md").read_text("utf-8").split("| command | what it does |", 1)[1].split("\n\n", 1)[0]
+    )
+    listed = {row.split("`")[1].split()[0] for row in table.splitlines() if row.startswith("| `")}
+    assert set(credit_ledger.commands) - listed == set()
