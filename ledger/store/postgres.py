@@ -218,14 +218,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         # A destroyed key's row keeps its id and dates; its bytes go (VACUUM reclaims the old tuple,
         # see docs/privacy.md).
-        self.shred_data_keys_statement = SQL(
-            "UPDATE {schema}.{table} SET wrapped = NULL, shredded_at = %s "
-            "WHERE key_id = %s AND wrapped IS NOT NULL"
-        ).format(schema=schema, table=data_keys)
-        self.rewrap_data_keys_statement = SQL(
-            "UPDATE {schema}.{table} SET master_key_id = %s, wrapped = %s "
-            "WHERE key_id = %s AND wrapped IS NOT NULL"
-        ).format(schema=schema, table=data_keys)
+        live_key = "UPDATE {schema}.{table} SET %s WHERE key_id = %%s AND wrapped IS NOT NULL"
+        self.shred_data_keys_statement = SQL(live_key % "wrapped = NULL, shredded_at = %s").format(
+            schema=schema, table=data_keys
+        )
+        self.rewrap_data_keys_statement = SQL(live_key % "master_key_id = %s, wrapped = %s").format(
+            schema=schema, table=data_keys
+        )
         events = Identifier(self.events_table_name)
         self.event_rows_statement = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
