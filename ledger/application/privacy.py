@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import logging
 import os
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -25,7 +28,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.application.ports import DataKeyStore
-from ledger.domain.personal import ENVELOPE_PREFIX, SHREDDED, DataKeyRow, Envelope
+from ledger.domain.personal import ENVELOPE_PREFIX, SHREDDED, DataKeyRow, Envelope, is_envelope
+
+log = logging.getLogger(__name__)
 
 MASTER_KEY_BYTES = 32
 REJECTIONS_STREAM = "rejections"
@@ -33,6 +38,7 @@ REJECTIONS_STREAM = "rejections"
 REJECTION_RETENTION_DAYS = 90
 """How long after the end of its month a rejected original stays readable (docs/privacy.md)."""
 _MEMO = 500_000  # data keys kept unwrapped in memory; a memo, cleared when full
+_RANDOM_BLOCK = 16_384  # bytes drawn from the OS at once for a batch's new keys and nonces
 
 
 OPENS, SHREDDED_KEY, ALTERED = "opens", "shredded", "altered"
@@ -110,8 +116,8 @@ class KeyRing:
 
     # -- data keys --------------------------------------------------------------------------
 
-    def _wrap(self, kid: str, stream: str, unit: str, key: bytes) -> bytes:
-        nonce = os.urandom(12)
+    def _wrap(self, kid: str, stream: str, unit: str, key: bytes, nonce: bytes | None = None) -> bytes:
+        nonce = nonce or os.urandom(12)
         return nonce + self._master.encrypt(nonce, key, f"{kid}|{stream}|{unit}".encode())
 
     def _unwrap(self, row: DataKeyRow) -> AESGCM | None:
@@ -279,38 +285,60 @@ class KeyRing:
 
 
 class BatchSealer:
-    """The ``FieldSealer`` of one batch: seals values, and keeps the keys it created until saved."""
+    """The ``FieldSealer`` of one batch: seals values, and keeps the keys it created until saved.
+
+    What a batch seals often shares a unit (a new file's name and its first record, a record and
+    its responsible persons), so each unit's key is looked up once per batch (``_units``); the
+    random bytes of new data keys and nonces are drawn from the OS in blocks (``_random``), not
+    one system call per key and per value."""
 
     def __init__(self, ring: KeyRing, absent: set[UUID]) -> None:
         self.ring = ring
         self.absent = absent  # streams with no file yet: none of their keys can exist
         self.created: dict[str, tuple[AESGCM, DataKeyRow]] = {}
         self.now = ""
+        self._units: dict[tuple[str, str], tuple[str, AESGCM]] = {}
+        self._pool = b""
+        self._at = 0
+
+    def _random(self, n: int) -> bytes:
+        if self._at + n > len(self._pool):
+            self._pool, self._at = os.urandom(max(_RANDOM_BLOCK, n)), 0
+        at = self._at
+        self._at = at + n
+        return self._pool[at : at + n]
 
     def _key(self, stream: UUID | str, unit: str, *, opens: bool) -> tuple[str, AESGCM]:
-        kid = key_id(stream, unit)
+        sid = str(stream)
+        known = self._units.get((sid, unit))
+        if known is not None:
+            return known
+        kid = key_id(sid, unit)
         made = self.created.get(kid)
         if made is not None:
-            return kid, made[0]
-        found = self.ring._keys.get(kid)
-        if found is None and not opens and stream not in self.absent:
-            found = self.ring._find(kid)
-        if found is not None:
-            if found[0] is None:
+            found = self._units[(sid, unit)] = (kid, made[0])
+            return found
+        live = self.ring._keys.get(kid)
+        if live is None and not opens and stream not in self.absent:
+            live = self.ring._find(kid)
+        if live is not None:
+            if live[0] is None:
                 msg = f"the data key of {unit} was destroyed: nothing more can be sealed under it"
                 raise RuntimeError(msg)
-            return kid, found[0]
-        raw = AESGCM.generate_key(bit_length=256)
+            found = self._units[(sid, unit)] = (kid, live[0])
+            return found
+        raw = self._random(32)
         key = AESGCM(raw)
-        wrapped = self.ring._wrap(kid, str(stream), unit, raw)
-        self.created[kid] = (key, (kid, str(stream), unit, self.ring.master_key_id, wrapped, self.now, None))
-        return kid, key
+        wrapped = self.ring._wrap(kid, sid, unit, raw, self._random(12))
+        self.created[kid] = (key, (kid, sid, unit, self.ring.master_key_id, wrapped, self.now, None))
+        found = self._units[(sid, unit)] = (kid, key)
+        return found
 
     def seal(
         self, stream: UUID | str, unit: str, version: int, field: str, value: Any, *, opens: bool
     ) -> str:
         kid, key = self._key(stream, unit, opens=opens)
-        nonce = os.urandom(12)
+        nonce = self._random(12)
         sealed = key.encrypt(nonce, orjson.dumps(value), f"{stream}|{version}|{field}".encode())
         return f"{ENVELOPE_PREFIX}{kid}:{version}:{field}:{_b64(nonce + sealed)}"
 
@@ -328,3 +356,51 @@ class BatchSealer:
         for kid, (key, row) in self.created.items():
             self.ring._remember(kid, key, row[1])
         self.created = {}
+
+
+NAME_INDEX_CONTEXT = b"credit-ledger name index v1"
+"""What the blind index's key is derived for (HMAC of the subject-key secret): a key of its own,
+never the subject keys' (docs/privacy.md, "Searching sealed names")."""
+
+
+def normalised_name(name: str) -> str:
+    """A name as searched: NFKC (full-width letters and digits as half-width), no white space,
+    case folded; so 张 三 and 张三, ＡＢＣ公司 and abc公司 are the same name."""
+    return "".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
+class NameIndex:
+    """The blind index of persons' names: HMAC-SHA256 of the normalised name.
+
+    The read store keeps the digest beside the subject key, never the name, so the public search
+    finds a person by their full name without a clear name anywhere in the store. Its key is
+    derived from the subject-key secret (``CREDIT_SUBJECT_SECRET``), which pseudonymises identity
+    numbers the same way and is never rotated, so the index outlives master-key rotations. It
+    leaks equality: two subjects with the same name have the same digest. A name whose key was
+    destroyed (shredded) has no digest, so rebuilding the row drops the subject from the index.
+    """
+
+    def __init__(self, secret: bytes, ring: Callable[[], KeyRing | None]) -> None:
+        self._key = hmac.new(secret, NAME_INDEX_CONTEXT, hashlib.sha256).digest()
+        self._ring = ring
+
+    def digest(self, name: str) -> str:
+        """The digest a search for ``name`` looks up."""
+        return hmac.new(self._key, normalised_name(name).encode(), hashlib.sha256).hexdigest()
+
+    def of(self, name: Any) -> str | None:
+        """The digest of a file's name as the read store holds it (clear, sealed or shredded)."""
+        if not isinstance(name, str) or name == SHREDDED:
+            return None
+        if is_envelope(name):
+            ring = self._ring()
+            if ring is None:
+                return None
+            try:
+                name = ring.open(name)
+            except SealedValueAltered as exc:  # verify names it; the index leaves the subject out
+                log.error("name not indexed: %s", exc)
+                return None
+            if not isinstance(name, str) or name == SHREDDED:
+                return None
+        return self.digest(name) if normalised_name(name) else None

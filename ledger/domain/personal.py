@@ -123,35 +123,60 @@ def seal_personal(
         return
     unit = unit_of(declaration, state)
     clear = declaration.organisation_clear if subject_kind == "organisation" else ()
-    for path in declaration.fields:
-        if path in clear:
-            continue
-        for field, value, put in _places(state, path.replace("[]", ".[]").split(".")):
-            if value is not None and not is_envelope(value):
-                put(sealer.seal(stream, unit, version, field, value, opens=declaration.opens))
+    place = _Place(sealer, str(stream), unit, version, declaration.opens)
+    for path, steps in _steps_of(declaration):
+        if path not in clear:
+            place.seal(state, steps, 0, "")
 
 
-def _places(container: dict[str, Any], steps: list[str], prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
-    """(field path, value, setter) of every value ``steps`` reach in ``container``; copies on the way."""
-    head, rest = steps[0], steps[1:]
-    if head not in container:
-        return
-    value = container[head]
-    path = f"{prefix}{head}"
-    if not rest:
-        yield path, value, lambda v: container.__setitem__(head, v)
-        return
-    if rest[0] == "[]":
-        if not isinstance(value, list):
+_STEPS: dict[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+
+
+def _steps_of(declaration: Declaration) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each declared path with its steps (``[]`` a step of its own), split once per declaration."""
+    found = _STEPS.get(declaration.fields)
+    if found is None:
+        found = _STEPS[declaration.fields] = tuple(
+            (path, tuple(path.replace("[]", ".[]").split("."))) for path in declaration.fields
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where one event's values are sealed: its stream, unit and version (the associated data)."""
+
+    sealer: FieldSealer
+    stream: str
+    unit: str
+    version: int
+    opens: bool
+
+    def seal(self, container: dict[str, Any], steps: tuple[str, ...], i: int, prefix: str) -> None:
+        """Seal every value ``steps[i:]`` reach in ``container``; containers on the way are copied."""
+        head = steps[i]
+        if head not in container:
             return
-        items = container[head] = [dict(item) if isinstance(item, dict) else item for item in value]
-        for i, item in enumerate(items):
-            if isinstance(item, dict) and rest[1:]:
-                yield from _places(item, rest[1:], f"{path}.{i}.")
-        return
-    if isinstance(value, dict):
-        inner = container[head] = dict(value)
-        yield from _places(inner, rest, f"{path}.")
+        value = container[head]
+        path = prefix + head
+        if i + 1 == len(steps):
+            if value is not None and not (isinstance(value, str) and value.startswith(ENVELOPE_PREFIX)):
+                container[head] = self.sealer.seal(
+                    self.stream, self.unit, self.version, path, value, opens=self.opens
+                )
+            return
+        if steps[i + 1] == "[]":
+            if not isinstance(value, list):
+                return
+            items = container[head] = [dict(item) if isinstance(item, dict) else item for item in value]
+            if i + 2 < len(steps):
+                for n, item in enumerate(items):
+                    if isinstance(item, dict):
+                        self.seal(item, steps, i + 2, f"{path}.{n}.")
+            return
+        if isinstance(value, dict):
+            inner = container[head] = dict(value)
+            self.seal(inner, steps, i + 1, path + ".")
 
 
 def is_envelope(value: Any) -> bool:
