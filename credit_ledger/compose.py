@@ -125,8 +125,15 @@ def open_measures_service(settings: Settings) -> MeasuresService:
 
 
 def build_projector(ledger: CreditLedger, store: ProjectionStore) -> Projector:
-    """The read models' fold; gaps and as-of views are filled from the ledger's own history."""
-    return Projector(store, ledger.catalogue, history=history_of(ledger))
+    """The read models' fold; gaps and as-of views are filled from the ledger's own history, and
+    persons' names are indexed blind through the ledger's key ring (``index_names``)."""
+    return Projector(index_names(store, ledger), ledger.catalogue, history=history_of(ledger))
+
+
+def index_names(store: ProjectionStore, ledger: CreditLedger) -> ProjectionStore:
+    """``store``, writing the blind index of persons' names (opened through ``ledger``'s key ring)."""
+    store.names = ledger.name_index.of
+    return store
 
 
 def migrate_api_keys(ledger: CreditLedger, settings: Settings) -> int:

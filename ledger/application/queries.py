@@ -281,6 +281,15 @@ class QueryService:
             return Answer(NOT_FOUND, error_body("no_file", "subject.id", no_file))
         return self._revealed(view)
 
+    def public(self, body: dict[str, Any]) -> Answer:
+        """Public information (双公示 items in their publicity period, list entries, a public search's
+        findings) opened for anyone: not a query of the register, since the law publishes it.
+
+        The caller chooses what is public (``streams.web.publicity.public_item``, the list rows);
+        this is the same opening path as every recorded answer, so a shredded value reads
+        ``SHREDDED`` and an altered one fails the answer (``unavailable``), never showing ciphertext."""
+        return self._revealed(body)
+
     def _revealed(self, body: dict[str, Any]) -> Answer:
         """The answer with its sealed personal fields opened for the caller the service let in.
 

@@ -29,7 +29,7 @@ from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.application.handlers import handle
 from ledger.application.ports import DataKeyStore, EventRow, KeyStore, LedgerLog, SubmissionRegister
-from ledger.application.privacy import BatchSealer, KeyRing, key_id
+from ledger.application.privacy import BatchSealer, KeyRing, NameIndex, key_id
 from ledger.application.reception import SOURCE_DEPARTMENT, Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
@@ -104,6 +104,8 @@ class CreditLedger(Application[UUID]):
         self.keys: KeyStore = _port(self.recorder, KeyStore)
         self.data_keys: DataKeyStore = _port(self.recorder, DataKeyStore)
         self.privacy: KeyRing | None = None
+        self.name_index = NameIndex(secret, lambda: self.privacy)
+        """The blind index of names the public search looks persons up by (``NameIndex``)."""
         if master_key is not None:
             self.use_master_key(master_key)
 

@@ -52,7 +52,7 @@ class Platform:
             master_key=MASTER_KEY,
         )
         self.read_file = tmp / "projections.sqlite"
-        self.store = ProjectionStore(self.read_file)
+        self.store = ProjectionStore(self.read_file, names=self.ledger.name_index.of)
         self.projector = Projector(self.store, catalogue, history=self.history)
         self.catalogue = catalogue
         self.clock = clock
@@ -144,9 +144,22 @@ def test_the_subjects_name_grounds_and_identity_number_are_nowhere_in_clear_and_
     )[0]
     assert NAME.encode() in platform.ledger.original_at(position)[1]  # type: ignore[index]
 
+    key = str(platform.ledger.key_of(parse_subject_code(PERSON, today=date(2026, 4, 20))))
+    digest = platform.ledger.name_index.digest(NAME)
+    assert list(platform.store.name_index()) == [{"subject_key": key, "digest": digest}], (
+        "the blind index finds the name (and leaks() found no name in the read store)"
+    )
+    assert platform.store.records.subjects_named(NAME, limit=5, digest=digest) == [key]
+    indexed = ProjectionStore(
+        platform.read_file.parent / "indexed.sqlite", names=platform.ledger.name_index.of
+    )
+    rebuild = Rebuild(platform.catalogue, today=date(2026, 4, 20))
+    rebuild.fold_messages(messages_from_store(platform.ledger.reader))
+    rebuild.write(indexed, platform.catalogue)
+    assert list(indexed.name_index()) == list(platform.store.name_index()), "rebuilt like any read model"
+
     tree = LedgerTree(platform.ledger)
     tree.catch_up()
-    key = str(platform.ledger.key_of(parse_subject_code(PERSON, today=date(2026, 4, 20))))
     proof = tree.inclusion_proof_for_event(key, 2)  # the record as filed, sealed
     size, root = tree.size, tree.root()
     wrapped = {row[0]: row[4] for row in platform.ledger.data_keys.live_data_keys()}
@@ -181,7 +194,10 @@ def test_the_subjects_name_grounds_and_identity_number_are_nowhere_in_clear_and_
     path = [bytes.fromhex(p) for p in proof["path"]]
     assert verify_inclusion(leaf_hash(canonical(leaf)), proof["index"], size, path, root)
 
-    rebuilt = ProjectionStore(platform.read_file.parent / "rebuilt.sqlite")
+    assert list(platform.store.name_index()) == [], "the name's digest went with the file's unit"
+    rebuilt = ProjectionStore(
+        platform.read_file.parent / "rebuilt.sqlite", names=platform.ledger.name_index.of
+    )
     rebuild = Rebuild(platform.catalogue, today=date(2031, 7, 3))
     rebuild.fold_messages(messages_from_store(platform.ledger.reader))
     rebuild.write(rebuilt, platform.catalogue)
