@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 
 from contract import topics
 from streams.broker import EmbeddedBroker
+from streams.clients import publish
 from tests.conftest import example
 from tests.integration.serving import Served, wait_for
 
@@ -99,7 +100,7 @@ def test_health_reports_zero_relay_and_projection_lag_once_submissions_are_accep
         def level(document: dict[str, Any]) -> bool:
             return bool(
                 document["ledger_head"]["credit.outcomes"] >= len(SUBMISSIONS)
-                and document["relay_lag"] == {"credit.ledger": 0, "credit.outcomes": 0}
+                and document["relay_lag"] == {"credit.ledger": 0, "credit.outcomes": 0, "inbox": 0}
                 and document["projections"]["lag"] == 0
                 and document["intake"]["lag"] == 0
             )
@@ -131,11 +132,19 @@ def test_a_stalled_relay_is_reported_as_degraded_with_http_200(
     served = Served(tmp_path / "data", bootstrap=fresh_broker, http=True, extra_args=("--no-relay",)).start()
     try:
         health_when(served, answering, 20)
+        # Over HTTP the submissions wait in the inbox, which the relay drains; over Kafka the intake
+        # applies them, and their events and outcomes wait for the relay. Both stay behind.
         submit(served, [example(name) for name in SUBMISSIONS])
+        items = [json.dumps(example(name)).encode() for name in SUBMISSIONS]
+        assert publish(fresh_broker, items, topics.SUBMISSIONS).sent == len(SUBMISSIONS)
 
-        behind = health_when(served, lambda d: d["relay_lag"]["credit.outcomes"] >= len(SUBMISSIONS), 20)
+        def behind_everywhere(document: dict[str, Any]) -> bool:
+            lag = document["relay_lag"]
+            return bool(lag["inbox"] >= len(SUBMISSIONS) and lag["credit.outcomes"] >= len(SUBMISSIONS))
+
+        behind = health_when(served, behind_everywhere, 20)
         assert behind["relay_lag"]["credit.ledger"] == behind["ledger_head"]["credit.ledger"] > 0
-        assert behind["relayed_up_to"] == {"credit.ledger": 0, "credit.outcomes": 0}
+        assert behind["relayed_up_to"] == {"credit.ledger": 0, "credit.outcomes": 0, "inbox": 0}
 
         stalled = health_when(served, lambda d: "relay_stalled" in codes(d), 10)
         assert stalled["status"] == "degraded"
