@@ -500,15 +500,19 @@ class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRe
         with self.datastore.transaction(commit=True) as c:
             c.executemany(self.shred_data_keys_statement, [(at, k) for k in key_ids])
 
+    def _append_create(self, schema: Identifier, table: Identifier, columns: str) -> None:
+        """Append the CREATE TABLE of ``table`` (its ``columns``, a literal) to the create statements."""
+        statement = SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} ({columns})")
+        self.sql_create_statements.append(statement.format(schema=schema, table=table, columns=SQL(columns)))
+
     def _data_key_statements(self, schema: Identifier) -> None:
         """The key ring's data_keys table and its statements."""
         data_keys = Identifier(DATA_KEYS_TABLE)
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{table} (key_id text PRIMARY KEY, stream text NOT NULL, "
-                "unit text NOT NULL, master_key_id text NOT NULL, wrapped bytea, created_at text NOT NULL, "
-                "shredded_at text)"
-            ).format(schema=schema, table=data_keys)
+        self._append_create(
+            schema,
+            data_keys,
+            "key_id text PRIMARY KEY, stream text NOT NULL, unit text NOT NULL, master_key_id text NOT NULL, "
+            "wrapped bytea, created_at text NOT NULL, shredded_at text",
         )
         key_columns = SQL(", ").join(Identifier(c) for c in DATA_KEY_COLUMNS)
         self.insert_data_keys_statement = SQL(
@@ -530,12 +534,11 @@ class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRe
     def _session_statements(self, schema: Identifier) -> None:
         """The portal_sessions table and its statements (portal sessions, beside the API keys)."""
         sessions = Identifier("portal_sessions")
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{table} (session_hash text PRIMARY KEY, "
-                "key_id text NOT NULL, created_at double precision NOT NULL, "
-                "last_used_at double precision NOT NULL, data text NOT NULL)"
-            ).format(schema=schema, table=sessions)
+        self._append_create(
+            schema,
+            sessions,
+            "session_hash text PRIMARY KEY, key_id text NOT NULL, created_at double precision NOT NULL, "
+            "last_used_at double precision NOT NULL, data text NOT NULL",
         )
         session_columns = SQL(", ").join(Identifier(c) for c in SESSION_COLUMNS)
         insert = SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})")
