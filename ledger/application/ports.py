@@ -15,6 +15,7 @@ from uuid import UUID
 
 from ledger.domain.inbox import InboxEntry, InboxItem
 from ledger.domain.outcomes import LoggedOutcome, Receipt
+from ledger.domain.personal import DataKeyRow
 
 EventRow = tuple[int, str, int, str, bytes]
 """One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state).
@@ -118,6 +119,33 @@ class KeyStore(Protocol):
 
 
 @runtime_checkable
+class DataKeyStore(Protocol):
+    """Data keys, wrapped by the master key, in the ledger's database (written with the events that
+    use them: ``Application.save`` passes ``data_keys`` and ``shred_keys`` through to the recorder)."""
+
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        """The rows of these keys that exist (shredded ones too, with no wrapped key)."""
+        ...
+
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        """Keys not shredded, in key id order after ``after`` (one stream's, or every stream's)."""
+        ...
+
+    def master_key_ids(self) -> set[str]:
+        """The master keys the live data keys are wrapped by (one, except during a rotation)."""
+        ...
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Replace (key id, master key id, wrapped key) of live keys: a master-key rotation."""
+        ...
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        """Destroy these keys' bytes (outside an event's transaction: rejected originals)."""
+
+
+@runtime_checkable
 class SessionStore(Protocol):
     """The portal's sessions, kept in the ledger's database beside the API keys, so that every
     worker on that database knows them and a restart keeps them. A row is found by the SHA-256 of
@@ -155,6 +183,10 @@ class ReadModels(Protocol):
 
     def status_as_of(self, key: str, moment: datetime) -> dict[str, Any] | None:
         """The status the ledger had recorded by ``moment`` (folded from the ledger itself)."""
+        ...
+
+    def shredded(self, key: str) -> list[dict[str, Any]]:
+        """What of the subject's file was shredded, when and on what basis (no content)."""
         ...
 
     def memberships(self, key: str, today: date) -> dict[str, bool]:

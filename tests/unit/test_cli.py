@@ -50,6 +50,7 @@ CONFIGURATION = {
     "keys issue": LEDGER,
     "keys list": LEDGER,
     "keys revoke": LEDGER,
+    "keys rotate-master": LEDGER,
     "audit": set(),
     "audit queries": LEDGER,
     "check": LEDGER,
