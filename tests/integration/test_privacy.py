@@ -28,6 +28,7 @@ from ledger.domain.catalogue import Catalogue
 from ledger.domain.inbox import INBOX_HEADER, InboxItem, inbox_source
 from ledger.domain.personal import SHREDDED
 from ledger.domain.subjects import parse_subject_code
+from ledger.verification.sealed import check_sealed
 from ledger.verification.transparency import LedgerTree
 from projections.compare import compare_stores
 from projections.projector import Projector
@@ -345,6 +346,29 @@ def test_submissions_sent_over_http_are_sealed_in_the_inbox_and_drained_as_recei
     with pytest.raises(SealedValueAltered, match="sealed for position"):
         platform.ledger.privacy.open_inbox(stored[1].position, moved)  # type: ignore[union-attr]
 
+    problems, tally = check_sealed(platform.ledger)
+    assert problems == []
+    assert tally.opened >= 2, "verify opens the inbox rows in their place"
+    with sqlite3.connect(platform.db) as c:  # an operator swaps two rows' ciphertexts
+        c.execute(
+            "UPDATE submission_inbox SET value = CASE position WHEN ? THEN ? ELSE ? END WHERE position IN (?, ?)",
+            (
+                stored[0].position,
+                stored[1].item.value,
+                stored[0].item.value,
+                stored[0].position,
+                stored[1].position,
+            ),
+        )
+    problems, _ = check_sealed(platform.ledger)
+    assert [(p.kind, p.details["inbox_position"]) for p in problems] == [
+        ("sealed", e.position) for e in stored
+    ]
+    with sqlite3.connect(platform.db) as c:
+        c.executemany(
+            "UPDATE submission_inbox SET value = ? WHERE position = ?",
+            [(e.item.value, e.position) for e in stored],
+        )
     units = {row[2] for row in platform.ledger.data_keys.live_data_keys(stream=INBOX_STREAM)}
     assert units == {f"inbox:{s['department']}:2026-04" for s in sent}, "a department's key of the month"
     assert platform.ledger.expire_originals(date(2026, 7, 29), "2026-07-29T00:00:00+00:00") == 0
