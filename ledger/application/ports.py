@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from ledger.domain.inbox import InboxEntry, InboxItem
+from ledger.domain.inbox import InboxEntry, InboxItem, InboxSealer
 from ledger.domain.outcomes import LoggedOutcome, Receipt
 from ledger.domain.personal import DataKeyRow
 
@@ -90,9 +90,20 @@ class Inbox(Protocol):
     """Submissions a door recorded before answering for them (``ledger.domain.inbox``), read back
     by position with whether each is decided yet: what the relay drains to ``credit.submissions``."""
 
-    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+    def append_inbox(
+        self,
+        items: Sequence[InboxItem],
+        received_at: str,
+        seal: InboxSealer | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+    ) -> list[int]:
         """Record ``items`` in one transaction; their positions, in order. Positions only grow,
-        and a reader after position ``p`` never misses a row committed later with a smaller one."""
+        and a reader after position ``p`` never misses a row committed later with a smaller one.
+
+        With ``seal``, what is stored of each item is ``seal(position, item)``, called once its
+        position is drawn and before anything of it is written (the application seals the row
+        bound to its position); ``data_keys``, the keys it seals under that are new, are saved in
+        the same transaction."""
         ...
 
     def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:

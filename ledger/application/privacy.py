@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.application.ports import DataKeyStore
+from ledger.domain.inbox import InboxItem
 from ledger.domain.personal import ENVELOPE_PREFIX, SHREDDED, DataKeyRow, Envelope, is_envelope
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 MASTER_KEY_BYTES = 32
 REJECTIONS_STREAM = "rejections"
 """The stream name of rejected originals' keys (they belong to no subject's file)."""
+INBOX_STREAM = "inbox"
+"""The stream name of the inbox's keys (a department's submissions received over HTTP in a month)."""
+INBOX_FIELD = "submission"
+"""The field an inbox row's envelope names; its version is the row's position (the associated
+data binds it there: ``inbox|<position>|submission``)."""
 REJECTION_RETENTION_DAYS = 90
 """How long after the end of its month a rejected original stays readable (docs/privacy.md)."""
 _MEMO = 500_000  # data keys kept unwrapped in memory; a memo, cleared when full
@@ -265,18 +271,50 @@ class KeyRing:
         self._master, self.master_key_id = new._master, new.master_key_id
         return count
 
+    def open_inbox(self, position: int, stored: InboxItem) -> InboxItem:
+        """An inbox row as received: its Kafka key and value opened (``BatchSealer.seal_inbox``).
+
+        A row stored in clear (before rows were sealed) comes back as it is; one whose key was
+        destroyed at the end of its retention comes back with empty key and value (the intake
+        rejects it under its source, so it still has its one outcome). Raises SealedValueAltered
+        when the ciphertext fails its tag or was sealed for another position."""
+        if not stored.value.startswith(ENVELOPE_PREFIX.encode()):
+            return stored
+        text = stored.value.decode()
+        envelope = Envelope.parse(text)
+        if (envelope.version, envelope.field) != (position, INBOX_FIELD):
+            msg = (
+                f"ciphertext of inbox row {position} was sealed for position {envelope.version} "
+                f"field {envelope.field}"
+            )
+            raise SealedValueAltered(msg)
+        found = self._find(envelope.key_id)
+        if found is not None and found[1] != INBOX_STREAM:
+            msg = f"ciphertext of inbox row {position} was sealed for stream {found[1]}"
+            raise SealedValueAltered(msg)
+        clear = self.open(text)
+        if clear == SHREDDED:
+            return InboxItem(b"", b"", stored.department, stored.submission_id)
+        key, value = clear
+        return InboxItem(
+            base64.b64decode(key), base64.b64decode(value), stored.department, stored.submission_id
+        )
+
     def expired_rejection_keys(self, today: date) -> list[str]:
-        """Keys of rejected originals whose month ended more than REJECTION_RETENTION_DAYS ago."""
-        out, after = [], ""
-        while rows := self.store.live_data_keys(stream=REJECTIONS_STREAM, after=after):
-            for kid, _stream, unit, *_ in rows:
-                if today >= original_retained_until(unit.rsplit(":", 1)[-1]):
-                    out.append(kid)
-            after = rows[-1][0]
+        """Keys of rejected originals and of the inbox whose month ended more than
+        REJECTION_RETENTION_DAYS ago (the same retention: docs/privacy.md)."""
+        out = []
+        for stream in (REJECTIONS_STREAM, INBOX_STREAM):
+            after = ""
+            while rows := self.store.live_data_keys(stream=stream, after=after):
+                for kid, _stream, unit, *_ in rows:
+                    if today >= original_retained_until(unit.rsplit(":", 1)[-1]):
+                        out.append(kid)
+                after = rows[-1][0]
         return out
 
     def shred_rejections(self, today: date, at: str) -> int:
-        """Destroy the keys of rejected originals past their retention; return how many."""
+        """Destroy the keys of rejected originals and of the inbox past their retention; how many."""
         expired = self.expired_rejection_keys(today)
         if expired:
             self.store.shred_data_keys(expired, at)
@@ -347,6 +385,15 @@ class BatchSealer:
         unit = f"rejections:{department}:{month}"
         text = base64.b64encode(original).decode()
         return self.seal(REJECTIONS_STREAM, unit, 0, "original", text, opens=False).encode()
+
+    def seal_inbox(self, department: str | None, month: str, position: int, item: InboxItem) -> InboxItem:
+        """An inbox row as stored: its Kafka key and value sealed together under its department's
+        inbox key of the month, bound to its position; department and submission id in clear
+        (what ``decided`` is answered by)."""
+        unit = f"inbox:{department if department is not None else 'unregistered'}:{month}"
+        pair = [base64.b64encode(item.key).decode(), base64.b64encode(item.value).decode()]
+        sealed = self.seal(INBOX_STREAM, unit, position, INBOX_FIELD, pair, opens=False).encode()
+        return InboxItem(b"", sealed, item.department, item.submission_id)
 
     def rows(self) -> list[DataKeyRow]:
         return [row for _key, row in self.created.values()]

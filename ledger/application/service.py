@@ -10,6 +10,7 @@ handlers, the parser and the limits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -44,7 +45,7 @@ from ledger.domain.catalogue import Catalogue
 from ledger.domain.commands import Command
 from ledger.domain.creditfile import Context, CreditFile
 from ledger.domain.errors import LedgerError, SubmissionConflict
-from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxItem, InboxSeal
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, InboxSeal
 from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verify_streams
 from ledger.domain.outcomes import (
     ACCEPTED,
@@ -464,7 +465,38 @@ class CreditLedger(Application[UUID]):
 
         Nothing is decided here: the relay publishes the rows to the intake (``ledger.domain.inbox``).
         """
-        return self.inbox.append_inbox(items, self.clock().isoformat())
+        now = self.clock().isoformat()
+        if self.privacy is None or not items:
+            return self.inbox.append_inbox(items, now)
+        try:
+            return self._record_sealed(items, now)
+        except IntegrityError:  # another worker saved the month's key first: seal under the one it saved
+            return self._record_sealed(items, now)
+
+    def _record_sealed(self, items: Sequence[InboxItem], now: str) -> list[int]:
+        """Each row sealed under its department's inbox key of the month, bound to its position
+        (``BatchSealer.seal_inbox``); the keys made for it saved in the same transaction."""
+        sealer = self._sealer(now)
+        assert sealer is not None
+        month = now[:7]
+        for department in {item.department for item in items}:  # the keys, before any position
+            sealer.seal_inbox(department, month, 0, InboxItem(b"", b"", None, None))
+
+        def seal(position: int, item: InboxItem) -> InboxItem:
+            return sealer.seal_inbox(item.department, month, position, item)
+
+        positions = self.inbox.append_inbox(items, now, seal, sealer.rows())
+        sealer.committed()
+        return positions
+
+    def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
+        """The inbox's rows after ``after`` as the relay publishes them: each opened (its Kafka key
+        and value as received), with whether it is decided (``Inbox.inbox_page``)."""
+        entries = self.inbox.inbox_page(after, limit)
+        ring = self.privacy
+        if ring is None:
+            return entries
+        return [dataclasses.replace(e, item=ring.open_inbox(e.position, e.item)) for e in entries]
 
     # -- the query register ----------------------------------------------------------------
 

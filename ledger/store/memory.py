@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, inbox_source
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, InboxSealer, inbox_source
 from ledger.domain.outcomes import (
     DECIDED,
     RECEIPT_GENESIS,
@@ -116,10 +116,25 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
             self._outcomes.append((position, entry))
         return ids
 
-    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+    def append_inbox(
+        self,
+        items: Sequence[InboxItem],
+        received_at: str,
+        seal: InboxSealer | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+    ) -> list[int]:
         with self._database_lock:
+            for key_row in data_keys:
+                if key_row[0] in self._data_keys:
+                    msg = f"data key {key_row[0]} exists"
+                    raise IntegrityError(msg)  # as the SQL recorders' primary key does
             base = self._inbox[-1][0] if self._inbox else 0
-            rows = [(base + 1 + i, item, received_at) for i, item in enumerate(items)]
+            rows = [
+                (p, item if seal is None else seal(p, item), received_at)
+                for p, item in enumerate(items, start=base + 1)
+            ]
+            for key_row in data_keys:
+                self._data_keys[key_row[0]] = key_row
             self._inbox.extend(rows)
             return [row[0] for row in rows]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ledger.application.privacy import ALTERED, REJECTIONS_STREAM, SHREDDED_KEY
+from ledger.application.privacy import ALTERED, INBOX_FIELD, INBOX_STREAM, REJECTIONS_STREAM, SHREDDED_KEY
 from ledger.application.service import CreditLedger
 from ledger.domain.outcomes import CONFLICT, DECIDED, UNREGISTERED
 from ledger.domain.personal import ENVELOPE_PREFIX, envelopes_in
@@ -31,8 +31,8 @@ class SealedTally:
 
 
 def check_sealed(ledger: CreditLedger, page: int = _PAGE) -> tuple[list[Problem], SealedTally]:
-    """Every sealed value of every stored event and every rejected original, examined by the key
-    ring (none without one: a ledger that seals nothing has nothing to check)."""
+    """Every sealed value of every stored event, every rejected original and every inbox row,
+    examined by the key ring (none without one: a ledger that seals nothing has nothing to check)."""
     tally = SealedTally()
     ring = ledger.privacy
     if ring is None:
@@ -50,7 +50,7 @@ def check_sealed(ledger: CreditLedger, page: int = _PAGE) -> tuple[list[Problem]
 
 
 def _sealed_values(ledger: CreditLedger, page: int) -> Iterator[tuple[dict[str, int], str, str, int, str]]:
-    """(where, envelope, stream, version, field) of every sealed value: events, then originals."""
+    """(where, envelope, stream, version, field) of every sealed value: events, originals, inbox."""
     decode = ledger.mapper.transcoder.decode
     last = 0
     while batch := ledger.reader.event_rows(last, page):
@@ -75,6 +75,18 @@ def _sealed_values(ledger: CreditLedger, page: int) -> Iterator[tuple[dict[str, 
                 continue
             if original and original.startswith(ENVELOPE_PREFIX.encode()):
                 yield {"outcome_position": position}, original.decode(), REJECTIONS_STREAM, 0, "original"
+    yield from _sealed_inbox(ledger, page)
+
+
+def _sealed_inbox(ledger: CreditLedger, page: int) -> Iterator[tuple[dict[str, int], str, str, int, str]]:
+    """The inbox's sealed rows, each bound to its position (``BatchSealer.seal_inbox``)."""
+    after = 0
+    while rows := ledger.inbox.inbox_page(after, page):
+        for entry in rows:
+            after = entry.position
+            if entry.item.value.startswith(ENVELOPE_PREFIX.encode()):
+                text = entry.item.value.decode()
+                yield {"inbox_position": entry.position}, text, INBOX_STREAM, entry.position, INBOX_FIELD
 
 
 def _problem(where: dict[str, int], stream: str, version: int, field: str, why: str) -> Problem:

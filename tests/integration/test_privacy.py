@@ -7,6 +7,7 @@ import asyncio
 import copy
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,18 @@ import orjson
 import pytest
 
 from auditor.auditor import canonical, leaf_hash, verify_inclusion
+from contract import topics
 from contract.measures import measures_record
-from contract.messages import messages_from_store
+from contract.messages import messages_from_store, submission_key
+from ledger.application.privacy import INBOX_STREAM, SealedValueAltered
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
 from ledger.domain.access import Principal
 from ledger.domain.catalogue import Catalogue
+from ledger.domain.inbox import INBOX_HEADER, InboxItem, inbox_source
 from ledger.domain.personal import SHREDDED
 from ledger.domain.subjects import parse_subject_code
+from ledger.verification.sealed import check_sealed
 from ledger.verification.transparency import LedgerTree
 from projections.compare import compare_stores
 from projections.projector import Projector
@@ -31,8 +36,11 @@ from projections.reader import ProjectionReader
 from projections.rebuild import Rebuild
 from projections.scheduler import scheduled_submissions
 from projections.store import ProjectionStore
+from streams.drain import InboxDrain
 from tests.conftest import MASTER_KEY, PERSON, SECRET, Clock, example
+from tests.unit.querydesk import Desk
 from tests.unit.test_resilience import FakeProducer, relay_with
+from tests.unit.webdesk import Web, serve
 
 NAME = "欧阳测试员"
 GROUNDS = "罚单ZQ-774411不是本人的车辆"
@@ -284,3 +292,86 @@ def test_an_organisations_notice_names_it_in_clear_as_its_public_list_entry_does
     assert all(m["name"] == name for m in sent), "an organisation's name is public by law"
     responsible = "李四".encode()  # a natural person named on the organisation's record
     assert not [where for where, data in platform.raw_bytes() if responsible in data]
+
+
+def test_submissions_sent_over_http_are_sealed_in_the_inbox_and_drained_as_received(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The inbox (POST /v1/submissions) holds each submission sealed under its department's monthly
+    inbox key, bound to its position; the relay opens it as it drains and publishes it as received;
+    the key goes after the rejected originals' retention."""
+    objection = ours("raise_objection_minor")
+    objection["grounds"] = GROUNDS
+    sent = [ours("file_record_minor"), objection]
+    desk = Desk(platform.ledger, tmp_path / "desk.sqlite", platform.clock)
+
+    async def scenario(web: Web) -> None:
+        body = b"\n".join(orjson.dumps(s) for s in sent)
+        status, answer = await web.call(
+            "POST", "/v1/submissions", data=body, headers={"Content-Type": "application/x-ndjson"}
+        )
+        assert status == 202, answer
+        assert answer["queued"] == 2
+
+    serve(desk, tmp_path, scenario)
+    stored = platform.ledger.inbox.inbox_page(0, 10)
+    assert [e.item.key for e in stored] == [b"", b""], "the Kafka key (the identity number) is sealed too"
+    assert all(e.item.value.startswith(b"enc1:") for e in stored)
+    assert [e.item.department for e in stored] == [s["department"] for s in sent]
+    assert platform.leaks() == [], "the inbox holds only ciphertext"
+
+    published: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+
+    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        published.append((topic, key, value, headers))
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        drain = InboxDrain(platform.ledger, send, executor)
+        assert asyncio.run(drain.run_once()) == 2
+    assert [(t, orjson.loads(v)) for t, _k, v, _h in published] == [(topics.SUBMISSIONS, s) for s in sent]
+    assert [k for _t, k, _v, _h in published] == [submission_key(s) for s in sent], "keyed as before"
+    drained = b"".join(v for _t, _k, v, _h in published)
+    assert all(s in drained for s in SECRETS.values()), "what the grep looks for was sent, in clear"
+    seal = platform.ledger.inbox_seal
+    sources = [seal.source(dict(h)[INBOX_HEADER], v) for _t, _k, v, h in published]
+    assert sources == [inbox_source(e.position) for e in stored]
+    outcomes = platform.ledger.submit([v for _t, _k, v, _h in published], sources=sources)
+    assert [o.status for o in outcomes] == ["accepted", "accepted"]
+    assert all(e.decided for e in platform.ledger.inbox_page(0, 10))
+
+    moved = InboxItem(b"", stored[0].item.value, stored[0].item.department, stored[0].item.submission_id)
+    with pytest.raises(SealedValueAltered, match="sealed for position"):
+        platform.ledger.privacy.open_inbox(stored[1].position, moved)  # type: ignore[union-attr]
+
+    problems, tally = check_sealed(platform.ledger)
+    assert problems == []
+    assert tally.opened >= 2, "verify opens the inbox rows in their place"
+    with sqlite3.connect(platform.db) as c:  # an operator swaps two rows' ciphertexts
+        c.execute(
+            "UPDATE submission_inbox SET value = CASE position WHEN ? THEN ? ELSE ? END WHERE position IN (?, ?)",
+            (
+                stored[0].position,
+                stored[1].item.value,
+                stored[0].item.value,
+                stored[0].position,
+                stored[1].position,
+            ),
+        )
+    problems, _ = check_sealed(platform.ledger)
+    assert [(p.kind, p.details["inbox_position"]) for p in problems] == [
+        ("sealed", e.position) for e in stored
+    ]
+    with sqlite3.connect(platform.db) as c:
+        c.executemany(
+            "UPDATE submission_inbox SET value = ? WHERE position = ?",
+            [(e.item.value, e.position) for e in stored],
+        )
+    units = {row[2] for row in platform.ledger.data_keys.live_data_keys(stream=INBOX_STREAM)}
+    assert units == {f"inbox:{s['department']}:2026-04" for s in sent}, "a department's key of the month"
+    assert platform.ledger.expire_originals(date(2026, 7, 29), "2026-07-29T00:00:00+00:00") == 0
+    assert platform.ledger.expire_originals(date(2026, 7, 30), "2026-07-30T00:00:00+00:00") == len(units)
+    assert platform.ledger.data_keys.live_data_keys(stream=INBOX_STREAM) == []
+    assert [e.item.value for e in platform.ledger.inbox_page(0, 10)] == [b"", b""], "shredded"
