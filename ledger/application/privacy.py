@@ -8,6 +8,10 @@ version and field, so a ciphertext moved elsewhere does not open. Destroying a d
 (shredding) makes every value sealed under it unreadable while every stored byte, and so every
 hash, chain and Merkle proof, stays as it was. A master-key rotation re-wraps the data keys and
 touches no event.
+
+One module of over 400 lines because every piece of it handles unwrapped key material (the
+ring, the batch sealer, the name index, rotation): keeping them together keeps the code that may
+see a data key in one place to review.
 """
 
 from __future__ import annotations
