@@ -147,12 +147,10 @@ def _matches(entry: dict[str, Any], f: Filters) -> bool:
 
 async def publicity(portal: Portal, request: web.Request) -> web.Response:
     """GET /publicity: the same page as GET /v1/publicity, for people."""
-    try:
-        filters = filters_of(request.query)
-        page = _page(request)
-    except (ApiError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
-        return portal.render(request, "error.html", status=400, message=message)
+    asked = _filters_and_page(portal, request)
+    if isinstance(asked, web.Response):
+        return asked
+    filters, page = asked
     store, queries = portal.parts.read_store, portal.parts.queries
     assert store is not None
     assert queries is not None
@@ -169,12 +167,10 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
     list_name = request.match_info["list_name"]
     if list_name not in LIST_EXITS:
         return portal.render(request, "error.html", status=404, message="名单只有红名单和黑名单。")
-    try:
-        filters = filters_of(request.query)
-        page = _page(request)
-    except (ApiError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
-        return portal.render(request, "error.html", status=400, message=message)
+    asked = _filters_and_page(portal, request)
+    if isinstance(asked, web.Response):
+        return asked
+    filters, page = asked
     store, queries = portal.parts.read_store, portal.parts.queries
     assert store is not None
     assert queries is not None
@@ -208,6 +204,15 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
         pages=max(1, -(-total // PAGE_SIZE)),
         kept=kept(filters),
     )
+
+
+def _filters_and_page(portal: Portal, request: web.Request) -> tuple[Filters, int] | web.Response:
+    """The filters and page a paged page was asked for, or the 400 page naming what is wrong."""
+    try:
+        return filters_of(request.query), _page(request)
+    except (ApiError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
+        return portal.render(request, "error.html", status=400, message=message)
 
 
 def _page(request: web.Request) -> int:
