@@ -106,7 +106,7 @@ def status(
 @click.option("--since", type=DAY, help="entered on or after this date (YYYY-MM-DD)")
 @click.option("--until", type=DAY, help="entered on or before this date (YYYY-MM-DD)")
 @json_option("JSON lines instead of a table")
-@with_settings("data_dir", "database_url")
+@with_settings(*LEDGER)
 def lists(
     settings: Settings,
     list_name: str,
@@ -117,11 +117,14 @@ def lists(
     as_json: bool,
 ) -> int:
     """Print the current entries of the black or red LIST from the read models."""
-    from credit_ledger.compose import build_store  # noqa: PLC0415
+    from credit_ledger.compose import build_ledger, build_store  # noqa: PLC0415
 
     rows = build_store(settings).members(
         list_name, domain=domain, department=department, since=since, until=until
     )
+    ring = build_ledger(settings).privacy  # a person's name is sealed in the read models too
+    if ring is not None:
+        rows = ring.reveal(rows)
     if as_json:
         for row in rows:
             json_line(row)

@@ -33,7 +33,7 @@ CONFIGURATION = {
     "purposes": {"--catalogue"},
     "serving": {"--data-dir"},
     "status": LEDGER,
-    "lists": {"--data-dir", "--database-url"},
+    "lists": LEDGER,
     "projections": set(),
     "projections rebuild": LEDGER | KAFKA,
     "replay": LEDGER | KAFKA,
