@@ -105,8 +105,7 @@ def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
     measures = file_measures(found, ledger.catalogue)
     # The operator's own view of the file: sealed personal fields opened with this host's master
     # key (a shredded one shows as shredded), as they were shown before fields were sealed.
-    opened = ledger.privacy.reveal if ledger.privacy is not None else (lambda value: value)
-    rows, name = opened(rows), opened(found.name)
+    rows, name = ledger.revealed(rows), ledger.revealed(found.name)
     if as_json:
         json_line(
             {

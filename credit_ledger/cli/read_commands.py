@@ -122,9 +122,7 @@ def lists(
     rows = build_store(settings).members(
         list_name, domain=domain, department=department, since=since, until=until
     )
-    ring = build_ledger(settings).privacy  # a person's name is sealed in the read models too
-    if ring is not None:
-        rows = ring.reveal(rows)
+    rows = build_ledger(settings).revealed(rows)  # a person's name is sealed in the read models too
     if as_json:
         for row in rows:
             json_line(row)

@@ -227,6 +227,11 @@ class CreditLedger(Application[UUID]):
             raise
         return outcomes
 
+    def revealed(self, value: Any) -> Any:
+        """``value`` with every sealed field in it opened (``SHREDDED`` where its key is gone), or
+        as it is when this ledger seals nothing. Raises SealedValueAltered on a forged ciphertext."""
+        return value if self.privacy is None else self.privacy.reveal(value)
+
     def _sealer(self, now_iso: str) -> BatchSealer | None:
         if self.privacy is None:
             return None
