@@ -27,6 +27,7 @@ from credit_ledger.serve import Running, banner, start
 from streams.app import run_worker
 from streams.clients import publish, read_topic
 from streams.measures_agent import register_feedback_agent
+from streams.stopping import StopDeadline
 
 DESIGNATION_SHARE = 0.005
 """Of the generated submissions, designations: about one a second at the default rate, each
@@ -70,6 +71,8 @@ def demo(
     as_json: bool = False,
 ) -> int:
     """Serve, and feed it realistic submissions from several departments, with a live summary."""
+    deadline = StopDeadline()
+    deadline.arm_on_ctrl_c()
     running = start(settings, http=True)
     register_feedback_agent(running.app, respond)
     running.start_children("relay", "project")
@@ -91,13 +94,14 @@ def demo(
     for thread in threads:
         thread.start()
     try:
-        run_worker(running.app)
+        run_worker(running.app, deadline=deadline)
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=5)
         _print(tally, as_json, final=True)
         running.close()
+        deadline.cancel()
     return 0
 
 

@@ -32,6 +32,7 @@ from streams.broker import EmbeddedBroker, group_timing
 from streams.clients import send_records
 from streams.drain import INBOX_CURSOR
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
+from streams.stopping import StopDeadline
 
 
 @dataclass
@@ -61,8 +62,10 @@ class Running:
         self.children.append(child)
 
     def close(self) -> None:
+        for child in self.children:  # all at once: each takes a moment to stop
+            child.request_stop()
         for child in self.children:
-            child.stop()
+            child.wait_stopped()
         self.ledger.close()
         if self.broker is not None:
             self.broker.stop()
@@ -223,6 +226,8 @@ def serve(
     # Several threads share the GIL here (event loop, Faust's consumer thread, the ledger thread);
     # a shorter switch interval keeps a query from waiting up to 5 ms for its turn.
     sys.setswitchinterval(0.0005)
+    deadline = StopDeadline()
+    deadline.arm_on_ctrl_c()
     running = start(settings, http=http)
     try:
         running.start_children(*[name for name, on in (("relay", relay), ("project", project)) if on])
@@ -238,10 +243,15 @@ def serve(
         announced = (http or relay) and discovery.read(settings.data_dir) is None
         if announced:
             discovery.announce(settings.data_dir, serving_of(running))
-        run_worker(running.app, loglevel=loglevel if loglevel != "warning" else settings.log_level.lower())
+        run_worker(
+            running.app,
+            loglevel=loglevel if loglevel != "warning" else settings.log_level.lower(),
+            deadline=deadline,
+        )
     finally:
         discovery.withdraw(settings.data_dir)
         running.close()
+        deadline.cancel()
     note("credit-ledger stopped cleanly")
     return 0
 

@@ -82,6 +82,7 @@ class ChildSupervisor(threading.Thread):
         self.env = {**os.environ, **settings.environment(), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
         self.log_path: Path = settings.data_dir / f"{self.command}.log"
         self.stopping = threading.Event()
+        self.starting = threading.Lock()
         self.process: Child | None = None
         self.restart_delay = RestartDelay()
         self.spawn = spawn or self.start_process
@@ -95,16 +96,22 @@ class ChildSupervisor(threading.Thread):
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # A group of its own: a Ctrl-C at the terminal reaches serve alone, which stops its
+                # children itself (a child interrupted while it starts would crash and be restarted).
+                process_group=0,
                 preexec_fn=die_with_parent_hook(),  # noqa: PLW1509 - only prctl, resolved before fork
             )
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            started = self.clock()
-            self.process = self.spawn()
+        while True:
+            with self.starting:  # stop() either sees this child or keeps the next one from starting
+                if self.stopping.is_set():
+                    return
+                started = self.clock()
+                self.process = self.spawn()
             code = self.process.wait()
             if self.stopping.is_set() or code == 0:
-                return  # asked to stop (Ctrl-C reaches the whole process group), not a crash
+                return  # asked to stop, not a crash
             delay = self.restart_delay.after_crash(self.clock() - started)
             note(
                 f"the {self.command} process exited with status {code}; "
@@ -113,11 +120,21 @@ class ChildSupervisor(threading.Thread):
             self.pause(delay)
 
     def stop(self) -> None:
-        self.stopping.set()
+        self.request_stop()
+        self.wait_stopped()
+
+    def request_stop(self) -> None:
+        """SIGTERM to the child, and no restart after it; ``wait_stopped`` waits for it."""
+        with self.starting:
+            self.stopping.set()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+
+    def wait_stopped(self, timeout: float = 10.0) -> None:
+        """Wait for the child to end, killing it after ``timeout`` seconds."""
+        if self.process is not None:
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         if self.is_alive():

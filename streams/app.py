@@ -22,6 +22,7 @@ from streams.deadletters import DeadLetterWatch
 from streams.intake import Intake
 from streams.producing import WorkerProducer
 from streams.scheduling import Scheduler, register_scheduler
+from streams.stopping import BoundedStopWorker, StopDeadline
 from streams.storelock import StoreLock
 
 log = logging.getLogger(__name__)
@@ -170,10 +171,17 @@ def quiet_client_noise() -> None:
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 
-def run_worker(app: faust.App, *, loglevel: str = "warning") -> None:
-    """Run the worker in this thread until SIGINT/SIGTERM; returns after a clean shutdown."""
+def run_worker(app: faust.App, *, loglevel: str = "warning", deadline: StopDeadline | None = None) -> None:
+    """Run the worker in this thread until SIGINT/SIGTERM; returns after a clean shutdown.
+
+    The first signal arms ``deadline``: the process exits by then even if the shutdown hangs.
+    It stays armed after this returns, so the caller's own clean-up is bounded too; a caller
+    that lives on cancels it.
+    """
     quiet_client_noise()
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = BoundedStopWorker(
+        app, loglevel=loglevel, quiet=True, redirect_stdouts=False, deadline=deadline or StopDeadline()
+    )
     worker.spinner = None  # its terminal escape codes would mangle our own output
     try:
         worker.execute_from_commandline()

@@ -100,6 +100,13 @@ def test_a_child_that_exits_while_the_supervisor_stops_is_not_restarted(tmp_path
     assert pauses == []
 
 
+def test_no_child_starts_after_stop(tmp_path: Path) -> None:
+    supervisor, _ = supervised(tmp_path, [(1, 0)])
+    supervisor.stop()
+    supervisor.run()  # a supervisor thread that got here only after stop() returns at once
+    assert supervisor.process is None
+
+
 def test_stop_terminates_the_running_child(tmp_path: Path) -> None:
     supervisor, _ = supervised(tmp_path, [(1, 0)])
     child = supervisor.spawn()
