@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 import threading
 from pathlib import Path
 
-from streams.stopping import StopDeadline
+import pytest
+
+from streams.stopping import StopDeadline, quiet_about_unclosed_clients
 
 
 def test_a_stop_that_overruns_its_deadline_exits_with_128_plus_the_signal_and_prints_the_threads(
@@ -42,3 +46,17 @@ def test_a_second_signal_does_not_restart_the_countdown_and_a_clean_stop_cancels
     assert first is not None
     first.join(timeout=5)
     assert codes == []
+
+
+def test_while_stopping_unclosed_kafka_clients_are_not_reported_as_errors_but_anything_else_is(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            quiet_about_unclosed_clients(loop, {"message": "Unclosed AIOKafkaProducer", "producer": object()})
+            quiet_about_unclosed_clients(loop, {"message": "Task exception was never retrieved"})
+    finally:
+        loop.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["Task exception was never retrieved"]
