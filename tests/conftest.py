@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,18 @@ ORGANISATION = "91350100M000100Y43"
 SECRET = b"test-secret-of-at-least-16-bytes"
 MASTER_KEY = bytes(range(32))
 """The tests' master key: every ledger a test builds seals its personal fields, as production does."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let SIGINT reach what the tests start, as a reader's Ctrl-C does.
+
+    A shell that starts the suite in the background without job control (``cmd &`` in a
+    script) starts it with SIGINT ignored, and an ignored signal stays ignored across exec:
+    the Ctrl-C that tests/docs and the stop tests send would reach nothing and they would hang.
+    A handled signal is reset to its default in an exec'd child, so handle it here.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Clock:
