@@ -379,10 +379,30 @@ class BatchSealer:
     def seal(
         self, stream: UUID | str, unit: str, version: int, field: str, value: Any, *, opens: bool
     ) -> str:
-        kid, key = self._key(stream, unit, opens=opens)
-        nonce = self._random(12)
-        sealed = key.encrypt(nonce, orjson.dumps(value), f"{stream}|{version}|{field}".encode())
-        return f"{ENVELOPE_PREFIX}{kid}:{version}:{field}:{_b64(nonce + sealed)}"
+        """One value sealed at ``field`` of the event at ``version`` of ``stream``, under ``unit``'s key."""
+        return self.sealing(str(stream), unit, version, opens=opens)(field, value)
+
+    def sealing(self, stream: str, unit: str, version: int, *, opens: bool) -> Callable[[str, Any], str]:
+        """What seals the values of the event at ``version`` of ``stream`` (``FieldSealer``).
+
+        The associated data (``<stream>|<version>|<field>``) and the envelope
+        (``enc1:<key id>:<version>:<field>:<base64>``) are built from parts made once per event;
+        the unit's key is looked up on the first value, so an event with nothing to seal makes no
+        key. Every value gets a nonce of its own."""
+        ad_head = f"{stream}|{version}|"
+        random = self._random
+        found: list[Any] = []
+
+        def one(field: str, value: Any) -> str:
+            if not found:
+                kid, key = self._key(stream, unit, opens=opens)
+                found.extend((f"{ENVELOPE_PREFIX}{kid}:{version}:", key.encrypt))
+            head, encrypt = found
+            nonce = random(12)
+            sealed = encrypt(nonce, orjson.dumps(value), (ad_head + field).encode())
+            return f"{head}{field}:{_b64(nonce + sealed)}"
+
+        return one
 
     def seal_original(self, department: str, month: str, original: bytes) -> bytes:
         """A rejected original, sealed under its department's key of the month (``YYYY-MM``)."""
