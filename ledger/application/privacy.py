@@ -22,6 +22,7 @@ import hmac
 import logging
 import os
 import unicodedata
+from binascii import b2a_base64 as _b2a
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -92,8 +93,8 @@ def key_id(stream: UUID | str, unit: str) -> str:
     return hashlib.sha256(f"{stream}|{unit}".encode()).hexdigest()[:24]
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+"""URL-safe base64 (``BatchSealer.sealing`` writes it without padding, ``_unb64`` reads it)."""
 
 
 def _unb64(text: str) -> bytes:
@@ -350,15 +351,14 @@ class BatchSealer:
         self._at = at + n
         return self._pool[at : at + n]
 
-    def _key(self, stream: UUID | str, unit: str, *, opens: bool) -> tuple[str, AESGCM]:
-        sid = str(stream)
-        known = self._units.get((sid, unit))
+    def _key(self, stream: str, unit: str, *, opens: bool) -> tuple[str, AESGCM]:
+        known = self._units.get((stream, unit))
         if known is not None:
             return known
-        kid = key_id(sid, unit)
+        kid = key_id(stream, unit)
         made = self.created.get(kid)
         if made is not None:
-            found = self._units[(sid, unit)] = (kid, made[0])
+            found = self._units[(stream, unit)] = (kid, made[0])
             return found
         live = self.ring._keys.get(kid)
         if live is None and not opens and stream not in self.absent:
@@ -367,13 +367,14 @@ class BatchSealer:
             if live[0] is None:
                 msg = f"the data key of {unit} was destroyed: nothing more can be sealed under it"
                 raise RuntimeError(msg)
-            found = self._units[(sid, unit)] = (kid, live[0])
+            found = self._units[(stream, unit)] = (kid, live[0])
             return found
-        raw = self._random(32)
+        random = self._random
+        raw, nonce = random(32), random(12)
         key = AESGCM(raw)
-        wrapped = self.ring._wrap(kid, sid, unit, raw, self._random(12))
-        self.created[kid] = (key, (kid, sid, unit, self.ring.master_key_id, wrapped, self.now, None))
-        found = self._units[(sid, unit)] = (kid, key)
+        wrapped = nonce + self.ring._master.encrypt(nonce, raw, f"{kid}|{stream}|{unit}".encode())
+        self.created[kid] = (key, (kid, stream, unit, self.ring.master_key_id, wrapped, self.now, None))
+        found = self._units[(stream, unit)] = (kid, key)
         return found
 
     def seal(
@@ -391,16 +392,17 @@ class BatchSealer:
         key. Every value gets a nonce of its own."""
         ad_head = f"{stream}|{version}|"
         random = self._random
-        found: list[Any] = []
+        head = ""
+        encrypt: Callable[[bytes, bytes, bytes], bytes] | None = None
 
         def one(field: str, value: Any) -> str:
-            if not found:
+            nonlocal head, encrypt
+            if encrypt is None:
                 kid, key = self._key(stream, unit, opens=opens)
-                found.extend((f"{ENVELOPE_PREFIX}{kid}:{version}:", key.encrypt))
-            head, encrypt = found
+                head, encrypt = f"{ENVELOPE_PREFIX}{kid}:{version}:", key.encrypt
             nonce = random(12)
-            sealed = encrypt(nonce, orjson.dumps(value), (ad_head + field).encode())
-            return f"{head}{field}:{_b64(nonce + sealed)}"
+            sealed = nonce + encrypt(nonce, orjson.dumps(value), (ad_head + field).encode())
+            return f"{head}{field}:{_b2a(sealed, newline=False).translate(_URLSAFE).rstrip(b'=').decode()}"
 
         return one
 
