@@ -48,7 +48,8 @@ INBOX_FIELD = "submission"
 data binds it there: ``inbox|<position>|submission``)."""
 REJECTION_RETENTION_DAYS = 90
 """How long after the end of its month a rejected original stays readable (docs/privacy.md)."""
-_MEMO = 500_000  # data keys kept unwrapped in memory; a memo, cleared when full
+_MEMO = 500_000  # data keys kept unwrapped in memory (32 bytes each); a memo, cleared when full
+_CIPHERS = 4096  # AESGCM objects kept ready (about 2.5 KB each, OpenSSL contexts); the oldest goes first
 _RANDOM_BLOCK = 16_384  # bytes drawn from the OS at once for a batch's new keys and nonces
 
 
@@ -111,7 +112,8 @@ class KeyRing:
         self.store = store
         self.master_key_id = master_key_id(master_key)
         self._master = AESGCM(master_key)
-        self._keys: dict[str, tuple[AESGCM | None, str]] = {}  # key id -> (key or None if shredded, stream)
+        self._keys: dict[str, tuple[bytes | None, str]] = {}  # key id -> (key or None if shredded, stream)
+        self._ciphers: dict[str, AESGCM] = {}  # key id -> its AESGCM, for the keys used last
 
     def check(self, also: str | None = None) -> None:
         """Refuse to start with a master key that wraps none of the stored data keys (``also``: the
@@ -131,7 +133,7 @@ class KeyRing:
         nonce = nonce or os.urandom(12)
         return nonce + self._master.encrypt(nonce, key, f"{kid}|{stream}|{unit}".encode())
 
-    def _unwrap(self, row: DataKeyRow) -> AESGCM | None:
+    def _unwrap(self, row: DataKeyRow) -> bytes | None:
         kid, stream, unit, _master_id, wrapped, _created, _shredded = row
         if wrapped is None:
             return None
@@ -142,9 +144,19 @@ class KeyRing:
                 f"data key {kid} does not unwrap under master key {self.master_key_id}: altered or misplaced"
             )
             raise SealedValueAltered(msg) from None
-        return AESGCM(key)
+        return key
 
-    def _find(self, kid: str) -> tuple[AESGCM | None, str] | None:
+    def _cipher(self, kid: str, key: bytes) -> AESGCM:
+        """The AESGCM of data key ``kid``: a bounded cache, since each holds OpenSSL contexts (about
+        2.5 KB) while the key itself is 32 bytes; keeping one per key ever used cost memory and time."""
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            if len(self._ciphers) >= _CIPHERS:
+                del self._ciphers[next(iter(self._ciphers))]
+            cipher = self._ciphers[kid] = AESGCM(key)
+        return cipher
+
+    def _find(self, kid: str) -> tuple[bytes | None, str] | None:
         found = self._keys.get(kid)
         if found is None:
             row = self.store.data_keys([kid]).get(kid)
@@ -153,7 +165,7 @@ class KeyRing:
             found = self._remember(kid, self._unwrap(row), row[1])
         return found
 
-    def _remember(self, kid: str, key: AESGCM | None, stream: str) -> tuple[AESGCM | None, str]:
+    def _remember(self, kid: str, key: bytes | None, stream: str) -> tuple[bytes | None, str]:
         if len(self._keys) >= _MEMO:
             self._keys.clear()
         found = self._keys[kid] = (key, stream)
@@ -164,6 +176,7 @@ class KeyRing:
         for kid in key_ids:
             found = self._keys.get(kid)
             self._keys[kid] = (None, found[1] if found else "")
+            self._ciphers.pop(kid, None)
 
     def batch(self, absent: set[UUID] | None = None) -> BatchSealer:
         """A sealer for one batch: the keys it creates are saved with the batch's events."""
@@ -185,7 +198,7 @@ class KeyRing:
             return SHREDDED
         blob = _unb64(envelope.blob)
         try:
-            clear = key.decrypt(
+            clear = self._cipher(envelope.key_id, key).decrypt(
                 blob[:12], blob[12:], f"{stream}|{envelope.version}|{envelope.field}".encode()
             )
         except InvalidTag:
@@ -219,7 +232,7 @@ class KeyRing:
         self,
         text: str,
         envelope: Envelope,
-        found: tuple[AESGCM | None, str] | None,
+        found: tuple[bytes | None, str] | None,
         stream: str,
         version: int,
         field: str,
@@ -252,7 +265,9 @@ class KeyRing:
         if not original.startswith(ENVELOPE_PREFIX.encode()):
             return original  # stored before originals were sealed
         text = original.decode()
-        self._keys.pop(Envelope.parse(text).key_id, None)
+        kid = Envelope.parse(text).key_id
+        self._keys.pop(kid, None)
+        self._ciphers.pop(kid, None)
         clear = self.open(text)
         return None if clear == SHREDDED else base64.b64decode(clear)
 
@@ -338,7 +353,7 @@ class BatchSealer:
     def __init__(self, ring: KeyRing, absent: set[UUID]) -> None:
         self.ring = ring
         self.absent = absent  # streams with no file yet: none of their keys can exist
-        self.created: dict[str, tuple[AESGCM, DataKeyRow]] = {}
+        self.created: dict[str, tuple[bytes, DataKeyRow]] = {}
         self.now = ""
         self._units: dict[tuple[str, str], tuple[str, AESGCM]] = {}
         self._pool = b""
@@ -356,25 +371,20 @@ class BatchSealer:
         if known is not None:
             return known
         kid = key_id(stream, unit)
-        made = self.created.get(kid)
-        if made is not None:
-            found = self._units[(stream, unit)] = (kid, made[0])
-            return found
-        live = self.ring._keys.get(kid)
+        live = self.created.get(kid) or self.ring._keys.get(kid)
         if live is None and not opens and stream not in self.absent:
             live = self.ring._find(kid)
         if live is not None:
             if live[0] is None:
                 msg = f"the data key of {unit} was destroyed: nothing more can be sealed under it"
                 raise RuntimeError(msg)
-            found = self._units[(stream, unit)] = (kid, live[0])
+            found = self._units[(stream, unit)] = (kid, self.ring._cipher(kid, live[0]))
             return found
         random = self._random
         raw, nonce = random(32), random(12)
-        key = AESGCM(raw)
         wrapped = nonce + self.ring._master.encrypt(nonce, raw, f"{kid}|{stream}|{unit}".encode())
-        self.created[kid] = (key, (kid, stream, unit, self.ring.master_key_id, wrapped, self.now, None))
-        found = self._units[(stream, unit)] = (kid, key)
+        self.created[kid] = (raw, (kid, stream, unit, self.ring.master_key_id, wrapped, self.now, None))
+        found = self._units[(stream, unit)] = (kid, AESGCM(raw))  # used for this batch only
         return found
 
     def seal(
