@@ -22,6 +22,7 @@ import hmac
 import logging
 import os
 import unicodedata
+from binascii import b2a_base64 as _b2a
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -47,7 +48,8 @@ INBOX_FIELD = "submission"
 data binds it there: ``inbox|<position>|submission``)."""
 REJECTION_RETENTION_DAYS = 90
 """How long after the end of its month a rejected original stays readable (docs/privacy.md)."""
-_MEMO = 500_000  # data keys kept unwrapped in memory; a memo, cleared when full
+_MEMO = 500_000  # data keys kept unwrapped in memory (32 bytes each); a memo, cleared when full
+_CIPHERS = 4096  # AESGCM objects kept ready (about 2.5 KB each, OpenSSL contexts); the oldest goes first
 _RANDOM_BLOCK = 16_384  # bytes drawn from the OS at once for a batch's new keys and nonces
 
 
@@ -92,8 +94,8 @@ def key_id(stream: UUID | str, unit: str) -> str:
     return hashlib.sha256(f"{stream}|{unit}".encode()).hexdigest()[:24]
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+"""URL-safe base64 (``BatchSealer.sealing`` writes it without padding, ``_unb64`` reads it)."""
 
 
 def _unb64(text: str) -> bytes:
@@ -110,7 +112,8 @@ class KeyRing:
         self.store = store
         self.master_key_id = master_key_id(master_key)
         self._master = AESGCM(master_key)
-        self._keys: dict[str, tuple[AESGCM | None, str]] = {}  # key id -> (key or None if shredded, stream)
+        self._keys: dict[str, tuple[bytes | None, str]] = {}  # key id -> (key or None if shredded, stream)
+        self._ciphers: dict[str, AESGCM] = {}  # key id -> its AESGCM, for the keys used last
 
     def check(self, also: str | None = None) -> None:
         """Refuse to start with a master key that wraps none of the stored data keys (``also``: the
@@ -130,7 +133,7 @@ class KeyRing:
         nonce = nonce or os.urandom(12)
         return nonce + self._master.encrypt(nonce, key, f"{kid}|{stream}|{unit}".encode())
 
-    def _unwrap(self, row: DataKeyRow) -> AESGCM | None:
+    def _unwrap(self, row: DataKeyRow) -> bytes | None:
         kid, stream, unit, _master_id, wrapped, _created, _shredded = row
         if wrapped is None:
             return None
@@ -141,9 +144,19 @@ class KeyRing:
                 f"data key {kid} does not unwrap under master key {self.master_key_id}: altered or misplaced"
             )
             raise SealedValueAltered(msg) from None
-        return AESGCM(key)
+        return key
 
-    def _find(self, kid: str) -> tuple[AESGCM | None, str] | None:
+    def _cipher(self, kid: str, key: bytes) -> AESGCM:
+        """The AESGCM of data key ``kid``: a bounded cache, since each holds OpenSSL contexts (about
+        2.5 KB) while the key itself is 32 bytes; keeping one per key ever used cost memory and time."""
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
+            if len(self._ciphers) >= _CIPHERS:
+                del self._ciphers[next(iter(self._ciphers))]
+            cipher = self._ciphers[kid] = AESGCM(key)
+        return cipher
+
+    def _find(self, kid: str) -> tuple[bytes | None, str] | None:
         found = self._keys.get(kid)
         if found is None:
             row = self.store.data_keys([kid]).get(kid)
@@ -152,7 +165,7 @@ class KeyRing:
             found = self._remember(kid, self._unwrap(row), row[1])
         return found
 
-    def _remember(self, kid: str, key: AESGCM | None, stream: str) -> tuple[AESGCM | None, str]:
+    def _remember(self, kid: str, key: bytes | None, stream: str) -> tuple[bytes | None, str]:
         if len(self._keys) >= _MEMO:
             self._keys.clear()
         found = self._keys[kid] = (key, stream)
@@ -163,6 +176,7 @@ class KeyRing:
         for kid in key_ids:
             found = self._keys.get(kid)
             self._keys[kid] = (None, found[1] if found else "")
+            self._ciphers.pop(kid, None)
 
     def batch(self, absent: set[UUID] | None = None) -> BatchSealer:
         """A sealer for one batch: the keys it creates are saved with the batch's events."""
@@ -184,7 +198,7 @@ class KeyRing:
             return SHREDDED
         blob = _unb64(envelope.blob)
         try:
-            clear = key.decrypt(
+            clear = self._cipher(envelope.key_id, key).decrypt(
                 blob[:12], blob[12:], f"{stream}|{envelope.version}|{envelope.field}".encode()
             )
         except InvalidTag:
@@ -218,7 +232,7 @@ class KeyRing:
         self,
         text: str,
         envelope: Envelope,
-        found: tuple[AESGCM | None, str] | None,
+        found: tuple[bytes | None, str] | None,
         stream: str,
         version: int,
         field: str,
@@ -251,7 +265,9 @@ class KeyRing:
         if not original.startswith(ENVELOPE_PREFIX.encode()):
             return original  # stored before originals were sealed
         text = original.decode()
-        self._keys.pop(Envelope.parse(text).key_id, None)
+        kid = Envelope.parse(text).key_id
+        self._keys.pop(kid, None)
+        self._ciphers.pop(kid, None)
         clear = self.open(text)
         return None if clear == SHREDDED else base64.b64decode(clear)
 
@@ -337,7 +353,7 @@ class BatchSealer:
     def __init__(self, ring: KeyRing, absent: set[UUID]) -> None:
         self.ring = ring
         self.absent = absent  # streams with no file yet: none of their keys can exist
-        self.created: dict[str, tuple[AESGCM, DataKeyRow]] = {}
+        self.created: dict[str, tuple[bytes, DataKeyRow]] = {}
         self.now = ""
         self._units: dict[tuple[str, str], tuple[str, AESGCM]] = {}
         self._pool = b""
@@ -350,39 +366,55 @@ class BatchSealer:
         self._at = at + n
         return self._pool[at : at + n]
 
-    def _key(self, stream: UUID | str, unit: str, *, opens: bool) -> tuple[str, AESGCM]:
-        sid = str(stream)
-        known = self._units.get((sid, unit))
+    def _key(self, stream: str, unit: str, *, opens: bool) -> tuple[str, AESGCM]:
+        known = self._units.get((stream, unit))
         if known is not None:
             return known
-        kid = key_id(sid, unit)
-        made = self.created.get(kid)
-        if made is not None:
-            found = self._units[(sid, unit)] = (kid, made[0])
-            return found
-        live = self.ring._keys.get(kid)
+        kid = key_id(stream, unit)
+        live = self.created.get(kid) or self.ring._keys.get(kid)
         if live is None and not opens and stream not in self.absent:
             live = self.ring._find(kid)
         if live is not None:
             if live[0] is None:
                 msg = f"the data key of {unit} was destroyed: nothing more can be sealed under it"
                 raise RuntimeError(msg)
-            found = self._units[(sid, unit)] = (kid, live[0])
+            found = self._units[(stream, unit)] = (kid, self.ring._cipher(kid, live[0]))
             return found
-        raw = self._random(32)
-        key = AESGCM(raw)
-        wrapped = self.ring._wrap(kid, sid, unit, raw, self._random(12))
-        self.created[kid] = (key, (kid, sid, unit, self.ring.master_key_id, wrapped, self.now, None))
-        found = self._units[(sid, unit)] = (kid, key)
+        random = self._random
+        raw, nonce = random(32), random(12)
+        wrapped = nonce + self.ring._master.encrypt(nonce, raw, f"{kid}|{stream}|{unit}".encode())
+        self.created[kid] = (raw, (kid, stream, unit, self.ring.master_key_id, wrapped, self.now, None))
+        found = self._units[(stream, unit)] = (kid, AESGCM(raw))  # used for this batch only
         return found
 
     def seal(
         self, stream: UUID | str, unit: str, version: int, field: str, value: Any, *, opens: bool
     ) -> str:
-        kid, key = self._key(stream, unit, opens=opens)
-        nonce = self._random(12)
-        sealed = key.encrypt(nonce, orjson.dumps(value), f"{stream}|{version}|{field}".encode())
-        return f"{ENVELOPE_PREFIX}{kid}:{version}:{field}:{_b64(nonce + sealed)}"
+        """One value sealed at ``field`` of the event at ``version`` of ``stream``, under ``unit``'s key."""
+        return self.sealing(str(stream), unit, version, opens=opens)(field, value)
+
+    def sealing(self, stream: str, unit: str, version: int, *, opens: bool) -> Callable[[str, Any], str]:
+        """What seals the values of the event at ``version`` of ``stream`` (``FieldSealer``).
+
+        The associated data (``<stream>|<version>|<field>``) and the envelope
+        (``enc1:<key id>:<version>:<field>:<base64>``) are built from parts made once per event;
+        the unit's key is looked up on the first value, so an event with nothing to seal makes no
+        key. Every value gets a nonce of its own."""
+        ad_head = f"{stream}|{version}|"
+        random = self._random
+        head = ""
+        encrypt: Callable[[bytes, bytes, bytes], bytes] | None = None
+
+        def one(field: str, value: Any) -> str:
+            nonlocal head, encrypt
+            if encrypt is None:
+                kid, key = self._key(stream, unit, opens=opens)
+                head, encrypt = f"{ENVELOPE_PREFIX}{kid}:{version}:", key.encrypt
+            nonce = random(12)
+            sealed = nonce + encrypt(nonce, orjson.dumps(value), (ad_head + field).encode())
+            return f"{head}{field}:{_b2a(sealed, newline=False).translate(_URLSAFE).rstrip(b'=').decode()}"
+
+        return one
 
     def seal_original(self, department: str, month: str, original: bytes) -> bytes:
         """A rejected original, sealed under its department's key of the month (``YYYY-MM``)."""
@@ -403,10 +435,16 @@ class BatchSealer:
         return [row for _key, row in self.created.values()]
 
     def committed(self) -> None:
-        """The batch is saved: its keys may now be used by later batches."""
+        """The batch is saved: its keys may now be used by later batches.
+
+        What the batch held for itself goes: the files it touched keep a reference to their
+        sealer (``CreditFile.sealer``) while they sit in the aggregate cache, so a sealer that
+        kept its ciphers (about 2.5 KB each) and unused random bytes would keep every batch's."""
         for kid, (key, row) in self.created.items():
             self.ring._remember(kid, key, row[1])
         self.created = {}
+        self._units = {}
+        self._pool, self._at = b"", 0
 
 
 NAME_INDEX_CONTEXT = b"credit-ledger name index v1"

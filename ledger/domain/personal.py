@@ -12,7 +12,7 @@ envelope's shape and the ``FieldSealer`` port.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -90,11 +90,14 @@ type absent from this table has none.
 
 
 class FieldSealer(Protocol):
-    """Seals one personal value of the event at ``version`` of ``stream`` (the application's key ring)."""
+    """Seals the personal values of one event (the application's key ring).
 
-    def seal(
-        self, stream: UUID | str, unit: str, version: int, field: str, value: Any, *, opens: bool
-    ) -> str: ...
+    ``sealing`` gives the function that seals one value of the event at ``version`` of
+    ``stream`` under ``unit``'s data key: called with the value's field (its path in the
+    event) and the value, it returns the envelope. The unit's key is looked up (or created)
+    on the first value only, so an event whose personal fields are all absent makes no key."""
+
+    def sealing(self, stream: str, unit: str, version: int, *, opens: bool) -> Callable[[str, Any], str]: ...
 
 
 def unit_of(declaration: Declaration, state: Mapping[str, Any]) -> str:
@@ -118,65 +121,80 @@ def seal_personal(
 
     Containers on the way are copied before they change, so a dict the caller still holds (a
     command's fields) keeps its clear values. ``subject_kind`` is the file's (person or organisation)."""
-    declaration = PERSONAL.get((event_type, class_version))
-    if declaration is None:
+    plan = _PLANS.get((event_type, class_version, subject_kind == "organisation"))
+    if plan is None:
         return
+    declaration, nodes = plan
     unit = unit_of(declaration, state)
-    clear = declaration.organisation_clear if subject_kind == "organisation" else ()
-    place = _Place(sealer, str(stream), unit, version, declaration.opens)
-    for path, steps in _steps_of(declaration):
-        if path not in clear:
-            place.seal(state, steps, 0, "")
+    _apply(nodes, state, sealer.sealing(str(stream), unit, version, opens=declaration.opens), "")
 
 
-_STEPS: dict[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]] = {}
+_LEAF, _DICT, _LIST = 0, 1, 2
+
+_Node = tuple[str, str, int, tuple[Any, ...]]
+"""One step of a plan: (key in its container, field path from the nearest list item or the
+event, what the value is, the plan of what is under it)."""
 
 
-def _steps_of(declaration: Declaration) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Each declared path with its steps (``[]`` a step of its own), split once per declaration."""
-    found = _STEPS.get(declaration.fields)
-    if found is None:
-        found = _STEPS[declaration.fields] = tuple(
-            (path, tuple(path.replace("[]", ".[]").split("."))) for path in declaration.fields
-        )
-    return found
+def _plan(paths: Iterable[str], base: str = "") -> tuple[_Node, ...]:
+    """The declared ``paths`` as a tree, grouped by their first step: a container shared by two
+    paths (``fields`` of ``fields.title`` and ``fields.responsible_persons[].name``) is copied
+    once. ``base`` is the path of the container the plan applies to (empty under a list item,
+    whose path is only known when sealing)."""
+    heads: dict[str, list[str]] = {}
+    for path in paths:
+        head, _, rest = path.partition(".")
+        heads.setdefault(head, []).append(rest)
+    nodes = []
+    for head, rests in heads.items():
+        listed = head.endswith("[]")
+        key = head.removesuffix("[]")
+        field = base + key
+        if listed:
+            nodes.append((key, field, _LIST, _plan([r for r in rests if r])))
+        elif rests == [""]:
+            nodes.append((key, field, _LEAF, ()))
+        elif "" in rests:
+            msg = f"{field} is declared both as a personal value and as a container of some"
+            raise ValueError(msg)
+        else:
+            nodes.append((key, field, _DICT, _plan(rests, field + ".")))
+    return tuple(nodes)
 
 
-@dataclass(frozen=True, slots=True)
-class _Place:
-    """Where one event's values are sealed: its stream, unit and version (the associated data)."""
-
-    sealer: FieldSealer
-    stream: str
-    unit: str
-    version: int
-    opens: bool
-
-    def seal(self, container: dict[str, Any], steps: tuple[str, ...], i: int, prefix: str) -> None:
-        """Seal every value ``steps[i:]`` reach in ``container``; containers on the way are copied."""
-        head = steps[i]
-        if head not in container:
-            return
-        value = container[head]
-        path = prefix + head
-        if i + 1 == len(steps):
-            if value is not None and not (isinstance(value, str) and value.startswith(ENVELOPE_PREFIX)):
-                container[head] = self.sealer.seal(
-                    self.stream, self.unit, self.version, path, value, opens=self.opens
-                )
-            return
-        if steps[i + 1] == "[]":
-            if not isinstance(value, list):
-                return
-            items = container[head] = [dict(item) if isinstance(item, dict) else item for item in value]
-            if i + 2 < len(steps):
+def _apply(
+    nodes: tuple[_Node, ...], container: dict[str, Any], seal: Callable[[str, Any], str], prefix: str
+) -> None:
+    """Seal every value ``nodes`` reach in ``container``; containers on the way are copied."""
+    for key, field, kind, under in nodes:
+        value = container.get(key)
+        if value is None:
+            continue
+        if kind == _LEAF:
+            if not (value.__class__ is str and value.startswith(ENVELOPE_PREFIX)):
+                container[key] = seal(prefix + field, value)
+        elif kind == _DICT:
+            if isinstance(value, dict):
+                inner = container[key] = dict(value)
+                _apply(under, inner, seal, prefix)
+        elif isinstance(value, list):
+            items = container[key] = [dict(item) if isinstance(item, dict) else item for item in value]
+            if under:
                 for n, item in enumerate(items):
                     if isinstance(item, dict):
-                        self.seal(item, steps, i + 2, f"{path}.{n}.")
-            return
-        if isinstance(value, dict):
-            inner = container[head] = dict(value)
-            self.seal(inner, steps, i + 1, path + ".")
+                        _apply(under, item, seal, f"{prefix}{field}.{n}.")
+
+
+_PLANS: dict[tuple[str, int, bool], tuple[Declaration, tuple[_Node, ...]]] = {
+    (event_type, class_version, organisation): (
+        declaration,
+        _plan(p for p in declaration.fields if not (organisation and p in declaration.organisation_clear)),
+    )
+    for (event_type, class_version), declaration in PERSONAL.items()
+    for organisation in (False, True)
+}
+"""Each declaration compiled once, for a person's file and for an organisation's (whose
+``organisation_clear`` fields stay in clear), so sealing an event walks only its own paths."""
 
 
 def is_envelope(value: Any) -> bool:

@@ -26,7 +26,7 @@ from ledger.application.service import CreditLedger
 from ledger.domain.access import Principal
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.integrity import event_hash
-from ledger.domain.personal import Envelope
+from ledger.domain.personal import Envelope, seal_personal
 from ledger.verification.audit import audit
 from projections.projector import Projector
 from projections.store import ProjectionStore
@@ -255,3 +255,86 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(tmp_path: Path)
     assert done.installed
     assert (tmp_path / "master.key").read_text() == new.hex()
     build_ledger(settings).close()
+
+
+# Sealed by the code before the per-event plan (main at 117a6da), master key bytes(range(32)): the
+# data key row and the envelopes exactly as that code stored them. What is published is never
+# rewritten, so the ring must keep opening and placing them.
+_STREAM = "ed23ebb8-34bf-8095-8ddf-39636ac41f6f"
+_KEY_ROW = (
+    "dfb6bad74db8bc7598b51aca",
+    _STREAM,
+    "record:tax_bureau:SW-2026-0101",
+    "23ae130fb56c2680",
+    b"\x1b\xf9\xd9\x06\xcc:\xdf\xfcz\xb2\xd5\xebQ\xb1\x7f\x1dD\xaf\x08\x80S\xfdq\xde\xe7?\xe4\xa3Q-V\xa9"
+    b"\x18\xf66\xed\x05\xc0\x1e\xf2g\x9d?\x9a\xd1\x1e\xcc=x\xe3\x8aLn4d\xf3\xb9k\xa8?",
+    "2026-11-01T09:00:00+00:00",
+    None,
+)
+_TITLE = (
+    "enc1:dfb6bad74db8bc7598b51aca:2:fields.title:"
+    "0rEZoMHaeKn2JwuFuuqWGAF0TgmnEPVkjVNUbrLpF0FF80gPZo-DLXI75QCBbi9ea9PxXQ"
+)
+_PERSON = (
+    "enc1:dfb6bad74db8bc7598b51aca:2:fields.responsible_persons.0.name:"
+    "ve3xqdFccRobKod7BrrlESF5Az0Gkx2xDHie-hhnM9s5ECfz"
+)
+
+
+class _Keys:
+    """A data key store holding given rows (what ``KeyRing.open`` and ``examine`` read)."""
+
+    def __init__(self, *rows: Any) -> None:
+        self.rows = {row[0]: row for row in rows}
+
+    def data_keys(self, key_ids: Any) -> dict[str, Any]:
+        return {kid: self.rows[kid] for kid in key_ids if kid in self.rows}
+
+
+def test_enc1_values_sealed_by_the_earlier_code_still_open_and_are_still_bound_to_their_place() -> None:
+    ring = KeyRing(_Keys(_KEY_ROW), bytes(range(32)))  # type: ignore[arg-type]
+    assert ring.open(_TITLE) == "逾期未申报 张三"
+    assert ring.open(_PERSON) == "李四"
+    assert ring.examine(_TITLE, _STREAM, 2, "fields.title") == ("opens", None)
+    assert ring.examine(_PERSON, _STREAM, 2, "fields.responsible_persons.0.name") == ("opens", None)
+    moved = Envelope.parse(_TITLE)
+    with pytest.raises(SealedValueAltered, match="fails its GCM tag"):
+        ring.open(str(Envelope(moved.key_id, 3, moved.field, moved.blob)))
+    with pytest.raises(SealedValueAltered, match="fails its GCM tag"):
+        ring.open(str(Envelope(moved.key_id, 2, "fields.responsible_persons.0.name", moved.blob)))
+    assert ring.examine(_TITLE, "another-stream", 2, "fields.title")[0] == "altered"
+    shredded = KeyRing(_Keys((*_KEY_ROW[:4], None, _KEY_ROW[5], "2031-11-01")), bytes(range(32)))  # type: ignore[arg-type]
+    assert shredded.open(_TITLE) == "[shredded]"
+
+
+def test_the_plan_seals_what_the_declaration_names_copies_what_it_changes_and_makes_no_key_for_nothing() -> (
+    None
+):
+    keys = _Keys()
+    ring = KeyRing(keys, bytes(range(32)))  # type: ignore[arg-type]
+    sealer = ring.batch()
+    persons = [{"name": "李四", "role": "法定代表人"}, {"name": None, "role": "x"}, "not a dict"]
+    fields = {"title": "逾期未申报 张三", "category": "tax", "responsible_persons": persons}
+    state: dict[str, Any] = {"record": "tax_bureau:SW-2026-0101", "fields": fields}
+    seal_personal(sealer, "RecordFiled", 1, UUID(_STREAM), 2, state)
+    sealed = state["fields"]
+    assert sealed is not fields
+    assert sealed["responsible_persons"] is not persons
+    assert fields["title"] == "逾期未申报 张三", "the caller's dicts stay clear"
+    assert persons[0]["name"] == "李四"
+    assert sealed["category"] == "tax"
+    assert sealed["responsible_persons"][1:] == persons[1:]
+    assert [kid for kid, *_ in sealer.rows()] == [Envelope.parse(sealed["title"]).key_id]
+    keys.rows.update((row[0], row) for row in sealer.rows())
+    assert ring.examine(sealed["title"], _STREAM, 2, "fields.title") == ("opens", None)
+    name = sealed["responsible_persons"][0]["name"]
+    assert ring.examine(name, _STREAM, 2, "fields.responsible_persons.0.name") == ("opens", None)
+    assert ring.open(name) == "李四"
+    nonces = {Envelope.parse(v).blob[:16] for v in (sealed["title"], name)}
+    assert len(nonces) == 2, "every value has a nonce of its own"
+    again = dict(state)  # sealing twice leaves envelopes as they are
+    seal_personal(sealer, "RecordFiled", 1, UUID(_STREAM), 2, again)
+    assert again["fields"]["title"] == sealed["title"]
+    empty = ring.batch()
+    seal_personal(empty, "ObjectionRaised", 1, UUID(_STREAM), 3, {"record": "r", "grounds": None})
+    assert empty.rows() == [], "an event with nothing to seal makes no key"
