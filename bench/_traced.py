@@ -22,6 +22,7 @@ import contextvars
 import gc
 import json
 import os
+import queue
 import sys
 import threading
 import time
@@ -120,6 +121,7 @@ def install() -> None:
     timed(SQLiteConnection, "commit", "commit")
     if GroupCommit is not None:
         timed_async(GroupCommit, "write", "register")
+        trace_group_commit()
     if hasattr(CreditLedger, "write_query_events"):
         timed(CreditLedger, "query_events", "prepare")
         write_query_events = CreditLedger.write_query_events
@@ -129,7 +131,10 @@ def install() -> None:
             try:
                 return write_query_events(self, stored)
             finally:
-                batches.append((time.time(), len(stored), clock() - began))
+                ended = clock()
+                batches.append((time.time(), len(stored), ended - began))
+                for span in in_transaction:
+                    span[1] = ended
 
         CreditLedger.write_query_events = traced_write  # type: ignore[method-assign]
     original_get = SQLiteDatastore.get_connection
@@ -146,6 +151,59 @@ def install() -> None:
     trace_callbacks()
     gc.callbacks.append(on_gc)
     atexit.register(dump)
+
+
+committed: dict[int, list[float]] = {}  # id(future) -> [its transaction began, ended]
+in_transaction: list[list[float]] = []  # the spans of the batch the writer is writing
+
+
+def trace_group_commit() -> None:
+    """Split a check's wait for its record into queued (until its transaction began), transaction
+    (the writer's ``write_query_events``), and wake-up (until the event loop resumed the request)."""
+    import streams.register  # noqa: PLC0415 - only a version with the group commit has it
+
+    class Queue(queue.SimpleQueue):  # type: ignore[type-arg]
+        def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            stages = current.get()
+            if item is not None and stages is not None:
+                stages["_future"] = id(item[1])
+                stages["_queued_at"] = clock()
+            super().put(item, block, timeout)
+
+    init = GroupCommit.__init__
+
+    def traced_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self._queue = Queue()
+
+    commit = GroupCommit._commit
+
+    def traced_commit(self: Any, batch: list[Any]) -> None:
+        began = clock()
+        spans = [[began, began] for _ in batch]
+        for (_, done, _), span in zip(batch, spans, strict=True):
+            committed[id(done)] = span
+        in_transaction[:] = spans  # write_query_events' wrapper ends them, before the loop is woken
+        commit(self, batch)
+
+    write = GroupCommit.write
+
+    async def traced_write(self: Any, records: Any) -> Any:
+        result = await write(self, records)
+        resumed = clock()
+        stages = current.get()
+        if stages is not None and "_future" in stages:
+            began, ended = committed.pop(int(stages.pop("_future")), [resumed, resumed])
+            queued_at = stages.pop("_queued_at")
+            stages["queued"] = max(0.0, began - queued_at)
+            stages["transaction"] = ended - began
+            stages["wake-up"] = resumed - ended
+        return result
+
+    GroupCommit.__init__ = traced_init  # type: ignore[method-assign]
+    GroupCommit._commit = traced_commit  # type: ignore[method-assign]
+    GroupCommit.write = traced_write  # type: ignore[method-assign]
+    assert streams.register.GroupCommit is GroupCommit
 
 
 def trace_callbacks() -> None:

@@ -136,7 +136,21 @@ def report_trace(trace: dict[str, list[Any]], seconds: float) -> None:
     requests = [r for r in trace["requests"] if r.get("check")]
     measured = requests[-int(len(requests) * seconds / (seconds + 3.0)) :]  # after the warm-up
     since = measured[0]["at"] if measured else 0.0
-    stages = ("dispatch", "auth", "parse", "check", "record", "prepare", "register", "save", "pool", "commit")
+    stages = (
+        "dispatch",
+        "auth",
+        "parse",
+        "check",
+        "record",
+        "prepare",
+        "register",
+        "queued",
+        "transaction",
+        "wake-up",
+        "save",
+        "pool",
+        "commit",
+    )
 
     def ms(values: list[float], p: float) -> float:
         ordered = sorted(values)
