@@ -11,6 +11,11 @@ answering. Target (issue 13): p99 <= 10 ms at 500 checks/s.
 It first times the check alone (``MeasuresService.check`` on a SQLite ledger and read store in
 this process, one after another, each with its register write): what a check costs, without
 HTTP, Faust or the other processes, so a run on a busy machine still says how much a check costs.
+
+It prints the CPU seconds each process used during the load. ``--trace`` serves through
+bench/_traced.py and prints where each check's time went inside the server (stage by stage, the
+event loop's lag, slow callbacks, collections); ``--code DIR`` serves another checkout's code, to
+run two versions alternately in one session (docs/benchmarks.md, issue 13).
 """
 
 from __future__ import annotations
