@@ -79,6 +79,48 @@ def open_ledger(path: Path, catalogue: Catalogue, *, encrypted: bool = True) -> 
     return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env, master_key=master_key)
 
 
+# -- CPU seconds per process (Linux /proc) -------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def command_of(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [w.decode(errors="replace") for w in argv if w]
+    if "credit_ledger.cli" in words:
+        return "credit-ledger " + " ".join(words[words.index("credit_ledger.cli") + 1 :][:1])
+    return Path(words[0]).name if words else "?"
+
+
 # -- HTTP benchmarks: a served ledger, and requests sent on schedule ---------------------------------
 
 EXAMPLES = ROOT / "ledger" / "schema" / "examples"
@@ -104,9 +146,13 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
 
 
 @contextmanager
-def served() -> Iterator[tuple[int, dict[str, str]]]:
+def served(
+    launcher: Sequence[str] = ("-m", "credit_ledger.cli"), code: Path | None = None, **extra: str
+) -> Iterator[tuple[int, dict[str, str]]]:
     """`credit-ledger serve` (embedded broker, SQLite) in a temporary data dir: (HTTP port, the
-    environment of a client that talks to it)."""
+    environment of a client that talks to it). ``launcher``: how Python starts it (a bench
+    launcher such as bench/_traced.py instead of the CLI); ``code``: another checkout whose
+    packages serve runs (to compare two versions in one session); ``extra``: more environment."""
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         env = {
@@ -115,12 +161,15 @@ def served() -> Iterator[tuple[int, dict[str, str]]]:
             "CREDIT_HTTP_PORT": str(port),
             "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
             "CREDIT_SUBJECT_SECRET": SECRET.decode(),
+            **extra,
         }
+        if code is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         log_path = Path(tmp) / "serve.log"
         log = open(log_path, "w")  # noqa: SIM115 - lives as long as serve
         serve = subprocess.Popen(
-            [sys.executable, "-m", "credit_ledger.cli", "serve"],
+            [sys.executable, *launcher, "serve"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

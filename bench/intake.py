@@ -119,46 +119,6 @@ class Arrivals:
         )
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_tree(root: int) -> list[int]:
-    """``root`` and its descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def command_of(pid: int) -> str:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "?"
-    words = [w.decode(errors="replace") for w in argv if w]
-    if "credit_ledger.cli" in words:
-        return "credit-ledger " + " ".join(words[words.index("credit_ledger.cli") + 1 :][:1])
-    return Path(words[0]).name if words else "?"
-
-
 SESSION_TIMEOUT = 2.0
 """The workers' group session timeout: the embedded broker lets a member join after half of it."""
 
@@ -268,16 +228,16 @@ async def one_run(
             await produce(bootstrap, topics.SUBMISSIONS, [(submission_key(warm[0]), orjson.dumps(warm[0]))])
             await Arrivals(1, Path(tmp) / "ledger.sqlite").run(bootstrap, 60)
 
-            pids = {pid: command_of(pid) for pid in process_tree(worker.pid)}
-            pids.update(dict.fromkeys(process_tree(broker.pid or 0), "broker (tansu)"))
+            pids = {pid: _harness.command_of(pid) for pid in _harness.process_tree(worker.pid)}
+            pids.update(dict.fromkeys(_harness.process_tree(broker.pid or 0), "broker (tansu)"))
             pids[os.getpid()] = "bench client (produce + follow)"
-            cpu_before = {pid: cpu_seconds(pid) for pid in pids}
+            cpu_before = {pid: _harness.cpu_seconds(pid) for pid in pids}
             arrivals = Arrivals(len(messages) + 1, Path(tmp) / "ledger.sqlite")
             started = time.perf_counter()
             follow = asyncio.create_task(arrivals.run(bootstrap, 600))
             publish_seconds = await produce(bootstrap, topics.SUBMISSIONS, messages)
             await follow
-            cpu_used = {pid: cpu_seconds(pid) - cpu_before[pid] for pid in pids}
+            cpu_used = {pid: _harness.cpu_seconds(pid) - cpu_before[pid] for pid in pids}
             outcomes_seconds = arrivals.outcomes_at - started
             seconds = max(arrivals.outcomes_at, arrivals.events_at) - started
         finally:

@@ -242,6 +242,14 @@ class ProjectionStore(NoticeTables):
                 found[key] = (orjson.loads(state), orjson.loads(announced))
         return found
 
+    def state_bytes(self, key: str) -> bytes | None:
+        """A subject's folded state as stored (JSON bytes), or None: what views derived from it are
+        remembered by (``ProjectionReader.check_view``)."""
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql("SELECT state FROM subjects WHERE subject_key = ?"), (key,))
+        row = cursor.fetchone()
+        return bytes(row[0]) if row else None
+
     def state(self, key: str) -> State | None:
         loaded = self.load([key]).get(key)
         return loaded[0] if loaded else None

@@ -16,7 +16,9 @@ one opening path (``_revealed``) that lets sealed personal fields out only in a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,6 +59,10 @@ PLATFORM = "credit_platform"
 """The department the platform's own commands, and subjects' grants over HTTP, are filed as."""
 
 
+_held: ContextVar[list[dict[str, Any]] | None] = ContextVar("held_query_records", default=None)
+"""The records ``QueryService.holding`` collects in the current context instead of writing them."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the query service answers: an outcome from ``OUTCOMES`` and the body to return."""
@@ -67,6 +73,14 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.outcome == OK
+
+
+def unrecorded() -> Answer:
+    """The answer to a query whose record could not be written: unavailable, and nothing returned."""
+    return Answer(
+        UNAVAILABLE,
+        error_body("audit_unavailable", "", "the query could not be recorded, so nothing is returned"),
+    )
 
 
 class QueryService:
@@ -151,17 +165,33 @@ class QueryService:
             "recorded_at": self.clock().isoformat(),
             **fields,
         }
+        held = _held.get()
+        if held is not None:
+            held.append(record)  # the caller of holding() writes it before answering
+            return None
         try:
             self.ledger.record_query(record)
         except Exception:
             log.exception("a %s query could not be recorded; it was refused and returned nothing", endpoint)
-            return Answer(
-                UNAVAILABLE,
-                error_body(
-                    "audit_unavailable", "", "the query could not be recorded, so nothing is returned"
-                ),
-            )
+            return unrecorded()
         return None
+
+    @contextmanager
+    def holding(self) -> Iterator[list[dict[str, Any]]]:
+        """Within it, the records this service would write are collected in the list yielded
+        instead, for the caller to write, several answers' records in one transaction (the HTTP
+        server's group commit, ``streams.register``).
+
+        What the service returns inside is then an answer that may be given only once every record
+        collected is durably written; if they cannot be, the caller answers ``unrecorded()``
+        instead, as the service would have. Per context (a ``ContextVar``): concurrent requests
+        on one event loop each hold their own."""
+        held: list[dict[str, Any]] = []
+        token = _held.set(held)
+        try:
+            yield held
+        finally:
+            _held.reset(token)
 
     def record(self, principal: Principal, endpoint: str, decision: Decision, **fields: Any) -> Answer | None:
         """Record an answer or refusal another service decided (a check); unavailable if it cannot be."""

@@ -23,6 +23,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    StoredEvent,
     Transcoder,
 )
 from eventsourcing.popo import POPOFactory
@@ -510,9 +511,29 @@ class CreditLedger(Application[UUID]):
 
         Raises whatever the store raises: a query whose record cannot be written must fail.
         """
-        query_id = uuid4()
-        self.save(QueryRecord.make(query_id, {**record, "query_id": str(query_id)}, self.clock()))
-        return str(query_id)
+        stored = self.query_events([record])
+        self.write_query_events(stored)
+        return str(stored[0].originator_id)
+
+    def query_events(self, records: Sequence[dict[str, Any]]) -> list[StoredEvent]:
+        """Query records as the events to store (each its own one-event stream), hashed and
+        serialised on the caller's thread: the query register's group commit (``streams.register``)
+        builds them on the event loop, so the thread that writes them runs little more than SQL."""
+        events: list[Any] = []
+        for record in records:
+            query_id = uuid4()
+            made = QueryRecord.make(query_id, {**record, "query_id": str(query_id)}, self.clock())
+            events.extend(made.collect_events())
+        return [self.mapper.to_stored_event(event) for event in events]
+
+    def write_query_events(self, stored: Sequence[StoredEvent]) -> None:
+        """Write query records' events (``query_events``) in one transaction: one commit, all or none.
+
+        Raises whatever the store raises. Not through ``save``: a query record is never read back as
+        an aggregate, and putting each in the aggregate cache (at hundreds a second) would evict
+        the credit files the intake keeps there; nothing subscribes in-process (the relay reads the
+        notification log)."""
+        self.recorder.insert_events(list(stored))
 
     # -- queries -------------------------------------------------------------------------
 

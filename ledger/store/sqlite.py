@@ -65,6 +65,7 @@ def _marks(n: int) -> str:
 _KEY_COLUMNS = ", ".join(DATA_KEY_COLUMNS)
 _INSERT_DATA_KEY = f"INSERT INTO {DATA_KEYS_TABLE} ({_KEY_COLUMNS}) VALUES ({_marks(7)})"
 _SELECT_DATA_KEYS = f"SELECT {_KEY_COLUMNS} FROM {DATA_KEYS_TABLE} WHERE "
+_SELECT_KEY = f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys WHERE key_id=?"
 
 
 class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
@@ -408,8 +409,12 @@ class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
             )
 
     def key(self, key_id: str) -> dict[str, Any] | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys WHERE key_id=?", (key_id,))
+        # One statement, read in autocommit mode (the pool's connections are): as consistent as in
+        # a transaction of its own, without the BEGIN and ROLLBACK around it. Every authenticated
+        # request reads its key here, on the event loop, and each statement is a turn at the GIL.
+        with self.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
+            c.execute(_SELECT_KEY, (key_id,))
             row = c.fetchone()
         return dict(zip(API_KEY_COLUMNS, tuple(row), strict=True)) if row else None
 

@@ -8,6 +8,7 @@ from functools import cached_property
 from ledger.application.measures import MeasuresService
 from ledger.application.queries import QueryService
 from streams.parts import WorkerParts
+from streams.register import GroupCommit
 from streams.web.calls import Route
 from streams.web.proofs import ProofService
 
@@ -27,6 +28,11 @@ class Api:
         service = self.parts.queries
         assert service is not None, "routes that need the query service are served only with one"
         return service
+
+    @cached_property
+    def register(self) -> GroupCommit:
+        """The query register's group commit: answers wait for their records, written off the loop."""
+        return GroupCommit(self.parts.ledger)
 
     @cached_property
     def measures(self) -> MeasuresService:

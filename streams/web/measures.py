@@ -2,12 +2,15 @@
 
 Both are answered by ``ledger.application.measures.MeasuresService`` and recorded in the query
 register before they are answered; an identity number travels in the body of a POST, never a URL.
+A check's record is written by the query register's group commit (``streams.register``), off the
+event loop and with the records of the checks answered meanwhile; its answer waits for it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ledger.application.queries import unrecorded
 from streams.web.api import Api
 from streams.web.bodies import json_object
 from streams.web.calls import Call, Reply
@@ -20,8 +23,8 @@ async def check(api: Api, call: Call) -> Reply:
     """``{"subject": {"id": CODE}, "business": TYPE, "reference": REF, "department"?: D}``."""
     request: Any = await json_object(call)
     code = subject_id(request, '"business": TYPE, "reference": REF')
-    return reply(
-        api.measures.check(
+    with api.queries.holding() as records:  # the answer waits for its record: group commit
+        answer = api.measures.check(
             call.who,
             code,
             business=request.get("business"),
@@ -29,7 +32,7 @@ async def check(api: Api, call: Call) -> Reply:
             department=request.get("department"),
             channel=call.channel,
         )
-    )
+    return reply(answer if await api.register.write(records) else unrecorded())
 
 
 async def stats(api: Api, call: Call) -> Reply:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from contract.messages import outcome_message
+from contract.messages import messages_from_store, outcome_message
 from ledger.application.ports import KeyStore, LedgerLog, SessionStore, SubmissionRegister
 from ledger.application.privacy import MasterKeyMismatch, master_key_id
 from ledger.application.service import CreditLedger
@@ -504,3 +504,16 @@ def test_a_rewrap_replaces_every_live_keys_wrapping_and_master_key_id_and_nothin
     reader = sealed(backend, new)
     assert reader.privacy is not None
     assert reader.privacy.open(reader.file(key_of(PERSON)).name) == "张三"  # type: ignore[union-attr]
+
+
+def test_query_records_written_together_are_one_transaction_in_the_log_in_order(backend: Backend) -> None:
+    """The query register's group commit (``streams.register``) writes several checks' records
+    with one ``write_query_events``; each store takes them as its own one-event streams."""
+    ledger = backend.open()
+    records = [{"endpoint": "check", "reference": f"R{i}", "outcome": "allowed"} for i in range(5)]
+    stored = ledger.query_events(records)
+    ledger.write_query_events(stored)
+    ids = [ledger.record_query({"endpoint": "status", "reference": "after"})]
+    logged = [m["body"]["record"] for m in messages_from_store(ledger.reader) if m["type"] == "QueryRecorded"]
+    assert [r["reference"] for r in logged] == ["R0", "R1", "R2", "R3", "R4", "after"]
+    assert logged[-1]["query_id"] == ids[0]

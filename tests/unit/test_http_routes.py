@@ -91,7 +91,7 @@ def probes(
 ) -> dict[tuple[str, str, int], Probe]:
     """How to make each route answer each status it documents (in the order they run)."""
     status_body = {"subject": {"id": PERSON}, **LICENSING}
-    register_down = (desk.ledger, "record_query", OSError("disk full"))
+    register_down = (desk.ledger, "write_query_events", OSError("disk full"))
     found: dict[tuple[str, str, int], Probe] = {}
 
     def probe(

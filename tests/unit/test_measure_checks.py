@@ -120,6 +120,8 @@ def test_a_subject_with_nothing_to_apply_is_answered_none(desk: MeasureDesk) -> 
 
 def test_a_suspended_notice_is_not_a_measure_to_apply(desk: MeasureDesk) -> None:
     designated(desk)
+    for _ in range(2):  # the second from the reader's memo of notice rows (the same stored state)
+        assert check(desk, "court", ORGANISATION, "travel_and_consumption").body["result"] == "measures"
     objection = sub(
         "raise_objection",
         subject={"id": ORGANISATION, "name": "福州某某贸易有限公司"},

@@ -86,6 +86,8 @@ class Web:
         assert self.client is not None
         await self.client.close()
         self.executor.shutdown()
+        if "register" in vars(self.api):  # the query register's group commit, if a route used it
+            self.api.register.close()
 
     @property
     def sent(self) -> list[tuple[bytes, bytes]]:
