@@ -7,7 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +15,11 @@ import pytest
 from kafka import KafkaProducer
 
 from contract import topics
-from streams.broker import EmbeddedBroker
 from tests.conftest import example
 from tests.integration.serving import Served, wait_for
 
 SUBMISSIONS = ["file_record", "file_record_organisation", "correct_record", "designate"]
 STALL_SECONDS = "1"  # CREDIT_HEALTH_STALL_SECONDS for these tests: a stall shows within a second or two
-
-
-@pytest.fixture
-def fresh_broker(tmp_path: Path) -> Iterator[str]:
-    """A broker of this test's own: the topics have fixed names, so tests must not share them."""
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        yield broker.bootstrap
 
 
 @pytest.fixture
