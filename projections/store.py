@@ -276,10 +276,10 @@ class ProjectionStore:
         cursor = self.conn.cursor()
         cursor.execute(
             self._sql(
-                "SELECT subject_key FROM subjects "
-                "WHERE clean_on<=? AND announced NOT LIKE '%\"clean\":true%' LIMIT ?"
+                # The pattern is a parameter: a literal % would be a placeholder to psycopg.
+                "SELECT subject_key FROM subjects WHERE clean_on<=? AND announced NOT LIKE ? LIMIT ?"
             ),
-            (day, limit),
+            (day, '%"clean":true%', limit),
         )
         return [row[0] for row in cursor.fetchall()]
 
