@@ -261,13 +261,23 @@ class CreditLedger(Application[UUID]):
         outcomes: list[Outcome] = []
         for i, raw in enumerate(batch):
             source = None if sources is None else [sources[i]]
-            try:
-                outcomes.extend(self.submit([raw], sources=source))
-            except TRANSIENT:
-                raise
-            except Exception:
-                reason = internal_error("submission %d of a batch cannot be applied; rejected", i)
-                outcomes.append(self.reject_unapplicable(raw, source[0] if source else None, reason))
+            for attempt in range(attempts):
+                try:
+                    outcomes.extend(self.submit([raw], sources=source))
+                    break
+                except TRANSIENT:
+                    raise
+                except IntegrityError:
+                    # Another writer changed the file meanwhile (the platform's own commands for a
+                    # subject can reach another worker): not this submission's fault, so again.
+                    if attempt + 1 < attempts:
+                        continue
+                    reason = internal_error("submission %d of a batch cannot be applied; rejected", i)
+                    outcomes.append(self.reject_unapplicable(raw, source[0] if source else None, reason))
+                except Exception:
+                    reason = internal_error("submission %d of a batch cannot be applied; rejected", i)
+                    outcomes.append(self.reject_unapplicable(raw, source[0] if source else None, reason))
+                    break
         return outcomes
 
     def reject_unapplicable(

@@ -23,6 +23,7 @@ from ledger.application import handlers
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.creditfile import CreditFile
+from ledger.store.rows import StaleRead
 from streams.relay import LEDGER_CURSOR, MAX_REQUEST_BYTES, OUTCOMES_CURSOR, KafkaPublisher, Record, Relay
 from tests.conftest import PERSON, SECRET, Clock, example, file_of
 
@@ -71,6 +72,25 @@ def test_an_abandoned_batch_leaves_nothing_behind_in_the_cache(
     file = file_of(ledger, PERSON)
     assert file.version == version
     assert file.records["tax_bureau:SW-2026-0101"].corrections == 0
+
+
+def test_a_file_another_writer_changed_meanwhile_is_retried_alone_not_rejected(
+    ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several workers, the platform's own commands for a subject can reach another worker
+    than the departments' submissions about it: a conflict is that writer's doing, never a reason
+    to reject a submission (the fault suite caught internal_error outcomes under such conflicts)."""
+    real_save = ledger._save_batch
+    conflicts = iter(range(4))  # the batch's 3 attempts and the first attempt of the submission alone
+
+    def contended(*args: Any, **kwargs: Any) -> None:
+        if next(conflicts, None) is not None:
+            raise StaleRead("1 file(s) changed after the batch read them")
+        real_save(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "_save_batch", contended)
+    (outcome,) = ledger.submit_safely([example("file_record")])
+    assert (outcome.status, outcome.duplicate) == ("accepted", False)
 
 
 def test_an_undecodable_message_is_receipted_by_its_source_so_redelivery_is_answered_the_same(
