@@ -45,6 +45,9 @@ from ledger.store.rows import (
     receipt_from_row,
 )
 
+CREATE_TABLES_LOCK = 0x63_72_65_64_69_74_00_01
+"""The advisory lock key under which the ledger's tables are created (any constant of ours)."""
+
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """PostgreSQL events table plus ``submission_receipts``, both written in one transaction.
@@ -247,6 +250,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
         super().create_table()
         self._migrate()
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Workers started together on a new database all run CREATE ... IF NOT EXISTS; PostgreSQL
+        # lets two of them race on its catalogue ("tuple concurrently updated"), which crashed a
+        # worker of three started at once. One transaction-scoped advisory lock takes them in turn.
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_TABLES_LOCK,))
+        super()._create_table(curs)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def _migrate(self) -> None:

@@ -131,7 +131,7 @@ def _start(bindir: Path, data: Path, sockets: Path, log: Path) -> tuple[subproce
             "-c", "fsync=off",
             "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
-            "-c", "max_connections=50",
+            "-c", "max_connections=300",  # three serve workers, each with relay, projector and pools
             "-c", "shared_buffers=32MB",
         ]  # fmt: skip
         with log.open("ab") as out:
