@@ -20,6 +20,9 @@ OTHER_PERSON = "440524188001010014"
 ORGANISATION = "91350100M000100Y43"
 SECRET = b"test-secret-of-at-least-16-bytes"
 
+# The brokers (the embedded one, the Apache Kafka cluster): one session fixture for every folder.
+pytest_plugins = ("tests.integration.brokers",)
+
 
 class Clock:
     """A clock the test moves by hand: the ledger never reads the real one."""
