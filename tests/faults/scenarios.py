@@ -123,19 +123,22 @@ def found(index: int | None) -> tuple[int] | None:
 
 
 def ledger_check(bootstrap: str, data_dir: Path, database_url: str | None = None) -> LedgerCheck:
-    """credit.ledger against the store, once every stored event is on the topic (or the deadline)."""
-    stored = harness.stored_events(data_dir, database_url)
+    """credit.ledger against the store, once the two agree on which positions exist (or the deadline).
+
+    The scheduler may file events while the topic is read, so the store is read before and after
+    the topic: the check runs on a topic read bracketed by two equal reads of the store."""
     ledger = Follower(bootstrap, topics.LEDGER)
     try:
-        wait_for(
-            lambda: set(stored) <= {m["position"] for _, _, m in ledger.records()},
-            120,
-            lambda: "credit.ledger",
-        )
-        published = ledger.records()
-        # The scheduler may file events while the topic is read: a position published after the
-        # first read of the store is checked against a second read, never reported as a stranger.
-        return harness.check_ledger_topic(published, stored, harness.stored_events(data_dir, database_url))
+
+        def agreed() -> tuple[list[harness.Record], dict[int, tuple[str, int]]] | None:
+            stored = harness.stored_events(data_dir, database_url)
+            published = ledger.records()
+            if not set(stored) <= {m["position"] for _, _, m in published}:
+                return None
+            return (published, stored) if harness.stored_events(data_dir, database_url) == stored else None
+
+        published, stored = wait_for(agreed, 120, lambda: "credit.ledger never caught up with the store")
+        return harness.check_ledger_topic(published, stored)
     finally:
         ledger.close()
 
