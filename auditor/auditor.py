@@ -15,6 +15,16 @@ What it checks:
   JSON{key_id, prev, receipts, receipts_head, root, size, time}``: it also signs the position and
   chain link of the submission register's newest receipt, and the hash of the checkpoint filed
   before it (``prev``).
+  A version 3 checkpoint is a C2SP checkpoint note (c2sp.org/tlog-checkpoint, signed-note):
+  the origin, the size, the base64 root, the lines ``credit-ledger time|receipts|prev ...``, a
+  blank line and the signature lines. The operator's line is named by the origin, its key id
+  SHA-256(origin || 0x0A || 0x01 || public key)[:4], its signature Ed25519 over the note text.
+  The file may hold the note itself (as ``GET /checkpoint`` serves it) or the JSON line
+  ``{"v": 3, "note": ...}``. ``--public-key`` may be the operator's vkey instead of hex.
+* ``--witness VKEY`` (repeated) ``--min-witnesses K``, with any command: the policy "at least K
+  (default: all) of these witnesses". Each checkpoint must carry at least K valid timestamped
+  cosignatures (c2sp.org/tlog-cosignature: Ed25519 over ``cosignature/v1\ntime T\n`` and the
+  note text) of those witnesses; a version 1 or 2 checkpoint carries none.
 * ``inclusion PROOF.json --checkpoint CP.json --public-key HEX``: the checkpoint as above, then
   that the leaf ``{"position", "stream", "version", "event_hash"}`` sits at ``index`` in the tree
   the checkpoint signs: the RFC 9162 2.1.3.2 inclusion path must lead from
@@ -29,11 +39,16 @@ checkpoints with other auditors and demand consistency proofs between them to ca
 
 Each command prints one verdict line and exits 0 when everything holds, 1 with the reason if not
 (2 for a malformed command line).
+
+This file is longer than the project's 400 lines a module: it is the one file an auditor copies,
+so it holds everything it checks (signatures, notes, proofs) and nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -46,6 +61,8 @@ DOMAIN = b"credit-ledger checkpoint v1\n"
 DOMAIN_V2 = b"credit-ledger checkpoint v2\n"
 _V1_FIELDS = {"size", "root", "time", "key_id", "signature"}
 _V2_FIELDS = _V1_FIELDS | {"v", "receipts", "receipts_head", "prev"}
+DASH = "\u2014 "  # an em dash and a space begin every signature line of a note
+ED25519, COSIGNATURE = 0x01, 0x04  # the signature types of signed-note (log) and tlog-cosignature
 _sha256 = hashlib.sha256
 _NODE_HASHER = hashlib.sha256(b"\x01")
 
@@ -229,9 +246,125 @@ def _path(proof: dict[str, Any], what: str) -> list[bytes]:
     return [_hex(h, 64, f"{what}: each path element") for h in hashes]
 
 
-def check_checkpoint(path: str, public_key: bytes) -> dict[str, Any]:
-    """The checkpoint in ``path`` if it is well formed and signed by ``public_key``."""
+# --- Signed notes, C2SP checkpoints and cosignatures ----------------------------------------------
+
+Key = tuple[str, int, bytes]  # (key name, key id, 32-byte Ed25519 public key)
+
+
+def note_key_id(name: str, kind: int, public_key: bytes) -> int:
+    """SHA-256(name || 0x0A || signature type || public key), its first 4 bytes, big-endian."""
+    return int.from_bytes(_sha256(name.encode() + b"\n" + bytes([kind]) + public_key).digest()[:4], "big")
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise Invalid(f"{what} is not base64") from None
+
+
+def parse_vkey(text: str, kind: int) -> Key:
+    """A vkey ``name+hex id+base64(type || key)`` of signature type ``kind``, its id checked."""
+    parts = text.strip().split("+", 2)  # the base64 key may hold a "+" itself
+    if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]) or not parts[0]:
+        raise Invalid(f"{text[:80]!r} is not a vkey (name+8 hex digits+base64 key)")
+    material = _b64(parts[2], f"the key of vkey {parts[0]}")
+    if len(material) != 33 or material[0] != kind:
+        raise Invalid(f"vkey {parts[0]} is not an Ed25519 key of signature type 0x{kind:02x}")
+    if note_key_id(parts[0], kind, material[1:]) != int(parts[1], 16):
+        raise Invalid(f"vkey {parts[0]} names key id {parts[1]}, but its key has another")
+    return parts[0], int(parts[1], 16), material[1:]
+
+
+def parse_note(raw: str, what: str) -> tuple[str, list[tuple[str, int, bytes]]]:
+    """A signed note's text and its signature lines (name, key id, signature after the id)."""
+    if any(c < " " and c != "\n" for c in raw):
+        raise Invalid(f"{what}: a note holds no control character but newlines")
+    split = raw.rfind("\n\n")
+    if split < 0 or not raw.endswith("\n"):
+        raise Invalid(f"{what}: a note is its text, a blank line, then its signature lines")
+    text, signatures = raw[: split + 1], []
+    for line in raw[split + 2 : -1].split("\n"):
+        name, _, encoded = line.removeprefix(DASH).partition(" ")
+        raw_sig = _b64(encoded, f"{what}: a signature") if line.startswith(DASH) and name else b""
+        if len(raw_sig) < 5 or "+" in name or any(c.isspace() for c in name):
+            raise Invalid(f"{what}: {line[:60]!r} is not a signature line ('— name base64')")
+        signatures.append((name, int.from_bytes(raw_sig[:4], "big"), raw_sig[4:]))
+    if len(signatures) > 100:
+        raise Invalid(f"{what}: more than 100 signatures")
+    return text, signatures
+
+
+_NOTE = re.compile(
+    r"(\S+)\n(0|[1-9][0-9]*)\n(\S+)\n"  # origin, size, root
+    r"credit-ledger time (\S+)\n"
+    r"credit-ledger receipts (0|[1-9][0-9]*) ([0-9a-f]{64})\n"
+    r"credit-ledger prev ([0-9a-f]{64})\n"
+)
+
+
+def check_note(raw: str, what: str, log_name: str, public_key: bytes) -> dict[str, Any]:
+    """A version 3 checkpoint note's fields, if its lines are well formed and the key signed it."""
+    text, signatures = parse_note(raw, what)
+    found = _NOTE.fullmatch(text)
+    if found is None or not _TIME.fullmatch(found.group(4)):
+        raise Invalid(
+            f"{what}: not a credit-ledger checkpoint note (origin, size, root, time, receipts, prev)"
+        )
+    origin, size, root = found.group(1), int(found.group(2)), _b64(found.group(3), f"{what}: the root")
+    if len(root) != 32 or "+" in origin:
+        raise Invalid(f"{what}: the root is 32 bytes in base64 and the origin has no '+'")
+    if log_name and log_name != origin:
+        raise Invalid(f"{what}: a checkpoint of the log {origin}, not of {log_name}")
+    expected = note_key_id(origin, ED25519, public_key)
+    own = [sig for n, i, sig in signatures if (n, i) == (origin, expected)]
+    if not own:
+        raise Invalid(f"{what}: signed by no key {origin}+{expected:08x}: not by the given public key")
+    if not all(ed25519_verify(public_key, text.encode(), sig) for sig in own):
+        raise Invalid(f"{what}: bad signature: this is not the operator's checkpoint")
+    return {
+        "v": 3, "origin": origin, "size": size, "root": root.hex(), "time": found.group(4),
+        "key_id": f"{expected:08x}", "text": text, "signatures": signatures,
+    }  # fmt: skip
+
+
+def check_witnesses(cp: dict[str, Any], what: str, witnesses: Sequence[Key], minimum: int) -> str:
+    """Raises Invalid unless ``minimum`` of ``witnesses`` validly cosigned ``cp``; says who did."""
+    if not witnesses:
+        return ""
+    if cp.get("v") != 3:
+        raise Invalid(f"{what}: a version {cp.get('v', 1)} checkpoint carries no witness cosignatures")
+    cosigned = []
+    for name, key_id, public_key in witnesses:
+        lines = [sig for n, i, sig in cp["signatures"] if (n, i) == (name, key_id)]
+        if not lines:
+            continue
+        for sig in lines:
+            stamp = int.from_bytes(sig[:8], "big")
+            message = f"cosignature/v1\ntime {stamp}\n".encode() + cp["text"].encode()
+            if len(sig) != 72 or not ed25519_verify(public_key, message, sig[8:]):
+                raise Invalid(f"{what}: the cosignature of witness {name} does not verify: altered or forged")
+        cosigned.append(name)
+    counted = f"{len(cosigned)} of {len(witnesses)} witnesses ({', '.join(cosigned) or 'none'})"
+    if len(cosigned) < minimum:
+        raise Invalid(f"{what}: cosigned by {counted}; the policy wants at least {minimum}")
+    return f"; cosigned by {counted}, at least {minimum} required"
+
+
+def check_checkpoint(path: str, public_key: bytes, log_name: str = "") -> dict[str, Any]:
+    """The checkpoint in ``path`` if it is well formed and signed by ``public_key`` (for a v3 note:
+    under ``log_name``, if given, else under the note's own origin)."""
+    try:
+        raw = Path(path).read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Invalid(f"cannot read {path}: {exc}") from exc
+    if not raw.lstrip().startswith("{"):  # a checkpoint note as GET /checkpoint serves it
+        return check_note(raw, path, log_name, public_key)
     cp = _load(path)
+    if cp.get("v") == 3:
+        if set(cp) != {"v", "note"} or not isinstance(cp["note"], str):
+            raise Invalid(f"{path}: a version 3 checkpoint is {{'v': 3, 'note': TEXT}}")
+        return check_note(cp["note"], path, log_name, public_key)
     version = cp.get("v", 1)
     expected = _V1_FIELDS if version == 1 else _V2_FIELDS
     if type(version) is not int or version not in (1, 2) or set(cp) != expected:
@@ -290,6 +423,24 @@ def check_consistency(path: str, old: dict[str, Any], new: dict[str, Any]) -> No
         raise Invalid(f"{path}: the consistency proof fails: the new tree does not extend the old")
 
 
+def _keys(args: argparse.Namespace) -> tuple[bytes, str, list[Key], int]:
+    """The operator's key (and its name, from a vkey), the policy's witnesses and its K."""
+    text = args.public_key.strip()
+    if "+" in text:
+        log_name, _, public_key = parse_vkey(text, ED25519)
+    else:
+        if len(text) != 64 or not _HEX.fullmatch(text.lower()):
+            raise Invalid("--public-key must be 64 hex digits (a raw Ed25519 public key) or a vkey")
+        log_name, public_key = "", bytes.fromhex(text.lower())
+    witnesses = [parse_vkey(w, COSIGNATURE) for w in args.witness]
+    if len({w[2] for w in witnesses}) != len(witnesses):
+        raise Invalid("a witness is given twice (the same key)")
+    minimum = len(witnesses) if args.min_witnesses is None else args.min_witnesses
+    if (witnesses and not 1 <= minimum <= len(witnesses)) or (not witnesses and args.min_witnesses):
+        raise Invalid(f"--min-witnesses must be from 1 to the {len(witnesses)} --witness given")
+    return public_key, log_name, witnesses, minimum
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one check from the command line; 0 if it holds, 1 (with the reason) if not."""
     parser = argparse.ArgumentParser(description="Verify credit-ledger checkpoints and proofs.")
@@ -304,27 +455,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub.add_argument(f)
         if name == "inclusion":
             sub.add_argument("--checkpoint", required=True)
-        sub.add_argument("--public-key", required=True, help="the operator's Ed25519 key, hex")
+        sub.add_argument("--public-key", required=True, help="the operator's Ed25519 key: hex, or its vkey")
+        sub.add_argument("--witness", action="append", default=[], help="a witness's cosignature vkey")
+        sub.add_argument("--min-witnesses", type=int, help="how many witnesses must cosign (default: all)")
     args = parser.parse_args(argv)
     try:
-        key = args.public_key.strip().lower()
-        if len(key) != 64 or not _HEX.fullmatch(key):
-            raise Invalid("--public-key must be 64 hex digits (a raw Ed25519 public key)")
-        public_key = bytes.fromhex(key)
+        public_key, log_name, witnesses, minimum = _keys(args)
+
+        def checked(path: str) -> tuple[dict[str, Any], str]:
+            cp = check_checkpoint(path, public_key, log_name)
+            return cp, check_witnesses(cp, path, witnesses, minimum)
+
         if args.command == "checkpoint":
-            cp = check_checkpoint(args.checkpoint, public_key)
+            cp, cosigned = checked(args.checkpoint)
+            of = f"checkpoint of {cp['origin']}" if cp.get("v") == 3 else "checkpoint"
             verdict = (
-                f"checkpoint signed by key {cp['key_id']}: "
-                f"size {cp['size']}, root {cp['root']}, time {cp['time']}"
+                f"{of} signed by key {cp['key_id']}: "
+                f"size {cp['size']}, root {cp['root']}, time {cp['time']}{cosigned}"
             )
         elif args.command == "inclusion":
-            cp = check_checkpoint(args.checkpoint, public_key)
-            verdict = check_inclusion(args.proof, cp)
+            cp, cosigned = checked(args.checkpoint)
+            verdict = check_inclusion(args.proof, cp) + cosigned
         else:
-            old = check_checkpoint(args.old, public_key)
-            new = check_checkpoint(args.new, public_key)
+            (old, _), (new, cosigned) = checked(args.old), checked(args.new)
             check_consistency(args.proof, old, new)
-            verdict = f"the tree of {new['size']} leaves extends the tree of {old['size']}: append-only"
+            verdict = (
+                f"the tree of {new['size']} leaves extends the tree of {old['size']}: append-only{cosigned}"
+            )
     except Invalid as exc:
         print(f"INVALID: {exc}")
         return 1

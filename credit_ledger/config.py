@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
+
 
 class ConfigError(ValueError):
     """A setting has a value the program cannot use; the message names the variable."""
@@ -34,6 +36,8 @@ class Settings:
     scheduler_interval: float = 60.0  # seconds between the scheduler's rounds (expiry, deadlines, lapses)
     log_level: str = "WARNING"
     health_stall_seconds: float = 30.0  # behind and not moving this long: /v1/health says stalled
+    log_origin: str = DEFAULT_ORIGIN  # the log's name in its C2SP checkpoints (and its key name)
+    witnesses: str | None = None  # "VKEY URL, ...": witnesses the relay asks to cosign; None: none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -180,6 +184,20 @@ def _database_url(value: str) -> None:
     persistence_env(value)
 
 
+def _origin(value: str) -> None:
+    if not value or "+" in value or any(c.isspace() or c < " " for c in value) or len(value) > 255:
+        raise ValueError(f"must be a name with no spaces or '+' (credit-ledger.shanxi/v1), got {value!r}")
+
+
+def _witness_list(value: str) -> None:
+    from ledger.verification.policy import parse_witness_list  # noqa: PLC0415 - keep --help fast
+
+    try:
+        parse_witness_list(value)
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(exc).startswith("must") else f"is not usable: {exc}") from None
+
+
 VARIABLES: tuple[Variable, ...] = (
     Variable(
         "data_dir",
@@ -269,6 +287,25 @@ VARIABLES: tuple[Variable, ...] = (
         "/v1/health reports it stalled",
         "SECONDS",
         check=_positive_seconds,
+    ),
+    Variable(
+        "log_origin",
+        "CREDIT_LOG_ORIGIN",
+        _text,
+        "this ledger's name in its C2SP checkpoints (their origin line and key name); set it once, "
+        "before the first checkpoint: witnesses and auditors know the log by it",
+        "ORIGIN",
+        check=_origin,
+    ),
+    Variable(
+        "witnesses",
+        "CREDIT_WITNESSES",
+        _text,
+        "witnesses the relay asks to cosign each checkpoint: 'VKEY URL' pairs separated by commas "
+        "(each witness's cosignature vkey and its add-checkpoint URL prefix)",
+        "LIST",
+        check=_witness_list,
+        unset="none: checkpoints are published with the operator's signature only",
     ),
 )
 """Every CREDIT_* setting, in the order --help lists them."""

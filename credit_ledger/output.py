@@ -9,11 +9,13 @@ from typing import Any, TextIO
 import orjson
 
 
-def json_line(obj: Any, out: TextIO = sys.stdout) -> None:
-    out.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+def json_line(obj: Any, out: TextIO | None = None) -> None:
+    # sys.stdout is looked up at each call, not bound once at import: it may have been replaced since
+    (out or sys.stdout).write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
-def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], out: TextIO = sys.stdout) -> None:
+def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     materialised = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([_width(c)] + [_width(r[i]) for r in materialised]) for i, c in enumerate(columns)]
     out.write("  ".join(_pad(c, w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")

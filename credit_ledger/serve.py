@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
+import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 from contract import topics
+from credit_ledger import discovery
 from credit_ledger.compose import (
     build_ledger,
     build_projector,
@@ -22,9 +21,11 @@ from credit_ledger.compose import (
 )
 from credit_ledger.config import ConfigError, Settings, ledger_env, redacted
 from credit_ledger.output import note
+from credit_ledger.signals import run_until_signalled
 from credit_ledger.supervisor import ChildSupervisor
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
+from ledger.verification.policy import parse_witness_list
 from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
 from streams.broker import EmbeddedBroker, group_timing
@@ -127,6 +128,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             heartbeat_interval=group_timing(settings.kafka_session_timeout)["heartbeat_interval_ms"] / 1000,
             health_stall_seconds=settings.health_stall_seconds,
             scheduler_interval=settings.scheduler_interval,
+            log_origin=settings.log_origin,
         )
         read_store = build_store(settings) if http else None
         queries = build_query_service(ledger, read_store) if read_store is not None else None
@@ -153,6 +155,13 @@ def republish_checkpoints(bootstrap: str, settings: Settings) -> int:
     return send_records(
         bootstrap, topics.DIGESTS, [(cp.key_id.encode(), checkpoint_json(cp)) for cp in checkpoints]
     )
+
+
+def serving_of(running: Running) -> discovery.Serving:
+    """What clients run beside this serve need to reach it (``credit_ledger.discovery``)."""
+    s = running.settings
+    http = f"http://{s.http_host}:{s.http_port}/v1/" if running.app.conf.web_enabled else None
+    return discovery.Serving(os.getpid(), running.bootstrap, running.broker is not None, http)
 
 
 def banner(running: Running) -> None:
@@ -196,8 +205,12 @@ def serve(
             )
         running.start_intake_workers(workers - 1)
         banner(running)
+        announced = http or relay  # an intake-only worker (serve --workers N's children) is not the one
+        if announced:
+            discovery.announce(settings.data_dir, serving_of(running))
         run_worker(running.app, loglevel=loglevel if loglevel != "warning" else settings.log_level.lower())
     finally:
+        discovery.withdraw(settings.data_dir)
         running.close()
     note("credit-ledger stopped cleanly")
     return 0
@@ -208,19 +221,6 @@ def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def run_until_signalled(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run ``work(stop)`` on its own event loop; SIGTERM or SIGINT sets ``stop``, so it ends cleanly."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await work(stop)
-
-    asyncio.run(main())
 
 
 def _start_child(settings: Settings, command: str) -> str | None:
@@ -246,6 +246,8 @@ def relay(settings: Settings) -> int:
                 session_timeout=settings.kafka_session_timeout,
                 stop=stop,
                 data_dir=settings.data_dir,
+                origin=settings.log_origin,
+                witnesses=parse_witness_list(settings.witnesses or ""),
             )
         )
     return 0

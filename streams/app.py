@@ -13,6 +13,7 @@ import faust
 from contract import topics
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from streams.deadletters import DeadLetterWatch
@@ -48,6 +49,7 @@ class StreamSettings:
     # 15 s (session timeout, then the group's join). Past 30 s it is not a hand-over but a stall.
     health_stall_seconds: float = 30.0
     scheduler_interval: float = 60.0  # seconds between the scheduler's rounds on the leader
+    log_origin: str = DEFAULT_ORIGIN  # the ledger's name in its checkpoints, for the public key's vkey
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,6 +138,7 @@ def create_app(
                 health_stall_seconds=settings.health_stall_seconds,
                 dead_letters=dead_letters,
                 scheduler=scheduler,
+                log_origin=settings.log_origin,
             ),
         )
     return app

@@ -1,4 +1,5 @@
-"""Checkpoints of the ledger's Merkle tree, signed and published to credit.digests by the relay."""
+"""Checkpoints of the ledger's Merkle tree, signed, cosigned by witnesses and published to
+credit.digests by the relay."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from contract import topics
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json, checkpoint_signer, moment
 from ledger.verification.merkle import Checkpoint, CheckpointSigner
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from ledger.verification.transparency import LedgerTree
+from streams.witnessing import WitnessClient
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,10 @@ def default_data_dir() -> Path:
 class CheckpointPublisher:
     """Signs a checkpoint of the ledger's tree every N new events or T seconds, whichever comes first.
 
-    Only when the tree grew. Each checkpoint is sent to ``credit.digests`` keyed by the signing key's
-    id, and once acknowledged it is appended to ``DATA_DIR/checkpoints.jsonl``. The tree is caught
+    Only when the tree grew. Each checkpoint is a C2SP checkpoint note of the log ``origin`` (a
+    version 3 checkpoint); with ``witnesses``, each is first sent to them with a consistency proof,
+    and the cosignatures they give are added to the note. Then it is sent to ``credit.digests``
+    keyed by its key id, and once acknowledged appended to ``DATA_DIR/checkpoints.jsonl``. The tree is caught
     up from the store on a thread of its own, ``chunk`` events at a time, so neither the event loop
     nor the relay waits long; while a backlog is being read nothing is published, so a restart over
     a large ledger publishes one checkpoint at the end rather than one per chunk.
@@ -60,6 +65,8 @@ class CheckpointPublisher:
         executor: Executor | None = None,
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        origin: str = DEFAULT_ORIGIN,
+        witnesses: WitnessClient | None = None,
     ) -> None:
         self.ledger = ledger
         self.send = send
@@ -73,6 +80,8 @@ class CheckpointPublisher:
         self.checkpoints = CheckpointLog.in_dir(self.data_dir)
         self.published = 0
         self.last: Checkpoint | None = None
+        self.origin = origin
+        self.witnesses = witnesses
         self._signer = signer
         self._executor = executor
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -114,14 +123,22 @@ class CheckpointPublisher:
             await self._run(self._start)
         await self._run(self.tree.catch_up)
         assert self._signer is not None  # set by _start
-        cp = self.tree.checkpoint(self._signer, self._clock())
+        cp = self.tree.checkpoint(self._signer, self._clock(), origin=self.origin)
+        if self.witnesses is not None:
+            cp = cp.cosigned(await self.witnesses.cosign(cp, self._prove))
         ack = await self.send(self.topic, cp.key_id.encode(), checkpoint_json(cp))
         await ack
         await self._run(self.checkpoints.append, cp)
         self.last, self._last_at = cp, self._monotonic()
         self.published += 1
-        log.info("published checkpoint size=%d root=%s", cp.size, cp.root)
+        cosigned = len(cp.cosignatures)
+        log.info("published checkpoint size=%d root=%s cosignatures=%d", cp.size, cp.root, cosigned)
         return cp
+
+    async def _prove(self, old: int, new: int) -> list[bytes]:
+        """The consistency proof a witness is sent, from the tree (on the tree's thread)."""
+        proof: list[bytes] = await self._run(self.tree.log.consistency_proof, old, new)
+        return proof
 
     def _start(self) -> CheckpointSigner:
         """Load the key (writing one on first use) and learn the last checkpoint this key signed.
@@ -130,7 +147,7 @@ class CheckpointPublisher:
         """
         if self._signer is None:
             self._signer = checkpoint_signer(self.data_dir)
-        self.last = self.checkpoints.latest(self._signer.key_id)
+        self.last = self.checkpoints.latest(self._signer.signed)
         self._last_at = float("-inf")
         if self.last is not None:
             age = (self._clock() - moment(self.last.time)).total_seconds()

@@ -24,7 +24,7 @@ from ledger.application.queries import Answer
 from ledger.domain.errors import error_body
 from streams.parts import WorkerParts
 from streams.web.api import Api
-from streams.web.calls import NONE, REQUIRED, ApiError, Call, Reply, Route
+from streams.web.calls import JSON, NONE, REQUIRED, ApiError, Call, Reply, Route
 from streams.web.openapi import operation_id
 from streams.web.proofs import ProofService
 from streams.web.queries import reply
@@ -54,7 +54,7 @@ def register_views(app: faust.App, parts: WorkerParts, routes: Iterable[Route] =
     _configure_web(app, max_body=max((r.max_body for r in served), default=0))
     api = Api(
         parts,
-        ProofService(parts.ledger, parts.data_dir),
+        ProofService(parts.ledger, parts.data_dir, origin=parts.log_origin),
         served,
         max_item_bytes=int(app.conf.producer_max_request_size) - RECORD_OVERHEAD,
     )
@@ -63,11 +63,11 @@ def register_views(app: faust.App, parts: WorkerParts, routes: Iterable[Route] =
         if route.auth != NONE and route.endpoint is None:
             raise ValueError(f"{route.method} {route.path} reads a key, so it needs its query-register name")
         by_path.setdefault(route.path, []).append(route)
-    for path, group in by_path.items():
+    for group in by_path.values():
         if group[0].registered_by is not None:
             group[0].registered_by(app, parts)
         else:
-            app.page(path)(_view(api, group))
+            app.page(group[0].pattern)(_view(api, group))
     return api
 
 
@@ -98,7 +98,11 @@ def _view(api: Api, group: list[Route]) -> type[View]:
 def _method(api: Api, route: Route) -> Callable[..., Awaitable[Response]]:
     async def handle(self: View, request: Request, **params: str) -> Response:
         answer = await dispatch(api, route, request, params)
-        return self.json(answer.body, status=answer.status, headers=dict(answer.headers) or None)
+        headers = dict(answer.headers)
+        if answer.content_type != JSON:  # in the header: aiohttp takes no charset in content_type
+            headers["Content-Type"] = answer.content_type
+            return self.bytes(answer.body, status=answer.status, headers=headers)
+        return self.json(answer.body, status=answer.status, headers=headers or None)
 
     return handle
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from projections.store import ProjectionStore
 from streams.deadletters import DeadLetterWatch
 from streams.intake import Intake
@@ -29,3 +30,4 @@ class WorkerParts:
     health_stall_seconds: float = 30.0
     dead_letters: DeadLetterWatch | None = None  # credit.dead-letters as health reports it
     scheduler: Scheduler | None = None  # runs on this worker while it is the Faust app's leader
+    log_origin: str = DEFAULT_ORIGIN  # the ledger's name in its C2SP checkpoints (the public key's vkey)

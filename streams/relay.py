@@ -25,10 +25,13 @@ from contract.deadletters import RELAY, Source
 from contract.messages import ledger_message, outcome_message
 from ledger.application.service import CreditLedger
 from ledger.domain.outcomes import REJECTED
+from ledger.verification.policy import WitnessEndpoint
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from streams.digests import CheckpointPublisher
 from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
 from streams.producing import MAX_BATCH_BYTES, MAX_REQUEST_BYTES, start_producer
 from streams.runner import Lease, wait_or_stop
+from streams.witnessing import WitnessClient
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +338,8 @@ async def run_relay_process(
     interval: float = 0.05,
     stop: asyncio.Event | None = None,
     data_dir: Path | None = None,
+    origin: str = DEFAULT_ORIGIN,
+    witnesses: Sequence[WitnessEndpoint] = (),
 ) -> None:
     """Run the relay as its own process, so its work uses a core the intake does not.
 
@@ -344,12 +349,20 @@ async def run_relay_process(
     A failed publish ends the process (serve restarts it), and the next relay resumes after the
     last position saved, so nothing unacknowledged is ever counted as published; a record the
     broker will never take is parked on credit.dead-letters instead, and the relay goes on.
+    The leader also signs checkpoints of the log ``origin`` and has ``witnesses`` cosign them
+    (``streams.digests``); while it waits for witnesses (at most their timeout) it relays nothing.
     """
     lease = Lease(bootstrap, topics.SUBMISSIONS, RELAY_GROUP, session_timeout=session_timeout)
     publisher = KafkaPublisher(await start_producer(bootstrap))
     await lease.start()
     relay = Relay(ledger, publisher.publish, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
-    digests = CheckpointPublisher(ledger, publisher.send, data_dir=data_dir)
+    digests = CheckpointPublisher(
+        ledger,
+        publisher.send,
+        data_dir=data_dir,
+        origin=origin,
+        witnesses=WitnessClient(witnesses) if witnesses else None,
+    )
     stop = stop or asyncio.Event()
     try:
         while not stop.is_set():

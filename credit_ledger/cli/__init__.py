@@ -17,6 +17,7 @@ from credit_ledger.cli import (
     process_commands,
     proof_commands,
     read_commands,
+    witness_commands,
 )
 from credit_ledger.cli.shared import Group, UserError, examples
 from credit_ledger.config import VARIABLES, ConfigError
@@ -65,6 +66,7 @@ for module in (
     read_commands,
     audit_commands,
     proof_commands,
+    witness_commands,
     access_commands,
 ):
     for subcommand in module.COMMANDS:

@@ -178,10 +178,17 @@ def queries(
     for row in answer.body["queries"]:
         json_line(row)
     for hint in answer.body["hints"]:
-        note(f"hint: {hint}")
+        note(hint_line(hint))
     return 0
 
 
 audit.add_command(queries)
 
 COMMANDS = (keys, audit)
+
+
+def hint_line(hint: dict[str, object]) -> str:
+    """One anomaly hint as a person reads it: what, who, the figures, the rule (JSON is on stdout)."""
+    kind, rule = hint.get("hint"), hint.get("rule")
+    figures = ", ".join(f"{k} {v}" for k, v in hint.items() if k not in ("hint", "rule"))
+    return f"hint ({kind}): {figures}; rule: {rule}"

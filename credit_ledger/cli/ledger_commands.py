@@ -1,4 +1,4 @@
-"""Commands on the ledger itself, without Kafka: apply, file, schema."""
+"""Commands on the ledger itself, without Kafka: apply, file, schema, purposes."""
 
 from __future__ import annotations
 
@@ -110,13 +110,59 @@ def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
     return 0
 
 
-@command("schema", "print the submission JSON Schema", "credit-ledger schema > submission.schema.json")
-def schema() -> int:
-    """Print the JSON Schema every submission is validated against, as one JSON line."""
-    from ledger.application.submissions import submission_schema  # noqa: PLC0415
+@command(
+    "schema",
+    "print the submission JSON Schema, or the shipped example submissions",
+    "credit-ledger schema > submission.schema.json",
+    "credit-ledger schema --examples > examples.jsonl   # one example per action, JSON lines",
+)
+@click.option(
+    "--examples",
+    "print_examples",
+    is_flag=True,
+    help="print the example submissions (one per action) as JSON lines instead",
+)
+def schema(print_examples: bool) -> int:
+    """Print the JSON Schema every submission is validated against, as one JSON line; with
+    --examples, the example submissions shipped with it (ledger/schema/examples), one per line,
+    ready for publish, apply or POST /v1/submissions."""
+    from ledger.application.submissions import example_submissions, submission_schema  # noqa: PLC0415
 
+    if print_examples:
+        for example in example_submissions():
+            json_line(example)
+        return 0
     json_line(submission_schema())
     return 0
 
 
-COMMANDS = (apply, file, schema)
+@command(
+    "purposes",
+    "list the query purposes a status query may state, and what each needs",
+    "credit-ledger purposes",
+    "credit-ledger purposes --json",
+)
+@with_settings("catalogue")
+@json_option()
+def purposes(settings: Settings, as_json: bool) -> int:
+    """The catalogue's query purposes (the edition in force today): the name a status query gives
+    with --purpose, what it needs (a legal basis, the subject's authorisation, or either), its title."""
+    from credit_ledger.compose import build_catalogue  # noqa: PLC0415
+
+    rows = [
+        {
+            "purpose": name,
+            "needs": rule.get("needs", "basis_or_authorisation"),
+            "title": rule.get("title", ""),
+        }
+        for name, rule in sorted(build_catalogue(settings).latest.query_purposes.items())
+    ]
+    if as_json:
+        for row in rows:
+            json_line(row)
+        return 0
+    table(rows, ["purpose", "needs", "title"])
+    return 0
+
+
+COMMANDS = (apply, file, schema, purposes)

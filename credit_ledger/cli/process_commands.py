@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from credit_ledger.cli.shared import EVERY_SETTING, KAFKA, LEDGER, command, json_option, with_settings
+from credit_ledger.cli.shared import (
+    EVERY_SETTING,
+    KAFKA,
+    LEDGER,
+    UserError,
+    command,
+    json_option,
+    with_settings,
+)
 from credit_ledger.config import Settings
 
 
@@ -86,12 +94,14 @@ def demo(
     "publish the ledger's events and outcomes to Kafka (serve starts one for you)",
     "CREDIT_KAFKA_BOOTSTRAP=127.0.0.1:46955 credit-ledger relay",
 )
-@with_settings(*LEDGER, *KAFKA, "kafka_session_timeout", "log_level")
+@with_settings(*LEDGER, *KAFKA, "kafka_session_timeout", "log_level", "log_origin", "witnesses")
 def relay(settings: Settings) -> int:
     """Publish the ledger's notification log to credit.ledger and its submission register to
     credit.outcomes and credit.rejections, in order, from tracked positions. Any number may run;
     one holds the lease (partition 0 of credit.submissions in group credit-ledger.relay) and
     publishes, the others stand by. 'serve' starts one as a child process unless --no-relay.
+    The leader also signs a checkpoint of the log --log-origin every 10,000 events or 60 s, has
+    the --witnesses cosign it, and publishes it to credit.digests.
     """
     from credit_ledger.serve import relay as run  # noqa: PLC0415 - Kafka clients are slow to import
 
@@ -115,4 +125,41 @@ def project(settings: Settings) -> int:
     return run(settings)
 
 
-COMMANDS = (serve, demo, relay, project)
+@command(
+    "serving",
+    "print where the serve running in the data dir answers: its Kafka and HTTP addresses",
+    "credit-ledger serving",
+    "credit-ledger serving --http",
+    "credit-ledger serving --kafka",
+)
+@click.option("--http", "only_http", is_flag=True, help="print only the HTTP server's root URL")
+@click.option("--kafka", "only_kafka", is_flag=True, help="print only the Kafka bootstrap address")
+@with_settings("data_dir")
+def serving(settings: Settings, only_http: bool, only_kafka: bool) -> int:
+    """Print, as one JSON line, the running serve's process id, Kafka bootstrap address (and whether
+    it is the embedded broker) and HTTP API URL, as it wrote them to DATA_DIR/serving.json. For
+    scripts, --http prints only the HTTP server's root URL (the API is under /v1/) and --kafka only
+    the broker's address. Exits 1 when no serve is running in the data dir."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from credit_ledger import discovery  # noqa: PLC0415
+    from credit_ledger.output import json_line  # noqa: PLC0415
+
+    running = discovery.read(settings.data_dir)
+    if running is None:
+        raise UserError(
+            f"no serve is running in {settings.data_dir} (--data-dir or CREDIT_DATA_DIR): start one "
+            "with 'credit-ledger serve', or give the data dir it runs in"
+        )
+    if only_http:
+        if running.http is None:
+            raise UserError(f"the serve in {settings.data_dir} serves no HTTP (--no-http)")
+        print(running.http.removesuffix("/").removesuffix("/v1"))
+    elif only_kafka:
+        print(running.kafka)
+    else:
+        json_line(asdict(running))
+    return 0
+
+
+COMMANDS = (serve, demo, relay, project, serving)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -128,9 +127,13 @@ def lists(
         for row in rows:
             json_line(row)
         return 0
+    if not rows:  # no header over nothing: say so once
+        filtered = any((domain, department, since, until))
+        note(f"no entries on the {list_name} list{' matching these filters' if filtered else ''}")
+        return 0
     columns = ["designation_id", "masked_code", "name", "department", "document_number"]
     table(rows, [*columns, "entry_date", "valid_until", "domains"])
-    note(f"{len(rows)} entries on the {list_name} list")
+    note(f"{len(rows)} {'entry' if len(rows) == 1 else 'entries'} on the {list_name} list")
     return 0
 
 
@@ -158,13 +161,17 @@ def rebuild(settings: Settings, into: Path | None) -> int:
     live views as JSON lines (subject, view, field, expected, found). Exit status 1 if any.
     """
     from credit_ledger.compose import build_catalogue, build_store, fresh_store  # noqa: PLC0415
+    from credit_ledger.progress import progress  # noqa: PLC0415
     from projections.compare import compare_stores  # noqa: PLC0415
     from streams.rebuild import rebuild_from_topic  # noqa: PLC0415
 
     bootstrap = kafka_address(settings)
     into = into or settings.data_dir / f"rebuild-{int(time.time())}"
     started = time.monotonic()
-    fresh, events = rebuild_from_topic(bootstrap, fresh_store(into), build_catalogue(settings))
+    with progress("events rebuilt") as advance:
+        fresh, events = rebuild_from_topic(
+            bootstrap, fresh_store(into), build_catalogue(settings), progress=advance
+        )
     seconds = time.monotonic() - started
     live = build_store(settings)
     diffs = compare_stores(live, fresh)  # states and every derived feed (list changes, ...)
@@ -225,6 +232,7 @@ def replay(
 
     from contract import topics  # noqa: PLC0415
     from credit_ledger.compose import build_ledger, build_store, fresh_store, store_in  # noqa: PLC0415
+    from credit_ledger.progress import progress  # noqa: PLC0415
     from projections.compare import diff_states  # noqa: PLC0415
     from projections.rebuild import write  # noqa: PLC0415
     from projections.replay import check_recorded_queries  # noqa: PLC0415
@@ -236,10 +244,6 @@ def replay(
     subject_key = str(ledger.key_of(subject)) if subject else None
     started = time.monotonic()
 
-    def progress(count: int) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write(f"\rreplayed {count:,} events ({count / (time.monotonic() - started):,.0f}/s)")
-
     # The query register first: the subjects whose answered statuses must be reproduced.
     queries = [
         orjson.loads(r.value)["body"]["record"] for r in read_topic(bootstrap, topics.QUERY_AUDIT, idle=idle)
@@ -247,15 +251,14 @@ def replay(
     if as_of is not None:
         queries = [q for q in queries if datetime.fromisoformat(q["recorded_at"]) <= as_of]
     wanted = {q["subject_key"] for q in queries if q.get("view_digest")}
-    states, histories, events = fold(
-        (orjson.loads(r.value) for r in read_topic(bootstrap, topics.LEDGER, idle=idle)),
-        as_of=as_of,
-        subject_key=subject_key,
-        keep_history_for=wanted,
-        progress=progress,
-    )
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    with progress("events replayed") as advance:
+        states, histories, events = fold(
+            (orjson.loads(r.value) for r in read_topic(bootstrap, topics.LEDGER, idle=idle)),
+            as_of=as_of,
+            subject_key=subject_key,
+            keep_history_for=wanted,
+            progress=advance,
+        )
     into = into or settings.data_dir / f"replay-{int(time.time())}"
     store = fresh_store(into)
     write(store, states, ledger.catalogue)

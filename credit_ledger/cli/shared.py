@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 from click.core import ParameterSource
 
+from credit_ledger import discovery
 from credit_ledger.config import BY_FIELD, VARIABLES, ConfigError, Settings, Variable
+from credit_ledger.output import note
 from ledger.domain.errors import LedgerError
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ Handler = Callable[..., int]
 
 EVERY_SETTING = tuple(variable.field for variable in VARIABLES if variable.option)
 LEDGER = ("data_dir", "database_url", "catalogue")  # what build_ledger reads
-KAFKA = ("kafka_bootstrap",)
+KAFKA = ("kafka_bootstrap", "data_dir")  # a client finds the serve running in its data dir
 
 
 class UserError(Exception):
@@ -84,7 +86,7 @@ def with_settings(*fields: str) -> Callable[[Handler], Handler]:
     The command is called with the Settings first: each from its option, else its CREDIT_*
     variable, else the default; the environment-only secrets from the environment.
     """
-    variables = [BY_FIELD[name] for name in fields]
+    variables = [BY_FIELD[name] for name in dict.fromkeys(fields)]  # LEDGER and KAFKA share data_dir
 
     def decorate(command: Handler) -> Handler:
         @functools.wraps(command)
@@ -227,16 +229,26 @@ api_key_option = click.option(
 
 
 def kafka_address(settings: Settings, needed_for: str | None = None) -> str:
-    """The configured Kafka bootstrap address; a UserError saying how to give it when there is none."""
+    """The configured Kafka bootstrap address, else that of the serve running in the data dir
+    (``credit_ledger.discovery``, said on stderr); a UserError saying how to give it when neither."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
+    running = discovery.read(settings.data_dir)
+    if running is not None:
+        kind = "embedded broker" if running.embedded else "Kafka"
+        note(
+            f"credit-ledger: using the {kind} at {running.kafka} of the serve running in "
+            f"{settings.data_dir} (pid {running.pid}); set CREDIT_KAFKA_BOOTSTRAP to choose another"
+        )
+        return running.kafka
     if needed_for:
         raise UserError(
             f"{needed_for} needs CREDIT_KAFKA_BOOTSTRAP or --kafka-bootstrap (the address 'serve' printed)"
         )
     raise UserError(
-        "no Kafka to talk to: set CREDIT_KAFKA_BOOTSTRAP or --kafka-bootstrap to the address "
-        "'credit-ledger serve' printed (the embedded broker lives inside that process)"
+        "no Kafka to talk to: set CREDIT_KAFKA_BOOTSTRAP or --kafka-bootstrap, or run 'credit-ledger "
+        f"serve' with this data dir ({settings.data_dir}; --data-dir or CREDIT_DATA_DIR): a client "
+        "run beside it finds its broker by itself"
     )
 
 

@@ -36,6 +36,13 @@ def submission_schema() -> dict[str, Any]:
     return schema
 
 
+def example_submissions() -> list[dict[str, Any]]:
+    """The example submissions shipped with the schema, one per action, in file-name order."""
+    folder = resources.files("ledger") / "schema" / "examples"
+    names = sorted(item.name for item in folder.iterdir() if item.name.endswith(".json"))
+    return [json.loads((folder / name).read_text("utf-8")) for name in names]
+
+
 @cache
 def _validator() -> Any:
     return jsonschema_rs.validator_for(submission_schema())

@@ -68,10 +68,15 @@ def decide_status(  # noqa: PLR0911 - one return per rule, in the order the regi
             return Decision.refuse("not_own_file", "a subject may see only their own file")
         return Decision.allow("the subject's own file")
     if not purpose:
-        return Decision.refuse("purpose_required", "state a purpose from the catalogue's list")
+        return Decision.refuse(
+            "purpose_required", f"state a purpose from the catalogue: {_purpose_list(purposes)}"
+        )
     rule = purposes.get(purpose)
     if rule is None:
-        return Decision.refuse("unknown_purpose", f"purpose {purpose!r} is not in the catalogue")
+        return Decision.refuse(
+            "unknown_purpose",
+            f"purpose {purpose!r} is not in the catalogue; it lists {_purpose_list(purposes)}",
+        )
     if subject_kind == "organisation":
         return Decision.allow(f"organisation status for {purpose}")
     needs = rule.get("needs", "basis_or_authorisation")
@@ -92,6 +97,11 @@ def decide_status(  # noqa: PLR0911 - one return per rule, in the order the regi
         needs, "a legal basis or the subject's authorisation"
     )
     return Decision.refuse("basis_required", f"purpose {purpose!r} needs {wanted}")
+
+
+def _purpose_list(purposes: Mapping[str, Mapping[str, Any]]) -> str:
+    """The purposes a requester may state (``credit-ledger purposes`` shows them with their titles)."""
+    return ", ".join(sorted(p for p in purposes if p != SELF_INQUIRY))
 
 
 def _grant_problem(

@@ -18,6 +18,7 @@ from ledger.application.service import CreditLedger
 from ledger.domain.integrity import ChainBreak, StoredEventView, verify_streams
 from ledger.verification.checkpoint_audit import anchors, check_checkpoints
 from ledger.verification.checkpoints import SourcedCheckpoint
+from ledger.verification.policy import WitnessPolicy
 from ledger.verification.problems import Problem
 from ledger.verification.register import RegisterWalk, SubmissionTally, cross_check, walk_register
 from ledger.verification.transparency import PAGE, LedgerTree, hash_in_state, stored_event_hash
@@ -51,6 +52,9 @@ def audit(
     *,
     page: int = PAGE,
     parallel: bool | None = None,
+    origin: str | None = None,
+    policy: WitnessPolicy | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """Verify everything the ledger can show: every hash chain, the tree, the register and every
     checkpoint.
@@ -62,13 +66,16 @@ def audit(
     signed by ``public_key`` (hex), no larger than the tree and equal to the tree's root at its
     size; checkpoints of one size must agree; each checkpoint, in time order, must extend the one
     before (RFC 9162 consistency, proved from the tree and verified); and a v2 checkpoint must
-    follow one that is among those read, and sign the register's link as recomputed
-    (``checkpoint_audit``). Every problem names its event (stream, version, position), its receipt
-    (position, department, submission) or its checkpoint (size, time, source).
+    follow one that is among those read, and sign the register's link as recomputed; a v3
+    checkpoint must name ``origin`` (if given), and with a witness ``policy`` every checkpoint
+    must be witnessed or covered by a later one that is (``checkpoint_audit``). Every problem
+    names its event (stream, version, position), its receipt (position, department, submission)
+    or its checkpoint (size, time, source).
 
     With ``parallel`` (the default for a store another process can open, on a machine with more
     than one core) the chains are checked in a second process while this one builds the tree and
-    walks the register: the same checks, on two cores.
+    walks the register: the same checks, on two cores. ``progress(position)`` is told how far the
+    tree has read, a page at a time.
     """
     started = time.perf_counter()
     tree = LedgerTree(ledger, page=page)
@@ -77,7 +84,7 @@ def audit(
     walked: list[RegisterWalk] = []
 
     def tree_and_register() -> None:
-        _tree_only(ledger, tree, problems, page)
+        _tree_only(ledger, tree, problems, page, progress)
         walked.append(walk_register(ledger, signed_at, page=page))
 
     if parallel is None:
@@ -86,13 +93,21 @@ def audit(
         breaks, tally = _chains_beside(ledger, tree_and_register)
     else:
         tally = SubmissionTally()
-        breaks = verify_streams(tally.tap(_scan(ledger, tree, problems, page)))
+        breaks = verify_streams(tally.tap(_scan(ledger, tree, problems, page, progress)))
         walked.append(walk_register(ledger, signed_at, page=page))
     (register,) = walked
     chain_problems = _chain_problems(ledger, breaks, page)
     problems[:0] = [*chain_problems, *register.problems, *cross_check(register, tally)]
     distinct, checked = check_checkpoints(
-        tree, checkpoints, public_key, problems, chain_problems, register.links, register.end
+        tree,
+        checkpoints,
+        public_key,
+        problems,
+        chain_problems,
+        register.links,
+        register.end,
+        origin=origin,
+        policy=policy,
     )
     seconds = time.perf_counter() - started
     return AuditReport(tree, tree.size, distinct, checked, problems, seconds, register.receipts)
@@ -133,19 +148,27 @@ def _verify_chains(env: dict[str, str], secret: bytes) -> tuple[list[ChainBreak]
         mine.close()
 
 
-def _tree_only(ledger: CreditLedger, tree: LedgerTree, problems: list[Problem], page: int) -> None:
+def _tree_only(
+    ledger: CreditLedger,
+    tree: LedgerTree,
+    problems: list[Problem],
+    page: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """The tree and the order of positions, reading each stored hash without decoding the event."""
-    for position, stream, version, _topic, stored in _ordered_rows(ledger, problems, page):
+    for position, stream, version, _topic, stored in _ordered_rows(ledger, problems, page, progress):
         tree.add(position, stream, version, stored_event_hash(stored))
 
 
 def _ordered_rows(
-    ledger: CreditLedger, problems: list[Problem], page: int
+    ledger: CreditLedger, problems: list[Problem], page: int, progress: Callable[[int], None] | None = None
 ) -> Iterator[tuple[int, str, int, str, bytes]]:
     """Every stored event's row in ledger order, noting any position that does not increase."""
     last = 0
     while True:
         batch = ledger.reader.event_rows(last, page)
+        if progress is not None:
+            progress(last)
         if not batch:
             return
         for row in batch:
@@ -157,11 +180,15 @@ def _ordered_rows(
 
 
 def _scan(
-    ledger: CreditLedger, tree: LedgerTree, problems: list[Problem], page: int
+    ledger: CreditLedger,
+    tree: LedgerTree,
+    problems: list[Problem],
+    page: int,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[StoredEventView]:
     """Every stored event decoded for the chain check, appending each one's leaf on the way."""
     decode = ledger.mapper.transcoder.decode
-    for n_id, stream, version, topic, stored in _ordered_rows(ledger, problems, page):
+    for n_id, stream, version, topic, stored in _ordered_rows(ledger, problems, page, progress):
         try:
             state = decode(stored)
         except Exception as exc:  # any corruption of the stored bytes is reported, not raised

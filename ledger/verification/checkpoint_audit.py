@@ -5,7 +5,12 @@ Every checkpoint gathered (from the data dir's file, ``credit.digests``, anywher
 however many sources hold it. A v2 checkpoint names the one filed before it (``prev``): a
 checkpoint that names one found in none of the sources shows that a checkpoint was deleted from
 them. A v2 checkpoint also signs the register's newest receipt (position and chain link): the
-register as recomputed must still have that link at that position.
+register as recomputed must still have that link at that position. A v3 checkpoint (a C2SP
+checkpoint note) must name this ledger's origin; with a witness policy, each checkpoint must be
+cosigned by enough of its witnesses, or be covered by a later checkpoint that is (both matching
+the recomputed tree, the later one extends it). Copies of one v3 checkpoint from different
+sources (the file, credit.digests, a witness, the HTTP API) count once, with every cosignature
+any of them carries.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 from ledger.domain.outcomes import RECEIPT_GENESIS
 from ledger.verification.checkpoints import KEY_FILE, KEY_VARIABLE, SourcedCheckpoint, moment
 from ledger.verification.merkle import verify_consistency
+from ledger.verification.notes import ED25519, NoteSignature, note_key_id
+from ledger.verification.policy import WitnessPolicy
 from ledger.verification.problems import Problem
 from ledger.verification.signed import NO_PREVIOUS, Checkpoint, checkpoint_hash, key_id, verify_checkpoint
 from ledger.verification.transparency import LedgerTree
@@ -57,19 +64,27 @@ def check_checkpoints(
     chain_problems: Sequence[Problem],
     register: Mapping[int, str] | None = None,
     register_end: int = 0,
+    *,
+    origin: str | None = None,
+    policy: WitnessPolicy | None = None,
 ) -> tuple[int, int]:
     """Append the checkpoints' problems; return (distinct checkpoints, consistency proofs checked).
 
     ``register`` holds the recomputed register's chain link at each position a v2 checkpoint
-    signs (see :func:`anchors`), and ``register_end`` its newest receipt's position.
+    signs (see :func:`anchors`), and ``register_end`` its newest receipt's position. ``origin``
+    is this ledger's log name, which every v3 checkpoint must carry (None: any); ``policy`` the
+    witnesses whose cosignatures are required.
     """
     merged: dict[Checkpoint, list[str]] = {}
+    cosigned: dict[Checkpoint, list[NoteSignature]] = {}
     for s in sourced:
         if s.checkpoint is None:
             message = f"{s.source}: not a checkpoint: {s.error}"
             problems.append(Problem("checkpoint_malformed", message, {"source": s.source}))
         else:
             merged.setdefault(s.checkpoint, []).append(s.source)
+            cosigned.setdefault(s.checkpoint, []).extend(s.checkpoint.cosignatures)
+    merged = {cp.cosigned(cosigned[cp]): sources for cp, sources in merged.items()}
     if not merged:
         return 0, 0
     if public_key is None:
@@ -82,40 +97,53 @@ def check_checkpoints(
             )
         )
         return len(merged), 0
-    valid = _signed(merged, public_key, problems)
+    valid = _signed(merged, public_key, origin, problems)
     _conflicts(valid, problems)
     _chain(valid, merged, problems)
     _anchored(valid, register or {}, register_end, problems)
     breaks_at = [p.details["position"] for p in chain_problems if p.details.get("position") is not None]
     bad: set[Checkpoint] = set()
-    agreed = 0  # the largest size so far at which a checkpoint matches the recomputed tree
+    agreed: Sourced | None = None  # the largest checkpoint so far that matches the recomputed tree
     for cp, sources in valid:
         if cp.size <= tree.size and tree.root(cp.size).hex() == cp.root:
-            agreed = cp.size
+            agreed = (cp, sources)
         else:
             bad.add(cp)
             problems.append(_mismatch(tree, cp, sources, agreed, breaks_at))
+    if policy is not None:
+        _witnessed(valid, bad, policy, problems)
     return len(merged), _consistency(tree, valid, bad, problems)
 
 
-def _signed(
-    merged: Mapping[Checkpoint, list[str]], public_key: str, problems: list[Problem]
-) -> list[Sourced]:
-    """The checkpoints validly signed by ``public_key``, by size then time; the others are problems."""
+def _operator_id(cp: Checkpoint, public_key: str) -> str:
+    """The key id the operator's key has in ``cp``'s version (a v3 note's depends on its origin)."""
     try:
-        operator = key_id(bytes.fromhex(public_key))
+        raw = bytes.fromhex(public_key)
     except ValueError:
-        operator = "(not a key)"
+        return "(not a key)"
+    if cp.origin is None:
+        return key_id(raw)
+    return f"{note_key_id(cp.origin, ED25519, raw):08x}"
+
+
+def _signed(
+    merged: Mapping[Checkpoint, list[str]], public_key: str, origin: str | None, problems: list[Problem]
+) -> list[Sourced]:
+    """The checkpoints validly signed by ``public_key`` (and naming ``origin``, for v3), by size
+    then time; the others are problems."""
     valid: list[Sourced] = []
     for cp, sources in merged.items():
-        if verify_checkpoint(cp, public_key):
+        operator = _operator_id(cp, public_key)
+        foreign = cp.origin is not None and origin is not None and cp.origin != origin
+        if not foreign and verify_checkpoint(cp, public_key):
             valid.append((cp, sources))
             continue
-        reason = (
-            f"signed by key {cp.key_id}, not by the operator's key {operator}"
-            if cp.key_id != operator
-            else "its signature is not valid: the checkpoint was altered or forged"
-        )
+        if foreign:
+            reason = f"it is a checkpoint of the log {cp.origin}, not of this ledger's {origin}"
+        elif cp.key_id != operator:
+            reason = f"signed by key {cp.key_id}, not by the operator's key {operator}"
+        else:
+            reason = "its signature is not valid: the checkpoint was altered or forged"
         message = f"{_named(cp, sources)}: {reason}"
         problems.append(Problem("checkpoint_signature", message, _cp_details(cp, sources)))
     valid.sort(key=lambda item: (item[0].size, moment(item[0].time)))
@@ -167,13 +195,18 @@ def _consistency(
 
 
 def _mismatch(
-    tree: LedgerTree, cp: Checkpoint, sources: Sequence[str], agreed: int, breaks_at: Sequence[int]
+    tree: LedgerTree,
+    cp: Checkpoint,
+    sources: Sequence[str],
+    vouched: Sourced | None,
+    breaks_at: Sequence[int],
 ) -> Problem:
     """The problem of a validly signed checkpoint that the recomputed tree does not match, located.
 
-    Every leaf before ``agreed`` is vouched for by a matching checkpoint, so the change lies in
-    leaves ``agreed`` to ``cp.size - 1`` of the current tree.
+    Every leaf before the size of ``vouched`` (the largest smaller checkpoint that matches) is
+    vouched for, so the change lies in leaves from there to ``cp.size - 1`` of the current tree.
     """
+    agreed = vouched[0].size if vouched is not None else 0
     end = min(cp.size, tree.size)
     positions = tree.positions(agreed, end)
     before = tree.position_at(agreed - 1) if agreed else 0
@@ -185,6 +218,7 @@ def _mismatch(
         "first_position": positions[0] if positions else None,
         "last_position": positions[-1] if positions else None,
         "missing_positions": gaps,
+        "agrees_with": _cp_details(*vouched) if vouched is not None else None,
     }
     if cp.size > tree.size:
         lost = cp.size - tree.size
@@ -204,8 +238,8 @@ def _mismatch(
         if positions
         else f"the events after leaf {agreed - 1}"
     )
-    vouched = f"the checkpoint of size {agreed} still matches, so " if agreed else ""
-    text = f"{head}; {vouched}an event in {where} was altered, removed, inserted or reordered"
+    still = f"the {_named(*vouched)} still matches, so " if vouched is not None else ""
+    text = f"{head}; {still}an event in {where} was altered, removed, inserted or reordered"
     if gaps:
         text += "; positions missing there: " + ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in gaps)
     hits = [p for p in breaks_at if (positions and positions[0] <= p <= positions[-1])]
@@ -214,17 +248,22 @@ def _mismatch(
     return Problem(kind, text, details)
 
 
+def _kafka(source: str) -> bool:
+    return "@" in source and not source.startswith(("witness ", "http://", "https://"))
+
+
+def _where(source: str) -> str:
+    """The source a checkpoint was read from, without its line, offset or item number."""
+    if source.startswith(("witness ", "http://", "https://")):
+        return source.split("#", maxsplit=1)[0]
+    return source.split("/", maxsplit=1)[0] if _kafka(source) else source.rsplit(":", 1)[0]
+
+
 def _chain(valid: Sequence[Sourced], merged: Mapping[Checkpoint, list[str]], problems: list[Problem]) -> None:
     """Each validly signed v2 checkpoint must follow one that is here (or be first in its file)."""
     known = {checkpoint_hash(cp) for cp in merged}
-    read = sorted(
-        {
-            source.rsplit(":", 1)[0] if "@" not in source else source.split("/")[0]
-            for sources in merged.values()
-            for source in sources
-        }
-    )
-    from_kafka = any("@" in source for sources in merged.values() for source in sources)
+    read = sorted({_where(source) for sources in merged.values() for source in sources})
+    from_kafka = any(_kafka(source) for sources in merged.values() for source in sources)
     hint = "" if from_kafka else "; a checkpoint signed on another host is on credit.digests (--from-kafka)"
     for cp, sources in valid:
         prev = cp.prev or NO_PREVIOUS
@@ -273,3 +312,44 @@ def _anchored(
                 },
             )
         )
+
+
+def _witnessed(
+    valid: Sequence[Sourced], bad: set[Checkpoint], policy: WitnessPolicy, problems: list[Problem]
+) -> None:
+    """Each validly signed checkpoint meets ``policy``, or a later one that does covers it (both
+    matching the recomputed tree, so the later extends it); a cosignature that does not verify is
+    a problem of its own (it is not counted)."""
+    met: list[Checkpoint] = []
+    for cp, sources in valid:
+        cosigners = policy.cosigners(cp)
+        for witness in cosigners.invalid:
+            message = (
+                f"{_named(cp, sources)}: the cosignature of witness {witness.name} does not verify "
+                "under its key: it was altered or forged"
+            )
+            problems.append(
+                Problem(
+                    "checkpoint_cosignature", message, {**_cp_details(cp, sources), "witness": witness.name}
+                )
+            )
+        if len(cosigners.valid) >= policy.minimum:
+            met.append(cp)
+    for cp, sources in valid:
+        if cp in met or (cp not in bad and any(w.size >= cp.size and w not in bad for w in met)):
+            continue
+        cosigners = policy.cosigners(cp)
+        names = ", ".join(w.name for w in cosigners.valid) or "none"
+        missing = ", ".join(w.name for w in (*cosigners.missing, *cosigners.invalid))
+        message = (
+            f"{_named(cp, sources)} is cosigned by {len(cosigners.valid)} of the witnesses where the policy "
+            f"wants {policy.describe()} (cosigned by: {names}; not by: {missing}), and no later checkpoint "
+            "that meets the policy covers it"
+        )
+        details = {
+            **_cp_details(cp, sources),
+            "cosigned_by": [w.name for w in cosigners.valid],
+            "not_cosigned_by": [w.name for w in (*cosigners.missing, *cosigners.invalid)],
+            "required": policy.minimum,
+        }
+        problems.append(Problem("witness_policy", message, details))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,44 +56,57 @@ def key_source(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
     return KEY_VARIABLE if env.get(KEY_VARIABLE) else str(data_dir / KEY_FILE)
 
 
-def configured_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner | None:
-    """The operator's signer from ``CREDIT_CHECKPOINT_KEY`` or the data dir's seed file, if either exists."""
+def configured_seed(
+    data_dir: Path, file_name: str, variable: str, environ: Mapping[str, str] | None = None
+) -> bytes | None:
+    """A 32-byte seed from the environment ``variable`` or the data dir's ``file_name``, if either is set."""
     env = os.environ if environ is None else environ
-    raw = env.get(KEY_VARIABLE)
-    previous = CheckpointLog.in_dir(data_dir).last
+    raw = env.get(variable)
     if raw:
-        return CheckpointSigner(_seed(raw, KEY_VARIABLE), previous=previous)
-    path = data_dir / KEY_FILE
+        return _seed(raw, variable)
+    path = data_dir / file_name
     if not path.exists():
         return None
-    return CheckpointSigner(_seed(path.read_text("ascii"), str(path)), previous=previous)
+    return _seed(path.read_text("ascii"), str(path))
 
 
-def checkpoint_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner:
-    """The operator's signer; without a configured key, a new seed is written to the data dir (0600).
+def seed_file(data_dir: Path, file_name: str) -> bytes:
+    """The seed in the data dir's ``file_name``, written there first (mode 0600) if there is none.
 
     The file is created whole or not at all (written aside, then linked into place), so two
     processes starting together end up with the same key.
     """
+    path = data_dir / file_name
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        aside = data_dir / f".{file_name}.{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(generate_seed().hex() + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+                os.link(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+    return _seed(path.read_text("ascii"), str(path))
+
+
+def configured_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner | None:
+    """The operator's signer from ``CREDIT_CHECKPOINT_KEY`` or the data dir's seed file, if either exists."""
+    seed = configured_seed(data_dir, KEY_FILE, KEY_VARIABLE, environ)
+    if seed is None:
+        return None
+    return CheckpointSigner(seed, previous=CheckpointLog.in_dir(data_dir).last)
+
+
+def checkpoint_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner:
+    """The operator's signer; without a configured key, a new seed is written to the data dir (0600)."""
     signer = configured_signer(data_dir, environ)
     if signer is not None:
         return signer
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / KEY_FILE
-    aside = data_dir / f".{KEY_FILE}.{os.getpid()}.{threading.get_ident()}"
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(generate_seed().hex() + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
-            os.link(aside, path)
-    finally:
-        aside.unlink(missing_ok=True)
-    return CheckpointSigner(
-        _seed(path.read_text("ascii"), str(path)), previous=CheckpointLog.in_dir(data_dir).last
-    )
+    return CheckpointSigner(seed_file(data_dir, KEY_FILE), previous=CheckpointLog.in_dir(data_dir).last)
 
 
 # --- Checkpoint files ---------------------------------------------------------------------------
@@ -182,9 +195,13 @@ class CheckpointLog:
                 tail = lines[0] if end > 0 and lines else b""
         return None
 
-    def latest(self, key: str | None = None) -> Checkpoint | None:
-        """The last well-formed checkpoint in the file (signed by key id ``key``, if given)."""
-        found = [cp for cp in self.checkpoints() if key is None or cp.key_id == key]
+    def latest(self, key: str | Callable[[Checkpoint], bool] | None = None) -> Checkpoint | None:
+        """The last well-formed checkpoint in the file (of key id ``key``, or for which ``key``
+        holds when it is a test such as ``CheckpointSigner.signed``, if given)."""
+        if isinstance(key, str):
+            found = [cp for cp in self.checkpoints() if cp.key_id == key]
+        else:
+            found = [cp for cp in self.checkpoints() if key is None or key(cp)]
         return found[-1] if found else None
 
     def find(self, size: int) -> Checkpoint | None:

@@ -185,6 +185,15 @@ class MerkleLog:
         proof.reverse()
         return proof
 
+    def subtree_hashes(self, height: int, first: int, count: int) -> bytes:
+        """The roots of ``count`` consecutive perfect subtrees of ``height``, from the ``first``-th
+        (each covers ``2**height`` leaves), concatenated: what a hash tile holds."""
+        row = self._levels[height] if 0 <= height < len(self._levels) else bytearray()
+        if first < 0 or count < 0 or (first + count) * HASH_SIZE > len(row):
+            msg = f"the tree of {self._size} leaves has no {count} subtrees of height {height} from {first}"
+            raise LookupError(msg)
+        return bytes(row[first * HASH_SIZE : (first + count) * HASH_SIZE])
+
     def _perfect(self, start: int, width: int) -> bytes:
         """The cached hash of the aligned perfect subtree ``[start, start + width)``."""
         level = width.bit_length() - 1

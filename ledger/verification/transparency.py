@@ -22,6 +22,7 @@ from ledger.verification.merkle import (
     leaf_hash,
     ledger_leaf,
 )
+from ledger.verification.tiles import Tile, tile_data
 
 PAGE = 5000
 
@@ -279,12 +280,21 @@ class LedgerTree:
             path = self.log.consistency_proof(old_size, new_size)
             return {"old_size": old_size, "new_size": new_size, "path": [p.hex() for p in path]}
 
-    def checkpoint(self, signer: CheckpointSigner, now: datetime | None = None) -> Checkpoint:
-        """A v2 checkpoint of the whole tree as it is, and of the register's newest receipt (its
-        position and chain link, read now), signed by ``signer`` at ``now``."""
+    def checkpoint(
+        self, signer: CheckpointSigner, now: datetime | None = None, *, origin: str | None = None
+    ) -> Checkpoint:
+        """A checkpoint of the whole tree as it is, and of the register's newest receipt (its
+        position and chain link, read now), signed by ``signer`` at ``now``: a v3 checkpoint (a
+        C2SP checkpoint note) of the log named ``origin``, or without one a v2 checkpoint."""
         receipts = self.ledger.reader.receipt_head()
         with self._lock:
-            return signer.sign(self.size, self.log.root(), now or datetime.now(UTC), receipts=receipts)
+            moment = now or datetime.now(UTC)
+            return signer.sign(self.size, self.log.root(), moment, receipts=receipts, origin=origin)
+
+    def tile(self, tile: Tile) -> bytes:
+        """The hashes of a tlog-tiles tile of the tree as it is (LookupError if it is not full yet)."""
+        with self._lock:
+            return tile_data(self.log, tile)
 
     def _event_ids(self) -> array[int]:
         """The first 64 bits of every leaf's event id, by leaf index (read from the store once)."""

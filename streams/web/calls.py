@@ -20,13 +20,17 @@ NONE, OPTIONAL, REQUIRED = "none", "optional", "required"
 """Route.auth: no key read; a key accepted but the public served too; a key needed (role checked)."""
 
 
+JSON = "application/json"
+
+
 @dataclass(frozen=True)
 class Reply:
-    """A handler's answer: an HTTP status and a JSON body."""
+    """A handler's answer: an HTTP status and a JSON body (or bytes, with another content type)."""
 
     status: int
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str = JSON
 
 
 class ApiError(Exception):
@@ -71,6 +75,18 @@ class Route:
     description: str = ""
     registered_by: Callable[[faust.App, WorkerParts], None] | None = None
     """For a view another module registers itself (health): called instead of ``handler``."""
+    media_type: str = JSON
+    """The content type of its successful answers (its refusals are JSON)."""
+    matches: Mapping[str, str] = field(default_factory=dict)
+    """A regular expression a path parameter matches (default: one path segment)."""
+
+    @property
+    def pattern(self) -> str:
+        """The path as the router matches it: each parameter with its expression, if it has one."""
+        path = self.path
+        for name, expression in self.matches.items():
+            path = path.replace(f"{{{name}}}", f"{{{name}:{expression}}}")
+        return path
 
     @property
     def needs_queries(self) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import version
 from typing import Any
 
-from streams.web.calls import NONE, OPTIONAL, Route
+from streams.web.calls import JSON, NONE, OPTIONAL, Route
 from streams.web.schemas import schemas
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
@@ -44,8 +44,11 @@ def operation(route: Route) -> dict[str, Any]:
         if schema is None and status >= 400:
             schema = {"$ref": "#/components/schemas/Error"}
         response: dict[str, Any] = {"description": description}
-        if schema is not None:
-            response["content"] = {"application/json": {"schema": schema}}
+        media = route.media_type if status < 400 else JSON
+        if media != JSON:
+            response["content"] = {media: {"schema": schema} if schema is not None else {}}
+        elif schema is not None:
+            response["content"] = {JSON: {"schema": schema}}
         responses[str(status)] = response
     op: dict[str, Any] = {
         "operationId": operation_id(route),

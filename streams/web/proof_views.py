@@ -1,4 +1,4 @@
-"""Handlers of /v1/proofs/: each hands the query string to ``ProofService`` and answers what it proved."""
+"""Handlers of /v1/proofs/, /checkpoint and /tile/: each hands its input to ``ProofService``."""
 
 from __future__ import annotations
 
@@ -24,3 +24,13 @@ async def consistency(api: Api, call: Call) -> Reply:
 async def public_key(api: Api, call: Call) -> Reply:
     """The operator's Ed25519 checkpoint key and its key id."""
     return Reply(*await api.proofs.public_key())
+
+
+async def checkpoint_note(api: Api, call: Call) -> Reply:
+    """The latest checkpoint as a C2SP signed note (text/plain)."""
+    return await api.proofs.checkpoint_note()
+
+
+async def tile(api: Api, call: Call) -> Reply:
+    """A hash tile of the tree (application/octet-stream)."""
+    return await api.proofs.tile(call.params["level"], call.params["index"])

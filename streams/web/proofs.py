@@ -1,4 +1,6 @@
-"""Handlers for auditors: checkpoints and Merkle proofs under /v1/proofs/, answered by ``ProofService``."""
+"""Handlers for auditors, answered by ``ProofService``: checkpoints and Merkle proofs under
+/v1/proofs/, and the C2SP view of the same tree: ``/checkpoint`` (the latest checkpoint note) and
+``/tile/<L>/<N>[.p/<W>]`` (hash tiles, c2sp.org/tlog-tiles)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,24 @@ from typing import Any, TypeVar
 from ledger.application.service import CreditLedger
 from ledger.domain.errors import error_body
 from ledger.verification.checkpoints import CheckpointLog, KeyConfigError, configured_signer
+from ledger.verification.tiles import TilePathError, parse_tile_path
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from ledger.verification.transparency import LedgerTree, ProofRangeError, StoreChanged, UnknownEvent
+from streams.web.calls import Reply
 
 T = TypeVar("T")
 Answer = tuple[int, dict[str, Any]]
+
+NOTE = "text/plain; charset=utf-8"
+TILE = "application/octet-stream"
+MUTABLE = {"Cache-Control": "public, max-age=5"}
+"""The latest checkpoint changes: tlog-tiles asks that it not be cached beyond a few seconds."""
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+"""A tile never changes (a partial one is a prefix of the full one it becomes, under another path)."""
+NO_ENTRIES = (
+    "entry bundles are not served: each leaf names a subject key, so leaves are given one at a time "
+    "with their inclusion proofs (GET /v1/proofs/inclusion)"
+)
 
 
 class _BadQuery(ValueError):
@@ -48,9 +64,17 @@ class ProofService:
     Proof bodies are exactly the files ``auditor/auditor.py`` reads.
     """
 
-    def __init__(self, ledger: CreditLedger, data_dir: Path, *, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        ledger: CreditLedger,
+        data_dir: Path,
+        *,
+        executor: Executor | None = None,
+        origin: str = DEFAULT_ORIGIN,
+    ) -> None:
         self.ledger = ledger
         self.data_dir = data_dir
+        self.origin = origin
         self.checkpoint_log = CheckpointLog.in_dir(data_dir)
         self._tree: LedgerTree | None = None
         self._executor = executor
@@ -126,7 +150,38 @@ class ProofService:
             return 503, error_body("key_misconfigured", "", str(exc))  # the operator's to fix: not a 500
         if signer is None:
             return 404, error_body("no_key", "", "no checkpoint has been signed here yet")
-        return 200, {"algorithm": "Ed25519", "public_key": signer.public_key_hex, "key_id": signer.key_id}
+        return 200, {
+            "algorithm": "Ed25519",
+            "public_key": signer.public_key_hex,
+            "key_id": signer.key_id,
+            "origin": self.origin,
+            "vkey": str(signer.vkey(self.origin)),
+        }
+
+    async def checkpoint_note(self) -> Reply:
+        """The data dir's latest checkpoint as its C2SP signed note, cosignatures included."""
+        latest = await self._run(self.checkpoint_log.last)
+        if latest is None or latest.version < 3:
+            had = f"; the latest here is version {latest.version}" if latest is not None else ""
+            message = f"no C2SP checkpoint (version 3) has been signed here yet{had}"
+            return Reply(404, error_body("no_checkpoint", "", message))
+        return Reply(200, latest.note().encode(), MUTABLE, NOTE)
+
+    async def tile(self, level: str, index: str) -> Reply:
+        """The hash tile at ``tile/<level>/<index>`` of the tree as it is (tlog-tiles)."""
+        if level == "entries":
+            return Reply(404, error_body("not_served", "level", NO_ENTRIES))
+        try:
+            tile = parse_tile_path(level, index)
+        except TilePathError as exc:
+            return Reply(400, error_body("invalid_tile", "path", str(exc)))
+        try:
+            data = await self._run(lambda: self._caught_up().tile(tile))
+        except StoreChanged as exc:
+            return Reply(409, error_body("store_changed", "", str(exc)))
+        except LookupError as exc:
+            return Reply(404, error_body("not_in_tree", "path", f"{exc}: ask again once it has grown"))
+        return Reply(200, data, IMMUTABLE, TILE)
 
     async def _answer(self, fn: Callable[[], Answer]) -> Answer:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.health import register_health_view
-from streams.web import meta, proof_views, queries, submissions
+from streams.web import meta, proof_views, proofs, queries, submissions
 from streams.web.calls import OPTIONAL, REQUIRED, Route
 
 SMALL_BODY = 64 * 1024
@@ -274,6 +274,44 @@ ROUTES: tuple[Route, ...] = (
         proof_views.public_key,
         {200: "Key and key id", 404: "no_key: nothing signed here yet", 503: "key_misconfigured"},
         response_schemas={200: _ref("PublicKey")},
+    ),
+    Route(
+        "GET",
+        "/checkpoint",
+        "The latest checkpoint as a C2SP signed note (tlog-checkpoint), with its witnesses' cosignatures",
+        proof_views.checkpoint_note,
+        {200: "The checkpoint note", 404: "no_checkpoint: none in this form signed here yet"},
+        media_type=proofs.NOTE,
+        response_schemas={200: TEXT},
+        description="c2sp.org/tlog-tiles: the origin, the tree size, the base64 root, the lines "
+        "'credit-ledger time|receipts|prev', a blank line and the signature lines: the operator's "
+        "(named by the origin) and each witness's cosignature/v1. From the serving host's "
+        "checkpoints.jsonl; cacheable for 5 s. Verify it with Go's golang.org/x/mod/sumdb/note "
+        "and the operator's vkey (GET /v1/proofs/public-key). docs/auditing.md",
+    ),
+    Route(
+        "GET",
+        "/tile/{level}/{index}",
+        "A hash tile of the ledger's Merkle tree (tlog-tiles): full, or partial with .p/W",
+        proof_views.tile,
+        {
+            200: "256 hashes (8,192 bytes), or W of a partial tile",
+            400: "invalid_tile: not a tile path",
+            404: "not_in_tree: the tree is not that large yet; not_served: entry bundles",
+            409: "store_changed",
+        },
+        media_type=proofs.TILE,
+        matches={"index": ".+"},
+        parameters=(
+            _path("level", {**TEXT, "description": "0 to 63"}),
+            _path(
+                "index",
+                {**TEXT, "description": "3-digit elements: x001/x234/067, and .p/W for a partial tile"},
+            ),
+        ),
+        description="c2sp.org/tlog-tiles over the same RFC 9162 tree as the proofs: level 0 holds leaf "
+        "hashes, each hash of level L the root of 256**L leaves. Immutable: cacheable for a year. "
+        "Any tile the tree already holds is served; entry bundles (tile/entries/) are not.",
     ),
     Route(
         "GET",

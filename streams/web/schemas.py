@@ -101,7 +101,13 @@ def schemas() -> dict[str, Any]:
         "PublicKey": {
             "type": "object",
             "required": ["algorithm", "public_key", "key_id"],
-            "properties": {"algorithm": {"const": "Ed25519"}, "public_key": TEXT, "key_id": TEXT},
+            "properties": {
+                "algorithm": {"const": "Ed25519"},
+                "public_key": TEXT,
+                "key_id": TEXT,
+                "origin": TEXT,
+                "vkey": {**TEXT, "description": "the signed-note verifier key of the log's checkpoints"},
+            },
         },
         "Index": {
             "type": "object",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.serving import Served, issue_key, wait_for
+from tests.integration.serving import Served, answers, issue_key, wait_for
 
 PERSON = "11010519491231002X"
 RUN_TIMEOUT = 240.0
@@ -59,18 +59,10 @@ KEYED = {
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     worker = Served(tmp_path_factory.mktemp("fuzz") / "data", http=True).start()
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{worker.http_port}/v1/health"), 30, worker.describe)
+        wait_for(lambda: answers(f"http://127.0.0.1:{worker.http_port}/v1/health"), 30, worker.describe)
         yield worker
     finally:
         assert worker.stop() == 0
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5):
-            return True
-    except OSError:
-        return False
 
 
 def config(served: Served, examples: int) -> str:

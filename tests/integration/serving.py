@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,15 @@ def issue_key(served: Served, *options: str) -> str:
     )
     key: str = orjson.loads(done.stdout)["key"]
     return key
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers a GET with a success."""
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except OSError:  # refused, dead, or an HTTP error status
+        return False
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, describe: Callable[[], str] = lambda: "") -> Any:

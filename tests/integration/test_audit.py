@@ -26,7 +26,7 @@ from ledger.domain.catalogue import Catalogue
 from ledger.domain.integrity import event_id
 from ledger.domain.outcomes import RECEIPT_GENESIS, receipt_chain_hash
 from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_json, configured_signer
-from ledger.verification.merkle import Checkpoint, CheckpointSigner, checkpoint_hash, generate_seed
+from ledger.verification.merkle import Checkpoint, CheckpointSigner, checkpoint_hash, generate_seed, key_id
 from streams.admin import ensure_topics
 from streams.digests import CheckpointPublisher
 from tests.integration.kafka import BrokerUnderTest
@@ -76,9 +76,13 @@ class DataDir:
         return problems
 
     def checkpoint(self) -> dict[str, Any]:
-        code, (cp,), _ = self.run("checkpoint")
+        """What `credit-ledger checkpoint` signed: its fields, and the line it filed ("record")."""
+        code, (record,), _ = self.run("checkpoint")
         assert code == 0
-        return cp
+        cp = Checkpoint.from_dict(record)
+        assert cp.version == 3
+        fields = ("size", "root", "time", "key_id", "receipts")
+        return {"record": record, **{name: getattr(cp, name) for name in fields}}
 
     def public_key(self) -> str:
         _, (key,), _ = self.run("checkpoint-key")
@@ -208,7 +212,9 @@ def test_deleting_the_last_event_of_a_stream_escapes_the_chain_but_not_the_check
     assert removed in problem["message"]
     assert problem["agrees_up_to_size"] == early["size"]
     assert problem["missing_positions"] == [[gone, gone]]
-    assert f"the checkpoint of size {early['size']} still matches" in problem["message"]
+    still = f"the checkpoint of size {early['size']} at {early['time']} (checkpoints.jsonl:1) still matches"
+    assert still in problem["message"]  # both checkpoints named, each with where it was read
+    assert problem["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
     assert f"positions missing there: {gone}" in problem["message"]
     assert data.chains() == []  # the chains alone see nothing wrong
     assert not data.rows("originator_id = ? AND originator_version = ?", hex_id(stream), version)
@@ -303,7 +309,7 @@ def test_a_checkpoint_with_an_altered_root_or_signed_by_another_key_is_named_by_
         ["checkpoints.jsonl:3"],
         impostor.key_id,
     )
-    assert f"not by the operator's key {honest['key_id']}" in other_key["message"]
+    assert f"not by the operator's key {key_id(bytes.fromhex(data.public_key()))}" in other_key["message"]
 
 
 # --- Item 13: the register and the checkpoint file ------------------------------------------------
@@ -386,17 +392,17 @@ def test_item_13_a_line_deleted_from_the_checkpoint_file_is_named_by_verify(data
     log.path.write_bytes(lines[0] + lines[2])
 
     (problem,) = data.verify()
-    after = orjson.loads(lines[2])
+    after = Checkpoint.from_dict(orjson.loads(lines[2]))
     assert (problem["problem"], problem["sources"], problem["size"]) == (
         "checkpoint_missing",
         ["checkpoints.jsonl:2"],
-        after["size"],
+        after.size,
     )
     assert problem["prev"] == checkpoint_hash(gone)
     assert "a checkpoint was deleted" in problem["message"]
 
 
-def test_item_13_a_checkpoint_file_begun_with_version_1_lines_chains_on_in_version_2(data: DataDir) -> None:
+def test_item_13_a_checkpoint_file_begun_with_version_1_lines_chains_on_in_version_3(data: DataDir) -> None:
     data.submit(10)
     signer = configured_signer(data.path)
     assert signer is None  # the first checkpoint makes the key
@@ -409,9 +415,9 @@ def test_item_13_a_checkpoint_file_begun_with_version_1_lines_chains_on_in_versi
     log.path.write_bytes(checkpoint_json(v1) + b"\n")
     data.submit(10)
     data.checkpoint()
-    (v1_read, v2_read) = log.checkpoints()
-    assert (v1_read.version, v2_read.version) == (1, 2)
-    assert v2_read.prev == checkpoint_hash(v1_read)
+    (v1_read, v3_read) = log.checkpoints()
+    assert (v1_read.version, v3_read.version) == (1, 3)
+    assert v3_read.prev == checkpoint_hash(v1_read)
     assert data.verify() == []
 
 
@@ -469,7 +475,7 @@ def test_consistency_proofs_between_every_pair_of_checkpoints_convince_the_stand
         data.submit(n)
         checkpoints.append(data.checkpoint())
     for i, cp in enumerate(checkpoints):
-        (data.path / f"cp{i}.json").write_bytes(orjson.dumps(cp))
+        (data.path / f"cp{i}.json").write_bytes(orjson.dumps(cp["record"]))
     runs = []
     for i, j in combinations(range(len(checkpoints)), 2):
         proof = data.path / f"consistency-{i}-{j}.json"
@@ -484,6 +490,26 @@ def test_consistency_proofs_between_every_pair_of_checkpoints_convince_the_stand
     code, _, err = data.run("verify")
     assert code == 0
     assert "4 checkpoints, 3 consistency proofs;" in err
+
+
+def test_checkpoint_note_prints_the_note_it_filed_under_the_origin_checkpoint_key_names(
+    data: DataDir,
+) -> None:
+    data.submit(6)
+    origin = ["--log-origin", "credit-ledger.shanxi/v1"]
+    data.capsys.readouterr()
+    assert main(["checkpoint", "--note", *origin, "--data-dir", str(data.path)]) == 0
+    note, err = data.capsys.readouterr()
+    filed = CheckpointLog.in_dir(data.path).last()
+    assert filed is not None
+    assert Checkpoint.from_note(note) == filed
+    assert note == filed.note()
+    assert f"of credit-ledger.shanxi/v1 signed by key {filed.key_id}" in err
+    _, (key,), _ = data.run("checkpoint-key", *origin)
+    assert (key["origin"], key["vkey"].split("+")[:2]) == (
+        "credit-ledger.shanxi/v1",
+        ["credit-ledger.shanxi/v1", filed.key_id],
+    )
 
 
 def test_a_proof_for_an_event_no_checkpoint_covers_yet_is_refused_with_the_remedy(data: DataDir) -> None:

@@ -22,6 +22,7 @@ from kafka.errors import MessageSizeTooLargeError as KafkaMessageSizeTooLarge
 from contract import topics
 from credit_ledger.generator import SubmissionGenerator
 from ledger.domain.catalogue import load_catalogue
+from ledger.verification.signed import Checkpoint
 from streams.clients import publish
 from tests.conftest import example
 from tests.integration.kafka import BrokerUnderTest
@@ -158,7 +159,11 @@ def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts
         )
         # The first checkpoint is due as soon as the tree holds anything; wait for the one over all.
         signed = wait_for(
-            lambda: [d for d in records(served.bootstrap, topics.DIGESTS) if d["size"] == len(before)],
+            lambda: [
+                d
+                for d in records(served.bootstrap, topics.DIGESTS)
+                if Checkpoint.from_dict(d).size == len(before)
+            ],
             30,
             served.describe,
         )
@@ -169,12 +174,16 @@ def test_an_empty_ledger_topic_is_repopulated_after_the_embedded_broker_restarts
         after = wait_for(
             lambda: len(m := records(again.bootstrap, topics.LEDGER)) >= 6 and m, 30, again.describe
         )
-        assert [m["event_id"] for m in sorted(after, key=lambda m: m["position"])] == [
+        replayed = sorted(after, key=lambda m: m["position"])
+        assert [m["event_id"] for m in replayed[: len(before)]] == [
             m["event_id"] for m in sorted(before, key=lambda m: m["position"])
         ]
+        # Anything after them is the scheduler's, filing what has come due since (an expiry).
+        assert all(is_scheduler_command(m) for m in replayed[len(before) :])
         assert "was empty: the relay re-publishes it" in again.log.read_text()
         digests = records(again.bootstrap, topics.DIGESTS)
         assert signed[-1] in digests  # the same signed statement, back on the topic
+        assert Checkpoint.from_dict(signed[-1]).version == 3  # a C2SP checkpoint note
         assert "credit.digests was empty" in again.log.read_text()
     finally:
         assert again.stop() == 0

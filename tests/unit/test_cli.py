@@ -15,14 +15,14 @@ from credit_ledger.cli import credit_ledger, main
 from credit_ledger.config import VARIABLES, Settings
 
 LEDGER = {"--data-dir", "--database-url", "--catalogue"}
-KAFKA = {"--kafka-bootstrap"}
+KAFKA = {"--kafka-bootstrap", "--data-dir"}  # the data dir: where a running serve says its address
 EVERY = {variable.flag for variable in VARIABLES if variable.option}
 
 # The configuration options each command lists in its --help: only what it reads.
 CONFIGURATION = {
     "serve": EVERY,
     "demo": EVERY,
-    "relay": LEDGER | KAFKA | {"--kafka-session-timeout", "--log-level"},
+    "relay": LEDGER | KAFKA | {"--kafka-session-timeout", "--log-level", "--log-origin", "--witnesses"},
     "project": LEDGER | KAFKA | {"--kafka-session-timeout", "--scheduler-interval", "--log-level"},
     "publish": KAFKA,
     "outcomes": KAFKA,
@@ -30,17 +30,22 @@ CONFIGURATION = {
     "apply": LEDGER | {"--batch-size"},
     "file": LEDGER,
     "schema": set(),
+    "purposes": {"--catalogue"},
+    "serving": {"--data-dir"},
     "status": LEDGER,
     "lists": {"--data-dir", "--database-url"},
     "projections": set(),
     "projections rebuild": LEDGER | KAFKA,
     "replay": LEDGER | KAFKA,
-    "verify": LEDGER | KAFKA,
+    "verify": LEDGER | KAFKA | {"--log-origin"},
     "proof": set(),
     "proof inclusion": LEDGER,
     "proof consistency": LEDGER,
-    "checkpoint": LEDGER | KAFKA,
-    "checkpoint-key": {"--data-dir"},
+    "checkpoint": LEDGER | KAFKA | {"--log-origin"},
+    "checkpoint-key": {"--data-dir", "--log-origin"},
+    "witness": set(),
+    "witness serve": {"--data-dir", "--http-host", "--http-port"},
+    "witness key": {"--data-dir"},
     "keys": set(),
     "keys issue": LEDGER,
     "keys list": LEDGER,
@@ -174,6 +179,8 @@ VALUES = {
     "scheduler_interval": "5",
     "log_level": "INFO",
     "health_stall_seconds": "7.5",
+    "log_origin": "credit-ledger.shanxi/v1",
+    "witnesses": "audit.example/w1+b4b5e8d4+BDtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop http://127.0.0.1:9001",
 }
 
 
@@ -328,3 +335,33 @@ def test_a_catalogue_file_that_cannot_be_used_is_a_configuration_error_not_a_tra
         "credit-ledger: configuration error: CREDIT_CATALOGUE (invalid_catalogue): "
         f"catalogue file {absent} does not exist\n"
     )
+
+
+def test_serving_says_where_the_serve_in_the_data_dir_answers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from credit_ledger import discovery  # noqa: PLC0415
+
+    code, _, err = run(capsys, "serving", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert f"no serve is running in {tmp_path}" in err
+    running = discovery.Serving(os.getpid(), "127.0.0.1:40001", True, "http://127.0.0.1:8123/v1/")
+    discovery.announce(tmp_path, running)
+    assert json.loads(run(capsys, "serving", "--data-dir", str(tmp_path))[1])["kafka"] == "127.0.0.1:40001"
+    assert run(capsys, "serving", "--data-dir", str(tmp_path), "--http")[1] == "http://127.0.0.1:8123\n"
+    assert run(capsys, "serving", "--data-dir", str(tmp_path), "--kafka")[1] == "127.0.0.1:40001\n"
+
+
+def test_schema_examples_prints_an_example_of_every_action_the_schema_has(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json  # noqa: PLC0415
+
+    code, out, _ = run(capsys, "schema")
+    every_action = set(json.loads(out)["properties"]["action"]["enum"])
+    code, out, _ = run(capsys, "schema", "--examples")
+    assert code == 0
+    assert {json.loads(line)["action"] for line in out.splitlines()} == every_action

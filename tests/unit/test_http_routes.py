@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_signer
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from ledger.verification.transparency import LedgerTree, StoreChanged
 from streams.health import HealthCheck
 from streams.web.openapi import served_operations, statuses
@@ -52,7 +53,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
 
     served, documented = asyncio.run(run(True))
     assert served == documented
-    assert len(served) == len(ROUTES) == 18
+    assert len(served) == len(ROUTES) == 20
     served, documented = asyncio.run(run(False))  # without a query service: what needs none
     assert (
         served
@@ -62,6 +63,8 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
             ("GET", "/v1/openapi.json"),
             ("POST", "/v1/submissions"),
             ("GET", "/v1/health"),
+            ("GET", "/checkpoint"),
+            ("GET", "/tile/{level}/{index}"),
             *{("GET", r.path) for r in ROUTES if r.path.startswith("/v1/proofs/")},
         }
     )
@@ -171,8 +174,15 @@ def probes(
     probe("GET", audit, 401, key=GARBAGE)
     probe("GET", audit, 403, key=keys.tax)
     probe("GET", audit, 503, key=keys.auditor, during=register_down)
+    probe("GET", "/checkpoint", 404)  # nothing signed yet
+    tile = "/tile/{level}/{index}"
+    probe("GET", tile, 200, url="/tile/0/000.p/1", as_bytes=True)
+    probe("GET", tile, 400, url="/tile/0/x000/001")
+    probe("GET", tile, 404, url="/tile/0/x001/000")
+    probe("GET", tile, 409, url="/tile/0/000.p/1", during=(LedgerTree, "catch_up", StoreChanged("moved")))
     key = "/v1/proofs/public-key"
     probe("GET", key, 404, then=lambda: sign_a_checkpoint_then_file_one_more(desk, data_dir))
+    probe("GET", "/checkpoint", 200, as_bytes=True)
     probe("GET", key, 503, env={KEY_VARIABLE: "not hex"})
     probe("GET", key, 200)
     probe("GET", "/v1/proofs/checkpoints", 200)
@@ -246,7 +256,8 @@ def a_rejected_position(desk: Desk) -> int:
 def sign_a_checkpoint_then_file_one_more(desk: Desk, data_dir: Path) -> None:
     tree = LedgerTree(desk.ledger)
     tree.catch_up()
-    CheckpointLog.in_dir(data_dir).append(tree.checkpoint(checkpoint_signer(data_dir), datetime.now(UTC)))
+    signer = checkpoint_signer(data_dir)
+    CheckpointLog.in_dir(data_dir).append(tree.checkpoint(signer, datetime.now(UTC), origin=DEFAULT_ORIGIN))
     desk.submit(example("correct_record"))  # newer than the checkpoint: 409 for its inclusion
 
 
@@ -270,7 +281,7 @@ def every_route_answers_500_in_json(desk: Desk, data_dir: Path, monkeypatch: pyt
         async with Web(desk, data_dir, failing) as web:
             for route in failing:
                 path = route.path.replace("{list_name}", "black").replace("{authorisation_id}", "A")
-                path = path.replace("{position}", "1")
+                path = path.replace("{position}", "1").replace("{level}/{index}", "0/000.p/1")
                 status, body = await web.call(route.method, path, key=keys.tax, json={})
                 assert (status, body["error"]["code"]) == (500, "internal_error"), route.path
 

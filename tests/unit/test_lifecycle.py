@@ -42,7 +42,7 @@ def test_a_filed_record_gets_its_display_period_from_the_decision_date_and_the_c
 ) -> None:
     accepted(ledger, sub("file_record"))  # general penalty, decided 2026-05-28, 6 months asked
     record = file_of(ledger, PERSON).records[TAX_RECORD]
-    assert (record.display_from, record.display_until) == ("2026-05-28", "2026-11-28")
+    assert (record.display_from, record.display_until) == ("2026-05-28", "2027-05-28")
     assert record.repairable_from == "2026-08-28"  # general: at least 3 months of publicity
     assert record.edition == "2026-04"
 
@@ -92,7 +92,7 @@ def test_a_correction_that_moves_the_decision_date_moves_the_display_period(ledg
     accepted(ledger, sub("file_record"))
     accepted(ledger, sub("correct_record", changes={"decision_date": "2026-05-01"}))
     record = file_of(ledger, PERSON).records[TAX_RECORD]
-    assert (record.display_until, record.repairable_from) == ("2026-11-01", "2026-08-01")
+    assert (record.display_until, record.repairable_from) == ("2027-05-01", "2026-08-01")
 
 
 def test_an_objection_marks_the_record_disputed_until_the_provider_resolves_it(ledger: CreditLedger) -> None:

@@ -39,6 +39,7 @@ from ledger.verification.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from ledger.verification.transparency import LedgerTree, ProofRangeError, UnknownEvent
 from streams.digests import CheckpointPublisher
 from streams.web.proofs import ProofService
@@ -412,8 +413,9 @@ def test_the_publisher_signs_a_checkpoint_every_n_events_or_t_seconds_and_only_w
     assert asyncio.run(run()) == [0, 1, 0, 1, 0, 1]
     filed = CheckpointLog.in_dir(tmp_path).checkpoints()
     assert [(t, k, Checkpoint.from_dict(orjson.loads(v))) for t, k, v in sent.records] == [
-        ("credit.digests", signer.key_id.encode(), cp) for cp in filed
+        ("credit.digests", cp.key_id.encode(), cp) for cp in filed
     ]
+    assert {cp.version for cp in filed} == {3}  # C2SP checkpoint notes, keyed by the note's key id
     assert filed[-1].size == len(stored(ledger))
     assert audit(ledger, sourced(*filed), signer.public_key_hex).problems == []
 
@@ -473,7 +475,13 @@ def test_the_proof_views_answer_with_the_auditors_files_and_refuse_what_they_can
 
         assert await ask("public_key") == (
             200,
-            {"algorithm": "Ed25519", "public_key": signer.public_key_hex, "key_id": signer.key_id},
+            {
+                "algorithm": "Ed25519",
+                "public_key": signer.public_key_hex,
+                "key_id": signer.key_id,
+                "origin": DEFAULT_ORIGIN,
+                "vkey": str(signer.vkey(DEFAULT_ORIGIN)),
+            },
         )
         assert await ask("checkpoints") == (200, {"checkpoints": [cp.to_dict()]})
         assert await ask("checkpoints", limit="0") == (200, {"checkpoints": []})
@@ -511,7 +519,7 @@ def test_the_proof_views_are_served_under_v1_proofs_from_the_workers_data_dir(
 
     app = faust.App("proofs-test", broker="kafka://localhost:1", datadir=str(tmp_path / "faust"))
     proofs = [r for r in ROUTES if r.path.startswith("/v1/proofs/")]
-    parts = SimpleNamespace(ledger=ledger, data_dir=tmp_path, queries=None)
+    parts = SimpleNamespace(ledger=ledger, data_dir=tmp_path, queries=None, log_origin=DEFAULT_ORIGIN)
     register_views(app, parts, proofs)  # type: ignore[arg-type]
     add_submissions(ledger, catalogue, 5)
     signer = checkpoint_signer(tmp_path, {})
@@ -533,7 +541,13 @@ def test_the_proof_views_are_served_under_v1_proofs_from_the_workers_data_dir(
     async def run() -> None:
         assert await get("/v1/proofs/public-key") == (
             200,
-            {"algorithm": "Ed25519", "public_key": signer.public_key_hex, "key_id": signer.key_id},
+            {
+                "algorithm": "Ed25519",
+                "public_key": signer.public_key_hex,
+                "key_id": signer.key_id,
+                "origin": DEFAULT_ORIGIN,
+                "vkey": str(signer.vkey(DEFAULT_ORIGIN)),
+            },
         )
         assert await get("/v1/proofs/inclusion", position="2") == (200, tree.inclusion_proof(2))
         assert await get("/v1/proofs/consistency", old="1", new="2") == (200, tree.consistency_proof(1, 2))

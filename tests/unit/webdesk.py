@@ -87,7 +87,8 @@ class Web:
         self.executor.shutdown()
 
     async def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
-        """(status, decoded JSON body); every answer of this API is JSON, so a plain text one fails."""
+        """(status, decoded JSON body); every answer of this API is JSON, so a plain text one fails
+        (but with ``as_bytes=True`` an answer that is not JSON comes as its bytes)."""
         status, body, _ = await self.exchange(method, path, **options)
         return status, body
 
@@ -100,6 +101,7 @@ class Web:
         json: Any = NO_BODY,
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
+        as_bytes: bool = False,
     ) -> tuple[int, Any, CIMultiDict[str]]:
         assert self.client is not None
         sent = dict(headers or {})
@@ -113,6 +115,8 @@ class Web:
             answered = CIMultiDict(response.headers)
             if method == "HEAD":
                 return response.status, None, answered
+            if as_bytes and response.content_type != "application/json":
+                return response.status, raw, answered
             assert response.content_type == "application/json", (method, path, response.status, raw[:300])
             return response.status, orjson.loads(raw), answered
 
