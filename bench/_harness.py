@@ -1,4 +1,5 @@
-"""What every benchmark shares: the import path, its arguments, the machine line, GC tuning, a ledger.
+"""What every benchmark shares: the import path, its arguments, the machine line, GC tuning, a ledger,
+and for the HTTP benchmarks a served ledger and an open-loop load.
 
 Import it first (``import _harness``): ``python bench/x.py`` puts ``bench/`` at the head of the
 import path, where ``bench/projections.py`` would shadow the ``projections`` package; this puts the
@@ -8,10 +9,20 @@ repository's root there instead, so the benchmarks run from a checkout as they a
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import platform
+import re
 import resource
+import socket
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,3 +72,153 @@ def open_ledger(path: Path, catalogue: Catalogue) -> CreditLedger:
 
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
     return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env)
+
+
+# -- HTTP benchmarks: a served ledger, and requests sent on schedule ---------------------------------
+
+EXAMPLES = ROOT / "ledger" / "schema" / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+@contextmanager
+def served() -> Iterator[tuple[int, dict[str, str]]]:
+    """`credit-ledger serve` (embedded broker, SQLite) in a temporary data dir: (HTTP port, the
+    environment of a client that talks to it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {
+            **os.environ,
+            "CREDIT_DATA_DIR": tmp,
+            "CREDIT_HTTP_PORT": str(port),
+            "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
+            "CREDIT_SUBJECT_SECRET": SECRET.decode(),
+        }
+        env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
+        log_path = Path(tmp) / "serve.log"
+        log = open(log_path, "w")  # noqa: SIM115 - lives as long as serve
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "credit_ledger.cli", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (found := re.search(r"kafka: +(\S+)", log_path.read_text())):
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield port, {**env, "CREDIT_KAFKA_BOOTSTRAP": found.group(1)}
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+            log.close()
+
+
+def publish_examples(env: dict[str, str], names: Sequence[str]) -> None:
+    """Publish the schema examples whose file names start with ``names`` (e.g. "01_", "09_")."""
+    paths = [p for p in sorted(EXAMPLES.glob("*.json")) if p.name.startswith(tuple(names))]
+    lines = "\n".join(json.dumps(json.loads(p.read_text("utf-8")), ensure_ascii=False) for p in paths)
+    cli(env, "publish", "-", stdin=lines)
+
+
+async def open_loop(one: Callable[[int], Awaitable[None]], rate: float, seconds: float) -> float:
+    """Start ``one(i)`` for i = 0, 1, ... at ``rate`` a second for ``seconds``, each on its schedule
+    whether or not the earlier ones have finished (open loop: a slow answer cannot slow the
+    offered load); the seconds until the last has finished."""
+    tasks = []
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
+async def load(
+    url: str, key: str, bodies: Sequence[bytes], rate: float, seconds: float
+) -> tuple[list[float], int, float]:
+    """POST ``bodies`` in turn to ``url`` at ``rate`` a second for ``seconds`` (open loop: each goes
+    out on schedule whether or not earlier ones have answered); (latencies, non-200s, elapsed)."""
+    import aiohttp  # noqa: PLC0415 - only the HTTP benchmarks need it
+
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            began = time.perf_counter()
+            async with session.post(url, data=bodies[i % len(bodies)], headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - began)
+
+        elapsed = await open_loop(one, rate, seconds)
+    return latencies, errors, elapsed
+
+
+def until_answered(url: str, key: str, bodies: Sequence[bytes], timeout: float = 60) -> None:
+    """Wait until the read models can answer (every request 200)."""
+    deadline = time.monotonic() + timeout
+    while asyncio.run(load(url, key, bodies, 10, 0.3))[1]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the read models never answered")
+        time.sleep(0.5)
+
+
+def latency_ms(latencies: list[float]) -> dict[str, float]:
+    """Percentiles, max and mean of latencies in seconds, in milliseconds (the open-loop benches)."""
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    return {
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "max": ordered[-1] * 1000,
+        "mean": statistics.fmean(ordered) * 1000,
+    }
+
+
+def latency_line(ms: dict[str, float]) -> str:
+    return "latency ms: " + "  ".join(f"{k} {v:.2f}" for k, v in ms.items())
+
+
+def report_latency(
+    what: str, latencies: list[float], errors: int, elapsed: float, rate: float, seconds: float
+) -> None:
+    """Print an open-loop HTTP benchmark's figures against the target p99 <= 10 ms at 500/s."""
+    ms = latency_ms(latencies)
+    print(machine())
+    print(f"{what}: {len(latencies):,} at a target of {rate:g}/s for {seconds:g} s; errors: {errors}")
+    print(
+        f"throughput: {len(latencies) / elapsed:,.0f} {what}/s (each recorded in the ledger before answering)"
+    )
+    print(latency_line(ms))
+    met = ms["p99"] <= 10 and rate >= 500 and errors == 0
+    print(f"target p99 <= 10 ms at 500/s: {'met' if met else 'NOT met'}")

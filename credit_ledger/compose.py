@@ -16,6 +16,7 @@ from uuid import UUID
 
 from contract.messages import messages_from_store
 from credit_ledger.config import ConfigError, Settings, ledger_env
+from ledger.application.measures import MeasuresService
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.catalogue import Catalogue, load_catalogue
@@ -107,6 +108,11 @@ def build_query_service(ledger: CreditLedger, store: ProjectionStore) -> QuerySe
 def open_query_service(settings: Settings) -> QueryService:
     """The authorised, recorded read path (as the HTTP API has it), on the configured ledger and store."""
     return build_query_service(build_ledger(settings), build_store(settings))
+
+
+def open_measures_service(settings: Settings) -> MeasuresService:
+    """Checks before approval and the supervision figures, recorded as the HTTP API records them."""
+    return MeasuresService(open_query_service(settings))
 
 
 def build_projector(ledger: CreditLedger, store: ProjectionStore) -> Projector:

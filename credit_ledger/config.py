@@ -221,7 +221,10 @@ VARIABLES: tuple[Variable, ...] = (
         _text,
         "host:port of Kafka (a comma-separated list is fine)",
         "HOST:PORT",
-        unset="serve and demo start the embedded broker; other commands need the address serve printed",
+        unset=(
+            "serve and demo start the embedded broker; other commands use the broker of the serve "
+            "running in their data dir"
+        ),
     ),
     Variable("http_port", "CREDIT_HTTP_PORT", _whole_number, "HTTP API port", "PORT", check=_tcp_port),
     Variable("http_host", "CREDIT_HTTP_HOST", _text, "address the HTTP API binds to", "HOST"),

@@ -1,4 +1,9 @@
-"""`demo`: serve, and feed it realistic submissions from six departments, with a live summary."""
+"""`demo`: serve, and feed it realistic submissions from six departments, with a live summary.
+
+Designations among them notify the implementing departments of their measures on credit.measures;
+the demo's departments (``credit_ledger.demo_departments``, on a Faust agent) answer them, some
+late, some not applicable, some never, and the scheduler reminds those overdue.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,17 @@ import orjson
 
 from contract import topics
 from credit_ledger.config import Settings
+from credit_ledger.demo_departments import respond
 from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line
 from credit_ledger.serve import Running, banner, start
 from streams.app import run_worker
 from streams.clients import publish, read_topic
+from streams.measures_agent import register_feedback_agent
+
+DESIGNATION_SHARE = 0.005
+"""Of the generated submissions, designations: about one a second at the default rate, each
+notifying some 85 (black list) or 40 (red list) measure notices."""
 
 
 @dataclass
@@ -30,6 +41,9 @@ class DemoTally:
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     ledger_events: int = 0
+    notices: int = 0  # notice messages on credit.measures
+    feedback: int = 0  # FeedbackReported events on credit.ledger
+    overdue: int = 0  # FeedbackOverdue events (the scheduler's reminders) on credit.ledger
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> dict[str, Any]:
@@ -39,6 +53,9 @@ class DemoTally:
             "accepted": self.outcomes["accepted"],
             "rejected": self.outcomes["rejected"],
             "ledger_events_on_kafka": self.ledger_events,
+            "notices": self.notices,
+            "feedback": self.feedback,
+            "overdue": self.overdue,
             "top_rejections": dict(self.reasons.most_common(3)),
         }
 
@@ -54,6 +71,7 @@ def demo(
 ) -> int:
     """Serve, and feed it realistic submissions from several departments, with a live summary."""
     running = start(settings, http=True)
+    register_feedback_agent(running.app, respond)
     running.start_children("relay", "project")
     tally = DemoTally()
     stop = threading.Event()
@@ -67,6 +85,7 @@ def demo(
         ),
         threading.Thread(target=_count, args=(running.bootstrap, topics.OUTCOMES, tally, stop), daemon=True),
         threading.Thread(target=_count, args=(running.bootstrap, topics.LEDGER, tally, stop), daemon=True),
+        threading.Thread(target=_count, args=(running.bootstrap, topics.MEASURES, tally, stop), daemon=True),
         threading.Thread(target=_report, args=(tally, stop, duration, as_json), daemon=True),
     ]
     for thread in threads:
@@ -93,6 +112,7 @@ def _feed(
         now=datetime.now(UTC),
         bad_ratio=0.04,
         prefix=f"demo-{int(time.time())}",
+        designation_share=DESIGNATION_SHARE,
     )
     chunk = max(1, int(rate / 4))
     from kafka import KafkaProducer  # noqa: PLC0415
@@ -113,6 +133,12 @@ def _count(bootstrap: str, topic: str, tally: DemoTally, stop: threading.Event) 
     for record in read_topic(bootstrap, topic, follow=True, stop=stop):
         if topic == topics.LEDGER:
             tally.ledger_events += 1
+            value = record.value  # orjson's compact form: the type is found without decoding
+            tally.feedback += b'"type":"FeedbackReported"' in value
+            tally.overdue += b'"type":"FeedbackOverdue"' in value
+            continue
+        if topic == topics.MEASURES:
+            tally.notices += b'"type":"notice"' in record.value
             continue
         outcome = orjson.loads(record.value)
         tally.outcomes[outcome["status"]] += 1
@@ -138,6 +164,7 @@ def _print(tally: DemoTally, as_json: bool, *, final: bool = False) -> None:
     print(
         f"{'final' if final else 'live '} {line['seconds']:>6.1f}s  published {line['published']:>6}  "
         f"accepted {line['accepted']:>6}  rejected {line['rejected']:>5}  "
-        f"ledger events on kafka {line['ledger_events_on_kafka']:>6}  top rejections: {reasons}",
+        f"ledger events on kafka {line['ledger_events_on_kafka']:>6}  notices {line['notices']:>5}  "
+        f"feedback {line['feedback']:>5}  overdue {line['overdue']:>4}  top rejections: {reasons}",
         flush=True,
     )

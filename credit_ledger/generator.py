@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.domain.catalogue import Edition
 from ledger.domain.subjects import organisation_check_character, person_check_character
+from ledger.domain.workdays import local_date
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
@@ -60,6 +61,7 @@ class _Subject:
     kind: str
     records: list[_Filed] = field(default_factory=list)
     persons: list[dict[str, str]] = field(default_factory=list)
+    designated: bool = False
 
 
 class SubmissionGenerator:
@@ -67,6 +69,10 @@ class SubmissionGenerator:
 
     ``bad_ratio`` of the output is deliberately wrong (a bad check character, a category the
     department may not file, a record that does not exist) so rejections are exercised too.
+    ``designation_share`` of it (0 by default: the benchmarks' workload is unchanged) designates a
+    subject on the black list (on a live serious record, by its provider) or the red list (a person
+    with a positive record and no serious one, by a red-list department), dated up to 12 days back
+    so that some of their measure notices are answered late or become overdue in a demo.
     """
 
     def __init__(
@@ -80,8 +86,11 @@ class SubmissionGenerator:
         departments: tuple[str, ...] = DEMO_DEPARTMENTS,
         organisation_share: float = 0.1,
         prefix: str = "gen",
+        designation_share: float = 0.0,
     ) -> None:
         self.rng = random.Random(seed)
+        self.designation_share = designation_share
+        self.designators = {d: edition.department(d).may_designate for d in departments}
         self.now = now or datetime(2026, 11, 1, 9, tzinfo=UTC)
         self.bad_ratio = bad_ratio
         self.prefix = prefix
@@ -117,6 +126,10 @@ class SubmissionGenerator:
         subject = self.rng.choice(self.subjects)
         if roll < self.bad_ratio:
             return self._bad(subject)
+        if self.designation_share and roll < self.bad_ratio + self.designation_share:
+            designation = self._designation()
+            if designation is not None:
+                return designation
         live = [r for r in subject.records if not r.ended]
         if live and roll < 0.35:
             return self._follow_up(subject, self.rng.choice(live))
@@ -209,6 +222,43 @@ class SubmissionGenerator:
         sub = self._envelope(subject, "credit_platform", "add_statement", occurred)
         sub.update(statement_id=f"ST-{self.counter:09d}", text="情况说明：已积极整改", record=ref)
         return sub
+
+    def _designation(self) -> dict[str, Any] | None:
+        """A black-list entry on a live serious record, or a red-list entry on a positive one."""
+        rng = self.rng
+        for _ in range(20):
+            subject = rng.choice(self.subjects)
+            if subject.designated:
+                continue
+            live = [r for r in subject.records if not r.ended]
+            undisputed = [r for r in live if r.objection is None]  # else its notices begin suspended
+            serious = [
+                r for r in undisputed if r.severity == "serious" and "black" in self.designators[r.provider]
+            ]
+            positive = [
+                r for r in undisputed if r.kind == "positive" and "red" in self.designators[r.provider]
+            ]
+            if serious:
+                basis, list_name = rng.choice(serious), "black"
+            elif positive and subject.kind == "person" and not any(r.severity == "serious" for r in live):
+                basis, list_name = rng.choice(positive), "red"
+            else:
+                continue
+            subject.designated = True
+            occurred = self.now - timedelta(days=rng.randrange(0, 12), minutes=rng.randrange(1, 600))
+            sub = self._envelope(subject, basis.provider, "designate", occurred)
+            day = local_date(occurred)
+            sub["designation"] = {
+                "designation_id": f"{'HMD' if list_name == 'black' else 'HONG'}-{self.counter:09d}",
+                "list": list_name,
+                "basis": "《社会信用体系建设法》相关条款；晋政发〔2017〕3号",
+                "document_number": f"{basis.provider}信〔{day.year}〕{self.counter}号",
+                "valid_from": day.isoformat(),
+                "valid_until": day.replace(year=day.year + 3).isoformat(),
+                "records": [{"provider": basis.provider, "record_id": basis.record_id}],
+            }
+            return sub
+        return None
 
     def _bad(self, subject: _Subject) -> dict[str, Any]:
         sub = self._filing(subject)

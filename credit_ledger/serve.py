@@ -27,7 +27,7 @@ from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
 from ledger.verification.policy import parse_witness_list
 from streams import admin
-from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, run_worker
+from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, quiet_client_noise, run_worker
 from streams.broker import EmbeddedBroker, group_timing
 from streams.clients import send_records
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
@@ -82,9 +82,23 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(msg) from None
 
 
+def check_no_serve_here(settings: Settings) -> None:
+    """Refuse a second serve on a data dir that a running one announces: it would start a broker of
+    its own, take over the clients' ``serving.json`` and leave them lost when it stops."""
+    running = discovery.read(settings.data_dir)
+    if running is not None and running.pid != os.getpid():
+        where = f"kafka {running.kafka}" + (f", http {running.http}" if running.http else "")
+        raise ConfigError(
+            f"a serve is already running in {settings.data_dir} (pid {running.pid}; {where}), and the "
+            "clients run here use it. Stop it first (Ctrl-C in its terminal, or kill -INT "
+            f"{running.pid}), or give this one another --data-dir"
+        )
+
+
 def start(settings: Settings, *, http: bool = True) -> Running:
     """Everything up to (not including) running the worker: ledger, broker, topics, app."""
-    if http:
+    if http:  # the serve that announces itself (serve --workers N's intake children serve no HTTP)
+        check_no_serve_here(settings)
         check_port_free(settings.http_host, settings.http_port)
     tune_gc()
     ledger = build_ledger(settings)
@@ -111,9 +125,12 @@ def start(settings: Settings, *, http: bool = True) -> Running:
                 ledger.reader.save_relay_position(cursor, 0)
         if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
             note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
-        if topics.LIST_CHANGES in created:
+        if {topics.LIST_CHANGES, topics.MEASURES} & set(created):
             store = build_store(settings)
-            store.republish_all()
+            if topics.LIST_CHANGES in created:
+                store.republish_all()
+            if topics.MEASURES in created:
+                store.republish_notices()
             store.close()
         stream_settings = StreamSettings(
             bootstrap=bootstrap,
@@ -179,6 +196,9 @@ def banner(running: Running) -> None:
         lines.append(f"  {child.command + ':':<10} a process of its own (log: {child.log_path})")
     if running.app.conf.web_enabled:
         lines.append(f"  http:      http://{s.http_host}:{s.http_port}/v1/  (OpenAPI: /v1/openapi.json)")
+        lines.append(
+            f"  portal:    http://{s.http_host}:{s.http_port}/  (信用门户: search, 双公示, lists, sign-in)"
+        )
     lines.append("  stop with Ctrl-C")
     note("\n".join(lines))
 
@@ -221,6 +241,7 @@ def _log_to_stderr(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_client_noise()
 
 
 def _start_child(settings: Settings, command: str) -> str | None:

@@ -29,4 +29,4 @@ def status_as_of(
     if state is None:
         return None
     day = local_date(moment)
-    return status(state, day, catalogue.edition_at(day))
+    return status(state, day, catalogue.edition_at(day), catalogue)

@@ -5,19 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ledger.domain.notices import ENDED_REASONS
 from projections.fold import State
 
 LIST_CHANGE_VERSION = 1
-
-_EXIT_REASONS = {
-    "serious_adverse_record": "a serious adverse record was filed",
-    "repaired": "credit repair was granted",
-    "revoked": "the underlying decision was revoked",
-    "objection_upheld": "an objection was upheld",
-    "expired": "the designation's validity ended",
-    "lapsed": "the designation lapsed",
-    "withdrawn": "the designating department withdrew it",
-}
 
 
 def list_changes(
@@ -74,7 +65,7 @@ def _reason(name: str, entered: bool, state: State, message: Mapping[str, Any] |
             }
         reason = body.get("reason", "")
         return {
-            "reason": _EXIT_REASONS.get(reason, reason),
+            "reason": ENDED_REASONS.get(reason, reason),
             "basis": designation.get("basis"),
             "designation_id": designation_id,
         }

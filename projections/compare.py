@@ -4,18 +4,24 @@ A difference is ``{subject, view, field, expected, found}``, ``expected`` being 
 The states are compared field by field (``diff_states``). A derived feed (``DerivedFeed``) is
 compared as the sequence of its items per group (for list changes: per subject and list), each
 item reduced to what identifies it, so what legitimately differs between a live store and a
-rebuild (global positions restart when ``credit.ledger`` is re-published) is left out. Later feeds
-(joint-measure notices, ...) plug in by adding a ``DerivedFeed`` to ``FEEDS`` and deriving it in
-``projections.rebuild``.
+rebuild (global positions restart when ``credit.ledger`` is re-published) is left out. The feeds
+are the list changes, the measure notices on ``credit.measures`` (per subject and notice: each
+state's version, state and cause) and the supervision statistics (per department and measure,
+computed from each store's notice rows for the same day). A later feed plugs in by adding a
+``DerivedFeed`` to ``FEEDS`` and deriving it in ``projections.rebuild``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from contract.measures import message_id
+from ledger.domain.workdays import local_date
 from projections.fold import State
+from projections.supervision import measure_stats
 
 # Bookkeeping that legitimately differs between a live store and a rebuild (global positions
 # restart when credit.ledger is re-published), so it is not part of a view.
@@ -29,6 +35,10 @@ class ComparedStore(Protocol):
 
     def list_changes(self) -> Iterator[dict[str, Any]]: ...
 
+    def notice_messages(self) -> Iterator[dict[str, Any]]: ...
+
+    def notice_rows(self) -> list[dict[str, Any]]: ...
+
 
 @dataclass(frozen=True)
 class DerivedFeed:
@@ -39,6 +49,7 @@ class DerivedFeed:
     read: Callable[[ComparedStore], Iterable[Mapping[str, Any]]]
     group: Callable[[Mapping[str, Any]], tuple[str, str]]
     identity: Callable[[Mapping[str, Any]], Hashable]
+    summary: Callable[[Mapping[str, Any]], Any] | None = None  # how a differing item is shown
 
 
 def _list_change_identity(change: Mapping[str, Any]) -> Hashable:
@@ -60,7 +71,33 @@ LIST_CHANGES = DerivedFeed(
     identity=_list_change_identity,
 )
 
-FEEDS: tuple[DerivedFeed, ...] = (LIST_CHANGES,)
+NOTICES = DerivedFeed(
+    name="measure_notices",
+    read=lambda store: store.notice_messages(),
+    group=lambda m: (str(m.get("subject_key")), str(m.get("notice_id"))),
+    identity=lambda m: (*message_id(m), m.get("state"), (m.get("cause") or {}).get("event_id")),
+    summary=lambda m: {k: m.get(k) for k in ("type", "state", "state_version", "department", "cause")},
+)
+
+
+def _stats_items(store: ComparedStore) -> list[dict[str, Any]]:
+    """The supervision figures of a store, as of today in China: one item per department and per
+    measure (both stores are read on the same day, so ``overdue`` means the same in each)."""
+    stats = measure_stats(store.notice_rows(), local_date(datetime.now(UTC)))
+    return [{"group": "department", "key": row["department"], **row} for row in stats["by_department"]] + [
+        {"group": "measure", "key": row["measure"], **row} for row in stats["by_measure"]
+    ]
+
+
+MEASURE_STATS = DerivedFeed(
+    name="measure_stats",
+    read=_stats_items,
+    group=lambda item: (str(item["group"]), str(item["key"])),
+    identity=lambda item: tuple(sorted((k, str(v)) for k, v in item.items())),
+    summary=lambda item: {k: v for k, v in item.items() if k not in ("group", "key", "title")},
+)
+
+FEEDS: tuple[DerivedFeed, ...] = (LIST_CHANGES, NOTICES, MEASURE_STATS)
 """Every derived feed a rebuild must reproduce."""
 
 
@@ -103,8 +140,8 @@ def diff_feed(
                 "subject": group[0],
                 "view": feed.name,
                 "field": f"{group[1]}[{at}]",
-                "expected": _summary(a, at, len(a)),
-                "found": _summary(b, at, len(b)),
+                "expected": _summary(feed, a, at, len(a)),
+                "found": _summary(feed, b, at, len(b)),
             }
         )
     return diffs
@@ -119,10 +156,12 @@ def _grouped(
     return out
 
 
-def _summary(items: Sequence[Mapping[str, Any]], at: int, count: int) -> Any:
+def _summary(feed: DerivedFeed, items: Sequence[Mapping[str, Any]], at: int, count: int) -> Any:
     if at >= len(items):
         return f"(absent: {count} items)"
     item = items[at]
+    if feed.summary is not None:
+        return {**feed.summary(item), "of": count}
     cause = item.get("cause")
     return {
         "change": item.get("change"),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
+
+from ledger.domain import notices
+from ledger.domain.workdays import local_date
 
 State = dict[str, Any]
 Message = Mapping[str, Any]
@@ -50,6 +54,8 @@ def fold_into(state: State | None, message: Message) -> State:
     apply = _APPLY.get(message["type"])
     if apply is not None:  # an event type this projection does not know changes only the version
         apply(current, message["body"], message)
+    if current["designations"]:
+        _follow_notices(current, message)
     current["version"] = version
     current["position"] = max(current["position"], message.get("position") or 0)
     return current
@@ -90,6 +96,12 @@ def _filed(s: State, body: Mapping[str, Any], m: Message) -> None:
         "linked_from": body.get("linked_from"),
         "responsible_persons": [p["subject_key"] for p in fields.get("responsible_persons", [])],
         "filed_by_event": m.get("event_id"),
+        # What the portal shows a subject and the public (kept since the portal, issue 14):
+        "legal_basis": fields.get("legal_basis"),
+        "repairable_from": fields.get("repairable_from"),
+        "early_end": fields.get("early_end", True),
+        "objections": [],  # every objection with its outcome: a department's resolution times
+        "repairs": [],  # every repair application with its decision: the subject tracks them
     }
 
 
@@ -101,21 +113,64 @@ def _corrected(s: State, body: Mapping[str, Any], m: Message) -> None:
 
 
 def _objection_raised(s: State, body: Mapping[str, Any], m: Message) -> None:
-    s["records"][body["record"]]["open_objection"] = {
-        "id": body["objection_id"],
-        "due_by": body["due_by"],
-        "overdue": False,
-    }
+    record = s["records"][body["record"]]
+    record["open_objection"] = {"id": body["objection_id"], "due_by": body["due_by"], "overdue": False}
+    record.setdefault("objections", []).append(
+        {
+            "id": body["objection_id"],
+            "raised_at": m.get("occurred_at"),
+            "due_by": body["due_by"],
+            "resolved_at": None,
+            "outcome": None,
+            "overdue": False,
+        }
+    )
+
+
+def _objection(record: State, objection_id: str) -> State:
+    """The history entry of one objection (a stand-in for states folded before it was kept)."""
+    for entry in record.get("objections", []):
+        if entry["id"] == objection_id:
+            return entry  # type: ignore[no-any-return]
+    return {}
 
 
 def _objection_resolved(s: State, body: Mapping[str, Any], m: Message) -> None:
-    s["records"][body["record"]]["open_objection"] = None
+    record = s["records"][body["record"]]
+    record["open_objection"] = None
+    _objection(record, body["objection_id"]).update(resolved_at=m.get("occurred_at"), outcome=body["outcome"])
+    if body.get("outcome") == "upheld":  # the measures resting on it are withdrawn
+        for designation in s["designations"].values():
+            if designation["active"] and body["record"] in designation["records"]:
+                designation["basis_upheld"] = True
 
 
 def _objection_overdue(s: State, body: Mapping[str, Any], m: Message) -> None:
-    objection = s["records"][body["record"]]["open_objection"]
+    record = s["records"][body["record"]]
+    objection = record["open_objection"]
     if objection is not None:
         objection["overdue"] = True
+    _objection(record, body["objection_id"])["overdue"] = True
+
+
+def _repair_requested(s: State, body: Mapping[str, Any], m: Message) -> None:
+    s["records"][body["record"]].setdefault("repairs", []).append(
+        {"id": body["application_id"], "requested_at": m.get("occurred_at"), "decision": None, "reason": ""}
+    )
+
+
+def _repair_decided(decision: str) -> Callable[[State, Mapping[str, Any], Message], None]:
+    def apply(s: State, body: Mapping[str, Any], m: Message) -> None:
+        record = s["records"][body["record"]]
+        for entry in record.get("repairs", []):
+            if entry["id"] == body["application_id"]:
+                entry.update(
+                    decision=decision, reason=body.get("reason", ""), decided_at=m.get("occurred_at")
+                )
+        if decision == "granted":
+            _ended("repaired")(s, body, m)
+
+    return apply
 
 
 def _ended(status: str) -> Callable[[State, Mapping[str, Any], Message], None]:
@@ -142,6 +197,8 @@ def _designated(s: State, body: Mapping[str, Any], m: Message) -> None:
         "ended_at": None,
         "ended_reason": None,
         "made_by_event": m.get("event_id"),
+        # Its measure notices' one life (ledger.domain.notices), followed after every event.
+        "notices": {"state": None, "version": 0, "since": None, "history": []},
     }
 
 
@@ -163,6 +220,79 @@ def _statement(s: State, body: Mapping[str, Any], m: Message) -> None:
     s["statements"] += 1
 
 
+def _follow_notices(s: State, m: Message) -> None:
+    """Move each designation's notices to where its basis stands, as the credit file does
+    (``ledger.domain.notices.follow``), keeping each state with the event that caused it."""
+    for designation in s["designations"].values():
+        track = designation.get("notices")
+        if track is None or track["state"] == notices.WITHDRAWN:
+            continue  # a designation folded before notices existed: a rebuild gives it its notices
+        target, why = notices.basis(
+            active=designation["active"],
+            ended_reason=designation["ended_reason"],
+            upheld=designation.get("basis_upheld", False),
+            records=[
+                notices.RecordBasis(record["status"], record["open_objection"] is not None)
+                for key in designation["records"]
+                if (record := s["records"].get(key)) is not None
+            ],
+        )
+        for state in notices.transitions(track["state"], target):
+            track["version"] += 1
+            track["state"], track["since"] = state, m.get("occurred_at")
+            reason = {
+                notices.ISSUED: f"designated by {designation['department']}",
+                notices.RESUMED: notices.UNDISPUTED,
+            }.get(state, why)
+            track["history"].append(
+                {
+                    "version": track["version"],
+                    "state": state,
+                    "at": m.get("occurred_at"),
+                    "event": m.get("event_id"),
+                    "type": m.get("type"),
+                    "reason": reason,
+                }
+            )
+
+
+def _feedback(s: State, body: Mapping[str, Any], m: Message) -> None:
+    """The standing feedback per notice and state version (a correction replaces what it supersedes)."""
+    entry = _feedback_entry(s, body["notice_id"])
+    on = china_day(m.get("occurred_at"))
+    entry["versions"][str(body["state_version"])] = {
+        "feedback_id": body["feedback_id"],
+        "outcome": body["outcome"],
+        "state": body["state"],
+        "reported_on": on,
+        "business_reference": body.get("business_reference"),
+        "applied_on": body.get("applied_on"),
+        "stopped_on": body.get("stopped_on"),
+        "reason": body.get("reason"),
+        "supersedes": body.get("supersedes"),
+        "event": m.get("event_id"),
+    }
+    if body["outcome"] in notices.RESPONSES and entry["first_response"] is None:
+        entry["first_response"] = {"on": on, "state_version": body["state_version"]}
+
+
+def _feedback_overdue(s: State, body: Mapping[str, Any], m: Message) -> None:
+    entry = _feedback_entry(s, body["notice_id"])
+    entry["reminded"].append({"state_version": body["state_version"], "due_on": body["due_on"]})
+
+
+def _feedback_entry(s: State, notice_id: str) -> dict[str, Any]:
+    entry: dict[str, Any] = s.setdefault("feedback", {}).setdefault(
+        notice_id, {"versions": {}, "first_response": None, "reminded": []}
+    )
+    return entry
+
+
+def china_day(stamp: str | None) -> str | None:
+    """The China calendar day (YYYY-MM-DD) of an RFC 3339 time, or None without one."""
+    return local_date(datetime.fromisoformat(stamp)).isoformat() if stamp else None
+
+
 _APPLY: dict[str, Callable[[State, Mapping[str, Any], Message], None]] = {
     "Opened": _opened,
     "RecordFiled": _filed,
@@ -173,10 +303,14 @@ _APPLY: dict[str, Callable[[State, Mapping[str, Any], Message], None]] = {
     "StatementAdded": _statement,
     "AuthorisationGranted": _granted,
     "AuthorisationRevoked": _grant_revoked,
-    "RepairGranted": _ended("repaired"),
+    "RepairRequested": _repair_requested,
+    "RepairGranted": _repair_decided("granted"),
+    "RepairRefused": _repair_decided("refused"),
     "RecordExpired": _ended("expired"),
     "RecordRevoked": _ended("revoked"),
     "LinkedRecordClosed": _ended("closed"),
     "DesignationMade": _designated,
     "DesignationEnded": _designation_ended,
+    "FeedbackReported": _feedback,
+    "FeedbackOverdue": _feedback_overdue,
 }

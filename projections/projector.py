@@ -1,4 +1,5 @@
-"""The projector: folds batches of ledger messages into the store and derives list changes."""
+"""The projector: folds batches of ledger messages into the store and derives list changes and
+measure notices."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ledger.domain.catalogue import Catalogue
 from ledger.domain.workdays import local_date
 from projections.changes import list_changes
 from projections.fold import OutOfOrder, State, empty, fold_into
+from projections.notices import notice_messages, notice_rows, reminders_due
 from projections.store import ProjectionStore, Saved
 from projections.views import clean_record, due, memberships
 
@@ -48,7 +50,8 @@ class Projector:
         return years
 
     def apply(self, messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Fold a batch and save it; return the list changes it produced (also in the outbox)."""
+        """Fold a batch and save it; return the list changes it produced (also in the outbox, with
+        the measure notices it produced in theirs)."""
         everything = list(messages)
         # Query records are the query register's: filed as they are, not folded into a file.
         queries = [
@@ -62,6 +65,7 @@ class Projector:
         announced: dict[str, dict[str, bool]] = {k: v[1] for k, v in loaded.items()}
         touched: dict[str, date] = {}
         changes: list[dict[str, Any]] = []
+        notified: list[dict[str, Any]] = []
         for message in batch:
             key = message["subject_key"]
             state = states.get(key) or empty(key)
@@ -70,13 +74,16 @@ class Projector:
             try:
                 state = fold_into(state, message)
             except OutOfOrder:
-                state = self._repair(key, message)
+                state = self._repair(key, state["version"], message, notified)
+            else:
+                notified += notice_messages(state, message, self.catalogue)
             states[key] = state
             day = _event_day(message)
             announced[key], caused = self.changes_after(state, announced.get(key, NONE_ANNOUNCED), message)
             changes += caused
             touched[key] = day
-        self.store.save((self._saved(states[k], announced[k]) for k in touched), changes, queries=queries)
+        saved = (self._saved(states[k], announced[k]) for k in touched)
+        self.store.save(saved, changes, queries=queries, notices=notified)
         return changes
 
     def changes_after(
@@ -114,10 +121,16 @@ class Projector:
         clean_on = None
         if state["kind"] == "person" and not announced.get("clean"):
             clean_on = self.clean_on(state)
-        return Saved(state, announced, clean_on, due(state))
+        if not state["designations"]:
+            return Saved(state, announced, clean_on, due(state))
+        rows = notice_rows(state, self.catalogue)
+        return Saved(state, announced, clean_on, due(state) + reminders_due(rows), rows)
 
-    def _repair(self, key: str, message: Mapping[str, Any]) -> State:
-        """A gap in a subject's versions: rebuild it from the ledger's own history."""
+    def _repair(
+        self, key: str, had: int, message: Mapping[str, Any], notified: list[dict[str, Any]]
+    ) -> State:
+        """A gap in a subject's versions: rebuild it from the ledger's own history, deriving the
+        notices of the versions it had not folded (the outbox keeps one copy of each)."""
         if self.history is None:
             raise OutOfOrder(f"subject {key}: version {message['version']} arrived out of order")
         log.warning("subject %s: version gap at %s; rebuilding it from the ledger", key, message["version"])
@@ -125,6 +138,8 @@ class Projector:
         for m in self.history(key):
             if m["version"] <= message["version"]:
                 state = fold_into(state, m)
+                if m["version"] > had:
+                    notified += notice_messages(state, m, self.catalogue)
         return state
 
     def announce_clean(self, today: date) -> list[dict[str, Any]]:

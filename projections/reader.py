@@ -9,8 +9,10 @@ from typing import Any
 from ledger.domain.catalogue import Catalogue
 from projections.anomalies import anomaly_hints
 from projections.asof import status_as_of
+from projections.notices import notice_rows
 from projections.store import ProjectionStore
-from projections.views import memberships, status
+from projections.supervision import measure_stats
+from projections.views import clean_record, memberships, status
 
 History = Callable[[str], Iterable[Mapping[str, Any]]]
 """One subject's ledger messages, in version order, read from the ledger itself (for as-of views)."""
@@ -33,7 +35,7 @@ class ProjectionReader:
         state = state if state is not None else self.store.state(key)
         if state is None:
             return None
-        return status(dict(state), today, self.catalogue.edition_at(today))
+        return status(dict(state), today, self.catalogue.edition_at(today), self.catalogue)
 
     def status_as_of(self, key: str, moment: datetime) -> dict[str, Any] | None:
         return status_as_of(self.history(key), key, moment, self.catalogue)
@@ -44,6 +46,25 @@ class ProjectionReader:
 
     def members(self, list_name: str, **filters: str | None) -> list[dict[str, Any]]:
         return self.store.members(list_name, **filters)
+
+    def check_view(self, key: str, today: date, department: str) -> dict[str, Any] | None:
+        state = self.store.state(key)
+        if state is None:
+            return None
+        years = self.catalogue.edition_at(today).clean_record_years
+        return {
+            "subject": {k: state[k] for k in ("subject_key", "masked_code", "name", "kind")},
+            "ledger_version": state["version"],
+            "notices": notice_rows(state, self.catalogue, department),
+            "lists": memberships(state, today, years),
+            "clean_record": clean_record(state, today, years),
+        }
+
+    def measure_stats(
+        self, today: date, *, department: str | None, since: str | None, until: str | None
+    ) -> dict[str, Any]:
+        rows = self.store.notice_rows(department=department, since=since, until=until)
+        return measure_stats(rows, today, department=department, since=since, until=until)
 
     def queries(self, **filters: Any) -> list[dict[str, Any]]:
         return self.store.queries(**filters)

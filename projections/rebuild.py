@@ -2,7 +2,7 @@
 
 Pure over its input: the caller reads the messages (``streams.rebuild`` from ``credit.ledger``).
 Besides the folded states it derives every feed the live projector derives, so the two can be
-compared feed by feed (``projections.compare``): today the list-change feed.
+compared feed by feed (``projections.compare``): the list-change feed and the measure notices.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import orjson
 from ledger.domain.catalogue import Catalogue, load_catalogue
 from ledger.domain.workdays import local_date
 from projections.fold import State, fold_into
+from projections.notices import notice_messages
 from projections.projector import NONE_ANNOUNCED, Projector
 from projections.store import ProjectionStore
 
@@ -37,6 +38,7 @@ class Rebuild:
         self.events = 0
         self.announced: dict[str, Mapping[str, bool]] = {}
         self.list_changes: list[dict[str, Any]] = []
+        self.notices: list[dict[str, Any]] = []  # the credit.measures messages, as the projector derives them
         self.today = today or local_date(datetime.now(UTC))
         # The projector's own derivations, on a store they never touch.
         self._projector = Projector(ProjectionStore(":memory:"), catalogue or load_catalogue())
@@ -48,6 +50,7 @@ class Rebuild:
     def fold_messages(self, messages: Iterable[Mapping[str, Any]]) -> None:
         """Fold decoded ledger messages, in order, deriving the feeds when there is a catalogue."""
         states, get, projector = self.states, self.states.get, self._projector
+        catalogue = projector.catalogue
         for message in messages:
             if message["type"] == "QueryRecorded":  # the query register's, not a credit file's
                 continue
@@ -61,6 +64,8 @@ class Rebuild:
                 state, self.announced.get(key, NONE_ANNOUNCED), message
             )
             self.list_changes += changes
+            if state["designations"]:
+                self.notices += notice_messages(state, message, catalogue)
 
     def _announce_clean_before(self, projector: Projector, state: State, message: Mapping[str, Any]) -> None:
         """The scheduler's announcement of a clean record begun before the day of ``message``."""
@@ -94,7 +99,10 @@ class Rebuild:
         self.finish()
         projector = Projector(store, catalogue)
         store.save(
-            (projector.saved_now(s, self.today) for s in self.states.values()), self.list_changes, fresh=True
+            (projector.saved_now(s, self.today) for s in self.states.values()),
+            self.list_changes,
+            fresh=True,
+            notices=self.notices,
         )
 
 

@@ -59,7 +59,7 @@ def check_recorded_queries(
             if message["version"] <= version:
                 state = fold_into(state, message)
         day: date = local_date(datetime.fromisoformat(q.get("as_of") or q["recorded_at"]))
-        digest = view_digest(status(state, day, catalogue.edition_at(day)))
+        digest = view_digest(status(state, day, catalogue.edition_at(day), catalogue))
         if digest != q["view_digest"]:
             problems.append(
                 {

@@ -24,7 +24,7 @@ def scheduled_submissions(rows: Iterable[tuple[str, str, str, str]], today: date
     midnight in China at the start of the due day: when the display period, deadline or validity
     ended, not when the scheduler happened to run.
     """
-    out = []
+    out: list[dict[str, Any]] = []
     for kind, subject_key, ref, due_on in rows:
         if date.fromisoformat(due_on) > today:
             continue
@@ -48,6 +48,11 @@ def scheduled_submissions(rows: Iterable[tuple[str, str, str, str]], today: date
             )
         elif kind == "lapse":
             out.append({**base, "action": "end_designation", "designation_id": ref, "reason": "expired"})
+        elif kind == "remind":
+            notice_id, _, version = ref.partition("@")
+            out.append(
+                {**base, "action": "remind_feedback", "notice_id": notice_id, "state_version": int(version)}
+            )
     return out
 
 

@@ -1,4 +1,4 @@
-"""The projections' SQL store: folded states, list rows, due items and a list-change outbox."""
+"""The projections' SQL store: folded states, list rows, due items, notices and the outboxes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import Any
 
 import orjson
 
+from projections import publicity
 from projections.fold import State
+from projections.notice_store import NOTICE_SCHEMA, NoticeTables
 from projections.views import list_entries
 
 _SCHEMA = [
@@ -36,6 +38,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS queries_subject ON queries (subject_key, at)",
     "CREATE INDEX IF NOT EXISTS queries_organisation ON queries (organisation, at)",
     "CREATE INDEX IF NOT EXISTS queries_requester ON queries (requester, at)",
+    *NOTICE_SCHEMA,
 ]
 
 
@@ -54,9 +57,10 @@ class Saved:
     announced: Mapping[str, bool]
     clean_on: str | None
     due: Sequence[tuple[str, str, str]]
+    notices: Sequence[Mapping[str, Any]] = ()  # its measure notices' rows (projections.notices)
 
 
-class ProjectionStore:
+class ProjectionStore(NoticeTables):
     """SQLite file by default; a PostgreSQL URL selects psycopg with the same tables."""
 
     def __init__(self, target: Path | str) -> None:
@@ -75,8 +79,9 @@ class ProjectionStore:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.mark = "?"
             types = {"blob": "BLOB", "serial": "INTEGER"}
-        for statement in _SCHEMA:
+        for statement in [*_SCHEMA, *publicity.SCHEMA]:
             self.conn.execute(statement.format(**types))
+        self.records = publicity.RecordRows(self.conn, self.mark)
 
     def close(self) -> None:
         self.conn.close()
@@ -104,8 +109,10 @@ class ProjectionStore:
         *,
         fresh: bool = False,
         queries: Iterable[Mapping[str, Any]] = (),
+        notices: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        """Write states, their list rows and due items, and new list changes, in one transaction.
+        """Write states, their list rows, due items and notice rows, new list changes and notice
+        messages (``notices``), in one transaction.
 
         ``fresh``: these subjects have no rows yet (a rebuild into a new store), so none are deleted.
         """
@@ -147,6 +154,10 @@ class ProjectionStore:
                     for e in list_entries(s.state)
                 ],
             )
+            c.executemany(self._sql("DELETE FROM record_rows WHERE subject_key=?"), [(k,) for k in keys])
+            c.executemany(
+                self._sql(publicity.INSERT), [row for s in rows for row in publicity.record_rows(s.state)]
+            )
             c.executemany(self._sql("DELETE FROM due WHERE subject_key=?"), [(k,) for k in keys])
             c.executemany(
                 self._sql("INSERT INTO due (kind, subject_key, ref, due_on) VALUES (?, ?, ?, ?)"),
@@ -156,6 +167,7 @@ class ProjectionStore:
                 self._sql("INSERT INTO list_changes (subject_key, message) VALUES (?, ?)"),
                 [(ch["subject_key"], orjson.dumps(ch)) for ch in changes],
             )
+            self._write_notices(c, [(s.state["subject_key"], s.notices) for s in rows], notices, fresh=fresh)
             c.executemany(
                 self._sql(
                     "INSERT INTO queries (query_id, at, subject_key, requester, organisation, role, purpose, "
@@ -340,7 +352,15 @@ class ProjectionStore:
     def counts(self) -> dict[str, int]:
         cursor = self.conn.cursor()
         out = {}
-        for table in ("subjects", "list_members", "due", "list_changes"):
+        for table in (
+            "subjects",
+            "list_members",
+            "record_rows",
+            "due",
+            "list_changes",
+            "notices",
+            "notice_outbox",
+        ):
             cursor.execute(f"SELECT COUNT(*) FROM {table}")
             out[table] = int(cursor.fetchone()[0])
         return out

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from ledger.domain.catalogue import Edition
+from ledger.domain.catalogue import Catalogue, Edition
 from ledger.domain.integrity import content_digest
 from ledger.domain.workdays import add_months
 from projections.fold import State
+from projections.notices import measures_view, notice_rows
 
 LISTS = ("black", "red", "clean")
 
@@ -147,10 +148,14 @@ def score(state: State, edition: Edition) -> dict[str, Any]:
     return {"value": clamped, "base": base, "contributions": contributions, "edition": edition.edition}
 
 
-def status(state: State, today: date, edition: Edition) -> dict[str, Any]:
-    """The subject's current credit status as the platform shows and shares it, as of ``today``."""
+def status(state: State, today: date, edition: Edition, catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The subject's current credit status as the platform shows and shares it, as of ``today``.
+
+    With the ``catalogue``, a subject that has had designations also gets ``measures``: the measure
+    notices issued against them, each with its state and every implementing department's feedback.
+    """
     shown = public_records(state)
-    return {
+    view = {
         "subject": {
             "subject_key": state["subject_key"],
             "masked_code": state["masked_code"],
@@ -168,6 +173,11 @@ def status(state: State, today: date, edition: Edition) -> dict[str, Any]:
         "clean_record": clean_record(state, today, edition.clean_record_years),
         "score": score(state, edition),
     }
+    if catalogue is not None and state["designations"]:
+        rows = notice_rows(state, catalogue)
+        if rows:
+            view["measures"] = measures_view(rows, today)
+    return view
 
 
 def due(state: State) -> list[tuple[str, str, str]]:

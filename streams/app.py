@@ -125,22 +125,24 @@ def create_app(
 
         dead_letters = DeadLetterWatch(settings.bootstrap)
         app.service(dead_letters)  # type: ignore[arg-type]  # as above
-        register_views(
-            app,
-            WorkerParts(
-                ledger,
-                intake,
-                executor,
-                submissions,
-                settings.data_dir,
-                read_store=read_store,
-                queries=queries,
-                health_stall_seconds=settings.health_stall_seconds,
-                dead_letters=dead_letters,
-                scheduler=scheduler,
-                log_origin=settings.log_origin,
-            ),
+        parts = WorkerParts(
+            ledger,
+            intake,
+            executor,
+            submissions,
+            settings.data_dir,
+            read_store=read_store,
+            queries=queries,
+            health_stall_seconds=settings.health_stall_seconds,
+            dead_letters=dead_letters,
+            scheduler=scheduler,
+            log_origin=settings.log_origin,
         )
+        register_views(app, parts)
+        if queries is not None and read_store is not None:  # the portal reads what the API reads
+            from streams.portal.routes import register_portal  # noqa: PLC0415
+
+            register_portal(app, parts)
     return app
 
 
@@ -152,8 +154,16 @@ def platform_topic(app: faust.App, name: str) -> Any:
     return app.topic(name, key_type=bytes, value_type=bytes)
 
 
+def quiet_client_noise() -> None:
+    """kafka-python warns whenever one of its network tasks waited over 0.1 s for its turn. In a
+    process that also applies submissions (serve, demo) the GIL makes that routine and the warning
+    is nothing anyone can act on; its real errors still show."""
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+
+
 def run_worker(app: faust.App, *, loglevel: str = "warning") -> None:
     """Run the worker in this thread until SIGINT/SIGTERM; returns after a clean shutdown."""
+    quiet_client_noise()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None  # its terminal escape codes would mangle our own output
     try:

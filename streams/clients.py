@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from contract.measures import department_of
 from contract.messages import submission_key
 
 
@@ -25,8 +26,12 @@ class LocalRefusal(ValueError):
     """A line the publisher will not send, with the reason a person can act on."""
 
 
-def prepare(line: bytes, department: str | None, number: int) -> tuple[bytes, bytes]:
-    """(key, value) for one JSON line; raises LocalRefusal for a line that cannot be sent."""
+def prepare(
+    line: bytes, department: str | None, number: int, action: str | None = None
+) -> tuple[bytes, bytes]:
+    """(key, value) for one JSON line; raises LocalRefusal for a line that cannot be sent.
+
+    ``action``: this publisher sends only that action (filled in where a line has none)."""
     try:
         submission = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -40,6 +45,13 @@ def prepare(line: bytes, department: str | None, number: int) -> tuple[bytes, by
                 f"line {number}: department is {declared!r}, but this publisher is {department!r}"
             )
         line = orjson.dumps(submission)
+    if action is not None:
+        declared_action = submission.setdefault("action", action)
+        if declared_action != action:
+            raise LocalRefusal(
+                f"line {number}: action is {declared_action!r}; this publisher sends only {action!r}"
+            )
+        line = orjson.dumps(submission)
     return submission_key(submission), line
 
 
@@ -49,6 +61,7 @@ def publish(
     topic: str,
     *,
     department: str | None = None,
+    action: str | None = None,
     on_progress: Callable[[PublishReport], None] | None = None,
     on_refusal: Callable[[str], None] | None = None,
 ) -> PublishReport:
@@ -65,7 +78,7 @@ def publish(
     try:
         for number, line in enumerate(lines, 1):
             try:
-                key, value = prepare(line, department, number)
+                key, value = prepare(line, department, number, action)
             except LocalRefusal as exc:
                 report.refused += 1
                 if on_refusal:
@@ -211,3 +224,52 @@ def consume_all(
             await consumer.stop()
 
     return asyncio.run(run())
+
+
+def read_measures(
+    bootstrap: str,
+    topic: str,
+    department: str,
+    *,
+    group: str | None,
+    from_beginning: bool = False,
+    follow: bool = False,
+    idle: float = 2.0,
+    consumer_options: dict[str, Any] | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[bytes]:
+    """The values of ``department``'s messages on ``credit.measures``, picked by their header
+    (others' are never decoded).
+
+    With ``from_beginning`` every message from the start, the group's position left alone;
+    otherwise the consumer ``group`` (a new one starts at the first message) and its position,
+    committed as it goes. Without ``follow`` it stops after ``idle`` seconds of quiet.
+    """
+    if from_beginning:
+        for record in read_topic(bootstrap, topic, follow=follow, idle=idle, stop=stop):
+            if department_of(record.headers) == department:
+                yield record.value
+        return
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        **(consumer_options or {}),
+    )
+    try:
+        last = None
+        while stop is None or not stop.is_set():
+            batch = consumer.poll(timeout_ms=200, max_records=5000)
+            if batch:
+                last = time.monotonic()
+                for records in batch.values():
+                    for record in records:
+                        if department_of(record.headers) == department:
+                            yield record.value
+            elif consumer.assignment():
+                last = last or time.monotonic()  # quiet counts from the group's assignment
+                if not follow and time.monotonic() - last >= idle:
+                    return
+    finally:
+        consumer.close()

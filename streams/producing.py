@@ -89,6 +89,20 @@ async def send_all(producer: AIOKafkaProducer, topic: str, records: Iterable[tup
     return len(acks)
 
 
+async def send_all_with_headers(
+    producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> int:
+    """``send_all`` for records that carry Kafka headers ((key, value, headers) each)."""
+    acks = [
+        await producer.send(topic, value=value, key=key, headers=headers) for key, value, headers in records
+    ]
+    results = await asyncio.gather(*acks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return len(acks)
+
+
 class WorkerProducer(Service):
     """A serve worker's producer for the platform's own records (dead letters, scheduled commands).
 

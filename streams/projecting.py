@@ -1,4 +1,5 @@
-"""The projector process: credit.ledger into the read models through the runner, list changes out."""
+"""The projector process: credit.ledger into the read models through the runner; list changes and
+measure notices out, each from its outbox."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from aiokafka import ConsumerRecord
 
 from contract import topics
 from contract.deadletters import PROJECTOR, Source
+from contract.measures import measures_record
 from ledger.application.service import TRANSIENT
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
-from streams.producing import send_all, start_producer
+from streams.producing import send_all, send_all_with_headers, start_producer
 from streams.runner import Runner, group_consumer
 from streams.storelock import StoreLock
 
@@ -117,8 +119,8 @@ async def run_projector_process(
 ) -> None:
     """Consume credit.ledger and credit.query-audit into the store; commit only after the store has them.
 
-    After every fetch, the list-change outbox is published. The scheduler no longer runs here: it
-    is a Faust timer on the serve workers' leader (streams/scheduling.py).
+    After every fetch, the list-change and measure-notice outboxes are published. The scheduler no
+    longer runs here: it is a Faust timer on the serve workers' leader (streams/scheduling.py).
     """
     store = projector.store
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projections")
@@ -143,7 +145,7 @@ async def run_projector_process(
         applier.apply,
         max_records=BATCH,
         timeout_ms=200,
-        between=lambda: publish_changes(store, producer, executor),
+        between=lambda: publish_outboxes(store, producer, executor),
     )
     stop = stop or asyncio.Event()
     try:
@@ -152,6 +154,12 @@ async def run_projector_process(
         await consumer.stop()
         await producer.stop()
         lock.close()
+
+
+async def publish_outboxes(store: ProjectionStore, producer: Any, executor: ThreadPoolExecutor) -> None:
+    """Both outboxes, list changes first (a designation's list entry before its notices)."""
+    await publish_changes(store, producer, executor)
+    await publish_notices(store, producer, executor)
 
 
 async def publish_changes(store: ProjectionStore, producer: Any, executor: ThreadPoolExecutor) -> None:
@@ -164,3 +172,16 @@ async def publish_changes(store: ProjectionStore, producer: Any, executor: Threa
         records = [(orjson.loads(m)["subject_key"].encode(), m) for _, m in pending]
         await send_all(producer, topics.LIST_CHANGES, records)
         await loop.run_in_executor(executor, store.mark_published, [p for p, _ in pending])
+
+
+async def publish_notices(store: ProjectionStore, producer: Any, executor: ThreadPoolExecutor) -> None:
+    """The notice outbox to credit.measures, in order, keyed by subject, the implementing department
+    in a header; marked published only after the broker acknowledged (at least once)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        pending = await loop.run_in_executor(executor, store.unpublished_notices, 1000)
+        if not pending:
+            return
+        records = [measures_record(orjson.loads(m)) for _, m in pending]
+        await send_all_with_headers(producer, topics.MEASURES, records)
+        await loop.run_in_executor(executor, store.mark_notices_published, [p for p, _ in pending])

@@ -14,6 +14,7 @@ from credit_ledger.cli import (
     audit_commands,
     client_commands,
     ledger_commands,
+    measure_commands,
     process_commands,
     proof_commands,
     read_commands,
@@ -42,6 +43,10 @@ error).
 CONFIGURATION = "\n".join(
     ["\b", "Configuration (environment variable = option of the commands that use it):"]
     + [f"  {v.env:<28} {v.flag if v.option else ENVIRONMENT_ONLY}" for v in VARIABLES]
+    + [  # secrets read where they are used, each with its file in the data dir when unset
+        f"  {'CREDIT_CHECKPOINT_KEY':<28} {ENVIRONMENT_ONLY} (else DATA_DIR/checkpoint-key.seed)",
+        f"  {'CREDIT_WITNESS_KEY':<28} {ENVIRONMENT_ONLY} (witness serve; else DATA_DIR/witness-key.seed)",
+    ]
 )
 
 EPILOG = (
@@ -64,6 +69,7 @@ for module in (
     client_commands,
     ledger_commands,
     read_commands,
+    measure_commands,
     audit_commands,
     proof_commands,
     witness_commands,

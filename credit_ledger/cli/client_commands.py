@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,8 @@ from credit_ledger.config import Settings
 from credit_ledger.output import json_line, note
 
 if TYPE_CHECKING:
+    from kafka import ConsumerRebalanceListener, KafkaConsumer
+
     from streams.clients import PublishReport
 
 
@@ -68,15 +70,28 @@ def publish(settings: Settings, file: str, department: str | None) -> int:
     "outcomes",
     "read back accepted and rejected outcomes (JSON lines) from credit.outcomes",
     "credit-ledger outcomes --department tax_bureau --status rejected",
+    "credit-ledger outcomes --submission TAX-TUT-0001 --submission TAX-TUT-0002",
     "credit-ledger outcomes --follow",
 )
 @click.option("--department", metavar="NAME", help="only this department's submissions")
+@click.option(
+    "--submission",
+    "submission_ids",
+    metavar="ID",
+    multiple=True,
+    help="only the outcomes of this submission_id (repeat for several)",
+)
 @click.option("--status", type=click.Choice(["accepted", "rejected"]), help="only this outcome")
 @click.option("--follow", is_flag=True, help="keep waiting for new outcomes")
 @idle_option("reading (without --follow)")
 @with_settings(*KAFKA)
 def outcomes(
-    settings: Settings, department: str | None, status: str | None, follow: bool, idle: float
+    settings: Settings,
+    department: str | None,
+    submission_ids: tuple[str, ...],
+    status: str | None,
+    follow: bool,
+    idle: float,
 ) -> int:
     """Print every outcome (accepted with its event ids, rejected with code, field, message and the
     original submission) from the beginning of credit.outcomes. Without --follow it stops once the
@@ -93,27 +108,63 @@ def outcomes(
             continue
         if status and outcome.get("status") != status:
             continue
+        if submission_ids and outcome.get("submission_id") not in submission_ids:
+            continue
         json_line(outcome)
     return 0
 
 
 @command(
     "subscribe",
-    "follow list changes (entries into and exits from the lists) as JSON lines",
+    "follow list changes, or a department's measure notices, as JSON lines",
     "credit-ledger subscribe list-changes --from-beginning --list black --group bank-fz-001",
+    "credit-ledger subscribe measures --department court --from-beginning",
+    "credit-ledger subscribe measures --department court --follow",
 )
-@click.argument("feed", metavar="FEED", type=click.Choice(["list-changes"]))
-@click.option("--from-beginning", is_flag=True, help="start with the first change ever (new groups)")
-@click.option("--list", "list_name", type=click.Choice(["black", "red", "clean"]), help="only this list")
-@click.option("--group", metavar="NAME", help="consumer group (default subscriber.$USER)")
+@click.argument("feed", metavar="FEED", type=click.Choice(["list-changes", "measures"]))
+@click.option("--from-beginning", is_flag=True, help="start with the first message ever")
+@click.option(
+    "--list", "list_name", type=click.Choice(["black", "red", "clean"]), help="list-changes: only this list"
+)
+@click.option("--department", metavar="NAME", help="measures: the implementing department (required)")
+@click.option(
+    "--follow", is_flag=True, help="measures: keep waiting for new notices (list changes always follow)"
+)
+@idle_option("reading measures (without --follow)")
+@click.option(
+    "--group", metavar="NAME", help="consumer group (default subscriber.$USER, measures.DEPARTMENT)"
+)
 @with_settings(*KAFKA, "kafka_session_timeout")
 def subscribe(
-    settings: Settings, feed: str, from_beginning: bool, list_name: str | None, group: str | None
+    settings: Settings,
+    feed: str,
+    from_beginning: bool,
+    list_name: str | None,
+    department: str | None,
+    follow: bool,
+    idle: float,
+    group: str | None,
 ) -> int:
-    """Join a consumer group on credit.list-changes (FEED: list-changes) and print every change as
-    a JSON line: list (black, red, clean), change (entry/exit), subject key, masked code, reason,
-    basis, effective time and the ledger event that caused it. The group remembers where you were.
+    """Print a feed as JSON lines. FEED list-changes: join a consumer group on credit.list-changes
+    and print every change (list, entry/exit, subject key, masked code, reason, basis, the event
+    that caused it) until Ctrl-C; --from-beginning starts at the first change ever, even for a
+    group that has read before (without it a group resumes where it left off, a new one starts
+    with the next change).
+
+    FEED measures: the notices and reminders addressed to --department on credit.measures
+    (docs/measures.md), picked by their Kafka header. By default through the department's consumer
+    group, which remembers where it was (a new one starts at the first notice); --from-beginning
+    reads every notice from the start and leaves the group's position alone. Without --follow it
+    stops after --idle seconds of quiet.
     """
+    if feed == "measures":
+        if not department:
+            raise click.UsageError(
+                "subscribe measures needs --department NAME", ctx=click.get_current_context()
+            )
+        return _measures(
+            settings, department, from_beginning=from_beginning, follow=follow, idle=idle, group=group
+        )
     import getpass  # noqa: PLC0415
 
     import orjson  # noqa: PLC0415
@@ -125,12 +176,12 @@ def subscribe(
     bootstrap = kafka_address(settings)
     group = group or f"subscriber.{getpass.getuser()}"
     consumer = KafkaConsumer(
-        topics.LIST_CHANGES,
         bootstrap_servers=bootstrap,
         group_id=group,
         auto_offset_reset="earliest" if from_beginning else "latest",
         **group_timing(settings.kafka_session_timeout),
     )
+    consumer.subscribe([topics.LIST_CHANGES], listener=_from_the_first(consumer) if from_beginning else None)
     note(f"subscribed to {topics.LIST_CHANGES} as group {group!r}; Ctrl-C to stop")
     try:
         for record in consumer:
@@ -140,6 +191,53 @@ def subscribe(
             json_line(change)
     finally:
         consumer.close()
+    return 0
+
+
+def _from_the_first(consumer: KafkaConsumer) -> ConsumerRebalanceListener:
+    """--from-beginning means the first change ever, even for a group that has read before: seek
+    to the beginning at the group's first assignment (later rebalances resume where it was)."""
+    from kafka import ConsumerRebalanceListener  # noqa: PLC0415 - keep --help fast
+
+    # kafka-python ships no type information, so its base class is Any to mypy.
+    class FromTheFirst(ConsumerRebalanceListener):  # type: ignore[misc]
+        done = False
+
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            if not self.done and assigned:
+                consumer.seek_to_beginning(*assigned)
+                self.done = True
+
+    return FromTheFirst()
+
+
+def _measures(
+    settings: Settings, department: str, *, from_beginning: bool, follow: bool, idle: float, group: str | None
+) -> int:
+    import sys  # noqa: PLC0415
+
+    from contract import topics  # noqa: PLC0415
+    from streams.broker import group_timing  # noqa: PLC0415
+    from streams.clients import read_measures  # noqa: PLC0415
+
+    group = None if from_beginning else group or f"measures.{department}"
+    how = "from the beginning" if from_beginning else f"as group {group!r}"
+    note(f"{department}'s notices on {topics.MEASURES}, {how}" + ("; Ctrl-C to stop" if follow else ""))
+    for value in read_measures(
+        kafka_address(settings),
+        topics.MEASURES,
+        department,
+        group=group,
+        from_beginning=from_beginning,
+        follow=follow,
+        idle=idle,
+        consumer_options=group_timing(settings.kafka_session_timeout),
+    ):
+        sys.stdout.write(value.decode() + "\n")
+        sys.stdout.flush()
     return 0
 
 

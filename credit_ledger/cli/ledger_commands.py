@@ -73,9 +73,11 @@ def apply(settings: Settings, file: str, quiet: bool) -> int:
 @with_settings(*LEDGER)
 def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
     """Show the credit file of CODE (a citizen identity number or unified social credit code):
-    every record with its category, kind, severity, status and display period.
+    every record with its category, kind, severity, status and display period, and the joint
+    measures notified against it: each measure's state and each implementing department's feedback.
     """
     from credit_ledger.compose import build_ledger  # noqa: PLC0415
+    from ledger.application.measures import file_measures  # noqa: PLC0415
 
     ledger = build_ledger(settings)
     try:
@@ -100,13 +102,27 @@ def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
         }
         for r in found.records.values()
     ]
+    measures = file_measures(found, ledger.catalogue)
     if as_json:
         json_line(
-            {"subject": found.masked_code, "name": found.name, "version": found.version, "records": rows}
+            {
+                "subject": found.masked_code,
+                "name": found.name,
+                "version": found.version,
+                "records": rows,
+                "measures": measures,
+            }
         )
         return 0
     print(f"{found.masked_code}  {found.name}  ({found.subject_kind}, {found.version} events)")
     table(rows, ["record", "category", "kind", "severity", "status", "disputed", "display_until", "title"])
+    if measures:
+        print(f"measures notified: {len(measures)}")
+        shown = [
+            {**m, "feedback": " ".join(f"{d}:{f or '-'}" for d, f in m["departments"].items())}
+            for m in measures
+        ]
+        table(shown, ["designation_id", "measure", "kind", "state", "state_version", "feedback"])
     return 0
 
 

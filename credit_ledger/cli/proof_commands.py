@@ -104,10 +104,13 @@ def inclusion(
             raise UserError(f"no checkpoint of size {size} in {log.path}")
         write_json(cp.to_dict(), checkpoint_out)
     if out and out != "-":
-        cp_file = checkpoint_out or "CHECKPOINT.json"
+        # A checkpoint file the auditor can be handed: the one just written, else the latest note.
+        cp_file = checkpoint_out or "cp.note"
         signer = configured_signer(settings)
-        key = signer.public_key_hex if signer is not None else "HEX"
+        key = str(signer.vkey(settings.log_origin)) if signer is not None else "VKEY"
         note(f"check it with: {AUDITOR} inclusion {out} --checkpoint {cp_file} --public-key {key}")
+        if not checkpoint_out:
+            note("  (cp.note: the latest checkpoint: 'credit-ledger checkpoint --note', or GET /checkpoint)")
     return 0
 
 

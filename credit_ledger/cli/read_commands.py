@@ -15,7 +15,7 @@ from credit_ledger.cli.shared import (
     LEDGER,
     MOMENT,
     SUBJECT_CODE,
-    UserError,
+    answered,
     api_key_option,
     command,
     group,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 @command(
     "status",
     "a subject's credit status now, or as of any past moment",
-    "credit-ledger status 11010519491231002X --purpose credit_review --basis 'Regulation art. 12'",
+    "credit-ledger status 11010519491231002X --purpose judicial_enforcement --basis '(2026)京01执123号'",
     "credit-ledger status 91350100M000100Y43 --purpose supervision_inspection "
     "--as-of 2026-11-22T02:38:14+00:00 --json",
 )
@@ -62,7 +62,8 @@ def status(
     """Show the status of CODE from the read models, or with --as-of T the status computed by
     folding the subject's events the ledger had recorded by T. Authorised and recorded as the HTTP
     API's queries are (docs/queries.md): the query register notes who asked, why and under what
-    basis, even when the answer is a refusal.
+    basis, even when the answer is a refusal. --purpose is one of the catalogue's query purposes:
+    'credit-ledger purposes' lists them, with what each needs (--basis, --authorisation, or either).
     """
     from credit_ledger.compose import open_query_service  # noqa: PLC0415 - keep --help fast
 
@@ -76,9 +77,7 @@ def status(
         channel="cli",
         as_of=as_of,
     )
-    if not answer.ok:
-        raise UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
-    view = answer.body
+    view = answered(answer)
     if as_json:
         json_line(view)
         return 0

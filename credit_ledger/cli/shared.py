@@ -18,7 +18,7 @@ from credit_ledger.output import note
 from ledger.domain.errors import LedgerError
 
 if TYPE_CHECKING:
-    from ledger.application.queries import QueryService
+    from ledger.application.queries import Answer, QueryService
     from ledger.domain.access import Principal
     from ledger.domain.subjects import SubjectCode
 
@@ -266,6 +266,13 @@ def _open(path: str) -> BinaryIO:
         return open(path, "rb")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
+
+
+def answered(answer: Answer) -> dict[str, Any]:
+    """The body of an answer of the query path; a refusal as a UserError with its code and reason."""
+    if not answer.ok:
+        raise UserError(f"refused ({answer.body['error']['code']}): {answer.body['error']['message']}")
+    return answer.body
 
 
 def principal_for(service: QueryService, api_key: str | None) -> Principal:

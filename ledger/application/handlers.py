@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.domain import commands as c
+from ledger.domain import notices
 from ledger.domain.catalogue import Catalogue, Edition
+from ledger.domain.catalogue_measures import Measure
 from ledger.domain.creditfile import Context, CreditFile
 from ledger.domain.errors import NotAuthorised, NotInCatalogue, RuleViolation, UnknownRecord
-from ledger.domain.records import RecordState
+from ledger.domain.records import Designation, RecordState
 from ledger.domain.subjects import SubjectCode, SubjectKind
 from ledger.domain.workdays import deadline
 
@@ -35,7 +38,8 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
     department = edition.department(env.department)
     is_platform = department.role == "platform"
     if env.subject is None:
-        file = _keyed_file(env, files, is_platform=is_platform)
+        # Feedback may name the file by the key its notice carried (departments never see others').
+        file = _keyed_file(env, files, is_platform=is_platform or isinstance(action, c.ReportFeedback))
     else:
         file = _file_for(env.subject, action, env, files, ctx, catalogue)
     linked_before = (
@@ -107,6 +111,14 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
         )
     elif isinstance(action, c.EndDesignation):
         file.end_designation(action.designation_id, action.reason, ctx, by_platform=is_platform)
+    elif isinstance(action, c.ReportFeedback):
+        notice = file.notice(action.notice_id, notified_measures(catalogue))
+        file.report_feedback(notice, vars(action), ctx)
+    elif isinstance(action, c.RemindFeedback):
+        _require_platform(is_platform, "feedback reminders are sent by the platform's scheduler")
+        notice = file.notice(action.notice_id, notified_measures(catalogue), field="notice_id")
+        edition_then = notices.edition_of(catalogue, file.designations[notice.designation_id].made_at)
+        file.remind_feedback(notice, action.state_version, edition_then.feedback_within_working_days, ctx)
     _follow_linked_records(file, linked_before, files, ctx)
     return file
 
@@ -123,11 +135,17 @@ def _edition(catalogue: Catalogue, action: c.Action, ctx: Context) -> Edition:
         return catalogue.editions[0]
 
 
+def notified_measures(catalogue: Catalogue) -> Callable[[Designation], tuple[Measure, ...]]:
+    """What each designation notified: its list's published measures in the edition of its day."""
+    return lambda d: notices.edition_of(catalogue, d.made_at).notified_measures(d.list)
+
+
 def _keyed_file(env: c.Envelope, files: Files, *, is_platform: bool) -> CreditFile:
-    """The existing file a platform command names by its key."""
+    """The existing file a platform command (or a department's feedback) names by its key."""
     if not is_platform:
         raise NotAuthorised(
-            "only the platform's own commands address a file by its key; departments send subject.id",
+            "only the platform's own commands and report_feedback address a file by its key; "
+            "departments send subject.id",
             field="subject.key",
         )
     file = files.find(env.subject_key) if env.subject_key else None

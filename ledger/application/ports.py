@@ -120,6 +120,18 @@ class ReadModels(Protocol):
 
     def members(self, list_name: str, **filters: str | None) -> list[dict[str, Any]]: ...
 
+    def check_view(self, key: str, today: date, department: str) -> dict[str, Any] | None:
+        """What a check before approval reads of a subject: ``subject`` (masked), ``ledger_version``,
+        ``notices`` (one row per measure notice addressed to ``department``), ``lists`` and
+        ``clean_record``; None if there is no file."""
+        ...
+
+    def measure_stats(
+        self, today: date, *, department: str | None, since: str | None, until: str | None
+    ) -> dict[str, Any]:
+        """Supervision figures of the measure notices (``projections.supervision.measure_stats``)."""
+        ...
+
     def queries(self, **filters: Any) -> list[dict[str, Any]]: ...
 
     def anomaly_hints(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]: ...

@@ -8,8 +8,8 @@ input, an internal error) are recorded as refusals too (``authenticate_for``, ``
 with the channel it came through. A record's ``outcome`` is ``allowed`` (an answer with data),
 ``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
 
-One module of just over 400 lines: every endpoint's rule sits beside the one recording path
-(``_record``) they all share, which is what keeps the register complete.
+One module of about 500 lines: every endpoint's rule (the portal's pages too) sits beside the one
+recording path (``_record``) they all share, which is what keeps the register complete.
 """
 
 from __future__ import annotations
@@ -161,6 +161,14 @@ class QueryService:
             )
         return None
 
+    def record(self, principal: Principal, endpoint: str, decision: Decision, **fields: Any) -> Answer | None:
+        """Record an answer or refusal another service decided (a check); unavailable if it cannot be."""
+        return self._record(principal, endpoint, decision, **fields)
+
+    def refused(self, decision: Decision) -> Answer:
+        """The answer to a refusal: 401 for want of a key, 403 otherwise."""
+        return self._refused(decision)
+
     def _refused(self, decision: Decision) -> Answer:
         outcome = NOT_AUTHENTICATED if decision.code == "not_authenticated" else FORBIDDEN
         return Answer(outcome, error_body(decision.code, "", decision.reason))
@@ -274,7 +282,8 @@ class QueryService:
     # -- the subject's own -------------------------------------------------------------------
 
     def me(self, principal: Principal, what: str, *, channel: str = "http") -> Answer:
-        """``status``, ``queries`` (who looked at my file) or ``report`` (file, status, lists, queries)."""
+        """``status``, ``queries`` (who looked at my file), ``report`` (file, status, lists, queries)
+        or ``overview`` (the portal's page: the report's content without using up a free report)."""
         endpoint = f"me.{what}"
         decision = decide_endpoint(principal, endpoint)
         key = principal.subject_key
@@ -282,16 +291,17 @@ class QueryService:
             return self._refusal(principal, endpoint, decision, channel=channel, subject_key=key)
         today = local_date(self.clock())
         body: dict[str, Any] = {}
-        if what in ("status", "report") and (view := self.views.status(key, today)) is not None:
+        if what in ("status", "report", "overview") and (view := self.views.status(key, today)) is not None:
             body["status"] = view
-        if what in ("queries", "report"):
+        if what in ("queries", "report", "overview"):
             since = f"{today.year - 2}-{today.month:02d}-{today.day:02d}"  # two years, as credit bureaus show
             body["queries"] = [
                 _as_seen_by_subject(q) for q in self.views.queries(subject_key=key, since=since)
             ]
-        if what == "report":
+        if what in ("report", "overview"):
             year_start = f"{today.year}-01-01"
-            used = len(self.views.queries(subject_key=key, endpoint="me.report", since=year_start)) + 1
+            used = len(self.views.queries(subject_key=key, endpoint="me.report", since=year_start))
+            used += what == "report"  # this one
             body["report"] = {
                 "number_this_year": used,
                 "free": used <= FREE_REPORTS_PER_YEAR,
@@ -307,6 +317,25 @@ class QueryService:
             subject_key=key,
             returned=returned,
             purpose=SELF_INQUIRY,
+        )
+        return failed or Answer(OK, body)
+
+    def page(
+        self,
+        principal: Principal,
+        endpoint: str,
+        read: Callable[[], dict[str, Any]],
+        *,
+        channel: str = "portal",
+        subject_key: str | None = None,
+    ) -> Answer:
+        """A page of non-public figures (a department's dashboard): decided, read, recorded, answered."""
+        decision = decide_endpoint(principal, endpoint)
+        if not decision.allowed:
+            return self._refusal(principal, endpoint, decision, channel=channel, subject_key=subject_key)
+        body = read()
+        failed = self._record(
+            principal, endpoint, decision, channel=channel, subject_key=subject_key, returned=sorted(body)
         )
         return failed or Answer(OK, body)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -151,10 +151,13 @@ def check_shape(submission: Mapping[str, Any]) -> None:
         # JSON Schema counts 6.0 (and nothing else non-int) as an integer: the schema's integer
         # fields are looked at only when they hold something that is not an int.
         record, changes = submission.get("record"), submission.get("changes")
+        feedback = submission.get("feedback")
         if (
             type(submission.get("schema_version", 1)) is not int
             or (type(record) is dict and type(record.get("display_months", 0)) not in (int, type(None)))
             or (type(changes) is dict and type(changes.get("display_months", 0)) not in (int, type(None)))
+            or type(submission.get("state_version", 1)) is not int
+            or (type(feedback) is dict and type(feedback.get("state_version", 1)) is not int)
         ):
             check_integers(submission)
         return
@@ -179,6 +182,11 @@ def check_shape(submission: Mapping[str, Any]) -> None:
 
 def _ref(raw: Mapping[str, Any], department: str) -> c.RecordRef:
     return c.RecordRef(provider=raw.get("provider", department), record_id=raw["record_id"])
+
+
+def _optional_date(raw: Mapping[str, Any], name: str, parent: str) -> date | None:
+    value = raw.get(name)
+    return None if value is None else strict_date(value, f"{parent}.{name}")
 
 
 def _changes(raw: Mapping[str, Any], field: str) -> dict[str, Any]:
@@ -333,4 +341,19 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
         )
     if action == "end_designation":
         return c.EndDesignation(data["designation_id"], data["reason"])
+    if action == "report_feedback":
+        f = data["feedback"]
+        return c.ReportFeedback(
+            notice_id=f["notice_id"],
+            feedback_id=f["feedback_id"],
+            outcome=f["outcome"],
+            state_version=f.get("state_version"),
+            business_reference=f.get("business_reference"),
+            applied_on=_optional_date(f, "applied_on", "feedback"),
+            stopped_on=_optional_date(f, "stopped_on", "feedback"),
+            reason=f.get("reason"),
+            supersedes=f.get("supersedes"),
+        )
+    if action == "remind_feedback":
+        return c.RemindFeedback(data["notice_id"], data["state_version"])
     raise InvalidInput(f"action {action!r} is not supported", field="action")  # schema forbids it

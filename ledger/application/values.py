@@ -29,9 +29,14 @@ def integer(value: Any, field: str) -> None:
 
 
 def check_integers(data: Mapping[str, Any]) -> None:
-    """The schema's integer fields, held to ``int``: ``schema_version`` and ``display_months``."""
-    if "schema_version" in data:
-        integer(data["schema_version"], "schema_version")
+    """The schema's integer fields, held to ``int``: ``schema_version``, ``display_months`` and
+    a notice's ``state_version``."""
+    for name in ("schema_version", "state_version"):
+        if name in data:
+            integer(data[name], name)
+    feedback = data.get("feedback")
+    if isinstance(feedback, Mapping) and "state_version" in feedback:
+        integer(feedback["state_version"], "feedback.state_version")
     for parent in ("record", "changes"):
         container = data.get(parent)
         if isinstance(container, Mapping) and "display_months" in container:

@@ -120,6 +120,41 @@ def _grant_problem(
     return None
 
 
+CHECKERS = ("department", "administrator")
+"""Who checks a subject before approving (应查必查): a department for itself; the platform's
+administrator (the operator's command line) on a named department's behalf."""
+
+
+def decide_check(principal: Principal, department: str) -> Decision:
+    """May ``principal`` check a subject's measures for ``department`` (the one about to approve)?"""
+    role = principal.role
+    if role == "public":
+        return Decision.refuse("not_authenticated", "a check needs an API key: the department's own")
+    if role not in CHECKERS:
+        return Decision.refuse(
+            "forbidden_role", f"checks are made by the department about to approve, not by role {role}"
+        )
+    if role == "department" and department != principal.organisation:
+        return Decision.refuse(
+            "not_own_department", f"this key checks for {principal.organisation!r} only, not {department!r}"
+        )
+    return Decision.allow(f"check before approval by {department}")
+
+
+def decide_stats(principal: Principal, department: str | None) -> Decision:
+    """Supervision figures: a department sees its own; the administrator and auditors everyone's."""
+    role = principal.role
+    if role == "public":
+        return Decision.refuse("not_authenticated", "this needs an API key")
+    if role not in ("department", "administrator", "auditor"):
+        return Decision.refuse("forbidden_role", f"measure statistics are not for role {role}")
+    if role == "department" and department not in (None, principal.organisation):
+        return Decision.refuse(
+            "not_own_department", f"this key reads the figures of {principal.organisation!r} only"
+        )
+    return Decision.allow()
+
+
 def decide_endpoint(principal: Principal, endpoint: str) -> Decision:
     """Endpoints other than status: lists are public; the rest belong to one role."""
     owners = {
@@ -127,6 +162,9 @@ def decide_endpoint(principal: Principal, endpoint: str) -> Decision:
         "me.status": ("subject",),
         "me.queries": ("subject",),
         "me.report": ("subject",),
+        "me.overview": ("subject",),
+        "me.applications": ("subject",),
+        "department.dashboard": ("department", "administrator"),
         "me.authorisations": ("subject",),
         "audit.queries": ("auditor",),
         "audit.anomalies": ("auditor",),

@@ -10,6 +10,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ledger.domain.catalogue_measures import (
+    BusinessType,
+    Measure,
+    parse_business_types,
+    parse_feedback_days,
+    parse_measures,
+)
 from ledger.domain.errors import CatalogueError, NotAuthorised, NotInCatalogue
 from ledger.domain.workdays import add_months
 
@@ -38,16 +45,6 @@ class Department:
     categories: frozenset[str]
     domains: frozenset[str]
     may_designate: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Measure:
-    id: str
-    list: str
-    title: str
-    kind: str
-    implementing_departments: tuple[str, ...]
-    basis: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +84,8 @@ class Edition:
     score: Mapping[str, Any]
     query_purposes: Mapping[str, Mapping[str, str]]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+    feedback_within_working_days: int = 5
+    business_types: Mapping[str, BusinessType] = field(default_factory=dict)
 
     # -- lookups that name the field at fault -------------------------------------------
     def department(self, code: str, *, field: str = "department") -> Department:
@@ -132,6 +131,20 @@ class Edition:
 
     def measures_for(self, list_name: str) -> tuple[Measure, ...]:
         return tuple(m for m in self.measures if m.list == list_name)
+
+    def notified_measures(self, list_name: str) -> tuple[Measure, ...]:
+        """The published measures of a list: what a designation on it notifies (never a draft)."""
+        return tuple(m for m in self.measures if m.list == list_name and m.published)
+
+    def business_type(self, code: str, *, field: str = "business") -> BusinessType:
+        try:
+            return self.business_types[code]
+        except KeyError:
+            raise NotInCatalogue(
+                f"business type {code!r} is not in catalogue edition {self.edition} "
+                f"(it lists {', '.join(sorted(self.business_types)) or 'none'})",
+                field=field,
+            ) from None
 
     # -- rules ---------------------------------------------------------------------------
     def publicity_rule(self, category: Category, domain: str, severity: str | None) -> PublicityRule:
@@ -329,24 +342,7 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
             domains=doms,
             may_designate=designate,
         )
-    measures: list[Measure] = []
-    for i, raw_measure in enumerate(e.get("measures") or []):
-        mw = f"{where}.measures[{i}]"
-        m = p.mapping(raw_measure, mw)
-        impl = tuple(m.get("implementing_departments", []))
-        for d_code in impl:
-            if d_code not in departments:
-                p.fail(f"{mw}.implementing_departments", f"department {d_code!r} is not defined")
-        measures.append(
-            Measure(
-                id=p.get(m, "id", mw, str),
-                list=p.one_of(m.get("list"), LISTS, f"{mw}.list"),
-                title=str(m.get("title", "")),
-                kind=p.one_of(m.get("kind"), ("mandatory", "recommended"), f"{mw}.kind"),
-                implementing_departments=impl,
-                basis=str(m.get("basis", "")),
-            )
-        )
+    measures = parse_measures(e.get("measures"), f"{where}.measures", departments, p.fail)
     publicity: dict[str, tuple[int, int]] = {}
     pub = p.get(e, "publicity", where, dict)
     for sev in SEVERITIES:
@@ -376,7 +372,7 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
         domains=domains,
         categories=categories,
         departments=departments,
-        measures=tuple(measures),
+        measures=measures,
         publicity=publicity,
         sector_min_months=sector,
         no_early_end=no_early,
@@ -389,4 +385,10 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
         score=p.mapping(e.get("score", {}), f"{where}.score"),
         query_purposes=p.mapping(e.get("query_purposes", {}), f"{where}.query_purposes"),
         raw=e,
+        feedback_within_working_days=parse_feedback_days(
+            e.get("measure_feedback"), f"{where}.measure_feedback", p.fail
+        ),
+        business_types=parse_business_types(
+            e.get("business_types"), f"{where}.business_types", measures, p.fail
+        ),
     )

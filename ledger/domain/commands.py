@@ -157,6 +157,29 @@ class EndDesignation:
     reason: str
 
 
+@dataclass(frozen=True)
+class ReportFeedback:
+    """An implementing department's feedback on a measure notice (docs/measures.md)."""
+
+    notice_id: str
+    feedback_id: str
+    outcome: str  # "applied" | "not_applicable" | "failed" | "stopped"
+    state_version: int | None = None  # the notice state it answers; None: the current one
+    business_reference: str | None = None
+    applied_on: date | None = None
+    stopped_on: date | None = None
+    reason: str | None = None
+    supersedes: str | None = None  # the feedback this one corrects
+
+
+@dataclass(frozen=True)
+class RemindFeedback:
+    """The platform's scheduler: feedback on a notice state is overdue."""
+
+    notice_id: str
+    state_version: int
+
+
 Action = (
     FileRecord
     | CorrectRecord
@@ -172,6 +195,8 @@ Action = (
     | RevokeRecord
     | Designate
     | EndDesignation
+    | ReportFeedback
+    | RemindFeedback
 )
 
 

@@ -3,12 +3,15 @@
 One module over 400 lines because it is one aggregate: each command method checks its rules
 and triggers its event, whose ``@event`` method applies it, and a command, its guards and its
 event are read together. The state the events build (records, objections, repairs,
-designations) is in ``records.py``; the catalogue rules it applies are in ``catalogue.py``.
+designations) is in ``records.py``; the catalogue rules it applies are in ``catalogue.py``; how
+a designation's measure notices follow its basis is in ``notices.py``, applied here after every
+event so that feedback on a notice is judged by the file's own events.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -17,13 +20,16 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, ProgrammingError, event
 from eventsourcing.utils import get_topic, register_topic
 
-from ledger.domain import integrity
+from ledger.domain import feedback, integrity, notices
+from ledger.domain.catalogue_measures import Measure
 from ledger.domain.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
+from ledger.domain.notices import Notice
 from ledger.domain.records import (
     EXPIRED,
     REPAIRED,
     REVOKED,
     Designation,
+    Feedback,
     Objection,
     RecordState,
     RepairApplication,
@@ -85,6 +91,8 @@ class CreditFile(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             aggregate = super().mutate(aggregate)
             aggregate.head_hash = self.event_hash
+            if aggregate.designations:  # their notices follow every change of what they rest on
+                aggregate.follow_notices(getattr(self, "occurred_at", ""))
             return aggregate
 
         @property
@@ -113,6 +121,9 @@ class CreditFile(Aggregate):
         self.designations: dict[str, Designation] = {}
         self.statements: dict[str, dict[str, Any]] = {}
         self.authorisations: dict[str, dict[str, Any]] = {}
+        self.feedback: dict[str, dict[int, Feedback]] = {}  # notice id -> state version -> standing
+        self.feedback_ids: set[str] = set()  # every feedback id used, superseded ones too
+        self.reminded: set[tuple[str, int]] = set()  # (notice id, state version) found overdue
         self.head_hash = integrity.GENESIS
 
     # -- creation and sealing -------------------------------------------------------------
@@ -202,6 +213,29 @@ class CreditFile(Aggregate):
                 field="occurred_at",
                 code="repair_too_early",
             )
+
+    def notice(
+        self,
+        notice_id: str,
+        measures_of: Callable[[Designation], Iterable[Measure]],
+        *,
+        field: str = "feedback.notice_id",
+    ) -> Notice:
+        """One of the notices this file's designations issued; ``measures_of`` gives a designation's
+        notified measures (its list's published measures in the edition of the day it was made)."""
+        for designation in self.designations.values():
+            if designation.notice_state is None:
+                continue
+            for found in notices.notices_for(
+                self.id, designation.designation_id, designation.list, measures_of(designation)
+            ):
+                if found.notice_id == notice_id:
+                    return found
+        raise UnknownRecord(
+            f"notice {notice_id!r} is not one of the notices issued on this subject's file",
+            field=field,
+            code="unknown_notice",
+        )
 
     # -- commands -------------------------------------------------------------------------
 
@@ -543,6 +577,76 @@ class CreditFile(Aggregate):
             **ctx.stamp,
         )
 
+    def report_feedback(self, notice: Notice, fields: dict[str, Any], ctx: Context) -> None:
+        """The implementing department reports what it did about a notice (执行反馈): applied,
+        not applicable or failed while it is in force, stopped after a suspension or withdrawal."""
+        feedback.check_addressed(notice, ctx.department)
+        designation = self.designations[notice.designation_id]
+        feedback.check_answers_current(notice, designation, fields.get("state_version"))
+        feedback.check_outcome_fits(notice, fields["outcome"], designation.notice_state)
+        version, state = designation.notice_version, designation.notice_state
+        assert state is not None  # check_outcome_fits accepts only the states of an issued notice
+        standing = self.feedback.get(notice.notice_id, {}).get(version)
+        feedback.check_new_id(fields["feedback_id"], self.feedback_ids)
+        feedback.check_one_per_state(notice, version, standing, fields.get("supersedes"))
+        for name in ("applied_on", "stopped_on"):
+            feedback.check_acted_on(designation, fields.get(name), name, ctx.occurred_on)
+        self._feedback_reported(
+            notice_id=notice.notice_id,
+            designation_id=notice.designation_id,
+            measure=notice.measure.id,
+            department=ctx.department,
+            state_version=version,
+            state=state,
+            feedback_id=fields["feedback_id"],
+            outcome=fields["outcome"],
+            business_reference=fields.get("business_reference"),
+            applied_on=_iso(fields.get("applied_on")),
+            stopped_on=_iso(fields.get("stopped_on")),
+            reason=fields.get("reason"),
+            supersedes=fields.get("supersedes"),
+            **ctx.stamp,
+        )
+
+    def remind_feedback(
+        self, notice: Notice, state_version: int, within_working_days: int, ctx: Context
+    ) -> None:
+        """The platform's scheduler: feedback on a notice in force is overdue; on record, once per state."""
+        designation = self.designations[notice.designation_id]
+        awaited = designation.notice_state in notices.IN_FORCE and state_version == designation.notice_version
+        answered = state_version in self.feedback.get(notice.notice_id, {})
+        if not awaited or answered or (notice.notice_id, state_version) in self.reminded:
+            why = "was answered" if answered else ("was already found overdue" if awaited else "has moved on")
+            raise RuleViolation(
+                f"notice {notice.notice_id} state version {state_version} {why} "
+                f"(now version {designation.notice_version}, {designation.notice_state})",
+                field="state_version",
+                code="not_due",
+            )
+        since = local_date(datetime.fromisoformat(designation.notice_since))
+        due = notices.feedback_due(since, within_working_days)
+        if ctx.occurred_on <= due:
+            raise RuleViolation(
+                f"feedback on notice {notice.notice_id} is due by {due.isoformat()}; it is not overdue on "
+                f"{ctx.occurred_on.isoformat()}",
+                field="occurred_at",
+                code="not_due",
+            )
+        self._feedback_overdue(
+            notice_id=notice.notice_id,
+            designation_id=notice.designation_id,
+            measure=notice.measure.id,
+            department=notice.department,
+            state_version=state_version,
+            due_on=due.isoformat(),
+            **ctx.stamp,
+        )
+
+    def follow_notices(self, occurred_at: str) -> None:
+        """Move each designation's notices to where its basis now stands (after every event)."""
+        for designation in self.designations.values():
+            notices.follow(designation, self.records, occurred_at)
+
     # -- shared steps ---------------------------------------------------------------------
 
     def _revoke(
@@ -627,6 +731,10 @@ class CreditFile(Aggregate):
     ) -> None:
         objections = self.records[record].objections
         objections[objection_id] = replace(objections[objection_id], outcome=outcome)
+        if outcome == "upheld":  # the measures resting on it are withdrawn (follow_notices)
+            for designation in self.designations.values():
+                if designation.active and record in designation.records:
+                    designation.basis_upheld = True
 
     @event("ObjectionOverdue")
     def _objection_overdue(
@@ -749,6 +857,51 @@ class CreditFile(Aggregate):
     ) -> None:
         designation = self.designations[designation_id]
         designation.active, designation.ended_reason, designation.ended_on = False, reason, occurred_at
+
+    @event("FeedbackReported")
+    def _feedback_reported(
+        self,
+        notice_id: str,
+        designation_id: str,
+        measure: str,
+        department: str,
+        state_version: int,
+        state: str,
+        feedback_id: str,
+        outcome: str,
+        business_reference: str | None,
+        applied_on: str | None,
+        stopped_on: str | None,
+        reason: str | None,
+        supersedes: str | None,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
+    ) -> None:
+        on = local_date(datetime.fromisoformat(occurred_at)).isoformat()
+        self.feedback.setdefault(notice_id, {})[state_version] = Feedback(
+            feedback_id, outcome, state_version, on
+        )
+        self.feedback_ids.add(feedback_id)
+
+    @event("FeedbackOverdue")
+    def _feedback_overdue(
+        self,
+        notice_id: str,
+        designation_id: str,
+        measure: str,
+        department: str,
+        state_version: int,
+        due_on: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
+    ) -> None:
+        self.reminded.add((notice_id, state_version))
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 # Events stored before the domain moved into ledger.domain name this module by its old path

@@ -108,3 +108,18 @@ class Designation:
     active: bool = True
     ended_reason: str = ""
     ended_on: str = ""
+    # Its measure notices (ledger.domain.notices): one life for all of them, followed event by event.
+    notice_state: str | None = None  # None until issued, then issued, suspended, resumed, withdrawn
+    notice_version: int = 0  # the notices' state version (1 = issued)
+    notice_since: str = ""  # occurred_at of the event that began the current state
+    basis_upheld: bool = False  # an objection to a record it rests on was upheld
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An implementing department's feedback on one state version of one notice."""
+
+    feedback_id: str
+    outcome: str
+    state_version: int
+    reported_on: str  # the China day it was reported (its occurred_at)

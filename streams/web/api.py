@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from ledger.application.measures import MeasuresService
 from ledger.application.queries import QueryService
 from streams.parts import WorkerParts
 from streams.web.calls import Route
@@ -25,3 +27,8 @@ class Api:
         service = self.parts.queries
         assert service is not None, "routes that need the query service are served only with one"
         return service
+
+    @cached_property
+    def measures(self) -> MeasuresService:
+        """Checks and supervision figures, recorded through the query service's register."""
+        return MeasuresService(self.queries)

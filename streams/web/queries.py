@@ -51,15 +51,7 @@ async def status(api: Api, call: Call) -> Reply:
 
 def status_request(request: Any) -> dict[str, Any]:
     """The keyword arguments of ``QueryService.status`` from a status query's JSON; 400 naming a field."""
-    if not isinstance(request, Mapping):
-        raise _invalid("", 'the body must be a JSON object: {"subject": {"id": CODE}, "purpose": ...}')
-    subject = request.get("subject")
-    if not isinstance(subject, Mapping) or "id" not in subject:
-        raise _invalid("subject.id", 'expected {"subject": {"id": CODE}, "purpose": ...}')
-    code = subject["id"]
-    if not isinstance(code, str):
-        raise _invalid("subject.id", f"must be a string (an identity number or code), not {json_type(code)}")
-    fields: dict[str, Any] = {"code": _bounded("subject.id", code)}
+    fields: dict[str, Any] = {"code": subject_id(request, '"purpose": ...')}
     for name in ("purpose", "basis", "authorisation_id"):
         value = request.get(name)
         if value is not None and not isinstance(value, str):
@@ -67,6 +59,19 @@ def status_request(request: Any) -> dict[str, Any]:
         fields[name] = None if value is None else _bounded(name, value)
     fields["as_of"] = as_of(request.get("as_of"))
     return fields
+
+
+def subject_id(request: Any, rest: str) -> str:
+    """The subject's code from a JSON body ``{"subject": {"id": CODE}, ...}``; 400 naming the field."""
+    if not isinstance(request, Mapping):
+        raise _invalid("", f'the body must be a JSON object: {{"subject": {{"id": CODE}}, {rest}}}')
+    subject = request.get("subject")
+    if not isinstance(subject, Mapping) or "id" not in subject:
+        raise _invalid("subject.id", f'expected {{"subject": {{"id": CODE}}, {rest}}}')
+    code = subject["id"]
+    if not isinstance(code, str):
+        raise _invalid("subject.id", f"must be a string (an identity number or code), not {json_type(code)}")
+    return _bounded("subject.id", code)
 
 
 def as_of(value: Any) -> datetime | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.publicity import PUBLICITY_CATEGORIES
 from streams.health import register_health_view
-from streams.web import meta, proof_views, proofs, queries, submissions
+from streams.web import measures, meta, proof_views, proofs, publicity, queries, submissions
 from streams.web.calls import OPTIONAL, REQUIRED, Route
 
 SMALL_BODY = 64 * 1024
@@ -80,6 +81,27 @@ LIST_PARAMETERS = (
     _query("department", TEXT),
     _query("since", {**TEXT, "format": "date"}),
     _query("until", {**TEXT, "format": "date"}),
+)
+CHECK_BODY = {
+    "type": "object",
+    "required": ["subject", "business", "reference"],
+    "properties": {
+        "subject": {"type": "object", "required": ["id"], "properties": {"id": TEXT}},
+        "business": {
+            **TEXT,
+            "description": "a business type from the catalogue (administrative_licence, ...)",
+        },
+        "reference": {**TEXT, "minLength": 1, "description": "your case or application number"},
+        "department": {
+            **TEXT,
+            "description": "the department checking: your own (the administrator names one)",
+        },
+    },
+}
+STATS_PARAMETERS = (
+    _query("department", TEXT, "one implementing department's (a department's key: its own only)"),
+    _query("since", {**TEXT, "format": "date"}, "notices issued on or after this day"),
+    _query("until", {**TEXT, "format": "date"}, "notices issued on or before this day"),
 )
 SIZE = {"type": "integer", "minimum": 0}
 ME = {200: "The answer", 403: "forbidden_role: for role subject (recorded)"}
@@ -215,6 +237,65 @@ ROUTES: tuple[Route, ...] = (
         endpoint="lists",
         parameters=LIST_PARAMETERS,
         response_schemas={200: _ref("List")},
+    ),
+    Route(
+        "POST",
+        "/v1/checks",
+        "Check a subject before approving (应查必查): the measures your department must or may apply",
+        measures.check,
+        {
+            200: "The notices in force for your department and business, the incentives, or result none",
+            400: "invalid_input, invalid_subject_code, or not_in_catalogue (business, department), "
+            "naming the field (recorded)",
+            403: "forbidden_role or not_own_department (recorded)",
+        },
+        auth=REQUIRED,
+        endpoint="check",
+        max_body=SMALL_BODY,
+        request_body=_json(CHECK_BODY),
+        response_schemas={200: _ref("Check")},
+        description="Recorded in the query register before it is answered: requester, organisation, "
+        "purpose (the business type), subject, reference, the answer's digest. docs/measures.md",
+    ),
+    Route(
+        "GET",
+        "/v1/measures/stats",
+        "Supervision of joint measures per department and measure (奖惩到位率); recorded",
+        measures.stats,
+        {
+            200: "Totals, by department, by measure",
+            400: "invalid_input: since or until is not a date (recorded)",
+            403: "forbidden_role or not_own_department (recorded)",
+        },
+        auth=REQUIRED,
+        endpoint="measures.stats",
+        parameters=STATS_PARAMETERS,
+        response_schemas={200: _ref("MeasureStats")},
+        description="A department's key reads its own figures; the administrator's and auditors' "
+        "everyone's. docs/measures.md#supervision",
+    ),
+    Route(
+        "GET",
+        "/v1/publicity",
+        "双公示: administrative licences and penalties in their publicity period (public, masked ids)",
+        publicity.publicity,
+        {
+            200: "One page, newest decision first",
+            400: "invalid_query: a filter or the page",
+            503: "no_read_models (this worker serves none) or read_models_unavailable",
+        },
+        parameters=(
+            _query("domain", TEXT),
+            _query("department", TEXT),
+            _query("since", {**TEXT, "format": "date"}, "decided on or after"),
+            _query("until", {**TEXT, "format": "date"}, "decided on or before"),
+            _query("category", {"enum": list(PUBLICITY_CATEGORIES)}),
+            _query("page", {"type": "integer", "minimum": 1, "maximum": publicity.MAX_PAGE, "default": 1}),
+        ),
+        response_schemas={200: {"type": "object", "required": ["total", "page", "items"]}},
+        description="The same items as the portal's /publicity page. A person's licences are not "
+        "public; items leave at the end of their publicity period, or on repair or revocation, and "
+        "stay in the ledger's history. docs/portal.md",
     ),
     Route(
         "GET",

@@ -9,14 +9,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from contract import topics
-from streams.broker import free_port
+from streams.broker import EmbeddedBroker, free_port
 from streams.clients import read_topic
 
 SESSION_TIMEOUT = "2"  # the embedded broker accepts less than Kafka's 6 s minimum; joins in ~1 s
@@ -91,6 +92,41 @@ class Served:
             raise AssertionError(
                 f"serve did not stop within {timeout}s of SIGTERM. {self.describe()}"
             ) from None
+
+
+def cli(served: Served, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """One ``credit-ledger`` command against the served data dir and broker."""
+    env = {
+        **os.environ,
+        "CREDIT_DATA_DIR": str(served.data_dir),
+        "CREDIT_KAFKA_BOOTSTRAP": served.bootstrap or "",
+        "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "credit_ledger.cli", *args],
+        check=False,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@contextmanager
+def serving_alone(tmp_path: Path) -> Iterator[Served]:
+    """`serve` with HTTP on a broker of its own (so no other test's topics), the scheduler every
+    second; stopped cleanly at the end (the test fails if it does not stop)."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        os.environ["CREDIT_SCHEDULER_INTERVAL"] = "1"
+        try:
+            served = Served(tmp_path / "data", bootstrap=broker.bootstrap, http=True).start()
+        finally:
+            del os.environ["CREDIT_SCHEDULER_INTERVAL"]
+        try:
+            yield served
+        finally:
+            assert served.stop() == 0
 
 
 def issue_key(served: Served, *options: str) -> str:

@@ -39,6 +39,17 @@ def test_a_client_in_the_same_data_dir_uses_the_running_serves_broker_and_says_s
         assert published.returncode == 0, published.stderr
         assert f"using the embedded broker at {served.bootstrap}" in published.stderr.decode()
         assert json.loads(published.stdout)["sent"] == 1
+
+        def outcome_of_that_submission_only() -> list[dict[str, str]] | None:
+            read = cli(data, "outcomes", "--submission", "TAX-2026-000101", "--submission", "NEVER-SENT")
+            return [json.loads(line) for line in read.stdout.splitlines()] or None
+
+        (outcome,) = wait_for(outcome_of_that_submission_only, 60, served.describe)
+        assert (outcome["submission_id"], outcome["status"]) == ("TAX-2026-000101", "accepted")
+        second = cli(data, "serve", "--http-port", str(served.http_port + 1))
+        assert second.returncode == 2
+        assert f"a serve is already running in {data} (pid {found.pid}" in second.stderr.decode()
+        assert discovery.read(data) == found, "the refused serve leaves the running one's file alone"
     finally:
         assert served.stop() == 0
     assert not (data / discovery.FILE).exists(), "serve removes the file when it stops"

@@ -51,6 +51,11 @@ def test_projections_and_queries_work_the_same_on_postgresql(postgres: PgServer,
     # The scheduler's query for clean-record announcements (its LIKE pattern once broke psycopg).
     assert on_pg.clean_due("2040-01-01") == on_sqlite.clean_due("2040-01-01")
     assert on_pg.counts() == on_sqlite.counts()
+    # The measure notices and their outbox, written twice, kept once.
+    assert on_pg.notice_rows() == on_sqlite.notice_rows()
+    assert len(on_pg.notice_rows(department="court")) == 5
+    assert list(on_pg.notice_messages()) == list(on_sqlite.notice_messages())
+    assert len(on_pg.unpublished_notices(limit=1000)) == 85
 
     service = QueryService(ledger, build_reader(ledger, on_pg), clock=lambda: now)
     _, key = issue_key(

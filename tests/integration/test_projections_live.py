@@ -20,7 +20,7 @@ from contract import topics
 from streams.broker import free_port
 from streams.clients import publish
 from tests.conftest import example
-from tests.integration.serving import Served, records, wait_for
+from tests.integration.serving import Served, cli, records, wait_for
 
 ASKING = ("--purpose", "supervision_inspection", "--basis", "《社会信用体系建设法》")
 EXAMPLES = [
@@ -46,23 +46,6 @@ def served(fresh_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         yield s
     finally:
         assert s.stop() == 0
-
-
-def cli(served: Served, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "CREDIT_DATA_DIR": str(served.data_dir),
-        "CREDIT_KAFKA_BOOTSTRAP": served.bootstrap or "",
-        "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "credit_ledger.cli", *args],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def file_the_first_record(served: Served) -> None:

@@ -213,7 +213,9 @@ def test_departments_without_kafka_submit_over_http(fresh_broker: str, tmp_path:
         assert outcomes[0]["status"] == "accepted"
         spec = _get(f"{url}/v1/openapi.json")
         assert "/v1/submissions" in spec["paths"]
-        for faust_page in ("/", "/router/", "/router/assignments/", "/table/"):  # Faust's own: off
+        with urllib.request.urlopen(f"{url}/", timeout=5) as home:  # the portal, not Faust's index
+            assert home.headers.get_content_type() == "text/html"
+        for faust_page in ("/router/", "/router/assignments/", "/table/"):  # Faust's own: off
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"{url}{faust_page}", timeout=5)
             assert (refused.value.code, json.loads(refused.value.read())["error"]["code"]) == (

@@ -52,6 +52,10 @@ CONFIGURATION = {
     "keys revoke": LEDGER,
     "audit": set(),
     "audit queries": LEDGER,
+    "check": LEDGER,
+    "measures": set(),
+    "measures stats": LEDGER,
+    "feedback": KAFKA,
 }
 
 

@@ -22,7 +22,7 @@ from ledger.verification.transparency import LedgerTree, StoreChanged
 from streams.health import HealthCheck
 from streams.web.openapi import served_operations, statuses
 from streams.web.routes import ROUTES
-from tests.conftest import PERSON, example
+from tests.conftest import ORGANISATION, PERSON, example
 from tests.unit.querydesk import LICENSING, NO_FILE, Desk, desk
 from tests.unit.webdesk import Web
 
@@ -53,7 +53,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
 
     served, documented = asyncio.run(run(True))
     assert served == documented
-    assert len(served) == len(ROUTES) == 20
+    assert len(served) == len(ROUTES) == 23
     served, documented = asyncio.run(run(False))  # without a query service: what needs none
     assert (
         served
@@ -65,6 +65,7 @@ def test_the_routes_served_are_exactly_the_routes_documented_in_openapi(desk: De
             ("GET", "/v1/health"),
             ("GET", "/checkpoint"),
             ("GET", "/tile/{level}/{index}"),
+            ("GET", "/v1/publicity"),  # public: it needs read models (503 without), not the register
             *{("GET", r.path) for r in ROUTES if r.path.startswith("/v1/proofs/")},
         }
     )
@@ -169,6 +170,24 @@ def probes(
     probe("GET", lists, 401, url="/v1/lists/red", key=GARBAGE)
     probe("GET", lists, 404, url="/v1/lists/white")
     probe("GET", lists, 503, url="/v1/lists/red", during=register_down)
+    checks = "/v1/checks"
+    check = {"subject": {"id": ORGANISATION}, "business": "supervision_inspection", "reference": "JC-2026-01"}
+    probe("POST", checks, 200, key=keys.tax, json=check)
+    probe("POST", checks, 400, key=keys.tax, json={**check, "business": "fortune_telling"})
+    probe("POST", checks, 401, key=GARBAGE, json=check)
+    probe("POST", checks, 403, key=keys.auditor, json=check)
+    probe("POST", checks, 413, key=keys.tax, data=HUGE)
+    probe("POST", checks, 503, key=keys.tax, json=check, during=register_down)
+    stats = "/v1/measures/stats"
+    probe("GET", stats, 200, key=keys.tax)
+    probe("GET", stats, 400, url=f"{stats}?since=yesterday", key=keys.tax)
+    probe("GET", stats, 401, key=GARBAGE)
+    probe("GET", stats, 403, key=keys.me)
+    probe("GET", stats, 503, key=keys.auditor, during=register_down)
+    publicity = "/v1/publicity"
+    probe("GET", publicity, 200)
+    probe("GET", publicity, 400, url=f"{publicity}?page=0")
+    probe("GET", publicity, 503, during=(desk.store.records, "publicity", OSError("database is locked")))
     audit = "/v1/audit/queries"
     probe("GET", audit, 200, key=keys.auditor)
     probe("GET", audit, 401, key=GARBAGE)

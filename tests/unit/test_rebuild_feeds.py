@@ -113,7 +113,8 @@ def test_item_15_a_rebuild_without_the_feed_is_reported_not_passed(live: Live, t
     write(states_only, rebuild.states, live.catalogue)  # what the rebuild wrote before: no feed
     diffs = compare_stores(live.store, states_only)
     assert diffs
-    assert {d["view"] for d in diffs} == {"list_changes"}
+    # Every feed it lacks is named: the list changes, and the black-list entry's measure notices.
+    assert {d["view"] for d in diffs} == {"list_changes", "measure_notices"}
     assert all(str(d["found"]).startswith("(absent") for d in diffs)
 
 

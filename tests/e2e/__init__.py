@@ -1,0 +1,1 @@
+"""Browser tests of the portal: headless Debian Chromium against a served worker."""
