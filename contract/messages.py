@@ -16,6 +16,7 @@ from uuid import UUID
 import orjson
 
 from ledger.application.ports import LedgerLog
+from ledger.domain.inbox import InboxItem
 from ledger.domain.integrity import event_id
 from ledger.domain.outcomes import CONFLICT, DECIDED, DUPLICATE, REJECTED, LoggedOutcome, Receipt
 
@@ -49,6 +50,15 @@ def submission_key(submission: Mapping[str, Any]) -> bytes:
     if not isinstance(raw, str):
         return b""
     return raw.strip().upper().encode()
+
+
+def inbox_item(submission: Mapping[str, Any], value: bytes) -> InboxItem:
+    """What a door records in the inbox for one submission (``value``, its bytes as published):
+    keyed as on Kafka, with the department and id the ledger will register it under, if any."""
+    department, submission_id = submission.get("department"), submission.get("submission_id")
+    if isinstance(department, str) and isinstance(submission_id, str):
+        return InboxItem(submission_key(submission), value, department, submission_id)
+    return InboxItem(submission_key(submission), value, None, None)
 
 
 def event_type(topic: str) -> str:
@@ -126,6 +136,7 @@ def outcome_message(position: int, outcome: Receipt | LoggedOutcome) -> tuple[by
         "subject_key": receipt.subject_key if receipt is not None else None,
         "recorded_at": recorded_at,
         "duplicate": logged is not None and logged.duplicate,
+        "source": logged.entry.source if logged is not None else (receipt.source if receipt else None),
         **extra,
     }
     if status == REJECTED:

@@ -30,6 +30,7 @@ from streams import admin
 from streams.app import FAUST_LEADER_TOPIC, StreamSettings, create_app, quiet_client_noise, run_worker
 from streams.broker import EmbeddedBroker, group_timing
 from streams.clients import send_records
+from streams.drain import INBOX_CURSOR
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, run_relay_process
 
 
@@ -83,10 +84,12 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def check_no_serve_here(settings: Settings) -> None:
-    """Refuse a second serve on a data dir that a running one announces: it would start a broker of
-    its own, take over the clients' ``serving.json`` and leave them lost when it stops."""
+    """Refuse a second serve with an embedded broker of its own on a data dir that a running serve
+    announces: the two would share the ledger but not the broker, and the clients would follow
+    whichever wrote ``serving.json`` last. More workers on one data dir join one Kafka (given
+    with CREDIT_KAFKA_BOOTSTRAP), as ``serve --workers N`` does."""
     running = discovery.read(settings.data_dir)
-    if running is not None and running.pid != os.getpid():
+    if running is not None and running.pid != os.getpid() and not settings.kafka_bootstrap:
         where = f"kafka {running.kafka}" + (f", http {running.http}" if running.http else "")
         raise ConfigError(
             f"a serve is already running in {settings.data_dir} (pid {running.pid}; {where}), and the "
@@ -123,6 +126,11 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             if topic in created and ledger.reader.relay_position(cursor):
                 note(f"{topic} was empty: the relay re-publishes it from the ledger")
                 ledger.reader.save_relay_position(cursor, 0)
+        # What the doors recorded and the relay had published may have been lost with the topic
+        # before the intake read it: the drain reads the inbox again and publishes what is undecided.
+        if topics.SUBMISSIONS in created and ledger.reader.relay_position(INBOX_CURSOR):
+            note(f"{topics.SUBMISSIONS} was empty: the relay drains the inbox again (what has no outcome)")
+            ledger.reader.save_relay_position(INBOX_CURSOR, 0)
         if topics.DIGESTS in created and (republished := republish_checkpoints(bootstrap, settings)):
             note(f"{topics.DIGESTS} was empty: re-published {republished} signed checkpoint(s) from the data")
         if {topics.LIST_CHANGES, topics.MEASURES} & set(created):
@@ -225,7 +233,9 @@ def serve(
             )
         running.start_intake_workers(workers - 1)
         banner(running)
-        announced = http or relay  # an intake-only worker (serve --workers N's children) is not the one
+        # An intake-only worker (serve --workers N's children) is not the one clients should find,
+        # nor is a further worker beside a serve that announced itself first (it keeps its file).
+        announced = (http or relay) and discovery.read(settings.data_dir) is None
         if announced:
             discovery.announce(settings.data_dir, serving_of(running))
         run_worker(running.app, loglevel=loglevel if loglevel != "warning" else settings.log_level.lower())

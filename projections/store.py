@@ -49,6 +49,10 @@ ON CONFLICT (subject_key) DO UPDATE SET version=excluded.version, position=exclu
 """
 
 
+MEMBERS_ORDER = "ORDER BY entry_date, subject_key, designation_id"
+"""The order of a list's entries: oldest entry first, then by subject and designation."""
+
+
 @dataclass(frozen=True)
 class Saved:
     """One subject's new state and what goes with it, written together."""
@@ -241,7 +245,38 @@ class ProjectionStore(NoticeTables):
         since: str | None = None,
         until: str | None = None,
     ) -> list[dict[str, Any]]:
-        sql = "SELECT row FROM list_members WHERE list=?"
+        where, params = self._members_where(list_name, domain, department, since, until)
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql(f"SELECT row FROM list_members WHERE {where} {MEMBERS_ORDER}"), params)
+        return [orjson.loads(row) for (row,) in cursor.fetchall()]
+
+    def members_page(
+        self,
+        list_name: str,
+        *,
+        limit: int,
+        offset: int = 0,
+        domain: str | None = None,
+        department: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(how many entries match, one page of them) in the order of ``members``."""
+        where, params = self._members_where(list_name, domain, department, since, until)
+        cursor = self.conn.cursor()
+        cursor.execute(self._sql(f"SELECT count(*) FROM list_members WHERE {where}"), params)
+        (total,) = cursor.fetchone()
+        cursor.execute(
+            self._sql(f"SELECT row FROM list_members WHERE {where} {MEMBERS_ORDER} LIMIT ? OFFSET ?"),
+            [*params, limit, offset],
+        )
+        return int(total), [orjson.loads(row) for (row,) in cursor.fetchall()]
+
+    @staticmethod
+    def _members_where(
+        list_name: str, domain: str | None, department: str | None, since: str | None, until: str | None
+    ) -> tuple[str, list[Any]]:
+        sql = "list=?"
         params: list[Any] = [list_name]
         if department:
             sql += " AND department=?"
@@ -255,10 +290,7 @@ class ProjectionStore(NoticeTables):
         if domain:
             sql += " AND (',' || domains || ',') LIKE ?"
             params.append(f"%,{domain},%")
-        sql += " ORDER BY entry_date, subject_key, designation_id"
-        cursor = self.conn.cursor()
-        cursor.execute(self._sql(sql), params)
-        return [orjson.loads(row) for (row,) in cursor.fetchall()]
+        return sql, params
 
     def subject_version(self, key: str) -> int:
         """The version of a subject's file that the read models hold (0 for an unknown subject)."""

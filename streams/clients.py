@@ -10,15 +10,17 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from contract.measures import department_of
 from contract.messages import submission_key
+from ledger.application.limits import MAX_DECODED_BYTES, MAX_SUBMISSION_BYTES
 
 
 @dataclass
 class PublishReport:
     sent: int = 0
-    refused: int = 0  # lines that never left this machine (not JSON, wrong department)
+    refused: int = 0  # lines that never left this machine (not JSON, too large, wrong department)
     failed: int = 0  # the broker did not acknowledge
 
 
@@ -26,12 +28,31 @@ class LocalRefusal(ValueError):
     """A line the publisher will not send, with the reason a person can act on."""
 
 
-def prepare(
-    line: bytes, department: str | None, number: int, action: str | None = None
-) -> tuple[bytes, bytes]:
-    """(key, value) for one JSON line; raises LocalRefusal for a line that cannot be sent.
+@dataclass(frozen=True)
+class Prepared:
+    """One line ready to send: its number in the file, Kafka key and value, and the (department,
+    submission id) the ledger will register it under (None when it has no string pair)."""
+
+    number: int
+    key: bytes
+    value: bytes
+    ident: tuple[str, str] | None
+
+
+def too_large(number: int, size: int) -> LocalRefusal:
+    """The ledger's own limit and code (``ledger.application.limits``), refused before sending."""
+    return LocalRefusal(
+        f"line {number}: too_large: the submission is {size:,} bytes; at most {MAX_SUBMISSION_BYTES:,} "
+        "bytes are accepted (the ledger's limit for one submission)"
+    )
+
+
+def prepare(line: bytes, department: str | None, number: int, action: str | None = None) -> Prepared:
+    """One JSON line ready to send; raises LocalRefusal for a line that cannot be sent.
 
     ``action``: this publisher sends only that action (filled in where a line has none)."""
+    if len(line) > MAX_DECODED_BYTES:  # not even read: it could only be refused
+        raise too_large(number, len(line))
     try:
         submission = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -52,7 +73,55 @@ def prepare(
                 f"line {number}: action is {declared_action!r}; this publisher sends only {action!r}"
             )
         line = orjson.dumps(submission)
-    return submission_key(submission), line
+    if len(line) > MAX_SUBMISSION_BYTES:
+        raise too_large(number, len(line))
+    who, sid = submission.get("department"), submission.get("submission_id")
+    ident = (who, sid) if isinstance(who, str) and isinstance(sid, str) else None
+    return Prepared(number, submission_key(submission), line, ident)
+
+
+def prepared(
+    lines: Iterable[bytes],
+    department: str | None,
+    report: PublishReport,
+    on_refusal: Callable[[str], None] | None,
+    action: str | None = None,
+) -> Iterator[Prepared]:
+    """The lines that can be sent, numbered as in the file (blank lines count, and are skipped);
+    each refusal is counted in ``report`` and told to ``on_refusal``."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield prepare(line, department, number, action)
+        except LocalRefusal as exc:
+            report.refused += 1
+            if on_refusal:
+                on_refusal(str(exc))
+
+
+SEND_BLOCK_SECONDS = 10
+"""How long a send may wait for the topic's metadata (the broker away, the topic not there yet)."""
+
+
+def department_producer(bootstrap: str) -> KafkaProducer:
+    """The department client's producer: acks=all, one request in flight (order kept on retries),
+    requests large enough for any submission the ledger accepts, and it never creates a topic.
+
+    A broker with automatic topic creation (the embedded one has it) would otherwise create
+    credit.submissions with its own partition count when a client sends to it before ``serve``
+    has made the platform's topics (after a restart, say), and ``serve`` then refuses to start
+    on a topic that does not have the contract's partitions."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=10,
+        retries=5,
+        max_in_flight_requests_per_connection=1,
+        max_request_size=max(MAX_SUBMISSION_BYTES * 2, 1024 * 1024),
+        allow_auto_create_topics=False,
+        max_block_ms=SEND_BLOCK_SECONDS * 1000,
+    )
 
 
 def publish(
@@ -64,27 +133,36 @@ def publish(
     action: str | None = None,
     on_progress: Callable[[PublishReport], None] | None = None,
     on_refusal: Callable[[str], None] | None = None,
+    report: PublishReport | None = None,
 ) -> PublishReport:
-    """Send every line with acks=all and wait for every acknowledgement."""
-    report = PublishReport()
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=10,
-        retries=5,
-        max_in_flight_requests_per_connection=1,
-    )
+    """Send every line with acks=all and wait for every acknowledgement.
+
+    A line that cannot be sent (not a JSON object, over the ledger's size limit, another
+    department's) is refused here and the others still go; a send the broker fails is counted as
+    failed and the others still go. ``report`` (filled in as it goes) lets a caller that is
+    interrupted still say what happened.
+    """
+    report = report or PublishReport()
+    producer = department_producer(bootstrap)
     futures = []
+    away = False  # the broker did not take a line in time: the rest are counted failed, unsent
     try:
-        for number, line in enumerate(lines, 1):
-            try:
-                key, value = prepare(line, department, number, action)
-            except LocalRefusal as exc:
-                report.refused += 1
-                if on_refusal:
-                    on_refusal(str(exc))
+        for line in prepared(lines, department, report, on_refusal, action):
+            if away:
+                report.failed += 1
                 continue
-            futures.append(producer.send(topic, key=key, value=value))
+            try:
+                futures.append(producer.send(topic, key=line.key, value=line.value))
+            except KafkaTimeoutError:
+                report.failed += 1
+                away = True
+                if on_refusal:
+                    on_refusal(
+                        f"line {line.number}: the broker did not take it within {SEND_BLOCK_SECONDS} s "
+                        f"(is {topic} there?); it and the lines after it are not sent"
+                    )
+            except KafkaError:  # refused by the producer itself: this line only
+                report.failed += 1
             if len(futures) >= 5000:
                 _settle(futures, report, on_progress)
         producer.flush()
@@ -148,7 +226,9 @@ def read_topic(
     Without ``follow`` it stops when fetches have come back empty for ``idle`` seconds: the
     end is never decided from end offsets, which the embedded broker under-reports.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, allow_auto_create_topics=False
+    )
     try:
         partitions = _partitions(consumer, topic)
         consumer.assign(partitions)

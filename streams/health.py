@@ -15,6 +15,7 @@ from faust.web import Request, Response, View
 from contract import topics
 from ledger.application.service import CreditLedger
 from projections.store import ProjectionStore
+from streams.drain import INBOX_CURSOR
 from streams.intake import Intake
 from streams.parts import WorkerParts
 from streams.relay import LEDGER_CURSOR, OUTCOMES_CURSOR, QUERY_RECORDED
@@ -44,7 +45,8 @@ submissions). No answer in 5 s means the database is not answering; load balance
 POSITION_TIMEOUT = 0.5
 """aiokafka waits for a partition's position after a rebalance; health reports it unknown instead."""
 
-RELAY_CURSORS = (LEDGER_CURSOR, OUTCOMES_CURSOR)
+RELAY_CURSORS = (LEDGER_CURSOR, OUTCOMES_CURSOR, INBOX_CURSOR)
+"""The relay's cursors: the ledger's events, the outcomes log, and the HTTP doors' inbox it drains."""
 
 
 def _group_view(app: faust.App) -> dict[str, Any]:
@@ -81,7 +83,11 @@ def read_progress(ledger: CreditLedger, store: ProjectionStore | None) -> Ledger
     """Every database read health makes; runs on the ledger thread. Raises if the ledger cannot be read."""
     # The relay's positions first: read after them, the heads cannot be behind them.
     relayed = {cursor: ledger.reader.relay_position(cursor) for cursor in RELAY_CURSORS}
-    head = {LEDGER_CURSOR: ledger.reader.head(), OUTCOMES_CURSOR: ledger.reader.last_outcome_position()}
+    head = {
+        LEDGER_CURSOR: ledger.reader.head(),
+        OUTCOMES_CURSOR: ledger.reader.last_outcome_position(),
+        INBOX_CURSOR: ledger.inbox.last_inbox_position(),
+    }
     if store is None:
         return LedgerProgress(relayed, head, None)
     try:

@@ -16,6 +16,7 @@ from mode import Service
 from contract import topics
 from contract.deadletters import INTAKE, Source
 from ledger.application.service import TRANSIENT, CreditLedger
+from ledger.domain.inbox import INBOX_HEADER, InboxSeal
 from ledger.domain.outcomes import Outcome
 from streams.isolation import Backoff, DeadLetters, Failure, Send, correlation_id, settle
 from streams.runner import Runner, RunnerStats, group_consumer
@@ -31,12 +32,20 @@ UNREADABLE = b"\xff(the intake could not read this message; the dead letter has 
 UTF-8, so it is receipted under its source like any undecodable message (see ``receipt``)."""
 
 
-def source_of(message: Any) -> str:
+def source_of(message: Any, seal: InboxSeal | None = None) -> str:
     """Where a message came from: the receipt key for a message that has no usable id of its own.
 
     The record's timestamp is part of it: offsets start again at 0 when a topic is recreated (the
     embedded broker keeps topics in memory), and a new message must not meet an old one's receipt.
+    A row of the inbox, drained by the relay with its seal, is read under its inbox position
+    instead (``inbox/17``): the same row drained twice is the same message (``ledger.domain.inbox``).
     """
+    if message.headers and seal is not None:  # the common case, a department's message, has none
+        for name, value in message.headers:
+            if name == INBOX_HEADER:
+                found = seal.source(value, message.value or b"")
+                if found is not None:
+                    return found
     return f"{message.topic}/{message.partition}/{message.offset}@{message.timestamp}"
 
 
@@ -77,7 +86,8 @@ class LedgerApplier:
 
     async def _submit(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[Outcome]:
         values = [r.value or b"" for r in records]  # a null value is an empty, undecodable message
-        sources = [source_of(r) for r in records]
+        seal = self.ledger.inbox_seal
+        sources = [source_of(r, seal) for r in records]
         return await self._db(lambda: self.ledger.submit_safely(values, sources=sources))
 
     async def _park(self, record: ConsumerRecord[Any, Any], error: Exception) -> None:
@@ -85,7 +95,7 @@ class LedgerApplier:
         log.error(
             "submission %s could not be applied even alone; rejecting it as internal_error and parking "
             "it on %s (correlation id %s)",
-            source_of(record),
+            source_of(record, self.ledger.inbox_seal),
             topics.DEAD_LETTERS,
             correlation,
             exc_info=error,
@@ -112,13 +122,12 @@ class LedgerApplier:
     async def receipt(self, record: ConsumerRecord[Any, Any], correlation: str) -> Outcome | None:
         """Record the ``internal_error`` rejection; if even reading the message fails, record it
         under its source with a placeholder original. None if the ledger cannot record either."""
+        source = source_of(record, self.ledger.inbox_seal)
         for raw in (record.value or b"", UNREADABLE):
             try:
-                return await self._retrying(
-                    functools.partial(self.ledger.reject_unapplicable, raw, source_of(record))
-                )
+                return await self._retrying(functools.partial(self.ledger.reject_unapplicable, raw, source))
             except Exception:
-                log.exception("no receipt for %s (correlation id %s)", source_of(record), correlation)
+                log.exception("no receipt for %s (correlation id %s)", source, correlation)
         return None
 
     async def _retrying(self, fn: Callable[[], Outcome]) -> Outcome:

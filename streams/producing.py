@@ -8,7 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from mode import Service
 
 log = logging.getLogger(__name__)
@@ -22,6 +29,14 @@ MAX_REQUEST_BYTES = 1024 * 1024
 Apache Kafka's default ``message.max.bytes`` (1,048,588). Records over it are dead-lettered."""
 
 LINGER_MS = 5
+
+RECORD_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
+"""What a broker (or the producer, before sending) says about one record that it will never take."""
 
 
 def producer_settings(bootstrap: str, *, idempotent: bool) -> dict[str, Any]:
@@ -106,8 +121,8 @@ async def send_all_with_headers(
 class WorkerProducer(Service):
     """A serve worker's producer for the platform's own records (dead letters, scheduled commands).
 
-    Started and stopped with the Faust app. HTTP submissions still go through Faust's own producer
-    (``topic.send``), configured alike (acks=all) in ``streams.app``.
+    Started and stopped with the Faust app. HTTP submissions are not sent from the worker: the doors
+    record them in the ledger's inbox and the relay publishes them (``streams.drain``).
     """
 
     def __init__(self, bootstrap: str, **kwargs: Any) -> None:

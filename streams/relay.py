@@ -1,4 +1,5 @@
-"""The outbox relay: publishes the ledger's events and outcomes to Kafka, in order, from tracked positions."""
+"""The outbox relay: publishes the ledger's events and outcomes to Kafka, in order, from tracked positions,
+and drains the HTTP doors' inbox to credit.submissions (``streams.drain``) between its pages."""
 
 from __future__ import annotations
 
@@ -12,12 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-)
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from contract import topics
@@ -28,8 +24,9 @@ from ledger.domain.outcomes import REJECTED
 from ledger.verification.policy import WitnessEndpoint
 from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from streams.digests import CheckpointPublisher
+from streams.drain import InboxDrain
 from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
-from streams.producing import MAX_BATCH_BYTES, MAX_REQUEST_BYTES, start_producer
+from streams.producing import MAX_BATCH_BYTES, MAX_REQUEST_BYTES, RECORD_ERRORS, start_producer
 from streams.runner import Lease, wait_or_stop
 from streams.witnessing import WitnessClient
 
@@ -64,15 +61,6 @@ class Page:
         self.records.append(record)
 
 
-RECORD_ERRORS = (
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    CorruptRecordException,
-    InvalidTimestampError,
-)
-"""What a broker (or the producer, before sending) says about one record that it will never take."""
-
-
 def classify(exc: Exception) -> Failure:
     """A record the broker will never take is parked; anything else ends the process (serve
     restarts it, and it resumes after the last position saved)."""
@@ -95,12 +83,14 @@ class Relay:
         *,
         page: int = 2000,
         backoff: Backoff | None = None,
+        drain: InboxDrain | None = None,
     ) -> None:
         self.ledger = ledger
         self.publish = publish
         self.executor = executor
         self.page = page
         self.backoff = backoff or Backoff()
+        self.drain = drain  # the inbox's, a page of it between each page of events and outcomes
         self.dead_letters = DeadLetters(RELAY)
         self._positions: dict[str, int] = {}  # what this relay saved last; read once from the ledger
 
@@ -121,6 +111,8 @@ class Relay:
         sent = 0
         while True:
             batch = await self._relay_events() + await self._relay_outcomes()
+            if self.drain is not None:
+                batch += await self.drain.run_once()
             sent += batch
             if batch == 0:
                 return sent
@@ -252,9 +244,12 @@ class KafkaPublisher:
         self._murmur2: Callable[[bytes], int] = murmur2
         self._hashes: dict[bytes, int] = {}
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> Any:
-        """One record through the producer's own path (the checkpoint publisher's ``Send``)."""
-        return await self.producer.send(topic, value=value, key=key)
+    async def send(
+        self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> Any:
+        """One record through the producer's own path (the checkpoint publisher's ``Send``, the
+        inbox drain's ``SendHeaded``): the awaitable of its acknowledgement."""
+        return await self.producer.send(topic, value=value, key=key, headers=headers)
 
     async def publish(self, records: Sequence[Record]) -> None:
         """Send ``records`` and return once every one is acknowledged (see ``Publish``)."""
@@ -355,7 +350,8 @@ async def run_relay_process(
     lease = Lease(bootstrap, topics.SUBMISSIONS, RELAY_GROUP, session_timeout=session_timeout)
     publisher = KafkaPublisher(await start_producer(bootstrap))
     await lease.start()
-    relay = Relay(ledger, publisher.publish, ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay"))
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay")
+    relay = Relay(ledger, publisher.publish, executor, drain=InboxDrain(ledger, publisher.send, executor))
     digests = CheckpointPublisher(
         ledger,
         publisher.send,

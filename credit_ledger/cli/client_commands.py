@@ -23,19 +23,56 @@ if TYPE_CHECKING:
     "publish submissions (JSON lines) to credit.submissions, as a department",
     "credit-ledger publish examples.jsonl --department tax_bureau",
     "cat today.jsonl | credit-ledger publish - --kafka-bootstrap 127.0.0.1:46955",
+    "credit-ledger publish today.jsonl --until-outcome --wait 600",
 )
 @click.argument("file", metavar="FILE")
 @click.option(
     "--department", metavar="NAME", help="fill in this department where missing; refuse lines of another"
 )
+@click.option(
+    "--until-outcome",
+    is_flag=True,
+    help="after sending, follow credit.outcomes until every submission is answered; re-send the "
+    "unanswered (same bytes: idempotent by department and submission_id)",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="with --until-outcome: how long to wait for answers after the last line is sent",
+)
+@click.option(
+    "--resend-after",
+    type=click.FloatRange(min=0.5),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="with --until-outcome: re-send what is unanswered once no answer came for this long",
+)
 @with_settings(*KAFKA)
-def publish(settings: Settings, file: str, department: str | None) -> int:
+def publish(
+    settings: Settings,
+    file: str,
+    department: str | None,
+    until_outcome: bool,
+    wait: float,
+    resend_after: float,
+) -> int:
     """Publish one submission per line of FILE (- for standard input) to credit.submissions with
-    acks=all, keyed by the subject's code so each subject stays in order. Lines that are not JSON
-    objects are reported and not sent. Read the outcomes back with 'credit-ledger outcomes'.
+    acks=all, keyed by the subject's code so each subject stays in order. Lines that cannot be
+    sent (not JSON objects, over the ledger's 262,144-byte limit, another department's) are
+    reported by line number and not sent; the rest are. It always ends with a summary line (JSON).
+
+    An acknowledgement means the broker has the message, not that the ledger has it: the embedded
+    broker keeps topics in memory, and loses what it held if serve dies. With --until-outcome it
+    waits for each submission's outcome instead, re-sending after a broker restart or a silence,
+    and the summary counts accepted, rejected, duplicate (decided before this run) and unanswered;
+    the exit status is 1 if any line was refused or failed, or stays unanswered. Without it, read
+    the outcomes back with 'credit-ledger outcomes'.
     """
     from contract import topics  # noqa: PLC0415 - keep --help fast
-    from streams.clients import publish as send  # noqa: PLC0415
 
     bootstrap = kafka_address(settings)
     started = time.monotonic()
@@ -45,25 +82,52 @@ def publish(settings: Settings, file: str, department: str | None) -> int:
             rate = report.sent / max(time.monotonic() - started, 1e-9)
             sys.stderr.write(f"\rpublished {report.sent:,} ({rate:,.0f}/s)")
 
-    report = send(
-        bootstrap,
-        read_jsonl(file),
-        topics.SUBMISSIONS,
-        department=department,
-        on_progress=progress,
-        on_refusal=lambda why: note(f"not sent: {why}"),
-    )
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
-    json_line(
-        {
-            "sent": report.sent,
-            "refused": report.refused,
-            "failed": report.failed,
-            "seconds": round(time.monotonic() - started, 2),
-        }
-    )
-    return 0 if report.failed == 0 and report.refused == 0 else 1
+    from streams.awaiting import AwaitReport, publish_until_outcome  # noqa: PLC0415
+    from streams.clients import PublishReport as Report  # noqa: PLC0415
+    from streams.clients import publish as send  # noqa: PLC0415
+
+    lines = read_jsonl(file, keep_blank=True)  # numbered as in the file in every refusal
+
+    def refused(why: str) -> None:
+        note(f"not sent: {why}")
+
+    report: PublishReport = AwaitReport() if until_outcome else Report()
+    try:
+        if isinstance(report, AwaitReport):
+            publish_until_outcome(
+                bootstrap,
+                lines,
+                topics.SUBMISSIONS,
+                department=department,
+                wait=wait,
+                resend_after=resend_after,
+                report=report,
+                on_refusal=refused,
+            )
+        else:
+            send(
+                bootstrap,
+                lines,
+                topics.SUBMISSIONS,
+                department=department,
+                on_progress=progress,
+                report=report,
+                on_refusal=refused,
+            )
+    finally:  # the summary whatever happened: an error, if any, is reported after it
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        json_line({**_summary(report), "seconds": round(time.monotonic() - started, 2)})
+    unanswered = report.unanswered if isinstance(report, AwaitReport) else 0
+    return 0 if report.failed == 0 and report.refused == 0 and unanswered == 0 else 1
+
+
+def _summary(report: PublishReport) -> dict[str, int]:
+    from streams.awaiting import AwaitReport  # noqa: PLC0415
+
+    if isinstance(report, AwaitReport):
+        return report.summary()
+    return {"sent": report.sent, "refused": report.refused, "failed": report.failed}
 
 
 @command(

@@ -252,12 +252,13 @@ def kafka_address(settings: Settings, needed_for: str | None = None) -> str:
     )
 
 
-def read_jsonl(path: str) -> Iterator[bytes]:
-    """The non-blank lines of a JSON-lines file, or of standard input for ``-``."""
+def read_jsonl(path: str, *, keep_blank: bool = False) -> Iterator[bytes]:
+    """The non-blank lines of a JSON-lines file, or of standard input for ``-``; every line with
+    ``keep_blank`` (so a reader can number them as the file does)."""
     stream = sys.stdin.buffer if path == "-" else _open(path)
     with stream:
         for line in stream:
-            if line.strip():
+            if keep_blank or line.strip():
                 yield line.rstrip(b"\r\n")
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any
 
 from ledger.application.ports import KeyStore
 from ledger.domain.access import PUBLIC, ROLES, Principal
@@ -79,4 +80,16 @@ def authenticate(keys: KeyStore, api_key: str | None) -> Principal | None:
     row = keys.key(parts[1])
     if row is None or row["revoked_at"] or not hmac.compare_digest(row["key_hash"], hash_key(api_key)):
         return None
+    return _principal(row)
+
+
+def key_principal(keys: KeyStore, key_id: str) -> Principal | None:
+    """Who the key ``key_id`` acts for, while it is not revoked (a portal session rests on it)."""
+    row = keys.key(key_id)
+    if row is None or row["revoked_at"]:
+        return None
+    return _principal(row)
+
+
+def _principal(row: Mapping[str, Any]) -> Principal:
     return Principal(f"key:{row['key_id']}", row["role"], row["organisation"], row["subject_key"])

@@ -41,12 +41,25 @@ MAX_STRING = 10_000
 MAX_ITEMS = 1_000
 """Most items in one list or members in one object (the schema's longest list takes 100)."""
 
+INTEGER_RANGE = (-(2**63), 2**64)
+"""Integers a submission built in process may hold: what its canonical JSON can encode (bytes
+received never hold others: a longer integer is read as a number with a fraction)."""
+
 
 def path_of(parts: tuple[str | int, ...]) -> str:
-    """A JSON path as reasons name fields: ``record.responsible_persons[0].id``."""
+    """A JSON path as reasons name fields: ``record.responsible_persons[0].id``.
+
+    A key that would not read as one there (empty, or holding ``.``, ``[`` or ``]``) is written
+    quoted in brackets, ``record["a.b"]`` or ``[""]``, so a path is never empty or ambiguous.
+    """
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part or any(c in part for c in ".[]"):
+            out += "[" + json.dumps(part, ensure_ascii=False) + "]"
+        else:
+            out += f".{part}" if out else part
     return cap(out, 200)
 
 
@@ -106,6 +119,12 @@ def _walk(data: Any) -> None:
                     field=path_of(parts),
                 )
             continue
+        if type(value) is int and not INTEGER_RANGE[0] <= value < INTEGER_RANGE[1]:
+            raise TooLarge(
+                f"{path_of(parts) or 'submission'}: an integer of {value.bit_length():,} bits; "
+                "JSON integers here are at most 64 bits",
+                field=path_of(parts),
+            )
         if not isinstance(value, dict | list):
             continue
         where = path_of(parts) or "submission"

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from ledger.domain.inbox import InboxEntry, InboxItem
 from ledger.domain.outcomes import LoggedOutcome, Receipt
 
 EventRow = tuple[int, str, int, str, bytes]
@@ -84,6 +85,26 @@ class LedgerLog(Protocol):
 
 
 @runtime_checkable
+class Inbox(Protocol):
+    """Submissions a door recorded before answering for them (``ledger.domain.inbox``), read back
+    by position with whether each is decided yet: what the relay drains to ``credit.submissions``."""
+
+    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+        """Record ``items`` in one transaction; their positions, in order. Positions only grow,
+        and a reader after position ``p`` never misses a row committed later with a smaller one."""
+        ...
+
+    def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
+        """Rows after position ``after``, in position order, at most ``limit``, each marked
+        ``decided`` when the outcomes log holds an entry read from its source (``inbox/<position>``)."""
+        ...
+
+    def last_inbox_position(self) -> int:
+        """The position of the newest row (0 while there is none)."""
+        ...
+
+
+@runtime_checkable
 class KeyStore(Protocol):
     """API keys, kept hashed in the ledger's database (authoritative: no rebuild touches them)."""
 
@@ -94,6 +115,28 @@ class KeyStore(Protocol):
     def api_keys(self) -> list[dict[str, Any]]: ...
 
     def revoke_key(self, key_id: str, at: str) -> bool: ...
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """The portal's sessions, kept in the ledger's database beside the API keys, so that every
+    worker on that database knows them and a restart keeps them. A row is found by the SHA-256 of
+    the session's token; the token itself (the cookie) is never stored. Times are seconds since the
+    epoch; ``data`` is the session's own JSON (what was sent from it, a message to show once)."""
+
+    def add_session(self, row: Mapping[str, Any]) -> None: ...
+
+    def session(self, token_hash: str) -> dict[str, Any] | None: ...
+
+    def touch_session(self, token_hash: str, last_used_at: float, data: str) -> bool:
+        """Record a use (and the session's data); False when the session is gone."""
+        ...
+
+    def delete_session(self, token_hash: str) -> bool: ...
+
+    def delete_sessions(self, *, used_before: float, created_before: float) -> int:
+        """Remove sessions idle since ``used_before`` or opened before ``created_before``."""
+        ...
 
 
 class ReadModels(Protocol):

@@ -23,9 +23,6 @@ from ledger.domain.errors import InvalidInput, LedgerError
 
 log = logging.getLogger("ledger.application.service")
 
-SOURCE_DEPARTMENT = ""
-"""Department of the receipt for a message with no usable key: its submission id is its source."""
-
 
 @dataclass
 class Item:
@@ -76,21 +73,18 @@ def receive(raw: bytes | str | Mapping[str, Any], now: datetime) -> Item:
     nested too deep for the canonical encoder, say, is refused rather than raised.
     """
     original = as_bytes(raw)
+    key: tuple[str, str] | None = None
     try:
         data = submissions.decode(raw)
-    except LedgerError as exc:
-        return Item(None, hashlib.sha256(original).hexdigest(), None, exc, original)
-    department, submission_id = data.get("department"), data.get("submission_id")
-    key = (
-        (department, submission_id)
-        if isinstance(department, str) and isinstance(submission_id, str)
-        else None
-    )
-    try:
+        department, submission_id = data.get("department"), data.get("submission_id")
+        if isinstance(department, str) and isinstance(submission_id, str):
+            key = (department, submission_id)
         canonical = check_limits(data, None if isinstance(raw, Mapping) else original)
     except LedgerError as exc:
-        # Fingerprinted by its bytes: its canonical form may not even exist (too deep).
+        # Fingerprinted by its bytes: it may not decode, or its canonical form not exist (too deep).
         return Item(key, hashlib.sha256(original).hexdigest(), None, exc, original)
+    except Exception:  # a bug in the decoder or the limits: as a parser bug below, rejected alone
+        return _faulty(key, None, original, "a submission could not be decoded or checked")
     digest = hashlib.sha256(canonical).hexdigest()
     if key is None:
         missing = "department" if not isinstance(department, str) else "submission_id"
@@ -101,5 +95,14 @@ def receive(raw: bytes | str | Mapping[str, Any], now: datetime) -> Item:
     except LedgerError as exc:
         return Item(key, digest, None, exc, original)
     except Exception:  # a parser bug must not stop the batch: this submission is rejected
-        reason = internal_error("submission %s/%s could not be parsed", *key)
-        return Item(key, digest, None, LedgerError(reason["message"], code="internal_error"), original)
+        return _faulty(key, digest, original, "submission %s/%s could not be parsed", *key)
+
+
+def _faulty(
+    key: tuple[str, str] | None, digest: str | None, original: bytes, what: str, *args: object
+) -> Item:
+    """The item of a submission reception failed on (a bug, logged): rejected as ``internal_error``,
+    fingerprinted by its bytes when its canonical form is not known."""
+    reason = internal_error(what, *args)
+    error = LedgerError(reason["message"], code="internal_error")
+    return Item(key, digest or hashlib.sha256(original).hexdigest(), None, error, original)

@@ -28,13 +28,21 @@ from eventsourcing.popo import POPOFactory
 from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.application.handlers import handle
-from ledger.application.ports import EventRow, KeyStore, LedgerLog, SubmissionRegister
-from ledger.application.reception import SOURCE_DEPARTMENT, Item, internal_error, receive
+from ledger.application.ports import (
+    EventRow,
+    Inbox,
+    KeyStore,
+    LedgerLog,
+    SessionStore,
+    SubmissionRegister,
+)
+from ledger.application.reception import Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.commands import Command
 from ledger.domain.creditfile import Context, CreditFile
 from ledger.domain.errors import LedgerError, SubmissionConflict
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxItem, InboxSeal
 from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verify_streams
 from ledger.domain.outcomes import (
     ACCEPTED,
@@ -98,6 +106,11 @@ class CreditLedger(Application[UUID]):
         self.reader: LedgerLog = _port(self.recorder, LedgerLog)
         """The read port: the only way code outside the application reads the ledger's log."""
         self.keys: KeyStore = _port(self.recorder, KeyStore)
+        self.inbox: Inbox = _port(self.recorder, Inbox)
+        """Submissions a door recorded before answering for them; the relay drains them."""
+        self.inbox_seal = InboxSeal(secret)
+        self.sessions: SessionStore = _port(self.recorder, SessionStore)
+        """The portal's sessions, in the same database as the keys (shared by every worker on it)."""
 
     # -- infrastructure -----------------------------------------------------------------
 
@@ -383,6 +396,13 @@ class CreditLedger(Application[UUID]):
         for key in files:
             with contextlib.suppress(KeyError):
                 cache.get(key, evict=True)
+
+    def record_in_inbox(self, items: Sequence[InboxItem]) -> list[int]:
+        """Record what a door received, in one transaction, before it answers; the positions.
+
+        Nothing is decided here: the relay publishes the rows to the intake (``ledger.domain.inbox``).
+        """
+        return self.inbox.append_inbox(items, self.clock().isoformat())
 
     # -- the query register ----------------------------------------------------------------
 

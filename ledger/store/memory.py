@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, inbox_source
 from ledger.domain.outcomes import (
     DECIDED,
     RECEIPT_GENESIS,
@@ -22,6 +23,7 @@ from ledger.domain.outcomes import (
 )
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    SESSION_COLUMNS,
     EventRow,
     Logged,
     chained,
@@ -42,6 +44,8 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         self._logged_sources: set[tuple[str, str]] = set()
         self._relay_positions: dict[str, int] = {}
         self._keys: dict[str, dict[str, Any]] = {}
+        self._inbox: list[tuple[int, InboxItem, str]] = []
+        self._sessions: dict[str, dict[str, Any]] = {}
 
     def last_receipt_position(self) -> int:
         with self._database_lock:
@@ -99,6 +103,38 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 self._logged_sources.add(seen)
             self._outcomes.append((position, entry))
         return ids
+
+    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+        with self._database_lock:
+            base = self._inbox[-1][0] if self._inbox else 0
+            rows = [(base + 1 + i, item, received_at) for i, item in enumerate(items)]
+            self._inbox.extend(rows)
+            return [row[0] for row in rows]
+
+    def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
+        with self._database_lock:
+            rows = [row for row in self._inbox if row[0] > after][:limit]
+            logged = {source for source, _ in self._logged_sources}
+            return [
+                InboxEntry(position, item, received_at, self._decided(position, item, logged))
+                for position, item, received_at in rows
+            ]
+
+    def _decided(self, position: int, item: InboxItem, logged: set[str]) -> bool:
+        """As the SQL recorders' ``decided_sql``: a receipt read from the row, or any other entry."""
+        source = inbox_source(position)
+        if source in logged:
+            return True
+        if item.department is None or item.submission_id is None:
+            key = (SOURCE_DEPARTMENT, source)
+        else:
+            key = (item.department, item.submission_id)
+        found = self._receipts.get(key)
+        return found is not None and found[1].source == source
+
+    def last_inbox_position(self) -> int:
+        with self._database_lock:
+            return self._inbox[-1][0] if self._inbox else 0
 
     def existing_streams(self, ids: Iterable[UUID]) -> set[UUID]:
         with self._database_lock:
@@ -170,3 +206,37 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 return False
             found["revoked_at"] = at
             return True
+
+    def add_session(self, row: Mapping[str, Any]) -> None:
+        with self._database_lock:
+            if row["session_hash"] in self._sessions:
+                msg = "session exists"
+                raise ValueError(msg)
+            self._sessions[row["session_hash"]] = {column: row[column] for column in SESSION_COLUMNS}
+
+    def session(self, token_hash: str) -> dict[str, Any] | None:
+        found = self._sessions.get(token_hash)
+        return dict(found) if found else None
+
+    def touch_session(self, token_hash: str, last_used_at: float, data: str) -> bool:
+        with self._database_lock:
+            found = self._sessions.get(token_hash)
+            if found is None:
+                return False
+            found.update(last_used_at=last_used_at, data=data)
+            return True
+
+    def delete_session(self, token_hash: str) -> bool:
+        with self._database_lock:
+            return self._sessions.pop(token_hash, None) is not None
+
+    def delete_sessions(self, *, used_before: float, created_before: float) -> int:
+        with self._database_lock:
+            gone = [
+                h
+                for h, s in self._sessions.items()
+                if s["last_used_at"] < used_before or s["created_at"] < created_before
+            ]
+            for h in gone:
+                del self._sessions[h]
+            return len(gone)

@@ -28,12 +28,14 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, Receipt, receipt_chain_hash
+from ledger.store import postgres_inbox
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     OUTCOME_COLUMNS,
     OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
     RECEIPTS_TABLE,
+    SESSION_COLUMNS,
     EventRow,
     Logged,
     chained,
@@ -49,8 +51,9 @@ CREATE_TABLES_LOCK = 0x63_72_65_64_69_74_00_01
 """The advisory lock key under which the ledger's tables are created (any constant of ours)."""
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """PostgreSQL events table plus ``submission_receipts``, both written in one transaction.
+class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRecorder):
+    """PostgreSQL events table plus ``submission_receipts``, both written in one transaction; the
+    inbox (``ledger.store.postgres_inbox``) beside them.
 
     Receipt positions are issued while the events table's EXCLUSIVE lock is held (the lock
     eventsourcing takes to make notification ids commit in order), so receipts also become
@@ -188,6 +191,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 "created_at text NOT NULL, revoked_at text)"
             ).format(schema=schema, table=keys)
         )
+        self.sql_create_statements.extend(postgres_inbox.create_statements(self.datastore.schema))
         columns = SQL(", ").join(Identifier(c) for c in API_KEY_COLUMNS)
         self.insert_key_statement = SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})").format(
             schema=schema,
@@ -201,6 +205,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.revoke_key_statement = SQL(
             "UPDATE {schema}.{table} SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL"
         ).format(schema=schema, table=keys)
+        self._session_statements(schema)
         events = Identifier(self.events_table_name)
         self.event_rows_statement = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{table} "
@@ -455,6 +460,69 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as c:
             c.execute(self.revoke_key_statement, (at, key_id))
             return bool(c.rowcount)
+
+    def _session_statements(self, schema: Identifier) -> None:
+        """The portal_sessions table and its statements (portal sessions, beside the API keys)."""
+        sessions = Identifier("portal_sessions")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} (session_hash text PRIMARY KEY, "
+                "key_id text NOT NULL, created_at double precision NOT NULL, "
+                "last_used_at double precision NOT NULL, data text NOT NULL)"
+            ).format(schema=schema, table=sessions)
+        )
+        session_columns = SQL(", ").join(Identifier(c) for c in SESSION_COLUMNS)
+        insert = SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})")
+        self.insert_session_statement = insert.format(
+            schema=schema,
+            table=sessions,
+            columns=session_columns,
+            marks=SQL(", ").join([SQL("%s")] * len(SESSION_COLUMNS)),
+        )
+        self.select_session_statement = SQL(
+            "SELECT {columns} FROM {schema}.{table} WHERE session_hash = %s"
+        ).format(schema=schema, table=sessions, columns=session_columns)
+        self.touch_session_statement = SQL(
+            "UPDATE {schema}.{table} SET last_used_at = %s, data = %s WHERE session_hash = %s"
+        ).format(schema=schema, table=sessions)
+        self.delete_session_statement = SQL("DELETE FROM {schema}.{table} WHERE session_hash = %s").format(
+            schema=schema, table=sessions
+        )
+        self.delete_sessions_statement = SQL(
+            "DELETE FROM {schema}.{table} WHERE last_used_at < %s OR created_at < %s"
+        ).format(schema=schema, table=sessions)
+
+    # -- portal sessions ------------------------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def add_session(self, row: Mapping[str, Any]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.insert_session_statement, [row[column] for column in SESSION_COLUMNS])
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def session(self, token_hash: str) -> dict[str, Any] | None:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.select_session_statement, (token_hash,))
+            row = c.fetchone()
+        return dict(zip(SESSION_COLUMNS, row, strict=True)) if row else None
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def touch_session(self, token_hash: str, last_used_at: float, data: str) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.touch_session_statement, (last_used_at, data, token_hash))
+            return bool(c.rowcount)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def delete_session(self, token_hash: str) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.delete_session_statement, (token_hash,))
+            return bool(c.rowcount)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def delete_sessions(self, *, used_before: float, created_before: float) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self.delete_sessions_statement, (used_before, created_before))
+            return int(c.rowcount)
 
 
 def construct(factory: InfrastructureFactory[Any]) -> PostgresLedgerRecorder:

@@ -203,3 +203,6 @@ API_KEY_COLUMNS = (
     "revoked_at",
 )
 """The api_keys table, in both databases: one row per key, only the key's SHA-256 stored."""
+
+SESSION_COLUMNS = ("session_hash", "key_id", "created_at", "last_used_at", "data")
+"""The portal_sessions table, in both databases: the SHA-256 of the token, never the token."""

@@ -1,9 +1,11 @@
-"""The SQLite recorder: events, the submission register, the outcomes log and API keys, read by position.
+"""The SQLite recorder: events, the submission register, the outcomes log, the inbox, API keys and
+portal sessions.
 
 It implements the application's ports (``ledger.application.ports``): the submission register
-written in the events' transaction, the read port ``LedgerLog`` and the ``KeyStore``. The
-in-memory (``ledger.store.memory``) and PostgreSQL (``ledger.store.postgres``) recorders implement
-the same; ``tests/contracts`` holds all three to one suite. One module of over 400 lines because it
+written in the events' transaction, the read port ``LedgerLog``, the ``Inbox``, the ``KeyStore``
+and the ``SessionStore``. The in-memory (``ledger.store.memory``) and PostgreSQL
+(``ledger.store.postgres``) recorders implement the same; ``tests/contracts`` holds all three to
+one suite. One module of over 400 lines because it
 is one class whose SQL statements and the transaction they share belong together.
 """
 
@@ -22,12 +24,14 @@ from ledger.domain.outcomes import (
     Receipt,
     receipt_chain_hash,
 )
+from ledger.store.inbox import SQLITE_CREATE_INBOX, SQLiteInbox
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     OUTCOME_COLUMNS,
     OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
     RECEIPTS_TABLE,
+    SESSION_COLUMNS,
     EventRow,
     Logged,
     chained,
@@ -55,8 +59,9 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
-    """SQLite events table plus ``submission_receipts``, both written in one transaction."""
+class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
+    """SQLite events table plus ``submission_receipts``, both written in one transaction; the
+    inbox (``ledger.store.inbox``) beside them."""
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()
@@ -86,6 +91,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
             "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
             "created_at TEXT NOT NULL, revoked_at TEXT)"
+        )
+        statements.append(SQLITE_CREATE_INBOX)  # a data dir made before the inbox gains it at its next start
+        statements.append(
+            "CREATE TABLE IF NOT EXISTS portal_sessions (session_hash TEXT PRIMARY KEY, "
+            "key_id TEXT NOT NULL, created_at REAL NOT NULL, last_used_at REAL NOT NULL, data TEXT NOT NULL)"
         )
         return statements
 
@@ -334,3 +344,42 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=True) as c:
             c.execute("UPDATE api_keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL", (at, key_id))
             return bool(c.sqlite_cursor.rowcount)  # SQLiteCursor wraps the sqlite3 cursor
+
+    # -- portal sessions ------------------------------------------------------------------------
+
+    def add_session(self, row: Mapping[str, Any]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"INSERT INTO portal_sessions ({', '.join(SESSION_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                [row[column] for column in SESSION_COLUMNS],
+            )
+
+    def session(self, token_hash: str) -> dict[str, Any] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT {', '.join(SESSION_COLUMNS)} FROM portal_sessions WHERE session_hash=?",
+                (token_hash,),
+            )
+            row = c.fetchone()
+        return dict(zip(SESSION_COLUMNS, tuple(row), strict=True)) if row else None
+
+    def touch_session(self, token_hash: str, last_used_at: float, data: str) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                "UPDATE portal_sessions SET last_used_at=?, data=? WHERE session_hash=?",
+                (last_used_at, data, token_hash),
+            )
+            return bool(c.sqlite_cursor.rowcount)
+
+    def delete_session(self, token_hash: str) -> bool:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("DELETE FROM portal_sessions WHERE session_hash=?", (token_hash,))
+            return bool(c.sqlite_cursor.rowcount)
+
+    def delete_sessions(self, *, used_before: float, created_before: float) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                "DELETE FROM portal_sessions WHERE last_used_at<? OR created_at<?",
+                (used_before, created_before),
+            )
+            return int(c.sqlite_cursor.rowcount)

@@ -1,8 +1,10 @@
-"""A department's dashboard: 双公示 timeliness, rejections by reason, objections and their resolution.
+"""A department's dashboard: 双公示 timeliness, rejections, objections, joint-measures feedback.
 
 Figures are the department's own (an administrator picks a department), recorded in the query
-register as ``department.dashboard``. Charts are SVG drawn by a template from the geometry
-computed here, so the page needs no script and no chart library.
+register as ``department.dashboard``. The joint-measures figures are those of
+``GET /v1/measures/stats`` for the department, from the same read (``ReadModels.measure_stats``).
+Charts are SVG drawn by a template from the geometry computed here, so the page needs no script
+and no chart library.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from streams.portal.site import CHANNEL, Portal
 OUTCOME_PAGE = 5000
 DELAY_BUCKETS = (("0–3", 0, 3), ("4–7", 4, 7), ("8–14", 8, 14), ("15–30", 15, 30), (">30", 31, 10**6))
 """Working days from decision to filing; the two-disclosure rule is 7."""
+MEASURE_FIGURES = {
+    "received": "收到通知",
+    "applied": "已实施",
+    "not_applicable": "不适用",
+    "failed": "未能实施",
+    "overdue": "逾期未反馈",
+}
 
 
 async def dashboard(portal: Portal, request: web.Request) -> web.Response:
@@ -63,7 +72,24 @@ def figures(portal: Portal, department: str) -> dict[str, Any]:
         "objections": objections(filings, today),
         "rule_days": rule,
         "choices": sorted(edition.departments),
-        "measures": None,  # joint-measures feedback figures: not in this ledger yet (docs/portal.md)
+        "measures": measures(portal, department, today),
+    }
+
+
+def measures(portal: Portal, department: str, today: date) -> dict[str, Any]:
+    """The department's feedback on the measure notices addressed to it, as the stats endpoint counts."""
+    queries = portal.parts.queries
+    assert queries is not None
+    stats = queries.views.measure_stats(today, department=department, since=None, until=None)
+    totals = stats["totals"]
+    shown = ("received", "applied", "not_applicable", "failed", "overdue")
+    return {
+        "totals": totals,
+        "by_measure": stats["by_measure"],
+        "chart": bars(
+            [(MEASURE_FIGURES[name], totals[name]) for name in shown],
+            highlight={MEASURE_FIGURES["failed"], MEASURE_FIGURES["overdue"]},
+        ),
     }
 
 

@@ -1,11 +1,15 @@
 """The public pages: search by name or code, 双公示 publicity, the red and black lists.
 
+Publicity and the lists are GET pages of 20 with the API's filters (domain, department, since,
+until); their page links carry the filters, so paging works without JavaScript.
+
 Only public information appears: list entries and publicity items, with masked codes. A search
 is always a POST (a code never lands in a URL or a log of URLs) and is rate-limited per client.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +20,7 @@ from projections.publicity import Filters
 from streams.portal.security import client_of, form_value
 from streams.portal.site import Portal
 from streams.web.calls import ApiError
-from streams.web.publicity import MAX_PAGE, filters_of, page_of, public_item
+from streams.web.publicity import MAX_PAGE, PAGE_SIZE, filters_of, page_of, public_item
 
 SUBJECTS_PER_PAGE = 10
 MIN_NAME = 2
@@ -135,7 +139,7 @@ async def publicity(portal: Portal, request: web.Request) -> web.Response:
     """GET /publicity: the same page as GET /v1/publicity, for people."""
     try:
         filters = filters_of(request.query)
-        page = min(max(int(request.query.get("page") or 1), 1), MAX_PAGE)
+        page = _page(request)
     except (ApiError, ValueError) as exc:
         message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
         return portal.render(request, "error.html", status=400, message=message)
@@ -143,7 +147,7 @@ async def publicity(portal: Portal, request: web.Request) -> web.Response:
     assert store is not None
     day = portal.today().isoformat()
     found = await portal.on_ledger_thread(lambda: page_of(store, day, filters, page))
-    return portal.render(request, "publicity.html", filters=filters, **found)
+    return portal.render(request, "publicity.html", filters=filters, kept=kept(filters), **found)
 
 
 async def list_page(portal: Portal, request: web.Request) -> web.Response:
@@ -153,13 +157,22 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
         return portal.render(request, "error.html", status=404, message="名单只有红名单和黑名单。")
     try:
         filters = filters_of(request.query)
-    except ApiError as exc:
-        return portal.render(request, "error.html", status=400, message=exc.message)
+        page = _page(request)
+    except (ApiError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
+        return portal.render(request, "error.html", status=400, message=message)
     store = portal.parts.read_store
     assert store is not None
     wanted = {"domain": filters.domain, "department": filters.department}
-    rows = await portal.on_ledger_thread(
-        lambda: store.members(list_name, since=filters.since, until=filters.until, **wanted)
+    total, rows = await portal.on_ledger_thread(
+        lambda: store.members_page(
+            list_name,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+            since=filters.since,
+            until=filters.until,
+            **wanted,
+        )
     )
     entries = [{k: v for k, v in row.items() if k != "subject_key"} for row in rows]
     return portal.render(
@@ -169,4 +182,18 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
         entries=entries,
         exits=LIST_EXITS[list_name],
         filters=filters,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        kept=kept(filters),
     )
+
+
+def _page(request: web.Request) -> int:
+    """The page asked for in the query (1 when none); ValueError when it is not a number."""
+    return min(max(int(request.query.get("page") or 1), 1), MAX_PAGE)
+
+
+def kept(filters: Filters) -> dict[str, str]:
+    """The filters in force, which every page link carries (``pager`` in _macros.html)."""
+    return {k: v for k, v in dataclasses.asdict(filters).items() if v}

@@ -29,6 +29,9 @@ MAX_TEXT = 1000
 ACTIONS = {"objection": "异议申请", "repair": "信用修复申请", "statement": "情况说明"}
 
 
+NOT_VALID = "凭证无效或已被吊销，请核对平台发放的凭证。"
+
+
 async def login_page(portal: Portal, request: web.Request) -> web.Response:
     return portal.render(request, "login.html")
 
@@ -45,15 +48,19 @@ async def login(portal: Portal, request: web.Request) -> web.Response:
         lambda: queries.authenticate_for(key, "portal.login", channel=CHANNEL)
     )
     if isinstance(who, Answer) or who.role == "public":  # an Answer: refused, and recorded
-        message = "凭证无效或已被吊销，请核对平台发放的凭证。"
-        return portal.render(request, "login.html", status=401, error=message)
+        return portal.render(request, "login.html", status=401, error=NOT_VALID)
     target = SIGN_IN_ROLES.get(who.role)
     if target is None:
         message = f"此凭证的角色（{who.role}）不能登录门户：门户面向信用主体本人和部门。"
         return portal.render(request, "login.html", status=403, error=message)
-    session_id, _ = portal.sessions.open(who, who.principal_id.removeprefix("key:"))
+    opened = portal.sessions.open(who.principal_id.removeprefix("key:"))
+    if opened is None:  # revoked between the check and now
+        return portal.render(
+            request, "login.html", status=401, error="凭证无效或已被吊销，请核对平台发放的凭证。"
+        )
+    token, _ = opened
     response = portal.redirect(target)
-    set_cookie(response, request, SESSION_COOKIE, session_id)
+    set_cookie(response, request, SESSION_COOKIE, token)
     return response
 
 
@@ -232,6 +239,7 @@ async def _submit(portal: Portal, request: web.Request, action: str) -> web.Resp
     provider, _, record_id = record.partition(":")
     if (action != "statement" and not record_id) or not text:
         session.flash = "请选择记录并填写内容后再提交。"
+        portal.sessions.save(session)
         return portal.redirect("/me")
     reference = {"record": {"provider": provider, "record_id": record_id}} if record_id else {}
     token = secrets.token_hex(6).upper()
@@ -259,4 +267,5 @@ async def _submit(portal: Portal, request: web.Request, action: str) -> web.Resp
         {"submission_id": submission["submission_id"], "what": ACTIONS[action], "ref": ref, "record": record}
     )
     session.flash = f"{ACTIONS[action]}（{ref}）已提交，受理结果见下表。"
+    portal.sessions.save(session)
     return portal.redirect("/me/applications")

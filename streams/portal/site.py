@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from ledger.application.keys import key_principal
 from ledger.application.queries import Answer
 from ledger.domain.workdays import local_date
 from streams.parts import WorkerParts
@@ -44,11 +45,16 @@ SIGN_IN_ROLES = {"subject": "/me", "department": "/dashboard", "administrator": 
 
 @dataclass
 class PortalSettings:
-    """What an operator (or a benchmark) tunes: the public search limit and the session lifetime."""
+    """What an operator (or a benchmark) tunes: the public search limit and the session timeouts.
+
+    A session ends ``session_idle`` seconds after its last request (30 minutes) and
+    ``session_lifetime`` seconds after sign-in however busy (8 hours): docs/portal.md#sessions.
+    """
 
     search_capacity: int = 30
     search_window: float = 60.0
-    session_ttl: float = 1800.0
+    session_idle: float = 1800.0
+    session_lifetime: float = 28_800.0
 
 
 @dataclass
@@ -82,7 +88,13 @@ class Portal:
                 "closed": "已关闭",
             },
         )
-        self.sessions = Sessions(self.settings.session_ttl)
+        keys = self.parts.ledger.keys
+        self.sessions = Sessions(
+            self.parts.ledger.sessions,
+            lambda key_id: key_principal(keys, key_id),
+            idle=self.settings.session_idle,
+            lifetime=self.settings.session_lifetime,
+        )
         self.csrf = Csrf()
         self.search_limit = RateLimit(self.settings.search_capacity, self.settings.search_window)
         self.stylesheet = resources.files("streams.portal").joinpath("static/portal.css").read_bytes()
@@ -120,11 +132,11 @@ class Portal:
 
         return secrets.token_urlsafe(24)
 
-    @staticmethod
-    def take_flash(session: Session | None) -> str:
-        if session is None:
+    def take_flash(self, session: Session | None) -> str:
+        if session is None or not session.flash:
             return ""
         flash, session.flash = session.flash, ""
+        self.sessions.save(session)
         return flash
 
     def redirect(self, location: str) -> web.Response:
@@ -156,13 +168,5 @@ class Portal:
         return self.render(request, "error.html", status=403, message=message)
 
     def session(self, request: web.Request) -> Session | None:
-        """The signed-in session, while its key is still valid (a revoked key ends it)."""
-        session_id = request.cookies.get(SESSION_COOKIE)
-        session = self.sessions.get(session_id)
-        if session is None:
-            return None
-        row = self.parts.ledger.keys.key(session.key_id)
-        if row is None or row["revoked_at"]:
-            self.sessions.close(session_id)
-            return None
-        return session
+        """The signed-in session, while it is valid (idle, lifetime, and its key not revoked)."""
+        return self.sessions.get(request.cookies.get(SESSION_COOKIE))

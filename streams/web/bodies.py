@@ -70,7 +70,7 @@ async def json_object(call: Call, *, empty: Any = None) -> Any:
 def integer(
     query: Mapping[str, str], name: str, *, default: int, low: int = 0, high: int | None = None
 ) -> int:
-    """A query-string integer within [low, high]; 400 naming ``name`` otherwise."""
+    """A query-string (or path) integer within [low, high]; 400 naming ``name`` otherwise."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default

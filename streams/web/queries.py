@@ -14,11 +14,13 @@ from typing import Any
 
 import orjson
 
-from contract.messages import submission_key
+from contract.messages import inbox_item
 from ledger.application.queries import Answer
+from ledger.domain.inbox import inbox_source
 from streams.web.api import Api
 from streams.web.bodies import json_object
 from streams.web.calls import ApiError, Call, Reply
+from streams.web.inbox import record
 
 HTTP_STATUS = {
     "ok": 200,
@@ -168,12 +170,16 @@ async def _send_for_subject(
         "occurred_at": api.parts.ledger.clock().isoformat(),
         **command,
     }
-    value = orjson.dumps(submission)
-    future = await api.parts.submissions.send(key=submission_key(submission), value=value)
-    await future
+    # Recorded in the inbox before the answer, as POST /v1/submissions does: never lost.
+    (position,) = await record(api, [inbox_item(submission, orjson.dumps(submission))])
     return Reply(
         202,
-        {"queued": submission["submission_id"], "outcomes": "/v1/outcomes?department=credit_platform"},
+        {
+            "queued": submission["submission_id"],
+            "inbox_position": position,
+            "source": inbox_source(position),
+            "outcomes": "/v1/outcomes?department=credit_platform",
+        },
     )
 
 

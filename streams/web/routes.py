@@ -4,6 +4,9 @@
 operation; ``GET /v1/`` lists them. Statuses every route of a kind answers are added by
 ``streams.web.openapi.statuses`` (500 everywhere; 400 and 413 where a body is read; 401 where a key
 is read; 503 where the query register records), so a table entry lists only its own.
+
+One module of just over 400 lines because it is one table: the served API and its document are
+read from it, and a table split in two could no longer be read, or checked, as the whole API.
 """
 
 from __future__ import annotations
@@ -140,19 +143,23 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/submissions",
-        "Publish a batch of submissions to credit.submissions; a receipt per item",
+        "Record a batch of submissions for the intake; a receipt per item",
         submissions.submit,
         {
-            202: "Queued: read each outcome at /v1/outcomes or on credit.outcomes",
+            202: "Recorded in the inbox: read each outcome at /v1/outcomes or on credit.outcomes "
+            "(its source is the receipt's source)",
             400: "undecodable: the body is not JSON, or not an object, an array or JSON lines",
             413: "batch_too_large: a body over 16 MiB or more than 10,000 submissions",
+            503: "inbox_unavailable: the ledger's database did not answer; nothing was recorded",
         },
         max_body=submissions.MAX_BODY,
         request_body=SUBMISSIONS_BODY,
         response_schemas={202: _ref("Receipts")},
         description="A JSON object, a JSON array, or JSON lines (Content-Type: application/x-ndjson). "
-        "An item that is not a JSON object, nests too deeply or is larger than one Kafka message "
-        "is refused in its receipt and not sent; the others are. Limits: docs/http.md.",
+        "Every item accepted is recorded in the ledger's inbox, in one transaction, before the answer: "
+        "a receipt is never lost. The relay then publishes it to credit.submissions. An item that is "
+        "not a JSON object, nests too deeply or is larger than one Kafka message is refused in its "
+        "receipt and not recorded; the others are. Limits: docs/http.md.",
     ),
     Route(
         "GET",

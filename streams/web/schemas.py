@@ -40,8 +40,21 @@ def schemas() -> dict[str, Any]:
                         "properties": {
                             "index": {"type": "integer"},
                             "status": {"enum": ["queued", "rejected"]},
-                            "partition": {"type": "integer"},
-                            "offset": {"type": "integer"},
+                            "submission_id": {},
+                            "department": {},
+                            "inbox_position": {
+                                "type": "integer",
+                                "description": "queued: its position in the ledger's inbox",
+                            },
+                            "source": {
+                                "type": "string",
+                                "description": "queued: inbox/<inbox_position>, the source its outcome names",
+                            },
+                            "partition": {
+                                "type": ["integer", "null"],
+                                "description": "null: recorded in the inbox, not yet on Kafka (docs/http.md)",
+                            },
+                            "offset": {"type": ["integer", "null"], "description": "null, as partition"},
                             "reason": REASON,
                         },
                     },
@@ -60,6 +73,11 @@ def schemas() -> dict[str, Any]:
                 "events": {"type": "array", "items": {"type": "string", "format": "uuid"}},
                 "reason": REASON,
                 "original": NULLABLE_TEXT,
+                "source": {
+                    "type": ["string", "null"],
+                    "description": "where the platform read the submission: "
+                    "credit.submissions/<partition>/<offset>@<timestamp>, or inbox/<position> over HTTP",
+                },
             },
         },
         "Outcomes": {
@@ -73,7 +91,12 @@ def schemas() -> dict[str, Any]:
         "Queued": {
             "type": "object",
             "required": ["queued", "outcomes"],
-            "properties": {"queued": TEXT, "outcomes": TEXT},
+            "properties": {
+                "queued": TEXT,
+                "inbox_position": {"type": "integer"},
+                "source": TEXT,
+                "outcomes": TEXT,
+            },
         },
         "List": {
             "type": "object",
@@ -167,7 +190,14 @@ def health_schema() -> dict[str, Any]:
     """GET /v1/health's document; docs/streams.md#the-health-endpoint explains each field."""
     by_cursor = {
         "type": "object",
-        "properties": {"credit.ledger": {"type": "integer"}, "credit.outcomes": {"type": "integer"}},
+        "properties": {
+            "credit.ledger": {"type": "integer"},
+            "credit.outcomes": {"type": "integer"},
+            "inbox": {
+                "type": "integer",
+                "description": "the HTTP doors' inbox, drained to credit.submissions",
+            },
+        },
     }
     partition = {
         "type": "object",

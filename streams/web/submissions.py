@@ -1,8 +1,13 @@
-"""Handlers for departments without Kafka: publish submissions, read back their own outcomes.
+"""Handlers for departments without Kafka: send submissions, read back their own outcomes.
+
+``POST /v1/submissions`` records every item it accepts in the ledger's **inbox**, in one
+transaction, and only then answers 202: a receipt is never lost, whatever happens to the broker
+afterwards. The relay drains the inbox to ``credit.submissions`` (``streams.drain``); each item's
+outcome says ``source: inbox/<position>``, the position its receipt gives.
 
 Limits at this door (docs/http.md): a body of at most ``MAX_BODY`` bytes, at most ``MAX_BATCH``
 submissions in it, and each at most ``Api.max_item_bytes`` once encoded, the size that fits one
-Kafka message. An item over a limit is refused in its receipt and never sent.
+Kafka message. An item over a limit is refused in its receipt and never recorded.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
-from contract.messages import original_fields, outcome_message, submission_key
+from contract.messages import inbox_item, original_fields, outcome_message, submission_key
+from ledger.domain.inbox import InboxItem, inbox_source
 from streams.web.api import Api
 from streams.web.bodies import decode_json, integer, read_body
 from streams.web.calls import ApiError, Call, Reply
+from streams.web.inbox import record
 from streams.web.queries import reply
 
 MAX_BATCH = 10_000
@@ -89,7 +97,13 @@ def _encoded(index: int, item: Any, limit: int) -> tuple[bytes, bytes] | dict[st
 
 
 async def submit(api: Api, call: Call) -> Reply:
-    """Publish each item to credit.submissions; 202 with a receipt per item (partition, offset)."""
+    """Record each item in the inbox; 202 once they are all recorded, a receipt per item.
+
+    A queued item's receipt has its ``inbox_position`` and ``source`` (``inbox/<position>``, what
+    its outcome will name). ``partition`` and ``offset`` are null: the item is not on Kafka yet
+    (the relay publishes it after this answer), and they would not identify it anyway once a
+    broker that lost its topics has it drained again at another offset.
+    """
     body = await read_body(call)
     request: Any = call.request  # aiohttp's: its content_type is the media type, lower-cased
     items = items_of(body, request.content_type)
@@ -98,14 +112,12 @@ async def submit(api: Api, call: Call) -> Reply:
         raise ApiError(413, "batch_too_large", "", message)
     limit = api.max_item_bytes
     receipts: list[dict[str, Any]] = []
-    pending = []
+    pending: list[tuple[dict[str, Any], InboxItem]] = []
     for index, item in enumerate(items):
         encoded = _encoded(index, item, limit)
         if isinstance(encoded, dict):
             receipts.append(encoded)
             continue
-        key, value = encoded
-        future = await api.parts.submissions.send(key=key, value=value)
         receipt = {
             "index": index,
             "status": "queued",
@@ -113,10 +125,10 @@ async def submit(api: Api, call: Call) -> Reply:
             "department": item.get("department"),
         }
         receipts.append(receipt)
-        pending.append((receipt, future))
-    for receipt, future in pending:
-        metadata = await future
-        receipt["partition"], receipt["offset"] = metadata.partition, metadata.offset
+        pending.append((receipt, inbox_item(item, encoded[1])))
+    positions = await record(api, [i for _, i in pending]) if pending else []
+    for (receipt, _), position in zip(pending, positions, strict=True):
+        receipt.update(inbox_position=position, source=inbox_source(position), partition=None, offset=None)
     queued = len(pending)
     return Reply(
         202,
@@ -124,9 +136,16 @@ async def submit(api: Api, call: Call) -> Reply:
             "queued": queued,
             "rejected": len(receipts) - queued,
             "receipts": receipts,
-            "outcomes": "/v1/outcomes?department=...",
+            "outcomes": _outcomes_link(receipts),
         },
     )
+
+
+def _outcomes_link(receipts: list[dict[str, Any]]) -> str:
+    """Where the batch's outcomes will be read: its department's, when it names one department."""
+    departments = {r.get("department") for r in receipts if r.get("department") is not None}
+    (only,) = departments if len(departments) == 1 else (None,)
+    return f"/v1/outcomes?department={quote(only)}" if isinstance(only, str) else "/v1/outcomes"
 
 
 def _subjects_own(receipt: Any) -> bool:
@@ -164,10 +183,7 @@ async def outcomes(api: Api, call: Call) -> Reply:
 
 async def original(api: Api, call: Call) -> Reply:
     """The whole original of a rejection whose outcome message carries only a preview."""
-    try:
-        position = int(call.params["position"])
-    except ValueError:
-        raise ApiError(400, "invalid_query", "position", "position must be an integer") from None
+    position = integer(call.params, "position", default=0, low=1)  # a path segment is never empty
     ledger = api.parts.ledger
 
     def answer() -> Reply:

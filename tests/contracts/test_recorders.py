@@ -18,7 +18,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from contract.messages import outcome_message
-from ledger.application.ports import KeyStore, LedgerLog, SubmissionRegister
+from ledger.application.ports import KeyStore, LedgerLog, SessionStore, SubmissionRegister
 from ledger.domain.outcomes import ACCEPTED, DECIDED, DUPLICATE, RECEIPT_GENESIS, REJECTED, receipt_chain_hash
 from ledger.domain.subjects import parse_subject_code, subject_key
 from ledger.store.rows import StaleRead
@@ -36,9 +36,9 @@ def key_of(code: str) -> UUID:
 
 def test_the_recorder_implements_every_port(backend: Backend) -> None:
     ledger = backend.open()
-    for port in (SubmissionRegister, LedgerLog, KeyStore):
+    for port in (SubmissionRegister, LedgerLog, KeyStore, SessionStore):
         assert isinstance(ledger.recorder, port)
-    assert ledger.register is ledger.reader is ledger.keys is ledger.recorder
+    assert ledger.register is ledger.reader is ledger.keys is ledger.sessions is ledger.recorder
 
 
 def test_an_accepted_submission_is_stored_and_its_file_reloads_in_a_fresh_application(
@@ -170,6 +170,27 @@ def test_api_keys_are_added_found_listed_and_revoked_once(backend: Backend) -> N
     assert keys.revoke_key("k1", "2026-11-02T00:00:00+00:00")
     assert not keys.revoke_key("k1", "2026-11-03T00:00:00+00:00")
     assert backend.open().keys.key("k1")["revoked_at"] == "2026-11-02T00:00:00+00:00"  # type: ignore[index]
+
+
+def test_portal_sessions_are_added_found_touched_and_deleted_by_their_hash(backend: Backend) -> None:
+    sessions = backend.open().sessions
+    row = {"session_hash": "h1", "key_id": "k1", "created_at": 1000.0, "last_used_at": 1000.0, "data": "{}"}
+    sessions.add_session(row)
+    sessions.add_session({**row, "session_hash": "h-old", "created_at": 10.0, "last_used_at": 990.0})
+    sessions.add_session({**row, "session_hash": "h-idle", "last_used_at": 20.0})
+    with pytest.raises(Exception):  # noqa: B017, PT011 - each store refuses a second h1 its own way
+        sessions.add_session(row)
+    assert sessions.session("h1") == row
+    assert sessions.session("nope") is None
+    assert sessions.touch_session("h1", 1060.5, '{"flash":"ok"}')
+    assert not sessions.touch_session("nope", 1060.5, "{}")
+    other = backend.open().sessions  # another application on the same database
+    assert other.session("h1") == {**row, "last_used_at": 1060.5, "data": '{"flash":"ok"}'}
+    assert other.delete_sessions(used_before=500.0, created_before=100.0) == 2  # idle, and too old
+    assert (sessions.session("h-old"), sessions.session("h-idle")) == (None, None)
+    assert other.delete_session("h1")
+    assert not sessions.delete_session("h1")
+    assert sessions.session("h1") is None
 
 
 def test_the_read_port_gives_events_in_ledger_order_and_a_stream_in_version_order(backend: Backend) -> None:

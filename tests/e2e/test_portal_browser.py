@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from ledger.domain.workdays import add_months
-from tests.integration.serving import Served, answers, issue_key, wait_for
+from tests.integration.serving import Served, answers, cli, issue_key, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -313,6 +313,59 @@ def test_a_late_filing_shows_on_the_departments_dashboard(served: Served, page: 
     assert "SW-OLD" not in late.inner_text()
     assert page.locator("svg[role=img]").count() >= 1
     page.screenshot(path=shots / "dashboard.png", full_page=True)
+
+
+def test_a_designations_notices_and_their_feedback_show_on_the_implementing_departments_dashboard(
+    served: Served, page: Page, shots: Path
+) -> None:
+    """HMD-1 (black list) notifies the court of five measures; the court applies one; its dashboard
+    counts it with the figures of GET /v1/measures/stats."""
+
+    def court_notices() -> list[dict[str, Any]]:
+        shown = cli(
+            served, "subscribe", "measures", "--department", "court", "--from-beginning", "--idle", "1"
+        )
+        assert shown.returncode == 0, shown.stderr
+        found = [orjson.loads(line) for line in shown.stdout.splitlines()]
+        return [m for m in found if m["type"] == "notice" and m["designation_id"] == "HMD-1"]
+
+    notices = wait_for(lambda: (found := court_notices()) and len(found) >= 5 and found, 60, served.describe)
+    exit_notice = next(m for m in notices if m["measure"]["id"] == "black.restrict_exit")
+    feedback = {
+        "submission_id": "FK-PORTAL-1",
+        "subject": {"key": exit_notice["subject_key"]},
+        "occurred_at": f"{TODAY.isoformat()}T09:00:00+08:00",
+        "feedback": {
+            "feedback_id": "FK-PORTAL-1",
+            "notice_id": exit_notice["notice_id"],
+            "state_version": exit_notice["state_version"],
+            "outcome": "applied",
+            "business_reference": "（2026）闽01执限字第9号",
+            "applied_on": TODAY.isoformat(),
+        },
+    }
+    sent = cli(served, "feedback", "-", "--department", "court", stdin=orjson.dumps(feedback).decode())
+    assert sent.returncode == 0, sent.stderr
+    key = issue_key(served, "--role", "department", "--organisation", "court")
+    sign_in(page, served, key)
+    assert page.url.endswith("/dashboard")
+
+    def counted() -> bool:
+        page.reload()
+        return "已实施 1 件" in page.locator("section", has_text="联合奖惩反馈").inner_text()
+
+    wait_for(counted, 60, served.describe)
+    section = page.locator("section", has_text="联合奖惩反馈")
+    text = section.inner_text()
+    assert "共 5 件" in text
+    assert "逾期未反馈 4 件" in text  # designated 58 days ago: the other four are past their day
+    assert "奖惩到位率" in text
+    assert "尚未接入" not in page.inner_text("main")
+    assert section.locator("svg[role=img]").count() == 1
+    row = section.locator("tr", has_text="限制出境")
+    assert row.locator("td").all_inner_texts()[1:3] == ["1", "1"]
+    accessible(page)
+    page.screenshot(path=shots / "dashboard-measures.png", full_page=True)
 
 
 def test_the_public_search_limit_answers_with_its_message(served: Served, page: Page, shots: Path) -> None:

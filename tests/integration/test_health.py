@@ -15,6 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from contract import topics
+from streams.clients import publish
 from tests.conftest import example
 from tests.integration.serving import Served, wait_for
 
@@ -91,7 +92,7 @@ def test_health_reports_zero_relay_and_projection_lag_once_submissions_are_accep
         def level(document: dict[str, Any]) -> bool:
             return bool(
                 document["ledger_head"]["credit.outcomes"] >= len(SUBMISSIONS)
-                and document["relay_lag"] == {"credit.ledger": 0, "credit.outcomes": 0}
+                and document["relay_lag"] == {"credit.ledger": 0, "credit.outcomes": 0, "inbox": 0}
                 and document["projections"]["lag"] == 0
                 and document["intake"]["lag"] == 0
             )
@@ -123,11 +124,19 @@ def test_a_stalled_relay_is_reported_as_degraded_with_http_200(
     served = Served(tmp_path / "data", bootstrap=fresh_broker, http=True, extra_args=("--no-relay",)).start()
     try:
         health_when(served, answering, 20)
+        # Over HTTP the submissions wait in the inbox, which the relay drains; over Kafka the intake
+        # applies them, and their events and outcomes wait for the relay. Both stay behind.
         submit(served, [example(name) for name in SUBMISSIONS])
+        items = [json.dumps(example(name)).encode() for name in SUBMISSIONS]
+        assert publish(fresh_broker, items, topics.SUBMISSIONS).sent == len(SUBMISSIONS)
 
-        behind = health_when(served, lambda d: d["relay_lag"]["credit.outcomes"] >= len(SUBMISSIONS), 20)
+        def behind_everywhere(document: dict[str, Any]) -> bool:
+            lag = document["relay_lag"]
+            return bool(lag["inbox"] >= len(SUBMISSIONS) and lag["credit.outcomes"] >= len(SUBMISSIONS))
+
+        behind = health_when(served, behind_everywhere, 20)
         assert behind["relay_lag"]["credit.ledger"] == behind["ledger_head"]["credit.ledger"] > 0
-        assert behind["relayed_up_to"] == {"credit.ledger": 0, "credit.outcomes": 0}
+        assert behind["relayed_up_to"] == {"credit.ledger": 0, "credit.outcomes": 0, "inbox": 0}
 
         stalled = health_when(served, lambda d: "relay_stalled" in codes(d), 10)
         assert stalled["status"] == "degraded"
@@ -210,9 +219,9 @@ def test_the_scheduler_runs_on_exactly_one_worker_the_faust_leader(
     data = tmp_path / "data"
     first = Served(data, bootstrap=fresh_broker, http=True).start()
     second = Served(data, bootstrap=fresh_broker, http=True, extra_args=("--no-relay", "--no-project"))
-    second.start()
     workers = [first, second]
     try:
+        second.start()  # inside: a second that cannot start must not leave the first running
         views: list[dict[str, Any]] = []
 
         def settled() -> bool:
@@ -243,5 +252,5 @@ def test_the_scheduler_runs_on_exactly_one_worker_the_faust_leader(
         assert (after[leader]["leader"], after[other]["leader"]) == (True, False)
         assert after[leader]["last_run_at"] is not None
     finally:
-        assert second.stop() == 0
-        assert first.stop() == 0
+        stopped = [w.stop() for w in reversed(workers) if w.process is not None]
+        assert stopped == [0] * len(stopped)

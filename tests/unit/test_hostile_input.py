@@ -109,6 +109,50 @@ def test_item_1_a_mapping_built_in_process_is_held_to_the_same_limits(ledger: Cr
     assert reason(outcome)["code"] == "too_large"
 
 
+def test_item_1_an_integer_past_64_bits_in_a_mapping_is_refused_naming_its_field(
+    ledger: CreditLedger,
+) -> None:
+    """Bytes received cannot hold one (orjson reads a longer integer as a float), but a mapping built
+    in process can, and the canonical encoder raises on it: the limit must come first."""
+    data = filing(submission_id="T-BIG")
+    data["record"]["count"] = 2**70
+    (outcome,) = decided(ledger, data)
+    assert reason(outcome) == {
+        "code": "too_large",
+        "field": "record.count",
+        "message": "record.count: an integer of 71 bits; JSON integers here are at most 64 bits",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "field"), [("", 'record[""]'), ("a.b", 'record["a.b"]'), ("x[0]", 'record["x[0]"]')]
+)
+def test_item_1_a_key_that_would_not_read_as_one_in_a_path_is_quoted(
+    ledger: CreditLedger, key: str, field: str
+) -> None:
+    data = filing(submission_id=f"T-KEY-{key}")
+    data["record"][key] = "y" * (limits.MAX_STRING + 1)
+    (outcome,) = decided(ledger, data)
+    assert (reason(outcome)["code"], reason(outcome)["field"]) == ("too_large", field)
+
+
+def test_item_1_a_fault_in_the_limit_checks_rejects_that_submission_alone(
+    ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = limits.canonical_bytes
+
+    def fragile(value: Any) -> bytes:
+        if isinstance(value, dict) and value.get("submission_id") == "T-FAULT":
+            raise TypeError("a bug in the encoder")
+        return real(value)
+
+    monkeypatch.setattr(limits, "canonical_bytes", fragile)
+    (outcome,) = decided(ledger, encoded(filing(submission_id="T-FAULT")))
+    assert reason(outcome)["code"] == "internal_error"
+    assert "correlation id" in reason(outcome)["message"]
+    assert outcome.submission_id == "T-FAULT", "registered under its id"
+
+
 def test_item_1_every_line_of_a_batch_gets_an_outcome_whatever_it_holds(ledger: CreditLedger) -> None:
     deep = json.dumps(example("file_record"))[:-1] + ',"x":' + "[" * 600 + "]" * 600 + "}"
     hostile = [

@@ -89,7 +89,7 @@ def test_authorisation_bodies_that_are_not_objects_answer_400_and_are_recorded(
             assert last_record(desk)["endpoint"] == "me.authorisations"
         status, _ = await web.call("POST", "/v1/me/authorisations", key=key, data=b"[1")
         assert status == 400
-        assert web.topic.sent == []
+        assert web.sent == []
 
     serve(desk, tmp_path, scenario)
 
@@ -175,7 +175,7 @@ def test_refused_grant_attempts_are_recorded(desk: Desk, tmp_path: Path) -> None
             answer, _ = await web.call("POST", "/v1/me/authorisations/SQ-2026-0601/revoke", key=key)
             assert answer == status
             assert last_record(desk)["endpoint"] == "me.authorisations"
-        assert web.topic.sent == []
+        assert web.sent == []
 
     serve(desk, tmp_path, scenario)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_signer
 from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
@@ -124,6 +125,8 @@ def probes(
     probe("POST", "/v1/submissions", 202, json=[example("file_record")])
     probe("POST", "/v1/submissions", 400, data=b"{")
     probe("POST", "/v1/submissions", 413, json=[{}] * 10_001)
+    inbox_down = (desk.ledger.inbox, "append_inbox", OperationalError("database is locked"))
+    probe("POST", "/v1/submissions", 503, json=[example("file_record")], during=inbox_down)
     outcomes = "/v1/outcomes"
     probe("GET", outcomes, 200, key=keys.tax)
     probe("GET", outcomes, 400, url=f"{outcomes}?limit=abc", key=keys.tax)

@@ -38,10 +38,25 @@ def test_a_nested_deep_or_oversized_submission_is_refused_in_its_receipt_and_nev
         ]
         codes = [r.get("reason", {}).get("code") for r in answer["receipts"]]
         assert codes == ["undecodable", "too_deep", "too_large", None, "undecodable"]
-        assert [orjson.loads(value)["submission_id"] for _, value in web.topic.sent] == [
-            good["submission_id"]
-        ]
-        assert answer["receipts"][3]["offset"] == 0
+        assert [orjson.loads(value)["submission_id"] for _, value in web.sent] == [good["submission_id"]]
+        queued = answer["receipts"][3]
+        (row,) = web.desk.ledger.inbox.inbox_page(0, 10)
+        assert (queued["inbox_position"], queued["source"]) == (row.position, f"inbox/{row.position}")
+        assert (queued["partition"], queued["offset"]) == (None, None)  # not on Kafka yet
+        assert answer["outcomes"] == "/v1/outcomes?department=tax_bureau"  # where to read them
+
+    serve(desk, tmp_path, scenario)
+
+
+def test_a_batch_of_several_departments_points_to_the_outcomes_of_all_its_callers(
+    desk: Desk, tmp_path: Path
+) -> None:
+    mixed = [example("file_record"), example("designate")]
+
+    async def scenario(web: Web) -> None:
+        status, answer = await web.call("POST", "/v1/submissions", data=json.dumps(mixed).encode())
+        assert (status, answer["queued"]) == (202, 2)
+        assert answer["outcomes"] == "/v1/outcomes"
 
     serve(desk, tmp_path, scenario)
 
@@ -108,6 +123,26 @@ def test_limit_abc_on_outcomes_names_field_limit(desk: Desk, tmp_path: Path) -> 
     serve(desk, tmp_path, scenario)
 
 
+def test_an_original_position_past_what_a_store_holds_is_refused_naming_it_not_a_503(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Found by the HTTP fuzz: a 20-digit position reached the query register, which could not
+    encode it, and the route answered 503 audit_unavailable."""
+    tax = desk.api_key("department", "tax_bureau")
+
+    async def scenario(web: Web) -> None:
+        for position in ("99999999999999999999", "0", "-1", "1.5"):
+            status, body = await web.call("GET", f"/v1/outcomes/{position}/original", key=tax)
+            assert (status, body["error"]["code"], body["error"]["field"]) == (
+                400,
+                "invalid_query",
+                "position",
+            )
+            assert records(desk)[-1]["outcome"] == "refused", "and the refusal is in the register"
+
+    serve(desk, tmp_path, scenario)
+
+
 def test_ten_thousand_typical_submissions_fit_one_request_and_a_larger_body_is_refused_in_json(
     desk: Desk, tmp_path: Path
 ) -> None:
@@ -130,7 +165,7 @@ def test_ten_thousand_typical_submissions_fit_one_request_and_a_larger_body_is_r
         assert "16 MiB" in answer["error"]["message"]
         status, answer = await web.call("POST", "/v1/queries/status", data=huge)
         assert (status, answer["error"]["code"]) == (413, "body_too_large")
-        assert len(web.topic.sent) == 10_000
+        assert len(web.sent) == 10_000
 
     serve(desk, tmp_path, scenario)
 
@@ -161,7 +196,7 @@ def test_a_subject_reads_the_outcome_of_their_own_grant_and_no_one_elses(desk: D
     async def scenario(web: Web) -> None:
         status, queued = await web.call("POST", "/v1/me/authorisations", key=me, json=grant)
         assert status == 202
-        ((_, value),) = web.topic.sent
+        ((_, value),) = web.sent
         (outcome,) = desk.ledger.submit([orjson.loads(value)])
         assert outcome.accepted, outcome.reason
         status, page = await web.call("GET", queued["outcomes"], key=me)

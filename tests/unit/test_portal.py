@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 
+from ledger.domain.catalogue import Catalogue
 from streams.portal.site import PortalSettings
 from tests.conftest import ORGANISATION, PERSON, example, file_of
+from tests.unit.measuredesk import designated, feedback, measure_desk
 from tests.unit.portaldesk import Browser, serve_portal
 from tests.unit.querydesk import Desk, desk
 from tests.unit.webdesk import records
@@ -297,5 +299,84 @@ def test_a_late_filing_shows_on_its_departments_dashboard_and_the_view_is_record
         assert "<svg" in page.text
         assert "退回 1 条" in page.text
         assert records(desk)[-1]["endpoint"] == "department.dashboard"
+
+    serve_portal(desk, tmp_path, scenario)
+
+
+def test_the_dashboard_shows_the_departments_joint_measures_feedback_as_the_stats_endpoint_counts_it(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    measures = measure_desk(catalogue, tmp_path)
+    designated(measures)  # the court gets five notices, feedback due 17 July
+    court = {n["measure"]: n for n in measures.notices("court")}
+    on_time, late = "2026-07-15T09:00:00+08:00", "2026-07-22T09:00:00+08:00"
+    measures.at(on_time).submit(
+        feedback(court["black.restrict_exit"], "applied", at=on_time),
+        feedback(court["black.restrict_high_consumption"], "not_applicable", at=on_time),
+    )
+    measures.at(late).submit(feedback(court["black.restrict_real_estate_purchase"], "failed", at=late))
+    stats = measures.measures.stats(measures.key("department", "court")).body["totals"]
+    key = measures.api_key("department", "court")
+
+    async def scenario(browser: Browser) -> None:
+        await browser.sign_in(key)
+        page = await browser.get("/dashboard")
+        assert page.status == 200
+        section = page.text.split("<h2>联合奖惩反馈</h2>", 1)[1].split("</section>", 1)[0]
+        assert "尚未接入" not in page.text
+        assert (
+            f"共 {stats['received']} 件：已实施 {stats['applied']} 件，不适用 {stats['not_applicable']} 件，"
+            f"未能实施 {stats['failed']} 件，逾期未反馈 {stats['overdue']} 件" in section
+        )
+        assert (stats["received"], stats["applied"], stats["failed"], stats["overdue"]) == (5, 1, 1, 2)
+        assert f"反馈用时中位数 {stats['median_delay_working_days']} 个工作日" in section
+        rate = stats["on_time_rate"]
+        assert f"奖惩到位率（强制性措施按期实施的比例）{rate * 100:.1f}%" in section
+        assert '<svg width="460"' in section
+        assert 'aria-label="联合奖惩措施通知及反馈（件）"' in section
+        exit_row = re.search(r"<tr[^>]*><td>限制出境（强制）</td>(.*?)</tr>", section)
+        assert exit_row, section
+        assert "<td>1</td><td>1</td><td>0</td><td>0</td><td>0</td>" in exit_row.group(1)
+
+    serve_portal(measures, tmp_path, scenario)
+
+
+def test_the_lists_are_paged_by_twenty_with_links_that_keep_the_filters(desk: Desk, tmp_path: Path) -> None:
+    for n in range(1, 24):  # 23 more black-list entries on the same record, entered a day apart
+        designation = copy.deepcopy(example("designate"))
+        designation["submission_id"] = f"MKT-PAGE-{n}"
+        entry = designation["designation"]
+        entry["designation_id"] = f"HMD-PAGE-{n:02}"
+        entry["document_number"] = f"闽市监信〔2026〕9{n:02}号"
+        entry["valid_from"] = f"2026-08-{n:02}"
+        desk.submit(designation)
+
+    async def scenario(browser: Browser) -> None:
+        first = await browser.get("/lists/black")
+        assert first.status == 200
+        assert "共 24 条，每页 20 条" in first.text
+        assert "第 1 / 2 页" in first.text
+        assert first.text.count("闽市监信〔2026〕") == 20
+        assert "闽市监信〔2026〕202号" in first.text  # the oldest entry first
+        (following,) = re.findall(r'href="(\?[^"]*)" rel="next"', first.text)
+        assert following == "?page=2"
+        second = await browser.get("/lists/black" + following)
+        assert "第 2 / 2 页" in second.text
+        assert second.text.count("闽市监信〔2026〕") == 4
+        assert "闽市监信〔2026〕923号" in second.text
+        assert 'rel="prev"' in second.text
+        assert 'rel="next"' not in second.text
+        beyond = await browser.get("/lists/black?page=9")
+        assert "没有符合条件的名单条目" in beyond.text
+
+        since = await browser.get("/lists/black?since=2026-08-02&department=market_regulator")
+        assert "共 22 条，每页 20 条" in since.text
+        (kept,) = re.findall(r'href="(\?[^"]*)" rel="next"', since.text)
+        assert kept.replace("&amp;", "&") == "?department=market_regulator&since=2026-08-02&page=2"
+        rest = await browser.get("/lists/black" + kept.replace("&amp;", "&"))
+        assert rest.text.count("闽市监信〔2026〕") == 2
+        assert "闽市监信〔2026〕901号" not in rest.text
+        assert (await browser.get("/lists/black?page=x")).status == 400
+        assert "共 0 条" in (await browser.get("/lists/black?domain=taxation")).text
 
     serve_portal(desk, tmp_path, scenario)

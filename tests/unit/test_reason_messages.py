@@ -38,14 +38,15 @@ def identity_numbers(draw: st.DrawFn) -> str:
     return first17 + person_check_character(first17)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def paths_of(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON value, the value's own (``()``) first (the fuzz suite uses it too)."""
     out = [prefix]
     if isinstance(value, dict):
         for key, item in value.items():
-            out += _paths(item, (*prefix, key))
+            out += paths_of(item, (*prefix, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            out += _paths(item, (*prefix, i))
+            out += paths_of(item, (*prefix, i))
     return out
 
 
@@ -88,7 +89,7 @@ def hostile_submissions(draw: st.DrawFn) -> tuple[bytes, list[str]]:
         if form == "subject_both":
             data["subject"] = value
             continue
-        path = draw(st.sampled_from(_paths(data)))
+        path = draw(st.sampled_from(paths_of(data)))
         _plant(data, path, value, as_key=form == "key")
     return json.dumps(data, ensure_ascii=draw(st.booleans())).encode(), numbers
 

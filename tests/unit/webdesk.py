@@ -1,7 +1,8 @@
 """The HTTP API in process: the route table on a Faust app, served by aiohttp's test server.
 
-No broker: credit.submissions is a stand-in that keeps what was sent and answers as Kafka would.
-The ledger, read models and query service are a ``Desk``'s, so tests see every record written.
+No broker: what the doors record goes to the ledger's inbox (``Web.sent`` reads it back), and
+credit.submissions is a stand-in that keeps anything sent to it directly. The ledger, read models
+and query service are a ``Desk``'s, so tests see every record written.
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ class Web:
         assert self.client is not None
         await self.client.close()
         self.executor.shutdown()
+
+    @property
+    def sent(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) of everything the routes recorded for the intake, in order: the inbox's rows
+        (what the relay publishes to credit.submissions), then anything sent to the topic directly."""
+        rows = self.desk.ledger.inbox.inbox_page(0, 1_000_000)
+        return [(e.item.key, e.item.value) for e in rows] + self.topic.sent
 
     async def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
         """(status, decoded JSON body); every answer of this API is JSON, so a plain text one fails
