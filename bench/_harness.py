@@ -66,12 +66,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def open_ledger(path: Path, catalogue: Catalogue) -> CreditLedger:
-    """A ledger on a SQLite file, its clock stopped at ``NOW``."""
+BENCH_MASTER_KEY = bytes(range(32))
+"""The benchmarks' master key: personal fields sealed as in production (``--no-encryption`` runs without)."""
+
+
+def open_ledger(path: Path, catalogue: Catalogue, *, encrypted: bool = True) -> CreditLedger:
+    """A ledger on a SQLite file, its clock stopped at ``NOW``, sealing personal fields unless told not to."""
     from ledger.application.service import CreditLedger  # noqa: PLC0415 - after the import path is fixed
 
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
-    return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env)
+    master_key = BENCH_MASTER_KEY if encrypted else None
+    return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env, master_key=master_key)
 
 
 # -- HTTP benchmarks: a served ledger, and requests sent on schedule ---------------------------------

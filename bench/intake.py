@@ -10,6 +10,10 @@ submissions to credit.submissions with the same producer and times until every o
 credit.outcomes and every event the accepted ones made is on credit.ledger. It also prints the
 CPU seconds each process used in that window (from /proc), which shows where the two cores go.
 Targets (issue 3): >= 10,000 submissions/s end to end, and >= 40% of the raw produce rate.
+
+It runs twice, on a fresh broker and data dir each: encryption off (the worker started through
+bench/_unsealed.py, which only a benchmark can do; with --workers 1), then on, as production runs;
+it prints both and the loss. Target (issue 15): encryption costs at most 15%.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -161,7 +166,9 @@ SESSION_TIMEOUT = 2.0
 """The workers' group session timeout: the embedded broker lets a member join after half of it."""
 
 
-def start_worker(bootstrap: str, data_dir: Path, workers: int) -> subprocess.Popen[bytes]:
+def start_worker(
+    bootstrap: str, data_dir: Path, workers: int, *, encrypted: bool = True
+) -> subprocess.Popen[bytes]:
     """The intake path only: the projector (read models) is not on the measured path, publish ->
     outcome, and at scale runs on its own host; here it would take a share of the two cores.
     ``serve --workers N`` runs N intake processes (itself and N-1 children) in the intake's group."""
@@ -175,8 +182,9 @@ def start_worker(bootstrap: str, data_dir: Path, workers: int) -> subprocess.Pop
     }
     log = open(data_dir / "worker.log", "wb")  # noqa: SIM115 - lives as long as the worker
     command = ["serve", "--no-http", "--no-project", "--workers", str(workers)]
+    launcher = ["-m", "credit_ledger.cli"] if encrypted else [str(Path(__file__).with_name("_unsealed.py"))]
     return subprocess.Popen(
-        [sys.executable, "-m", "credit_ledger.cli", *command],
+        [sys.executable, *launcher, *command],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -240,6 +248,28 @@ async def main_async(args: argparse.Namespace) -> int:
     generator = SubmissionGenerator(catalogue.latest, subjects=args.subjects, seed=args.seed)
     submissions = generator.take(args.submissions)
     messages = [(submission_key(s), orjson.dumps(s)) for s in submissions]
+    if args.workers > 1:
+        print("encryption off needs --workers 1 (the children seal); running encryption on only")
+    rates = {}
+    for encrypted in (False, True) if args.workers == 1 else (True,):
+        print(f"== encryption {'on' if encrypted else 'off'}")
+        rate = await one_run(args, catalogue, messages, encrypted=encrypted)
+        if rate is None:
+            return 1
+        rates[encrypted] = rate
+    if False in rates:
+        loss = 1 - rates[True] / rates[False]
+        print(
+            f"end to end: encryption off {rates[False]:,.0f}/s, on {rates[True]:,.0f}/s; encryption "
+            f"costs {loss:.1%} (bound: 15%): {'met' if loss <= 0.15 else 'NOT met'}"
+        )
+    return 0
+
+
+async def one_run(
+    args: argparse.Namespace, catalogue: Any, messages: list[tuple[bytes, bytes]], *, encrypted: bool
+) -> float | None:
+    """One timed run on a fresh broker and data dir; the end-to-end rate (None if it failed)."""
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         bootstrap, replicas, broker_pids = start_broker(args.kafka, stack, Path(tmp))
         create_topics(bootstrap, replicas)
@@ -247,11 +277,11 @@ async def main_async(args: argparse.Namespace) -> int:
         raw_seconds = await produce(bootstrap, SCRATCH, messages)
         raw_rate = len(messages) / raw_seconds
 
-        worker = start_worker(bootstrap, Path(tmp), args.workers)
+        worker = start_worker(bootstrap, Path(tmp), args.workers, encrypted=encrypted)
         try:
             for log in ["worker.log", *(f"intake-{n}.log" for n in range(2, args.workers + 1))]:
                 if not await serving(worker, Path(tmp) / log):
-                    return 1
+                    return None
             if args.workers > 1:
                 # The children join the intake's group after the first worker took every partition:
                 # give the rebalance (half a session timeout on the embedded broker) time to end, so
@@ -305,7 +335,7 @@ async def main_async(args: argparse.Namespace) -> int:
         f"targets: >= 10,000/s {'met' if e2e >= 10_000 else 'NOT met'}; "
         f">= 40% of raw {'met' if e2e >= 0.4 * raw_rate else 'NOT met'}"
     )
-    return 0
+    return e2e
 
 
 def main() -> int:

@@ -6,8 +6,11 @@ body, so a department filters without decoding others' messages. ``type`` is ``n
 state of a notice: issued, suspended, resumed, withdrawn) or ``reminder`` (feedback is overdue).
 
 Delivery is at least once. A message is identified by ``(notice_id, state_version, type)``: a copy
-carries the same three, and a consumer that has seen them ignores it. Format version ``v`` 1;
-a change to a published field is a new version, never an edit (docs/measures.md).
+carries the same three, and a consumer that has seen them ignores it. A change to a published
+field is a new version, never an edit (docs/measures.md): reminders are format ``v`` 1; notices
+are ``v`` 2, whose ``name`` is an organisation's name and null for a person (v1 carried every
+subject's name; a person's is personal data, and the masked code and the subject key identify
+the entry: docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from typing import Any
 
 import orjson
 
+from ledger.domain.personal import ENVELOPE_PREFIX
+
 MEASURE_MESSAGE_VERSION = 1
+"""The format of reminders (unchanged since the topic began)."""
+NOTICE_MESSAGE_VERSION = 2
+"""The format of notices: 2 since a person's name left them (``public_name``)."""
 DEPARTMENT_HEADER = "department"
 NOTICE, REMINDER = "notice", "reminder"
 
@@ -25,6 +33,17 @@ NOTICE, REMINDER = "notice", "reminder"
 def message_id(message: Mapping[str, Any]) -> tuple[str, int, str]:
     """What identifies a message on ``credit.measures``: a redelivered copy has the same."""
     return str(message["notice_id"]), int(message["state_version"]), str(message["type"])
+
+
+def public_name(subject: Mapping[str, Any]) -> str | None:
+    """The subject's name as a notice may carry it: an organisation's (public by law: its entry on
+    a list names it, and it identifies no natural person), never a person's. A person's name is
+    personal data; a department that needs it reads it through a recorded query. A value still
+    sealed (``enc1:``) is never sent: it would open for no recipient."""
+    name = subject.get("name")
+    if subject.get("kind") != "organisation" or not isinstance(name, str) or name.startswith(ENVELOPE_PREFIX):
+        return None
+    return name
 
 
 def notice_message(
@@ -43,7 +62,7 @@ def notice_message(
     designation = notice["designation"]
     measure = notice["measure"]
     return {
-        "v": MEASURE_MESSAGE_VERSION,
+        "v": NOTICE_MESSAGE_VERSION,
         "type": NOTICE,
         "notice_id": notice["notice_id"],
         "state": entry["state"],
@@ -54,7 +73,7 @@ def notice_message(
         "department": notice["department"],
         "subject_key": subject["subject_key"],
         "masked_code": subject["masked_code"],
-        "name": subject["name"],
+        "name": public_name(subject),
         "list": notice["list"],
         "designation_id": designation["designation_id"],
         "designating_department": designation["department"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +19,9 @@ from ledger.application.ports import LedgerLog
 from ledger.domain.inbox import InboxItem
 from ledger.domain.integrity import event_id
 from ledger.domain.outcomes import CONFLICT, DECIDED, DUPLICATE, REJECTED, LoggedOutcome, Receipt
+from ledger.domain.personal import ENVELOPE_PREFIX
+
+SEALED_PREFIX = ENVELOPE_PREFIX.encode()
 
 OUTCOME_MESSAGE_LIMIT = 256 * 1024
 """Largest outcome (and rejection) message the platform produces, in bytes of its JSON value."""
@@ -94,8 +97,17 @@ def ledger_message(
     return subject_key.encode(), orjson.dumps(value)
 
 
-def outcome_message(position: int, outcome: Receipt | LoggedOutcome) -> tuple[bytes, bytes]:
+def outcome_message(
+    position: int,
+    outcome: Receipt | LoggedOutcome,
+    open_original: Callable[[bytes], bytes | None] | None = None,
+) -> tuple[bytes, bytes]:
     """(key, value) of one submission's outcome: keyed by subject key when it has one.
+
+    A rejected original is stored sealed (it holds whatever the department typed): on a topic it
+    is given as ``original: null`` with ``original_sealed: true`` and ``original_ref``, where its
+    department reads it with its key; ``open_original`` (the HTTP API's, for the caller who may
+    see it) puts it back in clear. Once its retention has ended ``original_expired`` is true.
 
     ``outcome`` is an outcomes-log entry (what the relay publishes: one per submission received)
     or, as before the log, a receipt. Fields added by the log, all optional to a reader of the
@@ -142,6 +154,16 @@ def outcome_message(position: int, outcome: Receipt | LoggedOutcome) -> tuple[by
     if status == REJECTED:
         value["reason"] = reason
         head = len(orjson.dumps(value))
+        if original is not None and original.startswith(SEALED_PREFIX):
+            opened = open_original(original) if open_original is not None else None
+            if opened is None:
+                value.update(
+                    original=None, original_sealed=True, original_ref=ORIGINAL_PATH.format(position=position)
+                )
+                if open_original is not None:
+                    value["original_expired"] = True
+                return (value["subject_key"] or submission_id or "").encode(), orjson.dumps(value)
+            original = opened
         value.update(original_fields(original, budget=OUTCOME_MESSAGE_LIMIT - head, position=position))
     else:
         value["events"] = list(receipt.events) if receipt is not None else []

@@ -17,6 +17,7 @@ from uuid import UUID
 from contract.messages import messages_from_store
 from credit_ledger.config import ConfigError, Settings, ledger_env
 from ledger.application.measures import MeasuresService
+from ledger.application.privacy import MasterKeyMismatch
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.catalogue import Catalogue, load_catalogue
@@ -50,6 +51,14 @@ def build_ledger(settings: Settings, *, clock: Callable[[], datetime] = utc_now)
         clock=clock,
         env=ledger_env(settings),
     )
+    try:
+        ledger.use_master_key(settings.master_key_bytes(ledger_is_new=not ledger.data_keys.master_key_ids()))
+    except MasterKeyMismatch as exc:
+        ledger.close()
+        raise ConfigError(f"CREDIT_MASTER_KEY / {settings.master_key_file}: {exc}") from None
+    except ConfigError:
+        ledger.close()
+        raise
     migrate_api_keys(ledger, settings)
     return ledger
 
@@ -116,8 +125,15 @@ def open_measures_service(settings: Settings) -> MeasuresService:
 
 
 def build_projector(ledger: CreditLedger, store: ProjectionStore) -> Projector:
-    """The read models' fold; gaps and as-of views are filled from the ledger's own history."""
-    return Projector(store, ledger.catalogue, history=history_of(ledger))
+    """The read models' fold; gaps and as-of views are filled from the ledger's own history, and
+    persons' names are indexed blind through the ledger's key ring (``index_names``)."""
+    return Projector(index_names(store, ledger), ledger.catalogue, history=history_of(ledger))
+
+
+def index_names(store: ProjectionStore, ledger: CreditLedger) -> ProjectionStore:
+    """``store``, writing the blind index of persons' names (opened through ``ledger``'s key ring)."""
+    store.names = ledger.name_index.of
+    return store
 
 
 def migrate_api_keys(ledger: CreditLedger, settings: Settings) -> int:

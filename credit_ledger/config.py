@@ -1,4 +1,8 @@
-"""Settings from CREDIT_* environment variables (each also a CLI option), with the embedded defaults."""
+"""Settings from CREDIT_* environment variables (each also a CLI option), with the embedded defaults.
+
+One module of just over 400 lines: every setting is declared once (``VARIABLES``) beside the
+checks and the generated-once secrets (subject-key secret, master key) that read them.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     catalogue: Path | None = None  # None: the catalogue shipped in the package
     subject_secret: str | None = None  # None: generated once into the data dir
+    master_key: str | None = None  # 64 hex digits; None: generated once into DATA_DIR/master.key
+    new_master_key: str | None = None  # keys rotate-master's new key (environment only)
     partitions: int = 6
     replication_factor: int = 1
     batch_size: int = 1000
@@ -81,6 +87,40 @@ class Settings:
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.data_dir / MASTER_KEY_FILE
+
+    def master_key_bytes(self, *, ledger_is_new: bool) -> bytes:
+        """The master key that wraps every data key: CREDIT_MASTER_KEY, or DATA_DIR/master.key.
+
+        The file is generated only for a ledger that has no data keys yet; for one that has, a
+        missing file is a ConfigError (a new key would silently make every personal field unreadable).
+        """
+        from ledger.application.privacy import parse_master_key  # noqa: PLC0415 - keep --help fast
+
+        if self.master_key:
+            return parse_master_key(self.master_key)
+        path = self.master_key_file
+        if not path.exists():
+            if not ledger_is_new:
+                raise ConfigError(
+                    f"CREDIT_MASTER_KEY is not set and {path} is missing, but the ledger holds data keys "
+                    "wrapped by a master key: restore the key file from its backup (docs/privacy.md) or "
+                    "set CREDIT_MASTER_KEY; a new key would leave every personal field unreadable"
+                )
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+        try:
+            return parse_master_key(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{path} {exc}") from None
+
+
+MASTER_KEY_FILE = "master.key"
 
 
 @dataclass(frozen=True)
@@ -180,6 +220,12 @@ def _long_secret(value: str) -> None:
         raise ValueError("must be at least 16 bytes (it keys every subject's file)")
 
 
+def _master_key(value: str) -> None:
+    from ledger.application.privacy import parse_master_key  # noqa: PLC0415 - keep --help fast
+
+    parse_master_key(value)
+
+
 def _database_url(value: str) -> None:
     persistence_env(value)
 
@@ -237,6 +283,28 @@ VARIABLES: tuple[Variable, ...] = (
         "SECRET",
         check=_long_secret,
         unset="generated once into DATA_DIR/subject-key.secret",
+        option=False,
+    ),
+    Variable(
+        "master_key",
+        "CREDIT_MASTER_KEY",
+        _text,
+        "the master key (64 hex digits) that wraps the data keys personal fields are sealed under; "
+        "back it up: without it no personal field can be read (docs/privacy.md)",
+        "HEX",
+        check=_master_key,
+        unset="generated once into DATA_DIR/master.key",
+        option=False,
+    ),
+    Variable(
+        "new_master_key",
+        "CREDIT_NEW_MASTER_KEY",
+        _text,
+        "the master key (64 hex digits) 'keys rotate-master' re-wraps every data key under; read by "
+        "that command only",
+        "HEX",
+        check=_master_key,
+        unset="--new-key-file, else a fresh random key",
         option=False,
     ),
     Variable(

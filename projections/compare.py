@@ -7,7 +7,8 @@ item reduced to what identifies it, so what legitimately differs between a live 
 rebuild (global positions restart when ``credit.ledger`` is re-published) is left out. The feeds
 are the list changes, the measure notices on ``credit.measures`` (per subject and notice: each
 state's version, state and cause) and the supervision statistics (per department and measure,
-computed from each store's notice rows for the same day). A later feed plugs in by adding a
+computed from each store's notice rows for the same day) and the blind index of persons' names
+(per subject: its digest, which a rebuild recomputes from the sealed name). A later feed plugs in by adding a
 ``DerivedFeed`` to ``FEEDS`` and deriving it in ``projections.rebuild``.
 """
 
@@ -38,6 +39,8 @@ class ComparedStore(Protocol):
     def notice_messages(self) -> Iterator[dict[str, Any]]: ...
 
     def notice_rows(self) -> list[dict[str, Any]]: ...
+
+    def name_index(self) -> Iterator[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,14 @@ MEASURE_STATS = DerivedFeed(
     summary=lambda item: {k: v for k, v in item.items() if k not in ("group", "key", "title")},
 )
 
-FEEDS: tuple[DerivedFeed, ...] = (LIST_CHANGES, NOTICES, MEASURE_STATS)
+NAME_INDEX = DerivedFeed(
+    name="name_index",
+    read=lambda store: store.name_index(),
+    group=lambda row: (str(row["subject_key"]), "name"),
+    identity=lambda row: row["digest"],
+)
+
+FEEDS: tuple[DerivedFeed, ...] = (LIST_CHANGES, NOTICES, MEASURE_STATS, NAME_INDEX)
 """Every derived feed a rebuild must reproduce."""
 
 

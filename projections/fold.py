@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain import notices
+from ledger.domain.personal import SHREDDED
 from ledger.domain.workdays import local_date
 
 State = dict[str, Any]
@@ -216,6 +217,18 @@ def _grant_revoked(s: State, body: Mapping[str, Any], m: Message) -> None:
     s["authorisations"][body["authorisation_id"]]["active"] = False
 
 
+def _shredded(s: State, body: Mapping[str, Any], m: Message) -> None:
+    """The unit's data key is destroyed: its content goes from the view too; what and when stay."""
+    shredded = {"at": m.get("occurred_at"), "basis": body["basis"], "legal_basis": body["legal_basis"]}
+    if body["record"] is None:
+        s["name"] = SHREDDED
+        s["shredded"] = shredded
+        return
+    record = s["records"][body["record"]]
+    record["title"] = SHREDDED
+    record["shredded"] = shredded
+
+
 def _statement(s: State, body: Mapping[str, Any], m: Message) -> None:
     s["statements"] += 1
 
@@ -311,6 +324,7 @@ _APPLY: dict[str, Callable[[State, Mapping[str, Any], Message], None]] = {
     "LinkedRecordClosed": _ended("closed"),
     "DesignationMade": _designated,
     "DesignationEnded": _designation_ended,
+    "RecordShredded": _shredded,
     "FeedbackReported": _feedback,
     "FeedbackOverdue": _feedback_overdue,
 }

@@ -121,10 +121,11 @@ class Projector:
         clean_on = None
         if state["kind"] == "person" and not announced.get("clean"):
             clean_on = self.clean_on(state)
+        retention = {e.edition: e.retention_years for e in self.catalogue.editions}
         if not state["designations"]:
-            return Saved(state, announced, clean_on, due(state))
+            return Saved(state, announced, clean_on, due(state, retention))
         rows = notice_rows(state, self.catalogue)
-        return Saved(state, announced, clean_on, due(state) + reminders_due(rows), rows)
+        return Saved(state, announced, clean_on, due(state, retention) + reminders_due(rows), rows)
 
     def _repair(
         self, key: str, had: int, message: Mapping[str, Any], notified: list[dict[str, Any]]

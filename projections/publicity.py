@@ -6,7 +6,9 @@ transaction), so they are exactly as fresh as the state. Three readers share the
 - 双公示 publicity: licences and penalties whose status is active and whose publicity period
   has not ended (``publicity``). Expired, repaired or revoked records leave; the ledger keeps them.
 - the public search by name or by a code's subject key (``search``), with each subject's public
-  items; a person's licences are not public, only penalties (``PUBLIC_CATEGORIES``).
+  items; a person's licences are not public, only penalties (``PUBLIC_CATEGORIES``). The ``name``
+  column holds an organisation's name (public, searched by prefix); a person's name is sealed
+  and searched through the blind index (``name_index``: a digest of the full name).
 - a department's dashboard: its own filings, ended ones too (``filings``).
 """
 
@@ -28,6 +30,10 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS record_rows_by_name ON record_rows (name)",
     "CREATE INDEX IF NOT EXISTS record_rows_by_category ON record_rows (category, decision_date)",
     "CREATE INDEX IF NOT EXISTS record_rows_by_provider ON record_rows (provider, decision_date)",
+    # The blind index of persons' names (ledger.application.privacy.NameIndex): a digest, never a name.
+    "CREATE TABLE IF NOT EXISTS name_index (digest TEXT NOT NULL, subject_key TEXT NOT NULL, "
+    "PRIMARY KEY (digest, subject_key))",
+    "CREATE INDEX IF NOT EXISTS name_index_by_subject ON name_index (subject_key)",
 ]
 
 PUBLICITY_CATEGORIES = ("administrative_licence", "administrative_penalty")
@@ -68,7 +74,7 @@ def record_rows(state: State) -> list[tuple[Any, ...]]:
                 r["display_until"],
                 r["status"],
                 state["kind"],
-                state["name"],
+                state["name"] if state["kind"] == "organisation" else None,  # a person's: the index
                 orjson.dumps(row),
             )
         )
@@ -132,14 +138,16 @@ class RecordRows:
         )
         return total, page
 
-    def subjects_named(self, name: str, *, limit: int) -> list[str]:
-        """Subject keys of files whose name is ``name`` or begins with it (an index range)."""
+    def subjects_named(self, name: str, *, limit: int, digest: str | None = None) -> list[str]:
+        """Subject keys of organisations whose name is ``name`` or begins with it (an index range),
+        and of persons whose name's blind-index ``digest`` it is (their full name)."""
+        sql = "SELECT DISTINCT subject_key FROM record_rows WHERE name >= ? AND name < ?"
+        params: list[Any] = [name, name + "\U0010ffff"]
+        if digest is not None:
+            sql += " UNION SELECT subject_key FROM name_index WHERE digest = ?"
+            params.append(digest)
         cursor = self.conn.cursor()
-        cursor.execute(
-            "SELECT DISTINCT subject_key FROM record_rows WHERE name >= ? AND name < ? "
-            "ORDER BY subject_key LIMIT ?".replace("?", self.mark),
-            [name, name + "\U0010ffff", limit],
-        )
+        cursor.execute(f"{sql} ORDER BY subject_key LIMIT ?".replace("?", self.mark), [*params, limit])
         return [key for (key,) in cursor.fetchall()]
 
     def public_items(

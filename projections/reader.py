@@ -12,7 +12,7 @@ from projections.asof import status_as_of
 from projections.notices import notice_rows
 from projections.store import ProjectionStore
 from projections.supervision import measure_stats
-from projections.views import clean_record, memberships, status
+from projections.views import clean_record, memberships, shredded, status
 
 History = Callable[[str], Iterable[Mapping[str, Any]]]
 """One subject's ledger messages, in version order, read from the ledger itself (for as-of views)."""
@@ -39,6 +39,10 @@ class ProjectionReader:
 
     def status_as_of(self, key: str, moment: datetime) -> dict[str, Any] | None:
         return status_as_of(self.history(key), key, moment, self.catalogue)
+
+    def shredded(self, key: str) -> list[dict[str, Any]]:
+        state = self.store.state(key)
+        return shredded(dict(state)) if state else []
 
     def memberships(self, key: str, today: date) -> dict[str, bool]:
         state = self.store.state(key)

@@ -9,6 +9,7 @@ from typing import Any
 
 PLATFORM = "credit_platform"
 MIDNIGHT_CST = "T00:00:00+08:00"
+RETENTION_BASIS = "征信业管理条例 第十六条: kept 5 years from the end of the act, then deleted"
 
 
 def _ref(record_key: str) -> dict[str, str]:
@@ -44,6 +45,16 @@ def scheduled_submissions(rows: Iterable[tuple[str, str, str, str]], today: date
                     "action": "mark_objection_overdue",
                     "record": _ref(record_key),
                     "objection_id": objection_id,
+                }
+            )
+        elif kind == "shred":
+            out.append(
+                {
+                    **base,
+                    "action": "shred_record",
+                    "record": _ref(ref),
+                    "basis": "retention_ended",
+                    "legal_basis": RETENTION_BASIS,
                 }
             )
         elif kind == "lapse":

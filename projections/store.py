@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +67,11 @@ class Saved:
 class ProjectionStore(NoticeTables):
     """SQLite file by default; a PostgreSQL URL selects psycopg with the same tables."""
 
-    def __init__(self, target: Path | str) -> None:
+    def __init__(self, target: Path | str, *, names: Callable[[Any], str | None] | None = None) -> None:
+        """``names``: a file's name (clear, sealed or shredded) to its blind-index digest, or None
+        (``CreditLedger.name_index.of``); without it no person is found by name."""
         self.target = str(target)
+        self.names = names
         self.postgres = self.target.startswith(("postgres://", "postgresql://"))
         if self.postgres:
             import psycopg  # noqa: PLC0415 - only with the postgres extra
@@ -162,6 +165,11 @@ class ProjectionStore(NoticeTables):
             c.executemany(
                 self._sql(publicity.INSERT), [row for s in rows for row in publicity.record_rows(s.state)]
             )
+            c.executemany(self._sql("DELETE FROM name_index WHERE subject_key=?"), [(k,) for k in keys])
+            c.executemany(
+                self._sql("INSERT INTO name_index (digest, subject_key) VALUES (?, ?)"),
+                [(digest, key) for key, digest in self._name_digests(rows) if digest is not None],
+            )
             c.executemany(self._sql("DELETE FROM due WHERE subject_key=?"), [(k,) for k in keys])
             c.executemany(
                 self._sql("INSERT INTO due (kind, subject_key, ref, due_on) VALUES (?, ?, ?, ?)"),
@@ -194,6 +202,14 @@ class ProjectionStore(NoticeTables):
                     for q in queries
                 ],
             )
+
+    def _name_digests(self, rows: Sequence[Saved]) -> Iterator[tuple[str, str | None]]:
+        """(subject key, digest) of every person's file: a shredded name has none, so its row goes."""
+        if self.names is None:
+            return
+        for s in rows:
+            if s.state.get("kind") == "person":
+                yield s.state["subject_key"], self.names(s.state.get("name"))
 
     def republish_all(self) -> None:
         """The list-change topic was created empty: publish every change again, in order."""
@@ -381,6 +397,13 @@ class ProjectionStore(NoticeTables):
         cursor.execute(self._sql(sql), params)
         return [orjson.loads(row) for (row,) in cursor.fetchall()]
 
+    def name_index(self) -> Iterator[dict[str, Any]]:
+        """The blind index's rows (digest, subject key), in key order: what a rebuild compares."""
+        cursor = self.conn.cursor()
+        cursor.execute("SELECT subject_key, digest FROM name_index ORDER BY subject_key, digest")
+        for subject_key, digest in cursor.fetchall():
+            yield {"subject_key": subject_key, "digest": digest}
+
     def counts(self) -> dict[str, int]:
         cursor = self.conn.cursor()
         out = {}
@@ -388,6 +411,7 @@ class ProjectionStore(NoticeTables):
             "subjects",
             "list_members",
             "record_rows",
+            "name_index",
             "due",
             "list_changes",
             "notices",

@@ -8,11 +8,13 @@ from typing import Any
 
 from ledger.domain.catalogue import Catalogue, Edition
 from ledger.domain.integrity import content_digest
+from ledger.domain.personal import shred_due
 from ledger.domain.workdays import add_months
 from projections.fold import State
 from projections.notices import measures_view, notice_rows
 
 LISTS = ("black", "red", "clean")
+DEFAULT_RETENTION_YEARS = 5  # 征信业管理条例 art. 16, as the catalogue's default
 
 
 def public_records(state: State) -> list[dict[str, Any]]:
@@ -180,14 +182,38 @@ def status(state: State, today: date, edition: Edition, catalogue: Catalogue | N
     return view
 
 
-def due(state: State) -> list[tuple[str, str, str]]:
+def shredded(state: State) -> list[dict[str, Any]]:
+    """What of the file was shredded and when: each record's (category, provider, dates) and the
+    file's own content, for the subject's report."""
+    out = [
+        {
+            "record": key,
+            "category": r["category"],
+            "provider": r["provider"],
+            "filed_at": r["filed_at"],
+            "ended_at": r["ended_at"],
+            **r["shredded"],
+        }
+        for key, r in state["records"].items()
+        if r.get("shredded")
+    ]
+    if state.get("shredded"):
+        out.append({"record": None, "what": "the file's own content (name, statements)", **state["shredded"]})
+    return out
+
+
+def due(state: State, retention_years: Mapping[str, int] | None = None) -> list[tuple[str, str, str]]:
     """What time will turn into ledger commands: (kind, reference, due date) for the scheduler.
 
     expire: a record on the last day of its display period; overdue: an objection the day after
-    its deadline; lapse: a designation on its validity end.
+    its deadline; lapse: a designation on its validity end; shred: an ended record at the end of
+    its retention (``retention_years`` by catalogue edition, 5 where it is not given).
     """
     items = []
     for key, r in state["records"].items():
+        if r["status"] != "active" and r["ended_at"] and not r.get("shredded"):
+            years = (retention_years or {}).get(r["edition"], DEFAULT_RETENTION_YEARS)
+            items.append(("shred", key, shred_due(r["ended_at"], years)))
         if r["status"] == "active" and r["display_until"]:
             items.append(("expire", key, r["display_until"]))
         objection = r["open_objection"]

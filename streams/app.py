@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -111,11 +113,18 @@ def create_app(
     app.service(intake)  # type: ignore[arg-type]  # as above
     scheduler = None
     if projector is not None:
+
+        async def expire(today: date, now: str) -> int:  # on the thread that owns ledger transactions
+            return await asyncio.get_running_loop().run_in_executor(
+                executor, ledger.expire_originals, today, now
+            )
+
         scheduler = Scheduler(
             projector,
             producer.send_all,
             interval=settings.scheduler_interval,
             lock=StoreLock(projector.store.target),
+            expire=expire,
         )
         register_scheduler(app, scheduler)
 

@@ -7,10 +7,11 @@ the relay already owns a producer, a lease (one drainer at a time, whatever the 
 workers), tracked positions in the ledger and the "publish, wait for every acknowledgement, then
 save the position" discipline the drain needs. Measured: docs/benchmarks.md (the inbox).
 
-Each page of rows after the cursor ``INBOX_CURSOR`` is read with whether each row is decided
-already; the undecided ones are published, keyed as the department's would be and carrying the
-seal (``ledger.domain.inbox``), and only once the broker has acknowledged all of them does the
-cursor move past the page. A crash in between publishes the page again: the intake reads a sealed
+Each page of rows after the cursor ``INBOX_CURSOR`` is read, opened (the rows are sealed in the
+database: ``CreditLedger.inbox_page``), with whether each row is decided already; the undecided
+ones are published, keyed as the department's would be and carrying the seal
+(``ledger.domain.inbox``), and only once the broker has acknowledged all of them does the cursor
+move past the page. A crash in between publishes the page again: the intake reads a sealed
 message under its inbox source, so a copy changes no outcome. When the embedded broker has lost
 its topics, ``serve`` sets the cursor back to 0: every row is read again, the decided ones are
 skipped, and the ones that were on the lost topic but never decided are published again.
@@ -80,7 +81,7 @@ class InboxDrain:
         """Drain one page; how many rows it moved past (0: the inbox is drained)."""
         if self._cursor is None:
             self._cursor = await self._db(self.ledger.reader.relay_position, INBOX_CURSOR)
-        entries: list[InboxEntry] = await self._db(self.ledger.inbox.inbox_page, self._cursor, self.page)
+        entries: list[InboxEntry] = await self._db(self.ledger.inbox_page, self._cursor, self.page)
         if not entries:
             return 0
         pending = [e for e in entries if not e.decided]

@@ -29,12 +29,17 @@ leader runs its first round within a second, not a whole interval later."""
 SendAll = Callable[[str, Iterable[tuple[bytes, bytes]]], Awaitable[int]]
 """send_all(topic, records) returns how many once the broker has acknowledged every one."""
 
+Expire = Callable[[date, str], Awaitable[int]]
+"""expire(today, now) destroys the keys of rejected originals past their retention; how many
+(``CreditLedger.expire_originals`` on the ledger's own thread)."""
+
 
 @dataclass
 class SchedulerStats:
     runs: int = 0
     commands: int = 0  # sent to credit.submissions, over all rounds (re-sent until the ledger acts)
     announced: int = 0  # clean-record entries announced
+    originals_shredded: int = 0  # monthly keys of rejected originals destroyed at retention end
     last_run_at: str | None = None
 
 
@@ -44,7 +49,8 @@ class Scheduler:
     A round reads the items due by today from the read models and sends a command for each to
     credit.submissions (ids derived from the item, so a command sent again is answered as a
     duplicate), then announces the clean-record entries that begin by today through the store's
-    list-change outbox, which the projector publishes. The first round comes as soon as this worker
+    list-change outbox, which the projector publishes, and (with ``expire``) destroys the keys of
+    rejected originals whose retention ended. The first round comes as soon as this worker
     leads, then one every ``interval`` seconds (``CREDIT_SCHEDULER_INTERVAL``).
     """
 
@@ -55,6 +61,7 @@ class Scheduler:
         *,
         interval: float = 60.0,
         lock: StoreLock | None = None,
+        expire: Expire | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -62,6 +69,7 @@ class Scheduler:
         self.send_all = send_all
         self.interval = interval
         self.lock = lock
+        self.expire = expire
         self.clock = clock
         self.monotonic = monotonic
         self.stats = SchedulerStats()
@@ -87,7 +95,11 @@ class Scheduler:
         records = [(c["subject"]["key"].encode(), orjson.dumps(c)) for c in commands]
         await self.send_all(topics.SUBMISSIONS, records)
         announced = await loop.run_in_executor(self.executor, self._announce, today)
+        shredded = await self.expire(today, now.isoformat()) if self.expire is not None else 0
         stats = self.stats
+        stats.originals_shredded += shredded
+        if shredded:
+            log.info("scheduler: %d monthly keys of rejected originals destroyed (retention ended)", shredded)
         stats.runs += 1
         stats.commands += len(commands)
         stats.announced += len(announced)

@@ -19,6 +19,8 @@ PERSON = "11010519491231002X"
 OTHER_PERSON = "440524188001010014"
 ORGANISATION = "91350100M000100Y43"
 SECRET = b"test-secret-of-at-least-16-bytes"
+MASTER_KEY = bytes(range(32))
+"""The tests' master key: every ledger a test builds seals its personal fields, as production does."""
 
 # The brokers (the embedded one, the Apache Kafka cluster): one session fixture for every folder.
 pytest_plugins = ("tests.integration.brokers",)
@@ -60,7 +62,11 @@ def clock() -> Clock:
 @pytest.fixture
 def ledger(catalogue: Catalogue, clock: Clock) -> Iterator[CreditLedger]:
     app = CreditLedger(
-        catalogue=catalogue, secret=SECRET, clock=clock, env={"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        catalogue=catalogue,
+        secret=SECRET,
+        clock=clock,
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        master_key=MASTER_KEY,
     )
     yield app
     assert app.verify() == [], "every chain a test builds must verify"

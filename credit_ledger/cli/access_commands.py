@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -192,3 +193,54 @@ def hint_line(hint: dict[str, object]) -> str:
     kind, rule = hint.get("hint"), hint.get("rule")
     figures = ", ".join(f"{k} {v}" for k, v in hint.items() if k not in ("hint", "rule"))
     return f"hint ({kind}): {figures}; rule: {rule}"
+
+
+@command(
+    "rotate-master",
+    "re-wrap every data key under a new master key (no event is touched)",
+    "credit-ledger keys rotate-master",
+    "credit-ledger keys rotate-master --new-key-file new-master.key",
+)
+@click.option(
+    "--new-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="a file holding the new key (64 hex digits); else CREDIT_NEW_MASTER_KEY, else the key a "
+    "rotation cut short left staged, else a fresh random key",
+)
+@with_settings(*LEDGER, "master_key", "new_master_key")
+def rotate_master(settings: Settings, new_key_file: Path | None) -> int:
+    """Re-wrap every live data key under a new master key, then make it the key: DATA_DIR/master.key
+    is replaced once the re-wrap is committed (the old key is kept as master.key.old until then).
+    With CREDIT_MASTER_KEY the new key is left in DATA_DIR/master.key.new: put it in the secret
+    store, delete the file, restart. Refused while a serve runs on the data dir. Running it again
+    after an interruption finishes the rotation. Events are never touched (docs/privacy.md).
+    """
+    from credit_ledger.masterkey import rotate_master_key  # noqa: PLC0415 - keep --help fast
+
+    try:
+        new_key = new_key_file.read_text() if new_key_file is not None else settings.new_master_key
+    except OSError as exc:
+        raise UserError(f"--new-key-file: {exc.strerror}: {new_key_file}") from None
+    done = rotate_master_key(settings, new_key)
+    json_line(
+        {
+            "rewrapped": done.rewrapped,
+            "previous_master_key": done.previous,
+            "master_key": done.current,
+            "key_file": str(done.key_file),
+            "installed": done.installed,
+        }
+    )
+    where = (
+        f"installed in {done.key_file}"
+        if done.installed
+        else f"staged in {done.key_file}: set CREDIT_MASTER_KEY to it, delete the file, restart"
+    )
+    note(
+        f"{done.rewrapped} data keys re-wrapped from master key {done.previous} to {done.current}; "
+        f"the new key is {where}. Back it up now: database backups taken from now on need it"
+    )
+    return 0
+
+
+keys.add_command(rotate_master)

@@ -206,8 +206,14 @@ def verify(
         _emit(problem.to_dict())
     rate = report.events / report.seconds if report.seconds else 0.0
     witnessed = f" ({policy.describe()} required)" if policy is not None else ""
+    sealed = report.sealed
+    opened = (
+        f"{sealed.opened:,} sealed values open in their place, {sealed.shredded:,} shredded; "
+        if sealed is not None and (sealed.opened or sealed.shredded)
+        else ""
+    )
     facts = (
-        f"{report.events:,} events, Merkle tree root {report.tree.root().hex()}; "
+        f"{report.events:,} events, Merkle tree root {report.tree.root().hex()}; {opened}"
         f"{_count(report.checkpoints, 'checkpoint')}{witnessed}, "
         f"{_count(report.consistency_checked, 'consistency proof')}; "
         f"{report.seconds:.1f} s ({rate:,.0f} events/s)"

@@ -103,18 +103,21 @@ def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
         for r in found.records.values()
     ]
     measures = file_measures(found, ledger.catalogue)
+    # The operator's own view of the file: sealed personal fields opened with this host's master
+    # key (a shredded one shows as shredded), as they were shown before fields were sealed.
+    rows, name = ledger.revealed(rows), ledger.revealed(found.name)
     if as_json:
         json_line(
             {
                 "subject": found.masked_code,
-                "name": found.name,
+                "name": name,
                 "version": found.version,
                 "records": rows,
                 "measures": measures,
             }
         )
         return 0
-    print(f"{found.masked_code}  {found.name}  ({found.subject_kind}, {found.version} events)")
+    print(f"{found.masked_code}  {name}  ({found.subject_kind}, {found.version} events)")
     table(rows, ["record", "category", "kind", "severity", "status", "disputed", "display_until", "title"])
     if measures:
         print(f"measures notified: {len(measures)}")

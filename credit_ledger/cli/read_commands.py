@@ -106,7 +106,7 @@ def status(
 @click.option("--since", type=DAY, help="entered on or after this date (YYYY-MM-DD)")
 @click.option("--until", type=DAY, help="entered on or before this date (YYYY-MM-DD)")
 @json_option("JSON lines instead of a table")
-@with_settings("data_dir", "database_url")
+@with_settings(*LEDGER)
 def lists(
     settings: Settings,
     list_name: str,
@@ -117,11 +117,12 @@ def lists(
     as_json: bool,
 ) -> int:
     """Print the current entries of the black or red LIST from the read models."""
-    from credit_ledger.compose import build_store  # noqa: PLC0415
+    from credit_ledger.compose import build_ledger, build_store  # noqa: PLC0415
 
     rows = build_store(settings).members(
         list_name, domain=domain, department=department, since=since, until=until
     )
+    rows = build_ledger(settings).revealed(rows)  # a person's name is sealed in the read models too
     if as_json:
         for row in rows:
             json_line(row)
@@ -159,7 +160,7 @@ def rebuild(settings: Settings, into: Path | None) -> int:
     end offset), fold it into a fresh store, report counts, and print every difference from the
     live views as JSON lines (subject, view, field, expected, found). Exit status 1 if any.
     """
-    from credit_ledger.compose import build_catalogue, build_store, fresh_store  # noqa: PLC0415
+    from credit_ledger.compose import build_ledger, build_store, fresh_store, index_names  # noqa: PLC0415
     from credit_ledger.progress import progress  # noqa: PLC0415
     from projections.compare import compare_stores  # noqa: PLC0415
     from streams.rebuild import rebuild_from_topic  # noqa: PLC0415
@@ -167,9 +168,10 @@ def rebuild(settings: Settings, into: Path | None) -> int:
     bootstrap = kafka_address(settings)
     into = into or settings.data_dir / f"rebuild-{int(time.time())}"
     started = time.monotonic()
+    ledger = build_ledger(settings)  # its key ring opens the names the blind index is built from
     with progress("events rebuilt") as advance:
         fresh, events = rebuild_from_topic(
-            bootstrap, fresh_store(into), build_catalogue(settings), progress=advance
+            bootstrap, index_names(fresh_store(into), ledger), ledger.catalogue, progress=advance
         )
     seconds = time.monotonic() - started
     live = build_store(settings)
@@ -230,7 +232,13 @@ def replay(
     import orjson  # noqa: PLC0415
 
     from contract import topics  # noqa: PLC0415
-    from credit_ledger.compose import build_ledger, build_store, fresh_store, store_in  # noqa: PLC0415
+    from credit_ledger.compose import (  # noqa: PLC0415
+        build_ledger,
+        build_store,
+        fresh_store,
+        index_names,
+        store_in,
+    )
     from credit_ledger.progress import progress  # noqa: PLC0415
     from projections.compare import diff_states  # noqa: PLC0415
     from projections.rebuild import write  # noqa: PLC0415
@@ -259,7 +267,7 @@ def replay(
             progress=advance,
         )
     into = into or settings.data_dir / f"replay-{int(time.time())}"
-    store = fresh_store(into)
+    store = index_names(fresh_store(into), ledger)
     write(store, states, ledger.catalogue)
     if against:
         reference = list(store_in(Path(against)).states())

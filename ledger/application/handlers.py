@@ -109,6 +109,9 @@ def handle(command: c.Command, files: Files, catalogue: Catalogue, ctx: Context)
             },
             ctx,
         )
+    elif isinstance(action, c.ShredRecord):
+        _require_platform(is_platform, "records are shredded by the platform (its scheduler or the desk)")
+        _shred(action, file, catalogue, ctx)
     elif isinstance(action, c.EndDesignation):
         file.end_designation(action.designation_id, action.reason, ctx, by_platform=is_platform)
     elif isinstance(action, c.ReportFeedback):
@@ -199,6 +202,21 @@ def _authorisation(
         },
         ctx,
     )
+
+
+def _shred(action: c.ShredRecord, file: CreditFile, catalogue: Catalogue, ctx: Context) -> None:
+    if action.record is None:
+        if action.basis != "erasure_request":
+            raise RuleViolation(
+                "only an erasure request erases a whole file; name the record whose retention ended",
+                field="record",
+                code="invalid_for_subject",
+            )
+        file.erase(action.basis, action.legal_basis, ctx)
+        return
+    record = file.record(action.record.key)
+    years = catalogue.edition(record.edition).retention_years
+    file.shred_record(record.key, action.basis, action.legal_basis, years, ctx)
 
 
 def _require_platform(is_platform: bool, why: str) -> None:
@@ -296,7 +314,7 @@ def _file_record(
                     ctx=ctx,
                 )
                 files.add(person_file)
-            person_file.file_linked_record(file.id, record, ctx)
+            person_file.file_linked_record(file.id, record, ctx, fields)
 
 
 def _resolve_changes(changes: dict[str, Any], record: RecordState, edition: Edition) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from ledger.domain.inbox import InboxEntry, InboxItem
+from ledger.domain.inbox import InboxEntry, InboxItem, InboxSealer
 from ledger.domain.outcomes import LoggedOutcome, Receipt
+from ledger.domain.personal import DataKeyRow
 
 EventRow = tuple[int, str, int, str, bytes]
 """One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state).
@@ -89,9 +90,20 @@ class Inbox(Protocol):
     """Submissions a door recorded before answering for them (``ledger.domain.inbox``), read back
     by position with whether each is decided yet: what the relay drains to ``credit.submissions``."""
 
-    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+    def append_inbox(
+        self,
+        items: Sequence[InboxItem],
+        received_at: str,
+        seal: InboxSealer | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+    ) -> list[int]:
         """Record ``items`` in one transaction; their positions, in order. Positions only grow,
-        and a reader after position ``p`` never misses a row committed later with a smaller one."""
+        and a reader after position ``p`` never misses a row committed later with a smaller one.
+
+        With ``seal``, what is stored of each item is ``seal(position, item)``, called once its
+        position is drawn and before anything of it is written (the application seals the row
+        bound to its position); ``data_keys``, the keys it seals under that are new, are saved in
+        the same transaction."""
         ...
 
     def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
@@ -115,6 +127,33 @@ class KeyStore(Protocol):
     def api_keys(self) -> list[dict[str, Any]]: ...
 
     def revoke_key(self, key_id: str, at: str) -> bool: ...
+
+
+@runtime_checkable
+class DataKeyStore(Protocol):
+    """Data keys, wrapped by the master key, in the ledger's database (written with the events that
+    use them: ``Application.save`` passes ``data_keys`` and ``shred_keys`` through to the recorder)."""
+
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        """The rows of these keys that exist (shredded ones too, with no wrapped key)."""
+        ...
+
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        """Keys not shredded, in key id order after ``after`` (one stream's, or every stream's)."""
+        ...
+
+    def master_key_ids(self) -> set[str]:
+        """The master keys the live data keys are wrapped by (one, except during a rotation)."""
+        ...
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        """Replace (key id, master key id, wrapped key) of live keys: a master-key rotation."""
+        ...
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        """Destroy these keys' bytes (outside an event's transaction: rejected originals)."""
 
 
 @runtime_checkable
@@ -155,6 +194,10 @@ class ReadModels(Protocol):
 
     def status_as_of(self, key: str, moment: datetime) -> dict[str, Any] | None:
         """The status the ledger had recorded by ``moment`` (folded from the ledger itself)."""
+        ...
+
+    def shredded(self, key: str) -> list[dict[str, Any]]:
+        """What of the subject's file was shredded, when and on what basis (no content)."""
         ...
 
     def memberships(self, key: str, today: date) -> dict[str, bool]:

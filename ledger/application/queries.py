@@ -9,7 +9,8 @@ with the channel it came through. A record's ``outcome`` is ``allowed`` (an answ
 ``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
 
 One module of about 500 lines: every endpoint's rule (the portal's pages too) sits beside the one
-recording path (``_record``) they all share, which is what keeps the register complete.
+recording path (``_record``) they all share, which is what keeps the register complete, and the
+one opening path (``_revealed``) that lets sealed personal fields out only in a recorded answer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from ledger.application.keys import KEY_PREFIX, authenticate
 from ledger.application.ports import ReadModels
+from ledger.application.privacy import REJECTION_RETENTION_DAYS, SealedValueAltered
 from ledger.application.service import CreditLedger, utc_now
 from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpoint, decide_status
 from ledger.domain.errors import InvalidInput, LedgerError, error_body
@@ -277,7 +279,28 @@ class QueryService:
             return self._refused(decision)
         if view is None:
             return Answer(NOT_FOUND, error_body("no_file", "subject.id", no_file))
-        return Answer(OK, view)
+        return self._revealed(view)
+
+    def public(self, body: dict[str, Any]) -> Answer:
+        """Public information (双公示 items in their publicity period, list entries, a public search's
+        findings) opened for anyone: not a query of the register, since the law publishes it.
+
+        The caller chooses what is public (``streams.web.publicity.public_item``, the list rows);
+        this is the same opening path as every recorded answer, so a shredded value reads
+        ``SHREDDED`` and an altered one fails the answer (``unavailable``), never showing ciphertext."""
+        return self._revealed(body)
+
+    def _revealed(self, body: dict[str, Any]) -> Answer:
+        """The answer with its sealed personal fields opened for the caller the service let in.
+
+        Views (and the read store under them) hold ciphertext; only an answer the register has
+        recorded carries clear text. A ciphertext that fails its GCM tag fails the answer and
+        names the field, as any other integrity failure does."""
+        try:
+            return Answer(OK, self.ledger.revealed(body))
+        except SealedValueAltered as exc:
+            log.error("integrity failure in a view: %s", exc)
+            return Answer(UNAVAILABLE, error_body("integrity_failure", "", str(exc)))
 
     # -- the subject's own -------------------------------------------------------------------
 
@@ -308,6 +331,7 @@ class QueryService:
                 "free_per_year": FREE_REPORTS_PER_YEAR,
             }
             body["lists"] = self.views.memberships(key, today)
+            body["shredded"] = self.views.shredded(key)
         returned = sorted(body)
         failed = self._record(
             principal,
@@ -318,7 +342,7 @@ class QueryService:
             returned=returned,
             purpose=SELF_INQUIRY,
         )
-        return failed or Answer(OK, body)
+        return failed or self._revealed(body)
 
     def page(
         self,
@@ -337,7 +361,7 @@ class QueryService:
         failed = self._record(
             principal, endpoint, decision, channel=channel, subject_key=subject_key, returned=sorted(body)
         )
-        return failed or Answer(OK, body)
+        return failed or self._revealed(body)
 
     def may_manage_authorisations(self, principal: Principal, *, channel: str = "http") -> Answer | None:
         """None when ``principal`` may grant or revoke on their own file; else the recorded refusal.
@@ -391,7 +415,7 @@ class QueryService:
         principal: Principal,
         position: int,
         *,
-        read: Callable[[int], tuple[str | None, bytes] | None],
+        read: Callable[[int], tuple[str | None, bytes | None] | None],
         channel: str = "http",
     ) -> Answer:
         """The bytes as received of the rejected outcome at ``position``, for whoever submitted it.
@@ -415,7 +439,7 @@ class QueryService:
             decision,
             channel=channel,
             subject_key=None,
-            returned=["original"] if found else [],
+            returned=["original"] if found and found[1] is not None else [],
             filters=fields,
         )
         if failed:
@@ -423,6 +447,13 @@ class QueryService:
         if found is None:
             message = f"no rejected outcome with an original at position {position}"
             return Answer(NOT_FOUND, error_body("no_original", "position", message))
+        if found[1] is None:
+            message = (
+                f"the original of the rejected outcome at position {position} was shredded at the end of "
+                f"its retention ({REJECTION_RETENTION_DAYS} days after the end of the month it was "
+                "rejected in; docs/privacy.md): its outcome and reason stay"
+            )
+            return Answer(NOT_FOUND, error_body("original_shredded", "position", message))
         return Answer(OK, {**fields, "department": found[0], "original": found[1]})
 
     # -- lists -------------------------------------------------------------------------------
@@ -450,7 +481,7 @@ class QueryService:
         )
         if failed:
             return failed
-        return Answer(OK, {"list": list_name, "count": len(rows), "entries": rows})
+        return self._revealed({"list": list_name, "count": len(rows), "entries": rows})
 
     # -- auditors ------------------------------------------------------------------------------
 

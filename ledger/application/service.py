@@ -10,10 +10,11 @@ handlers, the parser and the limits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -29,6 +30,7 @@ from eventsourcing.sqlite import SQLiteFactory
 
 from ledger.application.handlers import handle
 from ledger.application.ports import (
+    DataKeyStore,
     EventRow,
     Inbox,
     KeyStore,
@@ -36,13 +38,14 @@ from ledger.application.ports import (
     SessionStore,
     SubmissionRegister,
 )
+from ledger.application.privacy import BatchSealer, KeyRing, NameIndex, key_id
 from ledger.application.reception import Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.commands import Command
 from ledger.domain.creditfile import Context, CreditFile
 from ledger.domain.errors import LedgerError, SubmissionConflict
-from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxItem, InboxSeal
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, InboxSeal
 from ledger.domain.integrity import ChainBreak, StoredEventView, event_id, verify_streams
 from ledger.domain.outcomes import (
     ACCEPTED,
@@ -96,7 +99,10 @@ class CreditLedger(Application[UUID]):
         secret: bytes,
         clock: Callable[[], datetime] = utc_now,
         env: Mapping[str, str] | None = None,
+        master_key: bytes | None = None,
     ) -> None:
+        """``master_key`` wraps the data keys personal fields are sealed under (``ledger.application.
+        privacy``); without one, events are stored in clear (the benchmarks' comparison run)."""
         self.catalogue = catalogue
         self.secret = secret
         self.clock = clock
@@ -111,6 +117,32 @@ class CreditLedger(Application[UUID]):
         self.inbox_seal = InboxSeal(secret)
         self.sessions: SessionStore = _port(self.recorder, SessionStore)
         """The portal's sessions, in the same database as the keys (shared by every worker on it)."""
+        self.data_keys: DataKeyStore = _port(self.recorder, DataKeyStore)
+        self.privacy: KeyRing | None = None
+        self.name_index = NameIndex(secret, lambda: self.privacy)
+        """The blind index of names the public search looks persons up by (``NameIndex``)."""
+        if master_key is not None:
+            self.use_master_key(master_key)
+
+    def use_master_key(self, master_key: bytes) -> None:
+        """Seal personal fields from now on under data keys wrapped by ``master_key``.
+
+        Raises MasterKeyMismatch if the stored data keys are wrapped by another master key."""
+        ring = KeyRing(self.data_keys, master_key)
+        ring.check()
+        self.privacy = ring
+
+    def rotate_master_key(self, current: bytes, new: bytes) -> int:
+        """Re-wrap every live data key from ``current`` to ``new``; how many were re-wrapped.
+
+        No event is touched. Each page of keys is committed as it is re-wrapped, so a rotation cut
+        short leaves keys wrapped by either key (each row names its own); run again with the same
+        two keys, it finishes. Raises MasterKeyMismatch if some key is wrapped by neither."""
+        ring = KeyRing(self.data_keys, current)
+        ring.check(also=KeyRing(self.data_keys, new).master_key_id)
+        count = ring.rotate(new)
+        self.privacy = ring
+        return count
 
     # -- infrastructure -----------------------------------------------------------------
 
@@ -186,7 +218,7 @@ class CreditLedger(Application[UUID]):
                 item.source = source
                 if item.key is None:
                     item.key = (SOURCE_DEPARTMENT, source)
-        uow = UnitOfWork(self)
+        uow = UnitOfWork(self, self._sealer(now_iso))
         try:
             outcomes = self._decide_all(items, uow, now, now_iso)
         except BaseException:
@@ -195,11 +227,24 @@ class CreditLedger(Application[UUID]):
             raise
         return outcomes
 
+    def revealed(self, value: Any) -> Any:
+        """``value`` with every sealed field in it opened (``SHREDDED`` where its key is gone), or
+        as it is when this ledger seals nothing. Raises SealedValueAltered on a forged ciphertext."""
+        return value if self.privacy is None else self.privacy.reveal(value)
+
+    def _sealer(self, now_iso: str) -> BatchSealer | None:
+        if self.privacy is None:
+            return None
+        sealer = self.privacy.batch()
+        sealer.now = now_iso
+        return sealer
+
     def _save_batch(
         self,
         files: list[CreditFile],
         logged: list[OutcomeEntry | Receipt],
         read: Mapping[UUID, int] | None = None,
+        sealer: BatchSealer | None = None,
     ) -> None:
         """``Application.save`` for files we know are aggregates, skipping its per-object Protocol
         ``isinstance`` checks (slow on Python 3.11): one transaction for events and the outcomes log
@@ -212,12 +257,28 @@ class CreditLedger(Application[UUID]):
         processing.saved_kwargs["outcomes"] = logged
         if read:
             processing.saved_kwargs["read_versions"] = read
+        shredded = [
+            key_id(e.originator_id, e.unit)  # type: ignore[attr-defined]  # a RecordShredded names its unit
+            for e in processing.events
+            if type(e).__name__ == "RecordShredded"
+        ]
+        if sealer is not None and sealer.created:
+            processing.saved_kwargs["data_keys"] = sealer.rows()
+        if shredded:
+            processing.saved_kwargs["shred_keys"] = (shredded, self.clock().isoformat())
         recordings = self._record(processing)
+        if sealer is not None:
+            sealer.committed()
+        if shredded and self.privacy is not None:
+            self.privacy.forget(shredded)
         self._notify(recordings)
 
     def _decide_all(self, items: list[Item], uow: UnitOfWork, now: datetime, now_iso: str) -> list[Outcome]:
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow.prefetch({self.command_key(i.command) for i in items if i.command is not None})
+        seal = cast("BatchSealer | None", uow.sealer)  # the one submit gave it
+        if seal is not None:
+            seal.absent = uow.absent
         logged: list[OutcomeEntry | Receipt] = []
         outcomes: list[Outcome] = []
         for item in items:
@@ -225,14 +286,14 @@ class CreditLedger(Application[UUID]):
                 assert item.error is not None
                 reason = item.error.as_reason()
                 outcomes.append(Outcome(REJECTED, None, None, reason=reason, recorded_at=now_iso))
-                logged.append(_entry(UNREGISTERED, item, now_iso, reason=reason))
+                logged.append(_entry(UNREGISTERED, item, now_iso, reason=reason, seal=seal))
                 continue
             prior = known.get(item.key)
             if prior is not None:
                 outcome = self._answer_resend(prior, item, now_iso)
                 outcomes.append(outcome)
                 if not outcome.duplicate:
-                    logged.append(_entry(CONFLICT, item, now_iso, reason=outcome.reason))
+                    logged.append(_entry(CONFLICT, item, now_iso, reason=outcome.reason, seal=seal))
                 elif not _redelivered(prior, item):
                     logged.append(_entry(DUPLICATE, item, now_iso, original=False))
                 continue
@@ -240,7 +301,7 @@ class CreditLedger(Application[UUID]):
             known[item.key] = receipt
             logged.append(receipt)
             outcomes.append(Outcome.from_receipt(receipt, duplicate=False))
-        self._save_batch(list(uow.files.values()), logged, uow.unchanged_reads())
+        self._save_batch(list(uow.files.values()), logged, uow.unchanged_reads(), seal)
         return outcomes
 
     def submit_safely(
@@ -303,8 +364,11 @@ class CreditLedger(Application[UUID]):
         item.key = item.key or ((SOURCE_DEPARTMENT, source) if source else None)
         if reason is None:
             reason = internal_error("submission from %s rejected as internal_error", source or "a caller")
+        seal = self._sealer(now.isoformat())
         if item.key is None:
-            self._save_batch([], [_entry(UNREGISTERED, item, now.isoformat(), reason=reason)])
+            self._save_batch(
+                [], [_entry(UNREGISTERED, item, now.isoformat(), reason=reason, seal=seal)], None, seal
+            )
             return Outcome(REJECTED, None, None, reason=reason, recorded_at=now.isoformat())
         known = self.register.select_receipts([item.key]).get(item.key)
         if known is not None:
@@ -320,10 +384,10 @@ class CreditLedger(Application[UUID]):
             (),
             reason,
             now.isoformat(),
-            item.original,
+            sealed_original(seal, item),
             source=item.source,
         )
-        self._save_batch([], [receipt])
+        self._save_batch([], [receipt], None, seal)
         return Outcome.from_receipt(receipt, duplicate=False)
 
     def _answer_resend(self, prior: Receipt, item: Item, now_iso: str) -> Outcome:
@@ -345,7 +409,9 @@ class CreditLedger(Application[UUID]):
         def receipt(
             status: str, subject: str | None, events: tuple[str, ...], reason: dict[str, str] | None
         ) -> Receipt:
-            original = item.original if status == REJECTED else None
+            original = (
+                sealed_original(cast("BatchSealer | None", uow.sealer), item) if status == REJECTED else None
+            )
             return Receipt(
                 department,
                 submission_id,
@@ -363,7 +429,9 @@ class CreditLedger(Application[UUID]):
             assert item.error is not None
             return receipt(REJECTED, None, (), item.error.as_reason())
         env = item.command.envelope
-        ctx = Context(at=now, occurred_at=env.occurred_at, department=department, submission=env.key)
+        ctx = Context(
+            at=now, occurred_at=env.occurred_at, department=department, submission=env.key, sealer=uow.sealer
+        )
         uow.begin()
         try:
             file = handle(item.command, uow, self.catalogue, ctx)
@@ -402,7 +470,38 @@ class CreditLedger(Application[UUID]):
 
         Nothing is decided here: the relay publishes the rows to the intake (``ledger.domain.inbox``).
         """
-        return self.inbox.append_inbox(items, self.clock().isoformat())
+        now = self.clock().isoformat()
+        if self.privacy is None or not items:
+            return self.inbox.append_inbox(items, now)
+        try:
+            return self._record_sealed(items, now)
+        except IntegrityError:  # another worker saved the month's key first: seal under the one it saved
+            return self._record_sealed(items, now)
+
+    def _record_sealed(self, items: Sequence[InboxItem], now: str) -> list[int]:
+        """Each row sealed under its department's inbox key of the month, bound to its position
+        (``BatchSealer.seal_inbox``); the keys made for it saved in the same transaction."""
+        sealer = self._sealer(now)
+        assert sealer is not None
+        month = now[:7]
+        for department in {item.department for item in items}:  # the keys, before any position
+            sealer.seal_inbox(department, month, 0, InboxItem(b"", b"", None, None))
+
+        def seal(position: int, item: InboxItem) -> InboxItem:
+            return sealer.seal_inbox(item.department, month, position, item)
+
+        positions = self.inbox.append_inbox(items, now, seal, sealer.rows())
+        sealer.committed()
+        return positions
+
+    def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
+        """The inbox's rows after ``after`` as the relay publishes them: each opened (its Kafka key
+        and value as received), with whether it is decided (``Inbox.inbox_page``)."""
+        entries = self.inbox.inbox_page(after, limit)
+        ring = self.privacy
+        if ring is None:
+            return entries
+        return [dataclasses.replace(e, item=ring.open_inbox(e.position, e.item)) for e in entries]
 
     # -- the query register ----------------------------------------------------------------
 
@@ -440,11 +539,12 @@ class CreditLedger(Application[UUID]):
         conflicts), in position order; what credit.outcomes and /v1/outcomes publish."""
         return self.reader.outcomes_after(position, department=department, limit=limit)
 
-    def original_at(self, position: int) -> tuple[str | None, bytes] | None:
+    def original_at(self, position: int) -> tuple[str | None, bytes | None] | None:
         """The department and the bytes as received of the rejected outcome at ``position`` (None if
         it was accepted, or there is none): how a department gets back an original that was too
-        large for its outcome message (``contract.messages.ORIGINAL_PATH``). The caller checks that
-        the department asking is the one returned."""
+        large for its outcome message (``contract.messages.ORIGINAL_PATH``). The bytes are None
+        once the original's retention ended and its key was destroyed (``expire_originals``). The
+        caller checks that the department asking is the one returned."""
         found = self.reader.outcomes_after(position - 1, limit=1)
         if not found or found[0][0] != position:
             return None
@@ -453,7 +553,20 @@ class CreditLedger(Application[UUID]):
             original = logged.entry.original
         else:
             original = logged.receipt.original if logged.receipt is not None else None
-        return None if original is None else (logged.entry.department, original)
+        if original is None:
+            return None
+        return logged.entry.department, self.open_original(original)
+
+    def expire_originals(self, today: date, at: str) -> int:
+        """Destroy the keys of rejected originals past their retention (90 days after the end of
+        the month they were rejected in); how many. The scheduler's, once a round."""
+        return 0 if self.privacy is None else self.privacy.shred_rejections(today, at)
+
+    def open_original(self, original: bytes) -> bytes | None:
+        """A stored original in clear; None once its retention ended and its key was destroyed."""
+        if self.privacy is None:
+            return original
+        return self.privacy.open_original(original)
 
     # -- integrity -----------------------------------------------------------------------
 
@@ -479,8 +592,23 @@ def _redelivered(prior: Receipt, item: Item) -> bool:
     return prior.source is not None and prior.source == item.source and prior.digest == item.digest
 
 
+def sealed_original(seal: BatchSealer | None, item: Item) -> bytes:
+    """A rejected submission's bytes as received, sealed under its department's key of the month
+    (kept for the sender, for a bounded time: ``ledger.application.privacy.REJECTION_RETENTION_DAYS``)."""
+    if seal is None or not item.original:
+        return item.original
+    department = item.key[0] if item.key is not None else "unregistered"
+    return seal.seal_original(department, seal.now[:7], item.original)
+
+
 def _entry(
-    kind: str, item: Item, now_iso: str, *, reason: dict[str, str] | None = None, original: bool = True
+    kind: str,
+    item: Item,
+    now_iso: str,
+    *,
+    reason: dict[str, str] | None = None,
+    original: bool = True,
+    seal: BatchSealer | None = None,
 ) -> OutcomeEntry:
     """The outcomes-log entry of ``item``; its own original only when no receipt will hold one."""
     department, submission_id = item.key if item.key is not None else (None, None)
@@ -492,7 +620,7 @@ def _entry(
         now_iso,
         item.source,
         reason,
-        item.original if original else None,
+        sealed_original(seal, item) if original else None,
     )
 
 

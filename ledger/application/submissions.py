@@ -339,6 +339,11 @@ def _action(data: Mapping[str, Any], department: str, now: datetime) -> c.Action
             valid_until=strict_date(d["valid_until"], "designation.valid_until"),
             records=tuple(_ref(r, department) for r in d.get("records", [])),
         )
+    if action == "shred_record":
+        record = data.get("record")
+        return c.ShredRecord(
+            _ref(record, department) if record is not None else None, data["basis"], data["legal_basis"]
+        )
     if action == "end_designation":
         return c.EndDesignation(data["designation_id"], data["reason"])
     if action == "report_feedback":

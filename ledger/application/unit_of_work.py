@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from ledger.application.ports import SubmissionRegister
 from ledger.domain.creditfile import CreditFile
+from ledger.domain.personal import FieldSealer
 from ledger.domain.subjects import SubjectCode
 
 
@@ -39,8 +40,9 @@ class UnitOfWork:
     the save can check that the files it decided on without changing are still current.
     """
 
-    def __init__(self, app: Ledger) -> None:
+    def __init__(self, app: Ledger, sealer: FieldSealer | None = None) -> None:
         self.app = app
+        self.sealer = sealer  # set on every file the batch touches: it seals their new events
         self.files: dict[UUID, CreditFile] = {}
         self.touched: dict[UUID, int] = {}
         self.absent: set[UUID] = set()
@@ -69,6 +71,7 @@ class UnitOfWork:
             except AggregateNotFoundError:
                 self.read.setdefault(key, 0)
                 return None
+            file.sealer = self.sealer
             self.files[key] = file
             self.read.setdefault(key, file.version)
         if key not in self.touched:

@@ -81,6 +81,7 @@ class Edition:
     objection_resolve_unit: str
     clean_record_years: int
     query_window_years: int
+    retention_years: int  # personal content is shredded this long after a record ends (docs/privacy.md)
     score: Mapping[str, Any]
     query_purposes: Mapping[str, Mapping[str, str]]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
@@ -381,6 +382,8 @@ def _parse_edition(p: _Path, raw: Any, where: str) -> Edition:
             objection.get("resolve_unit", "days"), ("days", "working_days"), f"{where}.objection.resolve_unit"
         ),
         clean_record_years=int(e.get("clean_record_years", 3)),
+        # 征信业管理条例 art. 16: adverse information is kept 5 years from the end of the act.
+        retention_years=int(e.get("retention_years", 5)),
         query_window_years=int(e.get("query_window_years", 5)),
         score=p.mapping(e.get("score", {}), f"{where}.score"),
         query_purposes=p.mapping(e.get("query_purposes", {}), f"{where}.query_purposes"),

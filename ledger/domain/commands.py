@@ -152,6 +152,15 @@ class Designate:
 
 
 @dataclass(frozen=True)
+class ShredRecord:
+    """Destroy a record's personal content (its data key), or with no record the whole file's."""
+
+    record: RecordRef | None
+    basis: str  # retention_ended (the scheduler) or erasure_request (the subject asked)
+    legal_basis: str
+
+
+@dataclass(frozen=True)
 class EndDesignation:
     designation_id: str
     reason: str
@@ -197,6 +206,7 @@ Action = (
     | EndDesignation
     | ReportFeedback
     | RemindFeedback
+    | ShredRecord
 )
 
 

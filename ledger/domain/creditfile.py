@@ -24,6 +24,7 @@ from ledger.domain import feedback, integrity, notices
 from ledger.domain.catalogue_measures import Measure
 from ledger.domain.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
 from ledger.domain.notices import Notice
+from ledger.domain.personal import FILE_UNIT, SHREDDED, FieldSealer, record_unit, seal_personal, shred_due
 from ledger.domain.records import (
     EXPIRED,
     REPAIRED,
@@ -40,10 +41,28 @@ from ledger.domain.workdays import local_date
 class Context:
     """When and on whose behalf a command runs: time is always given, never read from a clock."""
 
-    __slots__ = ("at", "department", "occurred_at", "occurred_iso", "occurred_on", "stamp", "submission")
+    __slots__ = (
+        "at",
+        "department",
+        "occurred_at",
+        "occurred_iso",
+        "occurred_on",
+        "sealer",
+        "stamp",
+        "submission",
+    )
 
-    def __init__(self, *, at: datetime, occurred_at: datetime, department: str, submission: str) -> None:
+    def __init__(
+        self,
+        *,
+        at: datetime,
+        occurred_at: datetime,
+        department: str,
+        submission: str,
+        sealer: FieldSealer | None = None,
+    ) -> None:
         self.at = at  # when the ledger records it
+        self.sealer = sealer  # seals personal fields before events are hashed (None: kept in clear)
         self.occurred_at = occurred_at  # when the submitter says it happened
         self.department = department
         self.submission = submission  # "department/submission_id" that caused it
@@ -58,14 +77,26 @@ class Context:
         }
 
 
-def seal(event_class: type[Any], originator_id: UUID, version: int, fields: dict[str, Any]) -> str:
+def seal(
+    event_class: type[Any],
+    originator_id: UUID,
+    version: int,
+    fields: dict[str, Any],
+    sealer: FieldSealer | None = None,
+    subject_kind: str = "person",
+) -> str:
     """The hash of the event at ``version`` of ``originator_id`` that ``fields`` make, over exactly
     the state the mapper will store (every field but the id, the version and the hash itself).
 
     Every event field is passed explicitly (no defaults), so ``fields`` are the event's state.
     Tests verify every chain they build, so a field that slipped past this would show at once.
+    With a ``sealer`` the personal fields (``ledger.domain.personal``) are first replaced in
+    ``fields`` by their envelopes: the hash covers the ciphertext, so it survives shredding.
     """
     class_version = getattr(event_class, "class_version", 1)
+    if sealer is not None:
+        name = event_class.__name__
+        seal_personal(sealer, name, class_version, originator_id, version, fields, subject_kind)
     state = fields if class_version == 1 else {**fields, "class_version": class_version}
     return integrity.seal_hash(originator_id, version, _topic(event_class), state)
 
@@ -82,6 +113,9 @@ def _topic(event_class: type[Any]) -> str:
 
 class CreditFile(Aggregate):
     """A subject's credit file. Commands are verbs that check the rules, then record past-tense events."""
+
+    sealer: FieldSealer | None = None
+    """Seals new events' personal fields; the application sets it on every file a batch touches."""
 
     class Event(Aggregate.Event):
         prev_hash: str
@@ -125,6 +159,7 @@ class CreditFile(Aggregate):
         self.feedback_ids: set[str] = set()  # every feedback id used, superseded ones too
         self.reminded: set[tuple[str, int]] = set()  # (notice id, state version) found overdue
         self.head_hash = integrity.GENESIS
+        self.shredded_at: str | None = None  # when the file's own unit (its name) was shredded
 
     # -- creation and sealing -------------------------------------------------------------
 
@@ -149,9 +184,11 @@ class CreditFile(Aggregate):
             "name": name,
             "checksum_override": checksum_override,
         }
-        sealed = seal(cls.Opened, subject_key, cls.INITIAL_VERSION, fields)
+        sealed = seal(cls.Opened, subject_key, cls.INITIAL_VERSION, fields, ctx.sealer, subject_kind)
         del fields["originator_topic"]  # _create sets it
-        return cls._create(cls.Opened, id=subject_key, event_hash=sealed, **fields)
+        file = cls._create(cls.Opened, id=subject_key, event_hash=sealed, **fields)
+        file.sealer = ctx.sealer
+        return file
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Chain every new event to the last one and seal it with its own hash."""
@@ -159,7 +196,9 @@ class CreditFile(Aggregate):
             msg = f"{event_class.__name__} needs an explicit timestamp: the domain never reads the clock"
             raise ProgrammingError(msg)
         kwargs["prev_hash"] = self.head_hash
-        kwargs["event_hash"] = seal(event_class, self.id, self.version + 1, kwargs)
+        kwargs["event_hash"] = seal(
+            event_class, self.id, self.version + 1, kwargs, self.sealer, self.subject_kind
+        )
         super().trigger_event(event_class, **kwargs)
 
     # -- guards ---------------------------------------------------------------------------
@@ -172,6 +211,11 @@ class CreditFile(Aggregate):
 
     @staticmethod
     def check_active(record: RecordState, doing: str, *, field: str = "record.record_id") -> None:
+        if record.shredded_at:
+            raise RecordClosed(
+                f"record {record.key} was shredded on {record.shredded_at[:10]}; it cannot be {doing}",
+                field=field,
+            )
         if not record.is_active:
             raise RecordClosed(f"record {record.key} is {record.status}; it cannot be {doing}", field=field)
 
@@ -255,12 +299,18 @@ class CreditFile(Aggregate):
         if fields["kind"] == "adverse" and fields["severity"] == "serious":
             self._end_designations_where(lambda d: d.list == "red", "serious_adverse_record", ctx)
 
-    def file_linked_record(self, source_subject: UUID, source: RecordState, ctx: Context) -> None:
-        """Copy an organisation's serious record onto a responsible person's file, linked back to it."""
+    def file_linked_record(
+        self, source_subject: UUID, source: RecordState, ctx: Context, filed: dict[str, Any]
+    ) -> None:
+        """Copy an organisation's serious record onto a responsible person's file, linked back to it.
+
+        ``filed`` are the fields as the organisation's record was filed, in clear: the record's
+        state holds its personal fields sealed to the organisation's stream, which do not open
+        anywhere else, so the copy is sealed anew for the person's file."""
         if source.key in self.records:
             return  # already linked: replays of the organisation's filing change nothing
         fields = {
-            name: getattr(source, name)
+            name: filed[name]
             for name in (
                 "record_id",
                 "category",
@@ -418,8 +468,12 @@ class CreditFile(Aggregate):
 
     def add_statement(self, statement_id: str, text: str, key: str | None, ctx: Context) -> None:
         """The subject's explanatory statement: allowed at any time, on any record, even ended ones."""
-        if key is not None:
-            self.record(key)
+        if key is not None and self.record(key).shredded_at:
+            raise RecordClosed(
+                f"record {key} was shredded; nothing more can be added to it", field="record.record_id"
+            )
+        if key is None and self.shredded_at:
+            raise RecordClosed("this file's own content was erased", field="statement_id")
         if statement_id in self.statements:
             raise RuleViolation(
                 f"statement {statement_id!r} is already on file", field="statement_id", code="duplicate_id"
@@ -576,6 +630,59 @@ class CreditFile(Aggregate):
             reason=reason,
             **ctx.stamp,
         )
+
+    def shred_record(
+        self, key: str, basis: str, legal_basis: str, retention_years: int, ctx: Context
+    ) -> None:
+        """Destroy a record's personal content: at the end of its retention (``basis`` ``retention_ended``,
+        ``retention_years`` after the record ended) or on the subject's erasure request (any time
+        after it ended). What the rules need stays: category, dates, provider, status."""
+        record = self.record(key)
+        if record.shredded_at:
+            raise RecordClosed(
+                f"record {key} was already shredded on {record.shredded_at[:10]}", field="record.record_id"
+            )
+        if record.is_active:
+            raise RuleViolation(
+                f"record {key} is {record.status}: its content is kept while it is shown or used; it can be "
+                "shredded once it has ended (expired, repaired or revoked)",
+                field="record.record_id",
+                code="not_due",
+            )
+        if basis == "retention_ended":
+            due = shred_due(record.ended_on or record.filed_at, retention_years)
+            if ctx.occurred_on.isoformat() < due:
+                raise RuleViolation(
+                    f"record {key} is retained until {due} ({retention_years} years after it ended)",
+                    field="occurred_at",
+                    code="not_due",
+                )
+        self._record_shredded(
+            record=key,
+            unit=record_unit(key),
+            basis=basis,
+            legal_basis=legal_basis,
+            **ctx.stamp,
+        )
+
+    def erase(self, basis: str, legal_basis: str, ctx: Context) -> None:
+        """The subject's erasure request: every ended record's content and the file's own (the name)."""
+        active = [r.key for r in self.records.values() if r.is_active]
+        if active:
+            raise RuleViolation(
+                f"records {', '.join(active)} are still shown or used; the file can be erased once "
+                "every record has ended",
+                field="subject.key",
+                code="not_due",
+            )
+        if self.shredded_at:
+            raise RecordClosed(
+                f"this file was already erased on {self.shredded_at[:10]}", field="subject.key"
+            )
+        for record in self.records.values():
+            if not record.shredded_at:
+                self.shred_record(record.key, basis, legal_basis, 0, ctx)
+        self._record_shredded(record=None, unit=FILE_UNIT, basis=basis, legal_basis=legal_basis, **ctx.stamp)
 
     def report_feedback(self, notice: Notice, fields: dict[str, Any], ctx: Context) -> None:
         """The implementing department reports what it did about a notice (执行反馈): applied,
@@ -797,7 +904,7 @@ class CreditFile(Aggregate):
         state = self.records[record]
         state.repairs[application_id].decision = "granted"
         state.repairs[application_id].reason = reason
-        state.status, state.ended_reason = REPAIRED, reason
+        state.status, state.ended_reason, state.ended_on = REPAIRED, reason, occurred_at
 
     @event("RepairRefused")
     def _repair_refused(
@@ -818,6 +925,7 @@ class CreditFile(Aggregate):
     ) -> None:
         state = self.records[record]
         state.status, state.ended_reason = EXPIRED, f"display period ended {display_until}"
+        state.ended_on = occurred_at
 
     @event("RecordRevoked")
     def _record_revoked(
@@ -830,14 +938,36 @@ class CreditFile(Aggregate):
         submission: str,
     ) -> None:
         state = self.records[record]
-        state.status, state.ended_reason = REVOKED, reason
+        state.status, state.ended_reason, state.ended_on = REVOKED, reason, occurred_at
 
     @event("LinkedRecordClosed")
     def _linked_record_closed(
         self, record: str, status: str, cause: str, occurred_at: str, timestamp: datetime, submission: str
     ) -> None:
         state = self.records[record]
-        state.status, state.ended_reason = status, cause
+        state.status, state.ended_reason, state.ended_on = status, cause, occurred_at
+
+    @event("RecordShredded")
+    def _record_shredded(
+        self,
+        record: str | None,
+        unit: str,
+        basis: str,
+        legal_basis: str,
+        occurred_at: str,
+        timestamp: datetime,
+        submission: str,
+    ) -> None:
+        if record is None:
+            self.shredded_at, self.name = occurred_at, SHREDDED
+            for statement in self.statements.values():
+                if statement["record"] is None:
+                    statement["text"] = SHREDDED
+            return
+        self.records[record].shred(occurred_at)
+        for statement in self.statements.values():
+            if statement["record"] == record:
+                statement["text"] = SHREDDED
 
     @event("DesignationMade")
     def _designation_made(

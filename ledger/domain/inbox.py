@@ -10,6 +10,11 @@ received once: its outcome is logged once, whichever copy or partition it arrive
 anyone could write would let a Kafka client pass its message off as a row: the seal is what
 tells them apart.
 
+Rows are stored **sealed** when the ledger has a master key: the item's Kafka key and value as
+one AES-256-GCM envelope under its department's monthly inbox key, bound to its position
+(``ledger.application.privacy.BatchSealer.seal_inbox``); only the department and submission id
+stay in clear, for ``decided``. The relay reads them opened (``CreditLedger.inbox_page``).
+
 A row is **decided** once the outcomes log holds an entry read from its source (its first
 decision's receipt, or a duplicate, conflict or unregistered entry). The recorders answer that in
 ``inbox_page``; the drain publishes only undecided rows.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 INBOX_HEADER = "credit-inbox"
@@ -62,6 +68,11 @@ class InboxEntry:
     item: InboxItem
     received_at: str
     decided: bool
+
+
+InboxSealer = Callable[[int, "InboxItem"], "InboxItem"]
+"""What a recorder stores of an item, given its position: the application's sealing of the row
+(``CreditLedger.record_in_inbox``; docs/privacy.md, "The inbox")."""
 
 
 class InboxSeal:

@@ -6,6 +6,8 @@ import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.domain.personal import SHREDDED
+
 ACTIVE = "active"
 EXPIRED = "expired"
 REVOKED = "revoked"
@@ -56,6 +58,8 @@ class RecordState:
     linked_from: dict[str, str] | None = None
     status: str = ACTIVE
     ended_reason: str = ""
+    ended_on: str = ""  # when it stopped being shown or used: where its retention is counted from
+    shredded_at: str = ""  # when its personal content was destroyed (crypto-shredding)
     corrections: int = 0
     objections: dict[str, Objection] = field(default_factory=dict)
     repairs: dict[str, RepairApplication] = field(default_factory=dict)
@@ -85,6 +89,17 @@ class RecordState:
     @property
     def is_serious_adverse(self) -> bool:
         return self.kind == "adverse" and self.severity == "serious"
+
+    def shred(self, at: str) -> None:
+        """Forget the personal content (its data key is destroyed); what the rules need stays."""
+        self.shredded_at = at
+        self.title = self.ended_reason = SHREDDED
+        self.responsible_persons = [{**p, "name": SHREDDED} for p in self.responsible_persons]
+        for objection in self.objections.values():
+            objection.grounds = SHREDDED
+        for repair in self.repairs.values():
+            repair.measures_taken = SHREDDED
+            repair.reason = SHREDDED
 
     def apply_changes(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

@@ -14,8 +14,15 @@ from typing import Any
 
 from eventsourcing.sqlite import SQLiteDatastore
 
-from ledger.domain.inbox import INBOX_SOURCE_PREFIX, SOURCE_DEPARTMENT, InboxEntry, InboxItem
-from ledger.store.rows import OUTCOMES_TABLE, RECEIPTS_TABLE
+from ledger.domain.inbox import (
+    INBOX_SOURCE_PREFIX,
+    SOURCE_DEPARTMENT,
+    InboxEntry,
+    InboxItem,
+    InboxSealer,
+)
+from ledger.domain.personal import DataKeyRow
+from ledger.store.rows import DATA_KEY_COLUMNS, DATA_KEYS_TABLE, OUTCOMES_TABLE, RECEIPTS_TABLE
 
 INBOX_TABLE = "submission_inbox"
 INBOX_COLUMNS = "key, value, department, submission_id, received_at"
@@ -60,20 +67,40 @@ class SQLiteInbox:
 
     datastore: SQLiteDatastore
 
-    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+    def append_inbox(
+        self,
+        items: Sequence[InboxItem],
+        received_at: str,
+        seal: InboxSealer | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+    ) -> list[int]:
         """One transaction; SQLite's write lock, held from the first insert to the commit, keeps
-        positions in commit order."""
+        positions in commit order. A sealed row is first inserted empty (no byte of the item), for
+        its position, then given its sealed bytes: the seal is bound to the position."""
         if not items:
             return []
         with self.datastore.transaction(commit=True) as c:
+            if data_keys:
+                c.executemany(
+                    f"INSERT INTO {DATA_KEYS_TABLE} ({', '.join(DATA_KEY_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(DATA_KEY_COLUMNS))})",
+                    data_keys,
+                )
             positions = []
             for item in items:  # one statement each: lastrowid is the position of each row
+                placeholder = item if seal is None else InboxItem(b"", b"", None, None)
                 c.execute(
                     f"INSERT INTO {INBOX_TABLE} ({INBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                    inbox_row(item, received_at),
+                    inbox_row(placeholder, received_at),
                 )
                 position = c.sqlite_cursor.lastrowid
                 assert position is not None  # an INSERT always has one
+                if seal is not None:
+                    c.execute(
+                        f"UPDATE {INBOX_TABLE} SET key=?, value=?, department=?, submission_id=? "
+                        "WHERE position=?",
+                        (*inbox_row(seal(position, item), received_at)[:4], position),
+                    )
                 positions.append(position)
         return positions
 

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
-from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, inbox_source
+from ledger.domain.inbox import SOURCE_DEPARTMENT, InboxEntry, InboxItem, InboxSealer, inbox_source
 from ledger.domain.outcomes import (
     DECIDED,
     RECEIPT_GENESIS,
@@ -21,6 +21,7 @@ from ledger.domain.outcomes import (
     OutcomeEntry,
     Receipt,
 )
+from ledger.domain.personal import DataKeyRow
 from ledger.store.rows import (
     API_KEY_COLUMNS,
     SESSION_COLUMNS,
@@ -44,6 +45,7 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         self._logged_sources: set[tuple[str, str]] = set()
         self._relay_positions: dict[str, int] = {}
         self._keys: dict[str, dict[str, Any]] = {}
+        self._data_keys: dict[str, DataKeyRow] = {}
         self._inbox: list[tuple[int, InboxItem, str]] = []
         self._sessions: dict[str, dict[str, Any]] = {}
 
@@ -74,6 +76,8 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
         *,
         outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+        shred_keys: tuple[Sequence[str], str] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         if read_versions:
@@ -88,7 +92,15 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 msg = f"submission {r.key} already has a receipt"
                 raise IntegrityError(msg)  # as the SQL recorders' unique key does
         head = self.receipt_head()[1] if placed else None
+        for key_row in data_keys:
+            if key_row[0] in self._data_keys:
+                msg = f"data key {key_row[0]} exists"
+                raise IntegrityError(msg)  # as the SQL recorders' primary key does
         ids = super()._update_table(stored_events, **kwargs)
+        for key_row in data_keys:
+            self._data_keys[key_row[0]] = key_row
+        if shred_keys is not None:
+            self._shred(*shred_keys)
         for row in chained(placed, head):
             receipt = receipt_from_row(row[1:])
             self._receipts[receipt.key] = (row[0], receipt)
@@ -104,10 +116,25 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
             self._outcomes.append((position, entry))
         return ids
 
-    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+    def append_inbox(
+        self,
+        items: Sequence[InboxItem],
+        received_at: str,
+        seal: InboxSealer | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+    ) -> list[int]:
         with self._database_lock:
+            for key_row in data_keys:
+                if key_row[0] in self._data_keys:
+                    msg = f"data key {key_row[0]} exists"
+                    raise IntegrityError(msg)  # as the SQL recorders' primary key does
             base = self._inbox[-1][0] if self._inbox else 0
-            rows = [(base + 1 + i, item, received_at) for i, item in enumerate(items)]
+            rows = [
+                (p, item if seal is None else seal(p, item), received_at)
+                for p, item in enumerate(items, start=base + 1)
+            ]
+            for key_row in data_keys:
+                self._data_keys[key_row[0]] = key_row
             self._inbox.extend(rows)
             return [row[0] for row in rows]
 
@@ -206,6 +233,44 @@ class POPOLedgerRecorder(POPOApplicationRecorder):
                 return False
             found["revoked_at"] = at
             return True
+
+    # -- data keys ------------------------------------------------------------------------------
+
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        with self._database_lock:
+            return {k: self._data_keys[k] for k in key_ids if k in self._data_keys}
+
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        with self._database_lock:
+            rows = sorted(
+                r
+                for r in self._data_keys.values()
+                if r[4] is not None and r[0] > after and stream in (None, r[1])
+            )
+        return rows[:limit]
+
+    def master_key_ids(self) -> set[str]:
+        with self._database_lock:
+            return {r[3] for r in self._data_keys.values() if r[4] is not None}
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        with self._database_lock:
+            for kid, master_id, wrapped in rows:
+                old = self._data_keys[kid]
+                if old[4] is not None:
+                    self._data_keys[kid] = (old[0], old[1], old[2], master_id, wrapped, old[5], old[6])
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        with self._database_lock:
+            self._shred(key_ids, at)
+
+    def _shred(self, key_ids: Sequence[str], at: str) -> None:
+        for kid in key_ids:
+            old = self._data_keys.get(kid)
+            if old is not None and old[4] is not None:
+                self._data_keys[kid] = (old[0], old[1], old[2], old[3], None, old[5], at)
 
     def add_session(self, row: Mapping[str, Any]) -> None:
         with self._database_lock:

@@ -28,9 +28,12 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.domain.outcomes import RECEIPT_GENESIS, LoggedOutcome, Receipt, receipt_chain_hash
+from ledger.domain.personal import DataKeyRow
 from ledger.store import postgres_inbox
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    DATA_KEY_COLUMNS,
+    DATA_KEYS_TABLE,
     OUTCOME_COLUMNS,
     OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
@@ -205,6 +208,7 @@ class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRe
         self.revoke_key_statement = SQL(
             "UPDATE {schema}.{table} SET revoked_at = %s WHERE key_id = %s AND revoked_at IS NULL"
         ).format(schema=schema, table=keys)
+        self._data_key_statements(schema)
         self._session_statements(schema)
         events = Identifier(self.events_table_name)
         self.event_rows_statement = SQL(
@@ -226,10 +230,16 @@ class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRe
         *,
         outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+        shred_keys: tuple[Sequence[str], str] | None = None,
         **kwargs: Any,
     ) -> None:
         # Runs first in the transaction (pipelined), before the events are inserted.
         super()._insert_events(curs, stored_events, **kwargs)
+        if data_keys:  # the keys a batch's events are sealed under: saved with them or not at all
+            curs.executemany(self.insert_data_keys_statement, list(data_keys))
+        if shred_keys is not None:
+            curs.executemany(self.shred_data_keys_statement, [(shred_keys[1], k) for k in shred_keys[0]])
         if outcomes or read_versions:
             # Take the events table lock now (the events insert re-takes it, a no-op), so that
             # writers are serialised before any outcome position is drawn from the sequence or
@@ -461,15 +471,84 @@ class PostgresLedgerRecorder(postgres_inbox.PostgresInbox, PostgresApplicationRe
             c.execute(self.revoke_key_statement, (at, key_id))
             return bool(c.rowcount)
 
+    # -- data keys ------------------------------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self.select_data_keys_statement + SQL("WHERE key_id = ANY(%s)"), (list(key_ids),))
+            return {row[0]: _data_key(row) for row in c.fetchall()}
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(
+                self.select_data_keys_statement
+                + SQL("WHERE wrapped IS NOT NULL AND key_id > %s AND (%s::text IS NULL OR stream = %s) ")
+                + SQL("ORDER BY key_id LIMIT %s"),
+                (after, stream, stream, limit),
+            )
+            return [_data_key(row) for row in c.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def master_key_ids(self) -> set[str]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(
+                SQL("SELECT DISTINCT master_key_id FROM {schema}.{table} WHERE wrapped IS NOT NULL").format(
+                    schema=Identifier(self.datastore.schema), table=Identifier(DATA_KEYS_TABLE)
+                )
+            )
+            return {row[0] for row in c.fetchall()}
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(self.rewrap_data_keys_statement, [(m, w, k) for k, m, w in rows])
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(self.shred_data_keys_statement, [(at, k) for k in key_ids])
+
+    def _append_create(self, schema: Identifier, table: Identifier, columns: str) -> None:
+        """Append the CREATE TABLE of ``table`` (its ``columns``, a literal) to the create statements."""
+        statement = SQL("CREATE TABLE IF NOT EXISTS {schema}.{table} ({columns})")
+        self.sql_create_statements.append(statement.format(schema=schema, table=table, columns=SQL(columns)))
+
+    def _data_key_statements(self, schema: Identifier) -> None:
+        """The key ring's data_keys table and its statements."""
+        data_keys = Identifier(DATA_KEYS_TABLE)
+        self._append_create(
+            schema,
+            data_keys,
+            "key_id text PRIMARY KEY, stream text NOT NULL, unit text NOT NULL, master_key_id text NOT NULL, "
+            "wrapped bytea, created_at text NOT NULL, shredded_at text",
+        )
+        key_columns = SQL(", ").join(Identifier(c) for c in DATA_KEY_COLUMNS)
+        self.insert_data_keys_statement = SQL(
+            "INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})"
+        ).format(schema=schema, table=data_keys, columns=key_columns, marks=SQL(", ").join([SQL("%s")] * 7))
+        self.select_data_keys_statement = SQL("SELECT {columns} FROM {schema}.{table} ").format(
+            schema=schema, table=data_keys, columns=key_columns
+        )
+        # A destroyed key's row keeps its id and dates; its bytes go (VACUUM reclaims the old tuple,
+        # see docs/privacy.md).
+        live_key = "UPDATE {schema}.{table} SET %s WHERE key_id = %%s AND wrapped IS NOT NULL"
+        self.shred_data_keys_statement = SQL(live_key % "wrapped = NULL, shredded_at = %s").format(
+            schema=schema, table=data_keys
+        )
+        self.rewrap_data_keys_statement = SQL(live_key % "master_key_id = %s, wrapped = %s").format(
+            schema=schema, table=data_keys
+        )
+
     def _session_statements(self, schema: Identifier) -> None:
         """The portal_sessions table and its statements (portal sessions, beside the API keys)."""
         sessions = Identifier("portal_sessions")
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{table} (session_hash text PRIMARY KEY, "
-                "key_id text NOT NULL, created_at double precision NOT NULL, "
-                "last_used_at double precision NOT NULL, data text NOT NULL)"
-            ).format(schema=schema, table=sessions)
+        self._append_create(
+            schema,
+            sessions,
+            "session_hash text PRIMARY KEY, key_id text NOT NULL, created_at double precision NOT NULL, "
+            "last_used_at double precision NOT NULL, data text NOT NULL",
         )
         session_columns = SQL(", ").join(Identifier(c) for c in SESSION_COLUMNS)
         insert = SQL("INSERT INTO {schema}.{table} ({columns}) VALUES ({marks})")
@@ -541,3 +620,8 @@ def construct(factory: InfrastructureFactory[Any]) -> PostgresLedgerRecorder:
     if factory.env_create_table():
         recorder.create_table()
     return recorder
+
+
+def _data_key(row: Sequence[Any]) -> DataKeyRow:
+    wrapped = row[4]
+    return (row[0], row[1], row[2], row[3], bytes(wrapped) if wrapped is not None else None, row[5], row[6])

@@ -17,9 +17,10 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from ledger.domain.inbox import INBOX_SOURCE_PREFIX, InboxEntry, InboxItem
+from ledger.domain.inbox import INBOX_SOURCE_PREFIX, InboxEntry, InboxItem, InboxSealer
+from ledger.domain.personal import DataKeyRow
 from ledger.store.inbox import INBOX_COLUMNS, INBOX_TABLE, decided_sql, entry_from_row, inbox_row
-from ledger.store.rows import OUTCOMES_TABLE, RECEIPTS_TABLE
+from ledger.store.rows import DATA_KEY_COLUMNS, DATA_KEYS_TABLE, OUTCOMES_TABLE, RECEIPTS_TABLE
 
 
 def create_statements(schema: str) -> list[Composed]:
@@ -42,11 +43,26 @@ class PostgresInbox:
         return Identifier(self.datastore.schema, INBOX_TABLE)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def append_inbox(self, items: Sequence[InboxItem], received_at: str) -> list[int]:
+    def append_inbox(
+        self,
+        items: Sequence[InboxItem],
+        received_at: str,
+        seal: InboxSealer | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+    ) -> list[int]:
         if not items:
             return []
         table = self._inbox()
         with self.datastore.transaction(commit=True) as c:
+            if data_keys:
+                c.executemany(
+                    SQL("INSERT INTO {table} (" + ", ".join(DATA_KEY_COLUMNS) + ") VALUES (").format(
+                        table=Identifier(self.datastore.schema, DATA_KEYS_TABLE)
+                    )
+                    + SQL(", ").join([SQL("%s")] * len(DATA_KEY_COLUMNS))
+                    + SQL(")"),
+                    list(data_keys),
+                )
             c.execute(SQL("LOCK TABLE {table} IN EXCLUSIVE MODE").format(table=table))
             c.execute(
                 SQL(
@@ -60,7 +76,10 @@ class PostgresInbox:
                 SQL(
                     "INSERT INTO {table} (position, " + INBOX_COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s)"
                 ).format(table=table),
-                [(p, *inbox_row(item, received_at)) for p, item in zip(positions, items, strict=True)],
+                [
+                    (p, *inbox_row(item if seal is None else seal(p, item), received_at))
+                    for p, item in zip(positions, items, strict=True)
+                ],
             )
         return positions
 

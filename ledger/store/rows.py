@@ -204,5 +204,9 @@ API_KEY_COLUMNS = (
 )
 """The api_keys table, in both databases: one row per key, only the key's SHA-256 stored."""
 
+
+DATA_KEYS_TABLE = "data_keys"
+DATA_KEY_COLUMNS = ("key_id", "stream", "unit", "master_key_id", "wrapped", "created_at", "shredded_at")
+"""The key ring's table: one data key per retention unit, wrapped by the master key (None once shredded)."""
 SESSION_COLUMNS = ("session_hash", "key_id", "created_at", "last_used_at", "data")
 """The portal_sessions table, in both databases: the SHA-256 of the token, never the token."""

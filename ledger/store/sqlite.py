@@ -1,12 +1,12 @@
-"""The SQLite recorder: events, the submission register, the outcomes log, the inbox, API keys and
-portal sessions.
+"""The SQLite recorder: events, the submission register, the outcomes log, the inbox, API keys,
+portal sessions and the key ring's data keys.
 
 It implements the application's ports (``ledger.application.ports``): the submission register
-written in the events' transaction, the read port ``LedgerLog``, the ``Inbox``, the ``KeyStore``
-and the ``SessionStore``. The in-memory (``ledger.store.memory``) and PostgreSQL
-(``ledger.store.postgres``) recorders implement the same; ``tests/contracts`` holds all three to
-one suite. One module of over 400 lines because it
-is one class whose SQL statements and the transaction they share belong together.
+written in the events' transaction, the read port ``LedgerLog``, the ``Inbox``, the ``KeyStore``,
+the ``SessionStore`` and the ``DataKeyStore``. The in-memory (``ledger.store.memory``) and
+PostgreSQL (``ledger.store.postgres``) recorders implement the same; ``tests/contracts`` holds
+all three to one suite. One module of over 400 lines because it is one class whose SQL
+statements and the transaction they share belong together.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from ledger.domain.outcomes import (
     Receipt,
     receipt_chain_hash,
 )
+from ledger.domain.personal import DataKeyRow
 from ledger.store.inbox import SQLITE_CREATE_INBOX, SQLiteInbox
 from ledger.store.rows import (
     API_KEY_COLUMNS,
+    DATA_KEY_COLUMNS,
+    DATA_KEYS_TABLE,
     OUTCOME_COLUMNS,
     OUTCOMES_TABLE,
     RECEIPT_COLUMNS,
@@ -57,6 +60,11 @@ _RECEIPTS = f"SELECT position, {RECEIPT_COLUMNS} FROM {RECEIPTS_TABLE} r "
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+_KEY_COLUMNS = ", ".join(DATA_KEY_COLUMNS)
+_INSERT_DATA_KEY = f"INSERT INTO {DATA_KEYS_TABLE} ({_KEY_COLUMNS}) VALUES ({_marks(7)})"
+_SELECT_DATA_KEYS = f"SELECT {_KEY_COLUMNS} FROM {DATA_KEYS_TABLE} WHERE "
 
 
 class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
@@ -91,6 +99,11 @@ class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL, "
             "role TEXT NOT NULL, organisation TEXT NOT NULL, label TEXT NOT NULL, subject_key TEXT, "
             "created_at TEXT NOT NULL, revoked_at TEXT)"
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {DATA_KEYS_TABLE} (key_id TEXT PRIMARY KEY, stream TEXT NOT NULL, "
+            "unit TEXT NOT NULL, master_key_id TEXT NOT NULL, wrapped BLOB, created_at TEXT NOT NULL, "
+            "shredded_at TEXT)"
         )
         statements.append(SQLITE_CREATE_INBOX)  # a data dir made before the inbox gains it at its next start
         statements.append(
@@ -173,8 +186,17 @@ class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
         *,
         outcomes: Sequence[Logged] = (),
         read_versions: Mapping[UUID, int] | None = None,
+        data_keys: Sequence[DataKeyRow] = (),
+        shred_keys: tuple[Sequence[str], str] | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        if data_keys:  # the keys a batch's events are sealed under: saved with them or not at all
+            c.executemany(
+                f"INSERT INTO {DATA_KEYS_TABLE} ({', '.join(DATA_KEY_COLUMNS)}) VALUES ({_marks(7)})",
+                data_keys,
+            )
+        if shred_keys is not None:
+            self._shred(c, *shred_keys)
         # One executemany instead of eventsourcing's execute per event (which it does only to
         # return notification ids). Nothing here consumes those ids: nothing subscribes in-process,
         # and the relay reads the notification log by position. So none are returned.
@@ -319,6 +341,62 @@ class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
         params.append(limit)
         c.execute(sql, params)
         return [tuple(row) for row in c.fetchall()]
+
+    # -- data keys ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _shred(c: SQLiteCursor, key_ids: Sequence[str], at: str) -> None:
+        # secure_delete: SQLite overwrites the freed bytes of the wrapped key instead of leaving them
+        # in a free page of the file, where a copy of the file would still hold them.
+        c.execute("PRAGMA secure_delete=ON")
+        c.executemany(
+            f"UPDATE {DATA_KEYS_TABLE} SET wrapped=NULL, shredded_at=? "
+            "WHERE key_id=? AND wrapped IS NOT NULL",
+            [(at, kid) for kid in key_ids],
+        )
+
+    def data_keys(self, key_ids: Iterable[str]) -> dict[str, DataKeyRow]:
+        ids = list(key_ids)
+        out: dict[str, DataKeyRow] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                c.execute(
+                    f"{_SELECT_DATA_KEYS}key_id IN ({_marks(len(chunk))})",
+                    chunk,
+                )
+                out.update((row[0], tuple(row)) for row in c.fetchall())
+        return out
+
+    def live_data_keys(
+        self, *, stream: str | None = None, after: str = "", limit: int = 1000
+    ) -> list[DataKeyRow]:
+        where = "wrapped IS NOT NULL AND key_id > ?" + (" AND stream = ?" if stream is not None else "")
+        params: list[Any] = [after] + ([stream] if stream is not None else [])
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"{_SELECT_DATA_KEYS}{where} ORDER BY key_id LIMIT ?",
+                [*params, limit],
+            )
+            return [tuple(row) for row in c.fetchall()]
+
+    def master_key_ids(self) -> set[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT DISTINCT master_key_id FROM {DATA_KEYS_TABLE} WHERE wrapped IS NOT NULL")
+            return {row[0] for row in c.fetchall()}
+
+    def rewrap_data_keys(self, rows: Sequence[tuple[str, str, bytes]]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("PRAGMA secure_delete=ON")  # the old wrapping goes too
+            c.executemany(
+                f"UPDATE {DATA_KEYS_TABLE} SET master_key_id=?, wrapped=? "
+                "WHERE key_id=? AND wrapped IS NOT NULL",
+                [(master_id, wrapped, kid) for kid, master_id, wrapped in rows],
+            )
+
+    def shred_data_keys(self, key_ids: Sequence[str], at: str) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            self._shred(c, key_ids, at)
 
     # -- API keys -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from ledger.verification.checkpoints import SourcedCheckpoint
 from ledger.verification.policy import WitnessPolicy
 from ledger.verification.problems import Problem
 from ledger.verification.register import RegisterWalk, SubmissionTally, cross_check, walk_register
+from ledger.verification.sealed import SealedTally, check_sealed
 from ledger.verification.transparency import PAGE, LedgerTree, hash_in_state, stored_event_hash
 
 __all__ = ["AuditReport", "Problem", "audit"]
@@ -39,6 +40,7 @@ class AuditReport:
     problems: list[Problem]
     seconds: float
     receipts: int = 0
+    sealed: SealedTally | None = None  # sealed values that opened, and those shredded
 
     @property
     def ok(self) -> bool:
@@ -58,6 +60,10 @@ def audit(
 ) -> AuditReport:
     """Verify everything the ledger can show: every hash chain, the tree, the register and every
     checkpoint.
+
+    Every sealed value (each event's personal fields, each rejected original) must open under
+    the data key it names with its associated data; shredded ones are counted apart
+    (``ledger.verification.sealed``).
 
     One pass over the store decodes each event once, checks its stream's chain
     (``ledger.domain.integrity.verify_streams``, as ``CreditLedger.verify`` does), tallies it under
@@ -97,7 +103,8 @@ def audit(
         walked.append(walk_register(ledger, signed_at, page=page))
     (register,) = walked
     chain_problems = _chain_problems(ledger, breaks, page)
-    problems[:0] = [*chain_problems, *register.problems, *cross_check(register, tally)]
+    sealed_problems, sealed = check_sealed(ledger, page)
+    problems[:0] = [*chain_problems, *sealed_problems, *register.problems, *cross_check(register, tally)]
     distinct, checked = check_checkpoints(
         tree,
         checkpoints,
@@ -110,7 +117,7 @@ def audit(
         policy=policy,
     )
     seconds = time.perf_counter() - started
-    return AuditReport(tree, tree.size, distinct, checked, problems, seconds, register.receipts)
+    return AuditReport(tree, tree.size, distinct, checked, problems, seconds, register.receipts, sealed)
 
 
 def _order_problem(stream: str, version: int, position: int, last: int) -> Problem:

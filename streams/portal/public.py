@@ -5,6 +5,9 @@ until); their page links carry the filters, so paging works without JavaScript.
 
 Only public information appears: list entries and publicity items, with masked codes. A search
 is always a POST (a code never lands in a URL or a log of URLs) and is rate-limited per client.
+Names and titles are sealed in the read store: each page is opened through the query service's
+one opening path (``streams.web.publicity.opened``) once what is public has been chosen, and a
+person is found by their full name through the blind index (``CreditLedger.name_index``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from projections.publicity import Filters
 from streams.portal.security import client_of, form_value
 from streams.portal.site import Portal
 from streams.web.calls import ApiError
-from streams.web.publicity import MAX_PAGE, PAGE_SIZE, filters_of, page_of, public_item
+from streams.web.publicity import MAX_PAGE, PAGE_SIZE, filters_of, opened, page_of, public_item
 
 SUBJECTS_PER_PAGE = 10
 MIN_NAME = 2
@@ -79,7 +82,10 @@ async def search(portal: Portal, request: web.Request) -> web.Response:
         message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
         return portal.render(request, "home.html", status=400, error=message, filters=Filters(), query=query)
     page = min(max(page, 1), MAX_PAGE)
-    found = await portal.on_ledger_thread(lambda: _found(portal, query, filters, page))
+    try:
+        found = await portal.on_ledger_thread(lambda: _found(portal, query, filters, page))
+    except ApiError as exc:  # a sealed value failed its tag: named, never shown
+        return portal.render(request, "error.html", status=exc.status, message=exc.message)
     status = 400 if "error" in found else 200
     shown = "" if found["by"] == "code" else query  # a code is not written back into the page
     return portal.render(request, "search.html", status=status, query=shown, filters=filters, **found)
@@ -101,8 +107,10 @@ def _found(portal: Portal, query: str, filters: Filters, page: int) -> dict[str,
         error = f"请输入至少 {MIN_NAME} 个字的名称，或 18 位统一社会信用代码/身份证号码。"
         return {"error": error, "subjects": [], "page": 1, "pages": 1, "by": "name"}
     else:
-        # One more than the page holds tells whether there is a next page.
-        keys = store.records.subjects_named(query, limit=page * SUBJECTS_PER_PAGE + 1)
+        # One more than the page holds tells whether there is a next page. Organisations by a
+        # prefix of their name (public, in clear); persons by the digest of their full name.
+        digest = portal.parts.ledger.name_index.digest(query)
+        keys = store.records.subjects_named(query, limit=page * SUBJECTS_PER_PAGE + 1, digest=digest)
         by = "name"
     more = len(keys) > page * SUBJECTS_PER_PAGE
     shown = keys[(page - 1) * SUBJECTS_PER_PAGE : page * SUBJECTS_PER_PAGE]
@@ -123,6 +131,8 @@ def _found(portal: Portal, query: str, filters: Filters, page: int) -> dict[str,
                 "entries": entries,
             }
         )
+    assert portal.parts.queries is not None
+    subjects = opened(portal.parts.queries, {"subjects": subjects})["subjects"]
     return {"subjects": subjects, "page": page, "pages": page + 1 if more else page, "by": by}
 
 
@@ -137,16 +147,18 @@ def _matches(entry: dict[str, Any], f: Filters) -> bool:
 
 async def publicity(portal: Portal, request: web.Request) -> web.Response:
     """GET /publicity: the same page as GET /v1/publicity, for people."""
-    try:
-        filters = filters_of(request.query)
-        page = _page(request)
-    except (ApiError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
-        return portal.render(request, "error.html", status=400, message=message)
-    store = portal.parts.read_store
+    asked = _filters_and_page(portal, request)
+    if isinstance(asked, web.Response):
+        return asked
+    filters, page = asked
+    store, queries = portal.parts.read_store, portal.parts.queries
     assert store is not None
+    assert queries is not None
     day = portal.today().isoformat()
-    found = await portal.on_ledger_thread(lambda: page_of(store, day, filters, page))
+    try:
+        found = await portal.on_ledger_thread(lambda: opened(queries, page_of(store, day, filters, page)))
+    except ApiError as exc:
+        return portal.render(request, "error.html", status=exc.status, message=exc.message)
     return portal.render(request, "publicity.html", filters=filters, kept=kept(filters), **found)
 
 
@@ -155,17 +167,17 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
     list_name = request.match_info["list_name"]
     if list_name not in LIST_EXITS:
         return portal.render(request, "error.html", status=404, message="名单只有红名单和黑名单。")
-    try:
-        filters = filters_of(request.query)
-        page = _page(request)
-    except (ApiError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
-        return portal.render(request, "error.html", status=400, message=message)
-    store = portal.parts.read_store
+    asked = _filters_and_page(portal, request)
+    if isinstance(asked, web.Response):
+        return asked
+    filters, page = asked
+    store, queries = portal.parts.read_store, portal.parts.queries
     assert store is not None
+    assert queries is not None
     wanted = {"domain": filters.domain, "department": filters.department}
-    total, rows = await portal.on_ledger_thread(
-        lambda: store.members_page(
+
+    def read() -> tuple[int, list[dict[str, Any]]]:
+        total, rows = store.members_page(
             list_name,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
@@ -173,8 +185,13 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
             until=filters.until,
             **wanted,
         )
-    )
-    entries = [{k: v for k, v in row.items() if k != "subject_key"} for row in rows]
+        public = [{k: v for k, v in row.items() if k != "subject_key"} for row in rows]
+        return total, list(opened(queries, {"entries": public})["entries"])
+
+    try:
+        total, entries = await portal.on_ledger_thread(read)
+    except ApiError as exc:  # a sealed value failed its tag: named, never shown
+        return portal.render(request, "error.html", status=exc.status, message=exc.message)
     return portal.render(
         request,
         "lists.html",
@@ -187,6 +204,15 @@ async def list_page(portal: Portal, request: web.Request) -> web.Response:
         pages=max(1, -(-total // PAGE_SIZE)),
         kept=kept(filters),
     )
+
+
+def _filters_and_page(portal: Portal, request: web.Request) -> tuple[Filters, int] | web.Response:
+    """The filters and page a paged page was asked for, or the 400 page naming what is wrong."""
+    try:
+        return filters_of(request.query), _page(request)
+    except (ApiError, ValueError) as exc:
+        message = exc.message if isinstance(exc, ApiError) else "页码必须是数字"
+        return portal.render(request, "error.html", status=400, message=message)
 
 
 def _page(request: web.Request) -> int:

@@ -19,6 +19,7 @@ from multidict import MultiDictProxy
 
 from ledger.application.keys import key_principal
 from ledger.application.queries import Answer
+from ledger.domain.personal import SHREDDED
 from ledger.domain.workdays import local_date
 from streams.parts import WorkerParts
 from streams.portal.security import (
@@ -41,6 +42,15 @@ CHANNEL = "portal"
 """The channel the query register names for what came through these pages."""
 
 SIGN_IN_ROLES = {"subject": "/me", "department": "/dashboard", "administrator": "/dashboard"}
+
+
+SHREDDED_TEXT = "已销毁（shredded）"
+"""How a page shows a value whose data key was destroyed (crypto-shredding, docs/privacy.md)."""
+
+
+def shown(value: Any) -> Any:
+    """A template filter: an opened value as a page shows it; a shredded one says so."""
+    return SHREDDED_TEXT if value == SHREDDED else value
 
 
 @dataclass
@@ -72,6 +82,7 @@ class Portal:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.filters["shown"] = shown
         edition = self.parts.ledger.catalogue.latest
         self.env.globals.update(
             csrf_field=CSRF_FIELD,

@@ -1,7 +1,9 @@
 """双公示 publicity: licences and penalties in their publicity period, for the API and the portal alike.
 
-Public data (names, masked codes, decision numbers), so it is not a query of the register; what
-leaves the pages at the end of its period, or on repair or revocation, stays in the ledger.
+Public data (names, masked codes, decision numbers, titles), so it is not a query of the register;
+what leaves the pages at the end of its period, or on repair or revocation, stays in the ledger.
+Names and titles are sealed in the ledger and the read store: a page is opened through the query
+service's one opening path (``QueryService.public``) while its items are public.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from ledger.application.queries import QueryService
 from ledger.domain.workdays import local_date
 from projections.publicity import PUBLICITY_CATEGORIES, Filters
 from projections.store import ProjectionStore
@@ -77,17 +80,27 @@ def public_item(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def opened(queries: QueryService, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` (public items or entries) with its sealed names and titles opened; 503 naming the
+    field if a ciphertext was altered."""
+    answer = queries.public(body)
+    if not answer.ok:
+        error = answer.body["error"]
+        raise ApiError(503, error["code"], error.get("field", ""), error["message"])
+    return answer.body
+
+
 async def publicity(api: Api, call: Call) -> Reply:
     """GET /v1/publicity: the 双公示 page as JSON."""
-    store = api.parts.read_store
-    if store is None:
+    store, queries = api.parts.read_store, api.parts.queries
+    if store is None or queries is None:
         raise ApiError(503, "no_read_models", "", "this worker serves no read models")
     filters = filters_of(call.query)
     page = integer(call.query, "page", default=1, low=1, high=MAX_PAGE)
     today = local_date(api.parts.ledger.clock()).isoformat()
     try:
         answer = await asyncio.get_running_loop().run_in_executor(
-            api.parts.executor, page_of, store, today, filters, page
+            api.parts.executor, lambda: opened(queries, page_of(store, today, filters, page))
         )
     except (OSError, sqlite3.OperationalError) as exc:  # locked, gone, disk: the store, not the request
         raise ApiError(503, "read_models_unavailable", "", f"the read models cannot be read: {exc}") from None

@@ -166,7 +166,7 @@ async def outcomes(api: Api, call: Call) -> Reply:
         last = rows[-1][0] if rows else after
         if subject_key is not None:  # a subject's own grants and revocations, filed as the platform
             rows = [(p, r) for p, r in rows if r.subject_key == subject_key and _subjects_own(r)]
-        found = [orjson.loads(outcome_message(position, r)[1]) for position, r in rows]
+        found = [orjson.loads(outcome_message(position, r, ledger.open_original)[1]) for position, r in rows]
         return {"outcomes": found, "next": last}
 
     filters = {"department": department, "after": after, "limit": limit}

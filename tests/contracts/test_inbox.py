@@ -8,12 +8,17 @@ Part of the recorder contract (``test_recorders.py``), on the same ``backend`` f
 from __future__ import annotations
 
 import threading
+from datetime import date
 
 import orjson
+import pytest
 
 from contract.messages import inbox_item
 from ledger.application.ports import Inbox
+from ledger.application.privacy import INBOX_STREAM, SealedValueAltered
+from ledger.application.service import CreditLedger
 from ledger.domain.inbox import InboxItem, inbox_source
+from tests.conftest import MASTER_KEY
 from tests.contracts.conftest import Backend
 from tests.contracts.samples import OTHER_PEOPLE, filing
 
@@ -140,3 +145,77 @@ def test_a_store_made_before_the_inbox_gains_it_and_keeps_everything_else(durabl
     assert again.duplicate
     assert again.events == outcome.events
     assert upgraded.verify() == []
+
+
+def sealing(backend: Backend) -> CreditLedger:
+    """A ledger on the backend that seals personal data (as ``serve`` runs it)."""
+    ledger = backend.open()
+    ledger.use_master_key(MASTER_KEY)
+    return ledger
+
+
+def test_sealed_rows_hold_only_ciphertext_and_every_worker_opens_them_as_received(backend: Backend) -> None:
+    ledger = sealing(backend)
+    rows = [item(filing("tax-1")), item(filing("tax-2", OTHER_PEOPLE[0])), item(b'{"action": "x"}')]
+    positions = ledger.record_in_inbox(rows)
+    stored = ledger.inbox.inbox_page(0, 10)
+    assert [e.position for e in stored] == positions
+    for entry, row in zip(stored, rows, strict=True):
+        assert entry.item.key == b"", "the Kafka key (a normalised identity number) is sealed with the value"
+        assert entry.item.value.startswith(b"enc1:")
+        assert row.value not in entry.item.value
+        assert row.key == b"" or row.key not in entry.item.value
+        assert (entry.item.department, entry.item.submission_id) == (row.department, row.submission_id)
+    assert [e.item for e in ledger.inbox_page(0, 10)] == rows
+    other = sealing(backend)  # another worker on the same database: the month's key is stored
+    more = other.record_in_inbox([item(filing("tax-3", OTHER_PEOPLE[1]))])
+    assert [e.item for e in other.inbox_page(0, 10)] == [*rows, item(filing("tax-3", OTHER_PEOPLE[1]))]
+    assert [e.item for e in ledger.inbox_page(positions[-1], 10)] == [item(filing("tax-3", OTHER_PEOPLE[1]))]
+    units = sorted(row[2] for row in ledger.data_keys.live_data_keys(stream=INBOX_STREAM))
+    assert units == ["inbox:tax_bureau:2026-11", "inbox:unregistered:2026-11"], "one key a department-month"
+    ledger.submit([r.value for r in rows[:2]], sources=[inbox_source(p) for p in positions[:2]])
+    assert [e.decided for e in ledger.inbox_page(0, 10)] == [True, True, False, False]
+    assert more[0] > positions[-1]
+
+
+def test_a_sealed_row_does_not_open_at_another_position(backend: Backend) -> None:
+    ledger = sealing(backend)
+    first, second = ledger.record_in_inbox([item(filing("tax-1")), item(filing("tax-2"))])
+    (row, _) = ledger.inbox.inbox_page(0, 10)
+    assert ledger.privacy is not None
+    with pytest.raises(SealedValueAltered, match=f"inbox row {second} was sealed for position {first}"):
+        ledger.privacy.open_inbox(second, row.item)
+
+
+def test_inbox_keys_go_after_the_rejected_originals_retention(backend: Backend) -> None:
+    ledger = sealing(backend)
+    ledger.record_in_inbox([item(filing("tax-1"))])
+    assert ledger.expire_originals(date(2027, 2, 28), "2027-02-28T00:00:00+00:00") == 0
+    assert ledger.expire_originals(date(2027, 3, 1), "2027-03-01T00:00:00+00:00") == 1  # 90 days after
+    (entry,) = ledger.inbox_page(0, 10)
+    assert (entry.item.key, entry.item.value) == (b"", b""), "its content went with its key"
+
+
+def test_workers_sealing_at_once_share_the_month_key_and_lose_no_row(backend: Backend) -> None:
+    writers = [sealing(backend) for _ in range(3)]
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def append(n: int) -> None:
+        for request in range(5):
+            positions = writers[n].record_in_inbox([item(filing(f"w{n}-r{request}"))])
+            with lock:
+                got.extend(positions)
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(got)) == 15
+    (unit,) = [row[2] for row in writers[0].data_keys.live_data_keys(stream=INBOX_STREAM)]
+    assert unit == "inbox:tax_bureau:2026-11"
+    opened = sealing(backend).inbox_page(0, 100)
+    assert sorted(orjson.loads(e.item.value)["submission_id"] for e in opened) == sorted(
+        f"w{n}-r{r}" for n in range(3) for r in range(5)
+    )

@@ -3,7 +3,8 @@
 Parametrised over the in-memory, SQLite and PostgreSQL recorders (``conftest.Backend``), in the
 style of the eventsourcing library's own recorder test cases: the submission register and its
 receipt chain, the outcomes log, the read port (events, receipts, outcomes, relay positions), the
-key store, stale reads and concurrent writers. What only one store has (PostgreSQL's schema and
+key store, the data-key store (saved with events, destroyed, re-wrapped), stale reads and
+concurrent writers. What only one store has (PostgreSQL's schema and
 refused options, migrating an older file) stays with that store's own tests.
 """
 
@@ -19,10 +20,13 @@ from eventsourcing.persistence import IntegrityError
 
 from contract.messages import outcome_message
 from ledger.application.ports import KeyStore, LedgerLog, SessionStore, SubmissionRegister
+from ledger.application.privacy import MasterKeyMismatch, master_key_id
+from ledger.application.service import CreditLedger
 from ledger.domain.outcomes import ACCEPTED, DECIDED, DUPLICATE, RECEIPT_GENESIS, REJECTED, receipt_chain_hash
+from ledger.domain.personal import SHREDDED, Envelope
 from ledger.domain.subjects import parse_subject_code, subject_key
 from ledger.store.rows import StaleRead
-from tests.conftest import SECRET
+from tests.conftest import MASTER_KEY, SECRET
 from tests.contracts.conftest import NOW, Backend
 from tests.contracts.samples import OTHER_PEOPLE, PERSON, answer, filing, objection, person, with_bad_subject
 
@@ -434,3 +438,69 @@ def test_files_and_receipts_survive_a_restart(durable_backend: Backend) -> None:
         s["submission_id"] for s in submissions
     ]
     assert second.verify() == []
+
+
+# -- the data-key store (docs/privacy.md) ---------------------------------------------------------
+
+
+def sealed(backend: Backend, master_key: bytes = MASTER_KEY) -> CreditLedger:
+    ledger = backend.open()
+    ledger.use_master_key(master_key)
+    return ledger
+
+
+def test_data_keys_are_saved_with_the_events_that_seal_under_them_and_open_in_a_fresh_application(
+    backend: Backend,
+) -> None:
+    writer = sealed(backend)
+    writer.submit([filing("tax-1"), filing("tax-2", record_id="R2")])
+    assert writer.privacy is not None
+    rows = writer.data_keys.live_data_keys()
+    assert len(rows) == 3, "the file's own unit and one per record"
+    assert {row[1] for row in rows} == {str(key_of(PERSON))}
+    assert all(row[3] == writer.privacy.master_key_id and row[4] for row in rows)
+    assert writer.data_keys.master_key_ids() == {writer.privacy.master_key_id}
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows), "in key id order"
+    page = writer.data_keys.live_data_keys(after=rows[0][0], limit=1)
+    assert [r[0] for r in page] == [rows[1][0]]
+    assert writer.data_keys.live_data_keys(stream="rejections") == []
+    assert writer.data_keys.data_keys([rows[0][0], "no-such-key"]) == {rows[0][0]: rows[0]}
+
+    reader = sealed(backend)  # nothing cached: the keys are read back from the store
+    file = reader.file(key_of(PERSON))
+    assert file is not None
+    assert reader.privacy is not None
+    assert reader.privacy.open(file.name) == "张三"
+
+
+def test_a_destroyed_data_key_keeps_its_row_without_its_bytes_and_its_values_read_as_shredded(
+    backend: Backend,
+) -> None:
+    writer = sealed(backend)
+    writer.submit([filing("tax-1")])
+    name = writer.file(key_of(PERSON)).name  # type: ignore[union-attr]
+    kid = Envelope.parse(name).key_id
+    writer.data_keys.shred_data_keys([kid], "2031-07-03T01:00:00+00:00")
+    row = writer.data_keys.data_keys([kid])[kid]
+    assert (row[4], row[6]) == (None, "2031-07-03T01:00:00+00:00")
+    assert kid not in {r[0] for r in writer.data_keys.live_data_keys()}
+    reader = sealed(backend)
+    assert reader.privacy is not None
+    assert reader.privacy.open(name) == SHREDDED
+
+
+def test_a_rewrap_replaces_every_live_keys_wrapping_and_master_key_id_and_nothing_else(
+    backend: Backend,
+) -> None:
+    writer = sealed(backend)
+    writer.submit([filing("tax-1")])
+    before = backend.count("events")
+    new = bytes(range(100, 132))
+    assert writer.rotate_master_key(MASTER_KEY, new) == len(writer.data_keys.live_data_keys())
+    assert writer.data_keys.master_key_ids() == {master_key_id(new)}
+    assert backend.count("events") == before
+    with pytest.raises(MasterKeyMismatch):
+        sealed(backend)  # the retired key wraps nothing any more
+    reader = sealed(backend, new)
+    assert reader.privacy is not None
+    assert reader.privacy.open(reader.file(key_of(PERSON)).name) == "张三"  # type: ignore[union-attr]

@@ -244,7 +244,11 @@ def test_swapping_the_stored_states_of_two_events_is_reported_at_both(data: Data
         )
         db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state_b, a))
         db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state_a, b))
-    first, second, *receipts, checkpoint = data.verify()
+    first, second, *others, checkpoint = data.verify()
+    sealed = [p for p in others if p["problem"] == "sealed"]  # the swap moved their ciphertexts too
+    receipts = [p for p in others if p["problem"] != "sealed"]
+    assert {(p["stream"], p["version"]) for p in sealed} == {(stream_a, version_a), (stream_b, version_b)}
+    assert all("was sealed for stream" in p["detail"] for p in sealed)
     assert all(p["problem"] == "receipt_events" for p in receipts)  # events moved between submissions
     assert [(p["stream"], p["version"], p["position"]) for p in (first, second)] == [
         (stream_a, version_a, a),

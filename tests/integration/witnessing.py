@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def story(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Ite
                 sqlite3.connect(fork / "ledger.sqlite") as copy,
             ):
                 source.backup(copy)  # the ledger as it was at A
+            shutil.copy(log / "master.key", fork / "master.key")  # a copy of the ledger goes with its key
             _grow(ledger, catalogue, seed=2, beyond=a.size + 30)
             b = asyncio.run(publisher.publish())
         finally:

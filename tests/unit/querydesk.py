@@ -30,7 +30,7 @@ class Desk:
 
     def __init__(self, ledger: CreditLedger, path: Path, clock: Clock) -> None:
         self.ledger = ledger
-        self.store = ProjectionStore(path)
+        self.store = ProjectionStore(path, names=ledger.name_index.of)
         self.projector = Projector(self.store, ledger.catalogue)
         self.service = QueryService(ledger, build_reader(ledger, self.store), clock=clock)
         self.clock = clock

@@ -33,7 +33,7 @@ CONFIGURATION = {
     "purposes": {"--catalogue"},
     "serving": {"--data-dir"},
     "status": LEDGER,
-    "lists": {"--data-dir", "--database-url"},
+    "lists": LEDGER,
     "projections": set(),
     "projections rebuild": LEDGER | KAFKA,
     "replay": LEDGER | KAFKA,
@@ -50,6 +50,7 @@ CONFIGURATION = {
     "keys issue": LEDGER,
     "keys list": LEDGER,
     "keys revoke": LEDGER,
+    "keys rotate-master": LEDGER,
     "audit": set(),
     "audit queries": LEDGER,
     "check": LEDGER,
@@ -369,3 +370,20 @@ def test_schema_examples_prints_an_example_of_every_action_the_schema_has(
     code, out, _ = run(capsys, "schema", "--examples")
     assert code == 0
     assert {json.loads(line)["action"] for line in out.splitlines()} == every_action
+
+
+def test_file_shows_the_operator_the_sealed_fields_opened(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json  # noqa: PLC0415
+
+    monkeypatch.setenv("CREDIT_SUBJECT_SECRET", "unit-test-secret-0123456789abcdef")
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text(run(capsys, "schema", "--examples")[1], "utf-8")
+    assert run(capsys, "apply", "--quiet", "--data-dir", str(tmp_path / "data"), str(examples))[0] == 0
+    code, out, _ = run(capsys, "file", "11010519491231002X", "--json", "--data-dir", str(tmp_path / "data"))
+    shown = json.loads(out)
+    assert code == 0
+    assert shown["name"] == "张三"
+    assert "enc1:" not in out
+    assert any(r["title"].startswith("逾期未申报个人所得税") for r in shown["records"])

@@ -84,7 +84,7 @@ def test_only_the_provider_may_correct_a_record(ledger: CreditLedger) -> None:
     assert (reason["code"], reason["field"]) == ("not_authorised", "department")
     accepted(ledger, sub("correct_record"))
     record = file_of(ledger, PERSON).records[TAX_RECORD]
-    assert record.title.endswith("（2025年度），处以罚款")
+    assert ledger.privacy.open(record.title).endswith("（2025年度），处以罚款")  # type: ignore[union-attr]
     assert record.corrections == 1
 
 

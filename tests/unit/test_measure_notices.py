@@ -196,7 +196,7 @@ def test_a_rebuild_produces_the_same_notices_as_the_live_projector(desk: Measure
     desk.at("2026-07-13T09:00:00+08:00").submit(objection("2026-07-13T09:00:00+08:00"))
     rebuild = Rebuild(desk.ledger.catalogue, today=date(2026, 7, 13))
     rebuild.fold(orjson.dumps(m) for m in messages_from_store(desk.ledger.reader))
-    rebuilt = ProjectionStore(tmp_path / "rebuilt.sqlite")
+    rebuilt = ProjectionStore(tmp_path / "rebuilt.sqlite", names=desk.ledger.name_index.of)
     rebuild.write(rebuilt, desk.ledger.catalogue)
     assert compare_stores(desk.store, rebuilt) == []
     assert [message_id(m) for m in rebuilt.notice_messages()] == [message_id(m) for m in desk.messages()]

@@ -21,8 +21,8 @@ from tests.conftest import example
 
 
 def published(ledger: CreditLedger) -> list[dict[str, object]]:
-    """Every outcome message as the relay would publish it, each checked against the bound."""
-    values = [outcome_message(p, o)[1] for p, o in ledger.outcomes_after(0)]
+    """Every outcome message as its department reads it (originals opened), each within the bound."""
+    values = [outcome_message(p, o, ledger.open_original)[1] for p, o in ledger.outcomes_after(0)]
     assert all(len(v) <= OUTCOME_MESSAGE_LIMIT for v in values)
     return [orjson.loads(v) for v in values]
 
@@ -71,3 +71,12 @@ def test_item_3_a_duplicate_of_a_large_rejection_is_bounded_too(ledger: CreditLe
     assert again["duplicate"] is True
     assert again["first_position"] == first["position"]
     assert again["original_sha256"] == first["original_sha256"]
+
+
+def test_on_a_topic_a_rejected_original_is_sealed_and_named_by_its_reference(ledger: CreditLedger) -> None:
+    ledger.submit([json.dumps({**example("file_record"), "padding": 7}).encode()])
+    ((position, outcome),) = ledger.outcomes_after(0)
+    message = orjson.loads(outcome_message(position, outcome)[1])
+    assert (message["original"], message["original_sealed"]) == (None, True)
+    assert message["original_ref"] == ORIGINAL_PATH.format(position=position)
+    assert "张三" not in json.dumps(message, ensure_ascii=False)

@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 
 from ledger.domain.catalogue import Catalogue
+from ledger.domain.personal import SHREDDED
 from streams.portal.site import PortalSettings
 from tests.conftest import ORGANISATION, PERSON, example, file_of
 from tests.unit.measuredesk import designated, feedback, measure_desk
 from tests.unit.portaldesk import Browser, serve_portal
-from tests.unit.querydesk import Desk, desk
+from tests.unit.querydesk import NO_FILE, Desk, desk
 from tests.unit.webdesk import records
 
 __all__ = ["desk"]  # the fixture
@@ -301,6 +302,104 @@ def test_a_late_filing_shows_on_its_departments_dashboard_and_the_view_is_record
         assert records(desk)[-1]["endpoint"] == "department.dashboard"
 
     serve_portal(desk, tmp_path, scenario)
+
+
+NEW_PERSON = NO_FILE
+NAMED = "欧阳测试员"
+"""A person with a public penalty and a black-list entry, found by name, then erased."""
+
+
+def _person_listed(desk: Desk) -> None:
+    penalty = filing(
+        "CF-P",
+        category="administrative_penalty",
+        decided="2026-09-03",
+        filed="2026-09-04",
+        code=NEW_PERSON,
+        name=NAMED,
+        department="market_regulator",
+        domain="product_quality",
+        severity="serious",
+    )
+    listing = copy.deepcopy(example("designate"))
+    listing["submission_id"] = "HMD-P"
+    listing["subject"] = {"id": NEW_PERSON, "name": NAMED}
+    listing["occurred_at"] = "2026-09-05T10:00:00+08:00"
+    listing["designation"].update(
+        designation_id="HMD-P", valid_from="2026-09-05", records=[{"record_id": "CF-P"}]
+    )
+    desk.submit(penalty, listing)
+
+
+def test_a_person_is_found_by_name_with_the_name_and_title_opened_and_after_erasure_shows_shredded(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """The full name finds the person through the blind index; the page opens the name and the
+    penalty's title. Once the penalty is revoked and the file erased, rows the read models still
+    hold open as shredded (the keys went first); once they catch up, the name's digest is gone."""
+    _person_listed(desk)
+    revoke = copy.deepcopy(example("revoke_record"))
+    revoke.update(
+        submission_id="REV-P",
+        subject={"id": NEW_PERSON, "name": NAMED},
+        occurred_at="2026-10-10T09:00:00+08:00",
+        record={"record_id": "CF-P"},
+    )
+    erase = {
+        "submission_id": "DESK-ERASE-P",
+        "department": "credit_platform",
+        "action": "shred_record",
+        "subject": {"key": str(file_of(desk.ledger, NEW_PERSON).id)},
+        "occurred_at": "2026-10-10T09:30:00+08:00",
+        "basis": "erasure_request",
+        "legal_basis": "《个人信息保护法》第四十七条",
+    }
+    code = {"q": NEW_PERSON}
+
+    async def scenario(browser: Browser) -> None:
+        await browser.get("/")
+        found = await browser.post("/search", {"q": f" {NAMED} "})  # as typed, spaces and all
+        assert found.status == 200
+        assert f"<h2>{NAMED} " in found.text, "the name, opened"
+        assert "逾期申报，处以罚款" in found.text, "the penalty's title, opened while it is public"
+        assert "税〔2026〕CF-P号" in found.text
+        assert "enc1:" not in found.text
+        assert "未查到" in (await browser.post("/search", {"q": NAMED[:2]})).text, "a person: full name"
+        status, publicity = await browser.json("/v1/publicity")
+        assert status == 200
+        (item,) = [i for i in publicity["items"] if i["record_id"] == "CF-P"]
+        assert (item["name"], item["title"]) == (NAMED, "逾期申报，处以罚款")
+        black = await browser.get("/lists/black")
+        assert NAMED in black.text
+        assert "enc1:" not in black.text
+
+        # The penalty is revoked and the file erased; the read models have not caught up yet: the
+        # ledger destroyed the keys, so the stale rows open as shredded, never as ciphertext.
+        for outcome in desk.ledger.submit([revoke, erase]):
+            assert outcome.accepted, outcome.reason
+        await browser.get("/")
+        stale = await browser.post("/search", {"q": NAMED})
+        assert stale.status == 200
+        assert f"<h2>{NAMED}" not in stale.text
+        assert "enc1:" not in stale.text
+        assert stale.text.count("已销毁（shredded）") >= 2, "the name and the title"
+        _status, publicity = await browser.json("/v1/publicity")
+        (item,) = [i for i in publicity["items"] if i["record_id"] == "CF-P"]
+        assert (item["name"], item["title"]) == (SHREDDED, SHREDDED)
+
+        desk.project()  # caught up: the name's digest went with the file's unit
+        await browser.get("/")
+        assert "未查到" in (await browser.post("/search", {"q": NAMED})).text
+        by_code = await browser.post("/search", code)  # revoked: nothing of it is public any more
+        assert "未查到" in by_code.text
+        assert NEW_PERSON not in by_code.text
+        black = await browser.get("/lists/black")
+        assert "已销毁（shredded）" not in black.text
+        assert "enc1:" not in black.text
+
+    serve_portal(desk, tmp_path, scenario)
+    subject = str(file_of(desk.ledger, NEW_PERSON).id)
+    assert [row for row in desk.store.name_index() if row["subject_key"] == subject] == []
 
 
 def test_the_dashboard_shows_the_departments_joint_measures_feedback_as_the_stats_endpoint_counts_it(

@@ -101,7 +101,7 @@ def test_an_undecodable_message_is_receipted_by_its_source_so_redelivery_is_answ
     assert first.submission_id == "credit.submissions/2/41"
     assert (first.status, again.duplicate, again.reason) == ("rejected", True, first.reason)
     ((_, receipt),) = ledger.receipts_after(0)
-    assert receipt.original == b"\xff not json"
+    assert ledger.open_original(receipt.original) == b"\xff not json"  # kept sealed, opened for its sender
 
 
 def test_a_serious_record_linked_to_a_person_ends_that_persons_red_list_entry(ledger: CreditLedger) -> None:
@@ -149,7 +149,7 @@ def test_the_relay_publishes_in_ledger_order_and_resumes_after_what_was_acknowle
     assert all(key.decode() in keys for topic, key, _ in producer.sent if topic == "credit.ledger")
 
 
-def test_rejections_go_to_both_outcomes_and_rejections_with_the_original(ledger: CreditLedger) -> None:
+def test_rejections_go_to_both_outcomes_and_rejections_with_the_original_sealed(ledger: CreditLedger) -> None:
     ledger.submit([{"submission_id": "x", "department": "tax_bureau"}])
     producer = FakeProducer()
     asyncio.run(relay_with(ledger, producer).run_once())
@@ -157,7 +157,9 @@ def test_rejections_go_to_both_outcomes_and_rejections_with_the_original(ledger:
     assert topics_sent == ["credit.outcomes", "credit.rejections"]
     message = producer.sent[1][2]
     assert message["reason"]["field"] == "action"
-    assert orjson.loads(message["original"]) == {"submission_id": "x", "department": "tax_bureau"}
+    assert (message["original"], message["original_sealed"]) == (None, True)
+    _department, original = ledger.original_at(message["position"])  # type: ignore[misc]
+    assert orjson.loads(original) == {"submission_id": "x", "department": "tax_bureau"}
 
 
 def test_the_relay_reads_the_same_records_from_sqlite_as_from_the_in_memory_store(

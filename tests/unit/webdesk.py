@@ -91,7 +91,7 @@ class Web:
     def sent(self) -> list[tuple[bytes, bytes]]:
         """(key, value) of everything the routes recorded for the intake, in order: the inbox's rows
         (what the relay publishes to credit.submissions), then anything sent to the topic directly."""
-        rows = self.desk.ledger.inbox.inbox_page(0, 1_000_000)
+        rows = self.desk.ledger.inbox_page(0, 1_000_000)
         return [(e.item.key, e.item.value) for e in rows] + self.topic.sent
 
     async def call(self, method: str, path: str, **options: Any) -> tuple[int, Any]:
