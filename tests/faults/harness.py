@@ -83,9 +83,9 @@ class Publisher(threading.Thread):
             for number, submission in enumerate(self.submissions, 1):
                 if self._halt.is_set():
                     break
-                key, value = prepare(orjson.dumps(submission), None, number)
+                line = prepare(orjson.dumps(submission), None, number)
                 sid = str(submission["submission_id"])
-                future = producer.send(topics.SUBMISSIONS, key=key, value=value)
+                future = producer.send(topics.SUBMISSIONS, key=line.key, value=line.value)
                 future.add_callback(self._acked, sid)
                 future.add_errback(self._refused, sid)
                 if self.rate and number % 500 == 0:
@@ -107,6 +107,12 @@ class Publisher(threading.Thread):
     def _refused(self, sid: str, exc: BaseException) -> None:
         with self._lock:
             self.refused[sid] = type(exc).__name__
+
+    def check(self) -> None:
+        """Raise the error that ended the sending thread, if one did: a load that died sends
+        nothing more, so no wait for its outcomes may go on."""
+        if self.error is not None:
+            raise AssertionError(f"the load stopped sending: {self.error!r}") from self.error
 
     def stop(self) -> Publisher:
         """Stop sending (the broker is gone): what was acknowledged so far stays acknowledged."""

@@ -67,6 +67,7 @@ class Run:
         self.publisher.start()
 
     def decided(self) -> int:
+        self.publisher.check()  # a load that died mid-way fails the wait now, with its error
         return len(harness.first_outcomes(self.outcomes.records(), self.ids))
 
     def until_decided(
