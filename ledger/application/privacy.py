@@ -131,9 +131,18 @@ class KeyRing:
         return nonce + self._master.encrypt(nonce, key, f"{kid}|{stream}|{unit}".encode())
 
     def _unwrap(self, row: DataKeyRow) -> AESGCM | None:
-        kid, stream, unit, _master_id, wrapped, _created, _shredded = row
+        kid, stream, unit, master_id, wrapped, _created, _shredded = row
         if wrapped is None:
             return None
+        if master_id != self.master_key_id:
+            # Another process on this ledger wraps its data keys under another master key (workers
+            # started with different keys on a new ledger pass the check at start): a configuration
+            # error to stop on, not a forged key to reject one submission for.
+            raise MasterKeyMismatch(
+                f"data key {kid} is wrapped by master key {master_id}, but this process's master key is "
+                f"{self.master_key_id}: every worker on one ledger must be given the same master key "
+                "(CREDIT_MASTER_KEY, or the same DATA_DIR/master.key; see docs/privacy.md)"
+            )
         try:
             key = self._master.decrypt(wrapped[:12], wrapped[12:], f"{kid}|{stream}|{unit}".encode())
         except InvalidTag:

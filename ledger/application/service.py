@@ -38,7 +38,7 @@ from ledger.application.ports import (
     SessionStore,
     SubmissionRegister,
 )
-from ledger.application.privacy import BatchSealer, KeyRing, NameIndex, key_id
+from ledger.application.privacy import BatchSealer, KeyRing, MasterKeyMismatch, NameIndex, key_id
 from ledger.application.reception import Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
@@ -69,6 +69,10 @@ log = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
 """Database errors that mean "not now" (unreachable, locked): worth retrying the same batch."""
+MISCONFIGURED = (MasterKeyMismatch,)
+"""Errors of this process's configuration, not of a submission: raised, never a rejection (another
+worker's data keys under another master key would otherwise turn its subjects' submissions into
+``internal_error`` one by one)."""
 
 
 def utc_now() -> datetime:
@@ -327,6 +331,8 @@ class CreditLedger(Application[UUID]):
                 )
             except TRANSIENT:
                 raise  # the database is unavailable: the caller retries the batch later
+            except MISCONFIGURED:
+                raise
             except Exception:
                 log.exception(
                     "a batch of %d could not be applied; applying its submissions one by one", len(batch)
@@ -339,7 +345,7 @@ class CreditLedger(Application[UUID]):
                 try:
                     outcomes.extend(self.submit([raw], sources=source))
                     break
-                except TRANSIENT:
+                except (*TRANSIENT, *MISCONFIGURED):
                     raise
                 except IntegrityError:
                     # Another writer changed the file meanwhile (the platform's own commands for a
@@ -439,6 +445,9 @@ class CreditLedger(Application[UUID]):
             uow.discard_opened()
             self._check_unchanged(uow, exc)
             return receipt(REJECTED, str(self.command_key(item.command)), (), exc.as_reason())
+        except MISCONFIGURED:
+            uow.discard_opened()
+            raise
         except Exception as exc:
             uow.discard_opened()
             self._check_unchanged(uow, exc)

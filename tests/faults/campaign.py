@@ -31,7 +31,8 @@ def kill_campaign(
 ) -> Report:
     data = work / "data"
     pool = [
-        Served(data, bootstrap=bootstrap, extra_args=() if i == 0 else INTAKE_ONLY) for i in range(workers)
+        Served(data, bootstrap=bootstrap, extra_args=() if i == 0 else INTAKE_ONLY, env=harness.WORKER_ENV)
+        for i in range(workers)
     ]
     try:
         for served in pool:
@@ -54,7 +55,9 @@ def kill_campaign(
             victim = k % workers
             pool[victim].kill()
             began = time.monotonic()
-            pool[victim] = Served(data, bootstrap=bootstrap, extra_args=pool[victim].extra_args).start(60)
+            pool[victim] = Served(
+                data, bootstrap=bootstrap, extra_args=pool[victim].extra_args, env=harness.WORKER_ENV
+            ).start(60)
             restarts.append(time.monotonic() - began)
         decided = run.until_acknowledged_decided(describe)
         report = Report(f"{kills} kill -9 of {workers} intake workers", run.counts(), LedgerCheck())
@@ -72,7 +75,7 @@ def kill_campaign(
 
 def embedded_restart(work: Path, *, submissions: int, rate: float) -> Report:
     data = work / "data"
-    first = Served(data).start(60)  # no bootstrap: serve runs its own embedded broker
+    first = Served(data, env=harness.WORKER_ENV).start(60)  # no bootstrap: serve runs its own embedded broker
     load = harness.load(submissions, subjects=max(100, submissions // 10), seed=47, prefix="er")
     run = Run(first.bootstrap or "", load, rate)
     try:
@@ -85,7 +88,7 @@ def embedded_restart(work: Path, *, submissions: int, rate: float) -> Report:
     killed = time.monotonic()
     acknowledged = set(run.publisher.stop().acked)
     run.close()
-    again = Served(data).start(60)
+    again = Served(data, env=harness.WORKER_ENV).start(60)
     try:
         bootstrap = again.bootstrap or ""
         outcomes = Follower(bootstrap, topics.OUTCOMES)

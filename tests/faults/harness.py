@@ -40,6 +40,12 @@ from ledger.domain.catalogue import load_catalogue
 from streams.clients import prepare
 from tests.integration.serving import SUBJECT_SECRET, is_scheduler_command, wait_for
 
+MASTER_KEY = "5e" * 32
+"""The master key every process of a fault scenario is given (``CREDIT_MASTER_KEY``): workers that
+share one ledger must wrap and unwrap its data keys under one key, whatever their data dirs."""
+WORKER_ENV = {"CREDIT_MASTER_KEY": MASTER_KEY}
+"""What every `serve` of a scenario gets on top of serving.Served's settings."""
+
 Record = tuple[int, int, dict[str, Any]]
 """(partition, offset, decoded value) of one record a follower read."""
 
@@ -343,7 +349,9 @@ def check_ledger_topic(
 
 
 def settings(data_dir: Path, database_url: str | None = None) -> Settings:
-    return Settings(data_dir=data_dir, database_url=database_url, subject_secret=SUBJECT_SECRET)
+    return Settings(
+        data_dir=data_dir, database_url=database_url, subject_secret=SUBJECT_SECRET, master_key=MASTER_KEY
+    )
 
 
 def stored_events(data_dir: Path, database_url: str | None = None) -> dict[int, tuple[str, int]]:
@@ -384,6 +392,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CREDIT_DATA_DIR": str(data_dir), "CREDIT_KAFKA_BOOTSTRAP": bootstrap}
     env["CREDIT_SUBJECT_SECRET"] = SUBJECT_SECRET
+    env.update(WORKER_ENV)
     if database_url:
         env["CREDIT_DATABASE_URL"] = database_url
     command = [sys.executable, "-m", "credit_ledger.cli", *args]

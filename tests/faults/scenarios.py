@@ -153,7 +153,7 @@ def finish(report: Report, bootstrap: str, data_dir: Path, database_url: str | N
 def broker_kill(cluster: Cluster, work: Path, *, submissions: int, rate: float) -> Report:
     """kill -9 the broker coordinating the intake's group a third of the way through a load, and
     start it again once the load is decided (a node of a 3-node cluster: RF 3, min ISR 2)."""
-    served = Served(work / "data", bootstrap=cluster.bootstrap).start(60)
+    served = Served(work / "data", bootstrap=cluster.bootstrap, env=harness.WORKER_ENV).start(60)
     run = Run(
         cluster.bootstrap,
         harness.load(submissions, subjects=max(100, submissions // 10), seed=31, prefix="bk"),

@@ -20,6 +20,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 
 from contract import topics
+from tests.faults.harness import WORKER_ENV
 from tests.integration.serving import Served
 
 INTAKE_GROUP = "credit-ledger.intake"
@@ -47,7 +48,11 @@ class Workers:
         http: bool = True,
     ) -> None:
         self.data_dir, self.bootstrap = data_dir, bootstrap
-        self.env = {**(env or {}), **({"CREDIT_DATABASE_URL": database_url} if database_url else {})}
+        self.env = {
+            **WORKER_ENV,  # one master key for every worker: they share the ledger's data keys
+            **(env or {}),
+            **({"CREDIT_DATABASE_URL": database_url} if database_url else {}),
+        }
         self.extra_args, self.http = extra_args, http
         self.served: list[Served] = [self._new() for _ in range(count)]
 

@@ -20,7 +20,7 @@ from credit_ledger.cli import main
 from credit_ledger.compose import build_ledger
 from credit_ledger.config import VARIABLES, ConfigError, Settings
 from credit_ledger.masterkey import rotate_master_key
-from ledger.application.privacy import KeyRing, SealedValueAltered, master_key_id
+from ledger.application.privacy import KeyRing, MasterKeyMismatch, SealedValueAltered, master_key_id
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
 from ledger.domain.access import Principal
@@ -30,6 +30,8 @@ from ledger.domain.personal import Envelope
 from ledger.verification.audit import audit
 from projections.projector import Projector
 from projections.store import ProjectionStore
+from streams.intake import classify as intake_classify
+from streams.isolation import Failure
 from streams.scheduling import Scheduler
 from tests.conftest import SECRET, Clock, example, file_of
 
@@ -255,3 +257,27 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(tmp_path: Path)
     assert done.installed
     assert (tmp_path / "master.key").read_text() == new.hex()
     build_ledger(settings).close()
+
+
+def test_a_worker_given_another_master_key_than_the_one_wrapping_a_subjects_data_key_stops_with_why(
+    tmp_path: Path,
+) -> None:
+    """Two workers started on a new ledger with different master keys both pass the start's check
+    (no data key exists yet); the second, meeting a data key the first wrapped, must not turn the
+    subject's submissions into internal_error one by one: it raises the configuration error."""
+    first = build_ledger(Settings(data_dir=tmp_path, master_key="a" * 64, subject_secret="s" * 32))
+    second = build_ledger(Settings(data_dir=tmp_path, master_key="b" * 64, subject_secret="s" * 32))
+    try:
+        (accepted,) = first.submit_safely([example("file_record")])
+        assert accepted.status == "accepted"
+        statement = {**example("add_statement"), "subject": example("file_record")["subject"]}
+        with pytest.raises(MasterKeyMismatch, match=r"every worker on one ledger must be given the same") as err:
+            second.submit_safely([statement])
+        assert master_key_id(bytes.fromhex("a" * 64)) in str(err.value)
+        assert master_key_id(bytes.fromhex("b" * 64)) in str(err.value)
+        assert intake_classify(err.value) is Failure.FATAL  # the intake ends: its supervisor shows why
+    finally:
+        first.close()
+        second.close()
+    with pytest.raises(ConfigError, match="wrapped by master key"):  # and a restart with it refuses
+        build_ledger(Settings(data_dir=tmp_path, master_key="b" * 64, subject_secret="s" * 32))
