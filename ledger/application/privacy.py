@@ -411,6 +411,23 @@ class BatchSealer:
     def rows(self) -> list[DataKeyRow]:
         return [row for _key, row in self.created.values()]
 
+    def mark(self) -> int:
+        """How many keys were created so far (``created`` keeps their order): ``discard_since``
+        drops those a rejected command adds after."""
+        return len(self.created)
+
+    def discard_since(self, mark: int) -> None:
+        """A command was rejected: the keys it created seal nothing that is saved, so they are not
+        saved either. Kept, a new subject's ``file`` key would be stored with no event of its stream,
+        and every process that had not made it (another worker, this one restarted) would create
+        it again for the subject's next filing (its stream has no file: no key is looked up) and
+        fail on the key's unique id, turning each of the subject's submissions into internal_error."""
+        if len(self.created) > mark:
+            dropped = set(list(self.created)[mark:])
+            for kid in dropped:
+                del self.created[kid]
+            self._units = {unit: found for unit, found in self._units.items() if found[0] not in dropped}
+
     def committed(self) -> None:
         """The batch is saved: its keys may now be used by later batches."""
         for kid, (key, row) in self.created.items():

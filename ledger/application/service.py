@@ -438,18 +438,26 @@ class CreditLedger(Application[UUID]):
         ctx = Context(
             at=now, occurred_at=env.occurred_at, department=department, submission=env.key, sealer=uow.sealer
         )
+        sealer = cast("BatchSealer | None", uow.sealer)
+        keys_before = sealer.mark() if sealer is not None else 0
+
+        def discard() -> None:  # a rejected command leaves no file and no data key behind
+            uow.discard_opened()
+            if sealer is not None:
+                sealer.discard_since(keys_before)
+
         uow.begin()
         try:
             file = handle(item.command, uow, self.catalogue, ctx)
         except LedgerError as exc:
-            uow.discard_opened()
+            discard()
             self._check_unchanged(uow, exc)
             return receipt(REJECTED, str(self.command_key(item.command)), (), exc.as_reason())
         except MISCONFIGURED:
-            uow.discard_opened()
+            discard()
             raise
         except Exception as exc:
-            uow.discard_opened()
+            discard()
             self._check_unchanged(uow, exc)
             reason = internal_error("submission %s/%s could not be applied", department, submission_id)
             return receipt(REJECTED, str(self.command_key(item.command)), (), reason)

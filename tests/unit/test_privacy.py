@@ -271,7 +271,9 @@ def test_a_worker_given_another_master_key_than_the_one_wrapping_a_subjects_data
         (accepted,) = first.submit_safely([example("file_record")])
         assert accepted.status == "accepted"
         statement = {**example("add_statement"), "subject": example("file_record")["subject"]}
-        with pytest.raises(MasterKeyMismatch, match=r"every worker on one ledger must be given the same") as err:
+        with pytest.raises(
+            MasterKeyMismatch, match=r"every worker on one ledger must be given the same"
+        ) as err:
             second.submit_safely([statement])
         assert master_key_id(bytes.fromhex("a" * 64)) in str(err.value)
         assert master_key_id(bytes.fromhex("b" * 64)) in str(err.value)
@@ -281,3 +283,27 @@ def test_a_worker_given_another_master_key_than_the_one_wrapping_a_subjects_data
         second.close()
     with pytest.raises(ConfigError, match="wrapped by master key"):  # and a restart with it refuses
         build_ledger(Settings(data_dir=tmp_path, master_key="b" * 64, subject_secret="s" * 32))
+
+
+def test_a_rejected_first_filing_leaves_no_data_key_so_a_restarted_worker_files_for_the_subject(
+    tmp_path: Path,
+) -> None:
+    """A filing refused after the new file sealed the subject's name (here: a department not
+    registered for the category) must not save that file's key: with no event of its stream, a
+    process that did not make it (another worker, or this one restarted) creates it again for the
+    subject's next filing and fails on the key's unique id, every time (internal_error)."""
+    settings = Settings(data_dir=tmp_path, master_key="a" * 64, subject_secret="s" * 32)
+    refused = {**example("file_record"), "submission_id": "VOL-1", "department": "volunteer_federation"}
+    first = build_ledger(settings)
+    try:
+        (outcome,) = first.submit_safely([refused])
+        assert (outcome.status, (outcome.reason or {}).get("code")) == ("rejected", "not_authorised")
+        assert {row[1] for row in first.data_keys.live_data_keys()} == {"rejections"}
+    finally:
+        first.close()
+    restarted = build_ledger(settings)  # its key ring remembers no key
+    try:
+        (outcome,) = restarted.submit_safely([example("file_record")])
+        assert outcome.status == "accepted", outcome.reason
+    finally:
+        restarted.close()
