@@ -1,8 +1,9 @@
 """Faults under load, with exact counts: 0 lost, 0 doubled, every submission exactly one first outcome.
 
-CI runs each scenario at the sizes below (bounded in time); ``python bench/faults.py`` runs the
-same scenarios at full size (50,000 and 100,000 submissions, 20 kills) and prints the figures kept
-in docs/benchmarks.md. A takeover cannot start before the dead member's session has expired (2 s
+CI runs each scenario at the sizes below (bounded in time): the broker kill at issue 12's 50,000
+submissions, the others at 6,000; ``python bench/faults.py`` runs the same scenarios at full size
+(worker and lease kills at 30,000, the campaign at 100,000 with 20 kills) and prints the figures
+kept in docs/benchmarks.md. A takeover cannot start before the dead member's session has expired (2 s
 here, ``serving.SESSION_TIMEOUT``); the bounds allow the group's rebalance on a loaded 2-core
 machine on top of it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from streams.broker import EmbeddedBroker
 from tests.faults import campaign, scenarios
 from tests.faults.scenarios import SESSION, Report
 from tests.integration.kafka import BrokerUnderTest
@@ -53,7 +55,7 @@ def test_kill_9_of_one_broker_mid_load_loses_and_doubles_nothing(
     real_kafka: BrokerUnderTest, tmp_path: Path
 ) -> None:
     assert real_kafka.cluster is not None
-    report = scenarios.broker_kill(real_kafka.cluster, tmp_path, submissions=8_000, rate=4_000)
+    report = scenarios.broker_kill(real_kafka.cluster, tmp_path, submissions=50_000, rate=4_000)
     assert_exact(report)
     assert report.counts.received == report.counts.submissions, "idempotent producers: no copy written twice"
 
@@ -84,10 +86,12 @@ def test_kill_9_of_the_relays_lease_holder_and_the_schedulers_leader_hands_both_
     )
 
 
-def test_a_kill_campaign_against_intake_workers_loses_and_doubles_nothing(
-    broker_under_test: BrokerUnderTest, tmp_path: Path
-) -> None:
-    report = campaign.kill_campaign(broker_under_test.bootstrap, tmp_path, submissions=6_000, kills=4)
+def test_a_kill_campaign_against_intake_workers_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """Issue 10's campaign kills intake workers, not the broker: it runs on an embedded broker of
+    its own process. On the Apache Kafka cluster the same kills of workers are the three-worker and
+    lease tests above (and ``bench/faults.py`` runs the campaign there at full size)."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
+        report = campaign.kill_campaign(broker.bootstrap, tmp_path, submissions=6_000, kills=4)
     assert_exact(report)
 
 
