@@ -22,6 +22,22 @@ from tests.integration.kafka import REPLICATION_FACTOR, BrokerUnderTest, ensure_
 
 BROKER_START_TIMEOUT = 20.0
 BROKERS = ["embedded", "kafka"]
+CLUSTER_GROUP = "kafka-cluster"
+"""The xdist group of every test on the session's cluster (``./scripts/test`` runs ``--dist loadgroup``)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that uses the session's Kafka cluster in one xdist group: under
+    ``pytest -n N --dist loadgroup`` they all run in one process, so one cluster is started, and in
+    turn, since they share its fixed topic and group names (``real_kafka`` empties it between them).
+    Without xdist the mark does nothing."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        fixtures = getattr(item, "fixturenames", ())
+        if "kafka_cluster" in fixtures or params.get("broker_under_test") == "kafka":
+            item.add_marker(pytest.mark.xdist_group(CLUSTER_GROUP))
 
 
 @pytest.fixture(scope="session")
