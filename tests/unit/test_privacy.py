@@ -32,6 +32,7 @@ from projections.projector import Projector
 from projections.store import ProjectionStore
 from streams.intake import classify as intake_classify
 from streams.isolation import Failure
+from streams.projecting import classify as projector_classify
 from streams.scheduling import Scheduler
 from tests.conftest import SECRET, Clock, example, file_of
 
@@ -277,7 +278,9 @@ def test_a_worker_given_another_master_key_than_the_one_wrapping_a_subjects_data
             second.submit_safely([statement])
         assert master_key_id(bytes.fromhex("a" * 64)) in str(err.value)
         assert master_key_id(bytes.fromhex("b" * 64)) in str(err.value)
-        assert intake_classify(err.value) is Failure.FATAL  # the intake ends: its supervisor shows why
+        # The intake and the projector end (never a rejection, never a parked message): the log says why.
+        assert intake_classify(err.value) is Failure.FATAL
+        assert projector_classify(err.value) is Failure.FATAL
     finally:
         first.close()
         second.close()
