@@ -11,8 +11,10 @@ session's Apache Kafka cluster, emptied before the test, topics replicated 3 tim
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,21 +25,29 @@ from tests.integration.kafka import REPLICATION_FACTOR, BrokerUnderTest, ensure_
 BROKER_START_TIMEOUT = 20.0
 BROKERS = ["embedded", "kafka"]
 CLUSTER_GROUP = "kafka-cluster"
-"""The xdist group of every test on the session's cluster (``./scripts/test`` runs ``--dist loadgroup``)."""
+ON_CLUSTER = re.compile(r"\[(?:[^\]]*-)?kafka(?:-[^\]]*)?\]$")
+"""The test ids of tests on the session's cluster: ``real_kafka`` and ``broker_under_test`` give
+every one of them the parameter id ``kafka``."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test that uses the session's Kafka cluster in one xdist group: under
-    ``pytest -n N --dist loadgroup`` they all run in one process, so one cluster is started, and in
-    turn, since they share its fixed topic and group names (``real_kafka`` empties it between them).
-    Without xdist the mark does nothing."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        params = callspec.params if callspec is not None else {}
-        fixtures = getattr(item, "fixturenames", ())
-        if "kafka_cluster" in fixtures or params.get("broker_under_test") == "kafka":
-            item.add_marker(pytest.mark.xdist_group(CLUSTER_GROUP))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``pytest -n N`` (``./scripts/test``): every test on the session's Kafka cluster in one
+    unit of work, so one process starts the cluster and runs them in turn (they share its fixed
+    topic and group names; ``real_kafka`` empties it between them); every other test with the rest
+    of its module (some modules check, last, what their earlier tests left). xdist's own
+    ``--dist loadgroup`` cannot do it under pytest 9: its group suffix on the test id is not kept
+    (measured: a group's tests ran in both processes, and both started a cluster)."""
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only under xdist
+
+    class ClusterInOneProcess(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if ON_CLUSTER.search(nodeid):
+                return CLUSTER_GROUP
+            scope: str = super()._split_scope(nodeid)
+            return scope
+
+    return ClusterInOneProcess(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +96,19 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         cluster.stop(graceful=False)
 
 
-@pytest.fixture
+@pytest.fixture(params=["kafka"])
 def real_kafka(kafka_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> BrokerUnderTest:
     """The session's cluster, every node up, emptied of the previous test's topics and groups.
 
     Every process the test starts inherits CREDIT_REPLICATION_FACTOR=3, so `serve` creates the
-    topics replicated 3 times with min.insync.replicas=2, as a deployment does.
+    topics replicated 3 times with min.insync.replicas=2, as a deployment does. Its one parameter
+    gives its tests the id ``[kafka]``, as ``broker_under_test``'s do (``ON_CLUSTER``).
     """
+    return emptied(kafka_cluster, monkeypatch)
+
+
+def emptied(kafka_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> BrokerUnderTest:
+    """``real_kafka``'s work: the cluster whole, emptied, and the replication factor set."""
     try:
         ensure_whole(kafka_cluster)
     except ClusterError as exc:
@@ -106,7 +122,7 @@ def real_kafka(kafka_cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Broke
 def broker_under_test(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerUnderTest]:
     """The test's broker: a new embedded one, or the session's Kafka cluster emptied."""
     if request.param == "kafka":
-        yield request.getfixturevalue("real_kafka")
+        yield emptied(request.getfixturevalue("kafka_cluster"), request.getfixturevalue("monkeypatch"))
         return
     with EmbeddedBroker(log_path=tmp_path / "tansu.log") as embedded:
         yield BrokerUnderTest("embedded", embedded.bootstrap, 1)
