@@ -1,7 +1,9 @@
 """Benchmark: end-to-end intake (publish -> ledger -> credit.ledger/credit.outcomes) vs raw produce rate.
 
-Run: python bench/intake.py [--submissions 100000] [--subjects 10000] [--workers 1]
-Starts a fresh embedded broker and `credit-ledger serve --no-http --no-project --workers N` (a
+Run: python bench/intake.py [--submissions 100000] [--subjects 10000] [--workers 1] [--kafka real]
+Starts a fresh embedded broker (``--kafka embedded``, the default) or a 3-node Apache Kafka cluster on
+loopback (``--kafka real``: scripts/kafka_cluster.py, topics replicated 3 times with
+min.insync.replicas=2, as the test suite's cluster) and `credit-ledger serve --no-http --no-project --workers N` (a
 SQLite ledger in a temporary directory; N intake processes), then in this process: (1) the raw
 produce rate, sending the same encoded submissions to a scratch topic with one aiokafka producer; (2) publishes the
 submissions to credit.submissions with the same producer and times until every outcome is on
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +177,32 @@ def print_cpu_use(
     print(f"  {sum(by_role.values()):6.2f} s  in all")
 
 
+def start_broker(kind: str, stack: ExitStack, tmp: Path) -> tuple[str, int, list[int]]:
+    """The broker under test, stopped by ``stack``: its bootstrap, replication factor and pids."""
+    if kind == "real":
+        from tests.integration.kafka import REPLICATION_FACTOR, start_cluster  # noqa: PLC0415
+
+        began = time.monotonic()
+        cluster = start_cluster(tmp / "kafka")
+        stack.callback(cluster.stop, graceful=False)
+        print(f"Apache Kafka cluster of 3 nodes up in {time.monotonic() - began:.1f} s", file=sys.stderr)
+        os.environ["CREDIT_REPLICATION_FACTOR"] = str(REPLICATION_FACTOR)  # the worker's topics too
+        return cluster.bootstrap, REPLICATION_FACTOR, [n.pid for n in cluster.nodes if n.pid]
+    broker = stack.enter_context(EmbeddedBroker())
+    return broker.bootstrap, 1, [broker.pid or 0]
+
+
+def create_topics(bootstrap: str, replicas: int) -> None:
+    """The platform's topics and the raw-produce scratch topic, replicated as the platform's are."""
+    admin.ensure_topics(bootstrap, replication_factor=replicas)
+    from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
+
+    scratch = KafkaAdminClient(bootstrap_servers=bootstrap)
+    durability = {"min.insync.replicas": "2"} if replicas >= 3 else {}
+    scratch.create_topics([NewTopic(SCRATCH, topics.DEFAULT_PARTITIONS, replicas, topic_configs=durability)])
+    scratch.close()
+
+
 async def main_async(args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     generator = SubmissionGenerator(catalogue.latest, subjects=args.subjects, seed=args.seed)
@@ -201,14 +230,9 @@ async def one_run(
     args: argparse.Namespace, catalogue: Any, messages: list[tuple[bytes, bytes]], *, encrypted: bool
 ) -> float | None:
     """One timed run on a fresh broker and data dir; the end-to-end rate (None if it failed)."""
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        bootstrap = broker.bootstrap
-        admin.ensure_topics(bootstrap)
-        from kafka.admin import KafkaAdminClient, NewTopic  # noqa: PLC0415
-
-        scratch = KafkaAdminClient(bootstrap_servers=bootstrap)
-        scratch.create_topics([NewTopic(SCRATCH, topics.DEFAULT_PARTITIONS, 1)])
-        scratch.close()
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        bootstrap, replicas, broker_pids = start_broker(args.kafka, stack, Path(tmp))
+        create_topics(bootstrap, replicas)
 
         raw_seconds = await produce(bootstrap, SCRATCH, messages)
         raw_rate = len(messages) / raw_seconds
@@ -229,7 +253,9 @@ async def one_run(
             await Arrivals(1, Path(tmp) / "ledger.sqlite").run(bootstrap, 60)
 
             pids = {pid: _harness.command_of(pid) for pid in _harness.process_tree(worker.pid)}
-            pids.update(dict.fromkeys(_harness.process_tree(broker.pid or 0), "broker (tansu)"))
+            role = "broker (Apache Kafka JVMs)" if args.kafka == "real" else "broker (tansu)"
+            for pid in broker_pids:
+                pids.update(dict.fromkeys(_harness.process_tree(pid), role))
             pids[os.getpid()] = "bench client (produce + follow)"
             cpu_before = {pid: _harness.cpu_seconds(pid) for pid in pids}
             arrivals = Arrivals(len(messages) + 1, Path(tmp) / "ledger.sqlite")
@@ -249,6 +275,9 @@ async def one_run(
 
     e2e = len(messages) / seconds
     print(_harness.machine())
+    print(
+        f"broker: {'Apache Kafka, 3 nodes, RF 3, min ISR 2' if args.kafka == 'real' else 'embedded (tansu)'}"
+    )
     print(
         f"submissions: {len(messages)} over {args.subjects} subjects "
         f"({sum(len(v) for _, v in messages) / len(messages):.0f} bytes each); intake workers: {args.workers}"
@@ -276,6 +305,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
         "--workers", type=int, default=1, help="intake processes: serve --workers N (default 1)"
+    )
+    parser.add_argument(
+        "--kafka",
+        choices=["embedded", "real"],
+        default="embedded",
+        help="the embedded broker (default) or a 3-node Apache Kafka cluster on loopback",
     )
     parser.add_argument(
         "--show-log", type=int, default=0, metavar="CHARS", help="print the end of the worker's log"

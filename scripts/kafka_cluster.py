@@ -202,15 +202,22 @@ class Cluster:
             "group.initial.rebalance.delay.ms": 0,  # tests and one-machine runs: join groups at once
             "num.partitions": 6,
             "log.segment.bytes": 64 * 1024 * 1024,  # small segments: a test cluster's disk stays small
+            # Three nodes share two cores with the platform: fewer threads than Kafka's defaults
+            # (3 network, 8 I/O, 10 background), ample for one machine's load.
+            "num.network.threads": 2,
+            "num.io.threads": 2,
+            "background.threads": 2,
             **self.overrides,
         }
         return "".join(f"{k}={v}\n" for k, v in settings.items())
 
     def java(self, libs: Path, node: Node, *, tool: bool = False) -> list[str]:
         """The JVM's command line for a node, or for a short-lived tool (small heap, quick start)."""
-        memory = ["-Xmx128m", "-XX:TieredStopAtLevel=1"] if tool else [f"-Xms{HEAP}", f"-Xmx{HEAP}"]
+        memory = ["-Xmx128m"] if tool else [f"-Xms{HEAP}", f"-Xmx{HEAP}"]
+        # C1 only and the serial collector: less CPU on compiling and on collector threads, for a
+        # loopback cluster whose load is small and whose three nodes share a few cores with the rest.
         return [
-            "java", *memory, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "java", *memory, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J}",
             f"-Dkafka.logs.dir={self.node_dir(node)}",

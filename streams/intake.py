@@ -15,7 +15,7 @@ from mode import Service
 
 from contract import topics
 from contract.deadletters import INTAKE, Source
-from ledger.application.service import TRANSIENT, CreditLedger
+from ledger.application.service import MISCONFIGURED, TRANSIENT, CreditLedger
 from ledger.domain.inbox import INBOX_HEADER, InboxSeal
 from ledger.domain.outcomes import Outcome
 from streams.isolation import Backoff, DeadLetters, Failure, Send, correlation_id, settle
@@ -59,7 +59,10 @@ class IntakeStats(RunnerStats):
 
 
 def classify(exc: Exception) -> Failure:
-    """The database unavailable is "not now"; anything else the ledger raises is about the batch."""
+    """The database unavailable is "not now"; this process misconfigured (another master key than
+    the ledger's) ends it; anything else the ledger raises is about the batch."""
+    if isinstance(exc, MISCONFIGURED):
+        return Failure.FATAL
     return Failure.TRANSIENT if isinstance(exc, TRANSIENT) else Failure.POISON
 
 

@@ -16,7 +16,7 @@ from aiokafka import ConsumerRecord
 from contract import topics
 from contract.deadletters import PROJECTOR, Source
 from contract.measures import measures_record
-from ledger.application.service import TRANSIENT
+from ledger.application.service import MISCONFIGURED, TRANSIENT
 from projections.projector import Projector
 from projections.store import ProjectionStore
 from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
@@ -46,8 +46,11 @@ STORE_UNAVAILABLE = _database_errors()
 
 
 def classify(exc: Exception) -> Failure:
-    """The store (or the ledger, read to repair a gap) unavailable is "not now"; anything else a
-    fold raises is about the messages."""
+    """The store (or the ledger, read to repair a gap) unavailable is "not now"; this process
+    given another master key than the ledger's (opening a name for the blind index) ends it;
+    anything else a fold raises is about the messages."""
+    if isinstance(exc, MISCONFIGURED):
+        return Failure.FATAL
     return Failure.TRANSIENT if isinstance(exc, STORE_UNAVAILABLE) else Failure.POISON
 
 

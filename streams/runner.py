@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -129,13 +131,23 @@ class Lease:
     on a Faust timer on the leader of the Faust app's group (streams/scheduling.py).
     """
 
-    def __init__(self, bootstrap: str, topic: str, group: str, *, session_timeout: float = 6.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        *,
+        session_timeout: float = 6.0,
+        client_id: str | None = None,
+    ) -> None:
         self.partition = TopicPartition(topic, 0)
         self.consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
             group_id=group,
             enable_auto_commit=False,
+            # Who holds the lease, as `kafka-consumer-groups.sh --describe` and DescribeGroups show it.
+            client_id=client_id or f"{group}-{socket.gethostname()}-{os.getpid()}",
             **group_timing(session_timeout),
         )
 

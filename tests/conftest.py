@@ -23,6 +23,9 @@ SECRET = b"test-secret-of-at-least-16-bytes"
 MASTER_KEY = bytes(range(32))
 """The tests' master key: every ledger a test builds seals its personal fields, as production does."""
 
+# The brokers (the embedded one, the Apache Kafka cluster): one session fixture for every folder.
+pytest_plugins = ("tests.integration.brokers",)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Let SIGINT reach what the tests start, as a reader's Ctrl-C does.

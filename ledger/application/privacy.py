@@ -134,9 +134,18 @@ class KeyRing:
         return nonce + self._master.encrypt(nonce, key, f"{kid}|{stream}|{unit}".encode())
 
     def _unwrap(self, row: DataKeyRow) -> bytes | None:
-        kid, stream, unit, _master_id, wrapped, _created, _shredded = row
+        kid, stream, unit, master_id, wrapped, _created, _shredded = row
         if wrapped is None:
             return None
+        if master_id != self.master_key_id:
+            # Another process on this ledger wraps its data keys under another master key (workers
+            # started with different keys on a new ledger pass the check at start): a configuration
+            # error to stop on, not a forged key to reject one submission for.
+            raise MasterKeyMismatch(
+                f"data key {kid} is wrapped by master key {master_id}, but this process's master key is "
+                f"{self.master_key_id}: every worker on one ledger must be given the same master key "
+                "(CREDIT_MASTER_KEY, or the same DATA_DIR/master.key; see docs/privacy.md)"
+            )
         try:
             key = self._master.decrypt(wrapped[:12], wrapped[12:], f"{kid}|{stream}|{unit}".encode())
         except InvalidTag:
@@ -433,6 +442,23 @@ class BatchSealer:
 
     def rows(self) -> list[DataKeyRow]:
         return [row for _key, row in self.created.values()]
+
+    def mark(self) -> int:
+        """How many keys were created so far (``created`` keeps their order): ``discard_since``
+        drops those a rejected command adds after."""
+        return len(self.created)
+
+    def discard_since(self, mark: int) -> None:
+        """A command was rejected: the keys it created seal nothing that is saved, so they are not
+        saved either. Kept, a new subject's ``file`` key would be stored with no event of its stream,
+        and every process that had not made it (another worker, this one restarted) would create
+        it again for the subject's next filing (its stream has no file: no key is looked up) and
+        fail on the key's unique id, turning each of the subject's submissions into internal_error."""
+        if len(self.created) > mark:
+            dropped = set(list(self.created)[mark:])
+            for kid in dropped:
+                del self.created[kid]
+            self._units = {unit: found for unit, found in self._units.items() if found[0] not in dropped}
 
     def committed(self) -> None:
         """The batch is saved: its keys may now be used by later batches.

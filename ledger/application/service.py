@@ -39,7 +39,7 @@ from ledger.application.ports import (
     SessionStore,
     SubmissionRegister,
 )
-from ledger.application.privacy import BatchSealer, KeyRing, NameIndex, key_id
+from ledger.application.privacy import BatchSealer, KeyRing, MasterKeyMismatch, NameIndex, key_id
 from ledger.application.reception import Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, InterfaceError)
 """Database errors that mean "not now" (unreachable, locked): worth retrying the same batch."""
+MISCONFIGURED = (MasterKeyMismatch,)
+"""Errors of this process's configuration, not of a submission: raised, never a rejection (another
+worker's data keys under another master key would otherwise turn its subjects' submissions into
+``internal_error`` one by one)."""
 
 
 def utc_now() -> datetime:
@@ -328,6 +332,8 @@ class CreditLedger(Application[UUID]):
                 )
             except TRANSIENT:
                 raise  # the database is unavailable: the caller retries the batch later
+            except MISCONFIGURED:
+                raise
             except Exception:
                 log.exception(
                     "a batch of %d could not be applied; applying its submissions one by one", len(batch)
@@ -340,7 +346,7 @@ class CreditLedger(Application[UUID]):
                 try:
                     outcomes.extend(self.submit([raw], sources=source))
                     break
-                except TRANSIENT:
+                except (*TRANSIENT, *MISCONFIGURED):
                     raise
                 except IntegrityError:
                     # Another writer changed the file meanwhile (the platform's own commands for a
@@ -433,15 +439,26 @@ class CreditLedger(Application[UUID]):
         ctx = Context(
             at=now, occurred_at=env.occurred_at, department=department, submission=env.key, sealer=uow.sealer
         )
+        sealer = cast("BatchSealer | None", uow.sealer)
+        keys_before = sealer.mark() if sealer is not None else 0
+
+        def discard() -> None:  # a rejected command leaves no file and no data key behind
+            uow.discard_opened()
+            if sealer is not None:
+                sealer.discard_since(keys_before)
+
         uow.begin()
         try:
             file = handle(item.command, uow, self.catalogue, ctx)
         except LedgerError as exc:
-            uow.discard_opened()
+            discard()
             self._check_unchanged(uow, exc)
             return receipt(REJECTED, str(self.command_key(item.command)), (), exc.as_reason())
+        except MISCONFIGURED:
+            discard()
+            raise
         except Exception as exc:
-            uow.discard_opened()
+            discard()
             self._check_unchanged(uow, exc)
             reason = internal_error("submission %s/%s could not be applied", department, submission_id)
             return receipt(REJECTED, str(self.command_key(item.command)), (), reason)

@@ -34,12 +34,14 @@ class Served:
         bootstrap: str | None = None,
         http: bool = False,
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.bootstrap = bootstrap
         self.extra_args = extra_args  # e.g. ("--no-relay",)
+        self.env = env or {}  # e.g. CREDIT_DATABASE_URL
         self.http_port = free_port() if http else None
-        self.log = data_dir / f"serve-{int(time.time() * 1000)}.log"
+        self.log = data_dir / f"serve-{time.time_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Served:
@@ -48,6 +50,7 @@ class Served:
             "CREDIT_DATA_DIR": str(self.data_dir),
             "CREDIT_KAFKA_SESSION_TIMEOUT": SESSION_TIMEOUT,
             "CREDIT_SUBJECT_SECRET": SUBJECT_SECRET,
+            **self.env,
         }
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         if self.bootstrap:
@@ -58,7 +61,13 @@ class Served:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        found = wait_for(lambda: re.search(r"kafka: +(\S+)", self.log.read_text()), timeout, self.describe)
+        try:
+            found = wait_for(
+                lambda: re.search(r"kafka: +(\S+)", self.log.read_text()), timeout, self.describe
+            )
+        except BaseException:
+            self.kill()  # a serve that did not come up must not outlive the test
+            raise
         self.bootstrap = found.group(1)
         return self
 
@@ -67,7 +76,8 @@ class Served:
 
     def kill(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 20.0) -> int:

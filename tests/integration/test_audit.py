@@ -29,6 +29,7 @@ from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpo
 from ledger.verification.merkle import Checkpoint, CheckpointSigner, checkpoint_hash, generate_seed, key_id
 from streams.admin import ensure_topics
 from streams.digests import CheckpointPublisher
+from tests.integration.kafka import BrokerUnderTest
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDITOR = ROOT / "auditor" / "auditor.py"
@@ -526,12 +527,14 @@ def test_a_proof_for_an_event_no_checkpoint_covers_yet_is_refused_with_the_remed
 
 
 def test_verify_from_kafka_checks_the_checkpoints_the_publisher_sent_and_names_a_forged_one(
-    data: DataDir, bootstrap: str
+    data: DataDir, broker_under_test: BrokerUnderTest
 ) -> None:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
+    bootstrap = broker_under_test.bootstrap
     topic = f"test.digests.{uuid.uuid4().hex[:8]}"
-    ensure_topics(bootstrap, specs=[TopicSpec(topic, 1, {}, "checkpoints for this test")])
+    spec = TopicSpec(topic, 1, {}, "checkpoints for this test", broker_under_test.replication_factor)
+    ensure_topics(bootstrap, specs=[spec])
     data.submit(10)
 
     async def publish_twice() -> list[int]:

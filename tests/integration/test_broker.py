@@ -1,8 +1,13 @@
-"""The embedded broker starts, stops and carries keyed messages; the topic contract is created."""
+"""The embedded broker starts and stops; both brokers carry keyed messages and take the topic contract.
+
+Tests taking ``fresh_broker``/``broker_under_test`` run on the embedded broker and on the Apache
+Kafka cluster; those taking ``broker``/``bootstrap`` are about the embedded broker itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -21,7 +26,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from contract.topics import ALL_TOPICS, LEDGER, SUBMISSIONS, TopicSpec, topic_specs
 from streams.admin import TopicError, describe_partitions, ensure_topics
 from streams.broker import BrokerError, EmbeddedBroker, port_is_free, probe_metadata
-from streams.producing import send_all, start_producer
+from streams.producing import producer_settings, send_all, start_producer
+from tests.integration.kafka import BrokerUnderTest
 
 # Tansu lets a consumer group join only after half the *session* timeout, rounded up to
 # whole seconds (kafka-python's default 45 s means a 23 s wait; the rebalance timeout,
@@ -39,16 +45,28 @@ def _unique_topic(partitions: int = 6) -> TopicSpec:
     return TopicSpec(f"test.{uuid.uuid4().hex[:12]}", partitions, {}, "a test's own topic")
 
 
-@pytest.fixture
-def topic(bootstrap: str) -> str:
-    """A fresh six-partition topic on the session's broker."""
-    spec = _unique_topic()
-    assert ensure_topics(bootstrap, specs=[spec], timeout=5) == [spec.name]
+def _new_topic(bootstrap: str, replication_factor: int = 1) -> str:
+    spec = dataclasses.replace(_unique_topic(), replication_factor=replication_factor)
+    assert ensure_topics(bootstrap, specs=[spec], timeout=10) == [spec.name]
     return spec.name
 
 
 @pytest.fixture
-def producer(bootstrap: str) -> Iterator[Any]:
+def topic(broker_under_test: BrokerUnderTest) -> str:
+    """A fresh six-partition topic on the test's broker, replicated as the broker's topics are."""
+    return _new_topic(broker_under_test.bootstrap, broker_under_test.replication_factor)
+
+
+@pytest.fixture
+def producer(fresh_broker: str) -> Iterator[Any]:
+    kafka_producer = KafkaProducer(bootstrap_servers=fresh_broker, acks="all", linger_ms=5)
+    yield kafka_producer
+    kafka_producer.close(timeout=5)
+
+
+@pytest.fixture
+def embedded_producer(bootstrap: str) -> Iterator[Any]:
+    """A producer to the session's embedded broker (for the tests about that broker itself)."""
     kafka_producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     yield kafka_producer
     kafka_producer.close(timeout=5)
@@ -81,39 +99,49 @@ def test_embedded_broker_answers_on_a_loopback_port(broker: EmbeddedBroker) -> N
         admin.close()
 
 
-def test_topics_are_created_once_with_the_configured_partitions() -> None:
-    with EmbeddedBroker() as fresh:
-        assert ensure_topics(fresh.bootstrap, partitions=3, timeout=5) == list(ALL_TOPICS)
-        assert ensure_topics(fresh.bootstrap, partitions=3, timeout=5) == []
-        assert describe_partitions(fresh.bootstrap, ALL_TOPICS) == dict.fromkeys(ALL_TOPICS, 3)
+def test_topics_are_created_once_with_the_configured_partitions(broker_under_test: BrokerUnderTest) -> None:
+    fresh, replicas = broker_under_test.bootstrap, broker_under_test.replication_factor
+    assert ensure_topics(fresh, partitions=3, replication_factor=replicas, timeout=10) == list(ALL_TOPICS)
+    assert ensure_topics(fresh, partitions=3, replication_factor=replicas, timeout=10) == []
+    assert describe_partitions(fresh, ALL_TOPICS) == dict.fromkeys(ALL_TOPICS, 3)
 
-        with pytest.raises(TopicError, match="exists with 3 partitions, but the contract says 6"):
-            ensure_topics(fresh.bootstrap, partitions=6, timeout=5)
+    with pytest.raises(TopicError, match="exists with 3 partitions, but the contract says 6"):
+        ensure_topics(fresh, partitions=6, replication_factor=replicas, timeout=10)
 
 
-def test_the_ledger_is_kept_forever_and_the_broker_is_told_so(bootstrap: str) -> None:
+def test_the_ledger_is_kept_forever_and_the_broker_is_told_so(broker_under_test: BrokerUnderTest) -> None:
     specs = {spec.name: spec for spec in topic_specs()}
     forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
     assert specs[LEDGER].configs == forever
     assert specs[SUBMISSIONS].configs["cleanup.policy"] == "delete"  # never compacted
     assert int(specs[SUBMISSIONS].configs["retention.ms"]) > 0
 
-    ensure_topics(bootstrap, timeout=5)
+    bootstrap, replicas = broker_under_test.bootstrap, broker_under_test.replication_factor
+    ensure_topics(bootstrap, replication_factor=replicas, timeout=10)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
         described = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, LEDGER, None)], config_filter="all"
         )
+        (ledger,) = admin.describe_topics([LEDGER])
     finally:
         admin.close()
-    # Tansu stores and echoes the configs it was given (it enforces none: memory only).
-    echoed = {name: entry["value"] for name, entry in described["topic"][LEDGER].items()}
-    assert echoed == forever
+    entries = described["topic"][LEDGER]
+    if not broker_under_test.is_kafka:
+        # Tansu stores and echoes the configs it was given (it enforces none: memory only).
+        assert {name: entry["value"] for name, entry in entries.items()} == forever
+        return
+    # Apache Kafka lists every config; the ledger's are set on the topic itself, and every
+    # partition has 3 replicas of which 2 must acknowledge a write.
+    durable = {**forever, "min.insync.replicas": "2"}
+    assert {name: entries[name]["value"] for name in durable} == durable
+    assert {len(p["replica_nodes"]) for p in ledger["partitions"]} == {3}
 
 
 def test_a_message_produced_with_a_key_is_consumed_by_a_consumer_group(
-    bootstrap: str, topic: str, producer: Any
+    fresh_broker: str, topic: str, producer: Any
 ) -> None:
+    bootstrap = fresh_broker
     sent = producer.send(topic, key=b"110101199003074514", value=b'{"n": 1}').get(timeout=5)
     group = f"test-group-{uuid.uuid4().hex[:8]}"
     consumer = KafkaConsumer(
@@ -136,8 +164,9 @@ def test_a_message_produced_with_a_key_is_consumed_by_a_consumer_group(
 
 
 def test_messages_with_the_same_key_land_in_one_partition_in_order(
-    bootstrap: str, topic: str, producer: Any
+    fresh_broker: str, topic: str, producer: Any
 ) -> None:
+    bootstrap = fresh_broker
     keys = [b"subject-A", b"subject-B", b"subject-C"]
     futures = [
         (key, n, producer.send(topic, key=key, value=f"{key.decode()}:{n}".encode()))
@@ -167,9 +196,10 @@ def test_messages_with_the_same_key_land_in_one_partition_in_order(
 
 
 def test_end_offsets_under_report_a_batched_write_but_consumption_is_complete(
-    bootstrap: str, producer: Any
+    bootstrap: str, embedded_producer: Any
 ) -> None:
     """Documents Tansu's quirk: never decide "read to the end" from end offsets."""
+    producer = embedded_producer
     spec = _unique_topic(partitions=1)
     ensure_topics(bootstrap, specs=[spec], timeout=5)
     futures = [producer.send(spec.name, key=b"k", value=str(n).encode()) for n in range(10)]
@@ -269,8 +299,10 @@ def test_a_broker_that_exits_at_once_reports_its_exit_code(tmp_path: Path) -> No
 
 
 def test_the_embedded_broker_grants_no_idempotent_producer_so_the_factory_produces_without(
-    topic: str, bootstrap: str, caplog: pytest.LogCaptureFixture
+    bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    topic = _new_topic(bootstrap)
+
     # Pinned so that a Tansu that starts granting producer ids shows here (docs/streams.md, the runner).
     async def produce() -> int:
         producer = await start_producer(bootstrap)
@@ -286,3 +318,36 @@ def test_the_embedded_broker_grants_no_idempotent_producer_so_the_factory_produc
     assert "Unexpected error during InitProducerIdRequest" not in caplog.text, "said once, not as an error"
     with pytest.raises(KafkaError):
         asyncio.run(start_producer(bootstrap, idempotent=True))
+
+
+def test_apache_kafka_grants_the_factory_an_idempotent_producer_with_acks_all(
+    real_kafka: BrokerUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    bootstrap = real_kafka.bootstrap
+    topic = _new_topic(bootstrap, real_kafka.replication_factor)
+
+    async def produce() -> tuple[int, int]:
+        producer = await start_producer(bootstrap)
+        try:
+            manager = producer._txn_manager
+            assert manager is not None, "idempotence granted: the producer has a producer id"
+            return await send_all(producer, topic, [(b"k", b"v1"), (b"k", b"v2")]), manager.producer_id
+        finally:
+            await producer.stop()
+
+    with caplog.at_level(logging.INFO):
+        sent, producer_id = asyncio.run(produce())
+    assert sent == 2
+    assert producer_id >= 0, "the cluster assigned a producer id"
+    assert "does not grant idempotent producers" not in caplog.text
+    settings = producer_settings(bootstrap, idempotent=True)
+    assert (settings["acks"], settings["enable_idempotence"]) == ("all", True)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(6)])
+        records = _poll_until(consumer, 2)
+    finally:
+        consumer.close()
+    assert [r.value for r in records] == [b"v1", b"v2"], "each once, in order"

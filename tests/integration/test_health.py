@@ -7,7 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +15,12 @@ import pytest
 from kafka import KafkaProducer
 
 from contract import topics
-from streams.broker import EmbeddedBroker
 from streams.clients import publish
 from tests.conftest import example
 from tests.integration.serving import Served, wait_for
 
 SUBMISSIONS = ["file_record", "file_record_organisation", "correct_record", "designate"]
 STALL_SECONDS = "1"  # CREDIT_HEALTH_STALL_SECONDS for these tests: a stall shows within a second or two
-
-
-@pytest.fixture
-def fresh_broker(tmp_path: Path) -> Iterator[str]:
-    """A broker of this test's own: the topics have fixed names, so tests must not share them."""
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        yield broker.bootstrap
 
 
 @pytest.fixture
@@ -227,9 +219,9 @@ def test_the_scheduler_runs_on_exactly_one_worker_the_faust_leader(
     data = tmp_path / "data"
     first = Served(data, bootstrap=fresh_broker, http=True).start()
     second = Served(data, bootstrap=fresh_broker, http=True, extra_args=("--no-relay", "--no-project"))
-    second.start()
     workers = [first, second]
     try:
+        second.start()  # inside: a second that cannot start must not leave the first running
         views: list[dict[str, Any]] = []
 
         def settled() -> bool:
@@ -260,5 +252,5 @@ def test_the_scheduler_runs_on_exactly_one_worker_the_faust_leader(
         assert (after[leader]["leader"], after[other]["leader"]) == (True, False)
         assert after[leader]["last_run_at"] is not None
     finally:
-        assert second.stop() == 0
-        assert first.stop() == 0
+        stopped = [w.stop() for w in reversed(workers) if w.process is not None]
+        assert stopped == [0] * len(stopped)

@@ -17,10 +17,10 @@ import orjson
 import pytest
 
 from contract import topics
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import free_port
 from streams.clients import publish
 from tests.conftest import example
-from tests.integration.serving import Served, cli, records, serving_alone, wait_for
+from tests.integration.serving import Served, cli, records, wait_for
 
 ASKING = ("--purpose", "supervision_inspection", "--basis", "《社会信用体系建设法》")
 EXAMPLES = [
@@ -38,9 +38,14 @@ EXAMPLES = [
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    with serving_alone(tmp_path) as s:
+def served(fresh_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    with monkeypatch.context() as scheduling:
+        scheduling.setenv("CREDIT_SCHEDULER_INTERVAL", "1")
+        s = Served(tmp_path / "data", bootstrap=fresh_broker, http=True).start()
+    try:
         yield s
+    finally:
+        assert s.stop() == 0
 
 
 def file_the_first_record(served: Served) -> None:
@@ -154,68 +159,67 @@ def test_every_status_query_is_recorded_and_reaches_the_query_audit_topic(served
     assert summary["recorded_status_queries_checked"] >= 1
 
 
-def test_after_a_mixed_demo_run_rebuild_and_replay_equal_the_live_views(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
-        env = {
-            **os.environ,
-            "CREDIT_DATA_DIR": str(tmp_path / "data"),
-            "CREDIT_KAFKA_BOOTSTRAP": broker.bootstrap,
-            "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
-            "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
-            "CREDIT_SCHEDULER_INTERVAL": "2",
-        }
-        demo = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "credit_ledger.cli",
-                "demo",
-                "--duration",
-                "14",
-                "--rate",
-                "150",
-                "--json",
-                "--http-port",
-                str(free_port()),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+def test_after_a_mixed_demo_run_rebuild_and_replay_equal_the_live_views(
+    fresh_broker: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "CREDIT_DATA_DIR": str(tmp_path / "data"),
+        "CREDIT_KAFKA_BOOTSTRAP": fresh_broker,
+        "CREDIT_KAFKA_SESSION_TIMEOUT": "2",
+        "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
+        "CREDIT_SCHEDULER_INTERVAL": "2",
+    }
+    demo = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "credit_ledger.cli",
+            "demo",
+            "--duration",
+            "14",
+            "--rate",
+            "150",
+            "--json",
+            "--http-port",
+            str(free_port()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    final = json.loads(demo.stdout.splitlines()[-1])
+    assert final["final"]
+    assert final["accepted"] > 500
+    assert final["rejected"] > 0  # the demo sends bad submissions on purpose
+    served = Served(tmp_path / "data", bootstrap=fresh_broker)
+    served.bootstrap = fresh_broker
+    # The demo stops its projector wherever it was; a projector run now catches up from its
+    # committed offsets, and the rebuild must come to equal the live views.
+    projector = subprocess.Popen(
+        [sys.executable, "-m", "credit_ledger.cli", "project"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        rebuilt = wait_for(
+            lambda: (
+                (r := cli(served, "projections", "rebuild", "--into", str(tmp_path / "rebuilt"))).returncode
+                == 0
+                and r
+            ),
+            60,
         )
-        assert demo.returncode == 0, demo.stderr[-2000:]
-        final = json.loads(demo.stdout.splitlines()[-1])
-        assert final["final"]
-        assert final["accepted"] > 500
-        assert final["rejected"] > 0  # the demo sends bad submissions on purpose
-        served = Served(tmp_path / "data", bootstrap=broker.bootstrap)
-        served.bootstrap = broker.bootstrap
-        # The demo stops its projector wherever it was; a projector run now catches up from its
-        # committed offsets, and the rebuild must come to equal the live views.
-        projector = subprocess.Popen(
-            [sys.executable, "-m", "credit_ledger.cli", "project"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            rebuilt = wait_for(
-                lambda: (
-                    (
-                        r := cli(served, "projections", "rebuild", "--into", str(tmp_path / "rebuilt"))
-                    ).returncode
-                    == 0
-                    and r
-                ),
-                60,
-            )
-        finally:
-            projector.terminate()
-            projector.wait(timeout=20)
-        assert json.loads(rebuilt.stdout.splitlines()[-1])["differences"] == 0
-        replayed = cli(served, "replay", "--into", str(tmp_path / "replayed"), "--idle", "1")
-        assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-2000:]
-        summary = json.loads(replayed.stdout.splitlines()[-1])
-        assert summary["events"] > 500
-        assert summary["differences"] == 0
+    finally:
+        projector.terminate()
+        projector.wait(timeout=20)
+    assert json.loads(rebuilt.stdout.splitlines()[-1])["differences"] == 0
+    replayed = cli(served, "replay", "--into", str(tmp_path / "replayed"), "--idle", "1")
+    assert replayed.returncode == 0, replayed.stdout[-3000:] + replayed.stderr[-2000:]
+    summary = json.loads(replayed.stdout.splitlines()[-1])
+    assert summary["events"] > 500
+    assert summary["differences"] == 0

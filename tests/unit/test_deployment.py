@@ -15,9 +15,9 @@ import yaml
 from contract.topics import topic_specs
 from scripts.kafka_cluster import KAFKA_VERSION, Cluster, Node
 from streams.producing import producer_settings
+from tests.integration.kafka import REPLICATION_FACTOR
 
 ROOT = Path(__file__).resolve().parents[2]
-REPLICATION_FACTOR = 3  # what a cluster of scripts/kafka_cluster.py runs topics with (its 3 nodes)
 
 
 def compose() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from credit_ledger.cli import main
 from credit_ledger.compose import build_ledger
 from credit_ledger.config import VARIABLES, ConfigError, Settings
 from credit_ledger.masterkey import rotate_master_key
-from ledger.application.privacy import KeyRing, SealedValueAltered, master_key_id
+from ledger.application.privacy import KeyRing, MasterKeyMismatch, SealedValueAltered, master_key_id
 from ledger.application.queries import QueryService
 from ledger.application.service import CreditLedger
 from ledger.domain.access import Principal
@@ -30,6 +30,9 @@ from ledger.domain.personal import Envelope, seal_personal
 from ledger.verification.audit import audit
 from projections.projector import Projector
 from projections.store import ProjectionStore
+from streams.intake import classify as intake_classify
+from streams.isolation import Failure
+from streams.projecting import classify as projector_classify
 from streams.scheduling import Scheduler
 from tests.conftest import SECRET, Clock, example, file_of
 
@@ -338,3 +341,55 @@ def test_the_plan_seals_what_the_declaration_names_copies_what_it_changes_and_ma
     empty = ring.batch()
     seal_personal(empty, "ObjectionRaised", 1, UUID(_STREAM), 3, {"record": "r", "grounds": None})
     assert empty.rows() == [], "an event with nothing to seal makes no key"
+
+
+def test_a_worker_given_another_master_key_than_the_one_wrapping_a_subjects_data_key_stops_with_why(
+    tmp_path: Path,
+) -> None:
+    """Two workers started on a new ledger with different master keys both pass the start's check
+    (no data key exists yet); the second, meeting a data key the first wrapped, must not turn the
+    subject's submissions into internal_error one by one: it raises the configuration error."""
+    first = build_ledger(Settings(data_dir=tmp_path, master_key="a" * 64, subject_secret="s" * 32))
+    second = build_ledger(Settings(data_dir=tmp_path, master_key="b" * 64, subject_secret="s" * 32))
+    try:
+        (accepted,) = first.submit_safely([example("file_record")])
+        assert accepted.status == "accepted"
+        statement = {**example("add_statement"), "subject": example("file_record")["subject"]}
+        with pytest.raises(
+            MasterKeyMismatch, match=r"every worker on one ledger must be given the same"
+        ) as err:
+            second.submit_safely([statement])
+        assert master_key_id(bytes.fromhex("a" * 64)) in str(err.value)
+        assert master_key_id(bytes.fromhex("b" * 64)) in str(err.value)
+        # The intake and the projector end (never a rejection, never a parked message): the log says why.
+        assert intake_classify(err.value) is Failure.FATAL
+        assert projector_classify(err.value) is Failure.FATAL
+    finally:
+        first.close()
+        second.close()
+    with pytest.raises(ConfigError, match="wrapped by master key"):  # and a restart with it refuses
+        build_ledger(Settings(data_dir=tmp_path, master_key="b" * 64, subject_secret="s" * 32))
+
+
+def test_a_rejected_first_filing_leaves_no_data_key_so_a_restarted_worker_files_for_the_subject(
+    tmp_path: Path,
+) -> None:
+    """A filing refused after the new file sealed the subject's name (here: a department not
+    registered for the category) must not save that file's key: with no event of its stream, a
+    process that did not make it (another worker, or this one restarted) creates it again for the
+    subject's next filing and fails on the key's unique id, every time (internal_error)."""
+    settings = Settings(data_dir=tmp_path, master_key="a" * 64, subject_secret="s" * 32)
+    refused = {**example("file_record"), "submission_id": "VOL-1", "department": "volunteer_federation"}
+    first = build_ledger(settings)
+    try:
+        (outcome,) = first.submit_safely([refused])
+        assert (outcome.status, (outcome.reason or {}).get("code")) == ("rejected", "not_authorised")
+        assert {row[1] for row in first.data_keys.live_data_keys()} == {"rejections"}
+    finally:
+        first.close()
+    restarted = build_ledger(settings)  # its key ring remembers no key
+    try:
+        (outcome,) = restarted.submit_safely([example("file_record")])
+        assert outcome.status == "accepted", outcome.reason
+    finally:
+        restarted.close()
