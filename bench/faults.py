@@ -10,8 +10,8 @@ the worker and lease scenarios, a throw-away PostgreSQL; then runs, each on the 
 - ``lease``: kill -9 the relay's lease holder and the scheduler's leader;
 - ``campaign``: ``--kills`` kill -9 of intake workers (in turn) during a ``--campaign`` load, on the cluster;
 - ``embedded``: `serve` with its embedded broker killed a third of the way through; what the broker
-  alone held is counted as vanished and sent again (``credit-ledger publish --until-outcome`` is not
-  on main yet, so the harness re-sends, as a department would).
+  alone held is counted as vanished and sent again by the harness, as a department's
+  ``credit-ledger publish --until-outcome`` does.
 
 Prints each scenario's report (tests/faults/scenarios.Report) and its wall time. The tests run the
 same functions at CI sizes and assert the counts; this only prints them (docs/benchmarks.md).
