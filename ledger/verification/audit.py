@@ -20,7 +20,7 @@ from ledger.verification.checkpoint_audit import anchors, check_checkpoints
 from ledger.verification.checkpoints import SourcedCheckpoint
 from ledger.verification.policy import WitnessPolicy
 from ledger.verification.problems import Problem
-from ledger.verification.register import RegisterWalk, SubmissionTally, cross_check, walk_register
+from ledger.verification.register import SubmissionTally, cross_check, walk_register
 from ledger.verification.sealed import SealedTally, check_sealed
 from ledger.verification.transparency import PAGE, LedgerTree, hash_in_state, stored_event_hash
 
@@ -87,24 +87,28 @@ def audit(
     tree = LedgerTree(ledger, page=page)
     problems: list[Problem] = []
     signed_at = anchors(checkpoints)
-    walked: list[RegisterWalk] = []
 
-    def tree_and_register() -> None:
-        _tree_only(ledger, tree, problems, page, progress)
-        walked.append(walk_register(ledger, signed_at, page=page))
-
+    # A ledger being written while it is verified: every receipt up to here was committed with its
+    # events before the scan below began, so the scan holds them; a later one may name events the
+    # scan did not reach (its link is still checked). The register is walked after the scans, so
+    # every event they read has its receipt there (committed in the same transaction).
+    settled = ledger.reader.last_receipt_position()
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and type(ledger.factory).__name__ != "POPOFactory"
     if parallel:
-        breaks, tally = _chains_beside(ledger, tree_and_register)
+        breaks, tally = _chains_beside(ledger, lambda: _tree_only(ledger, tree, problems, page, progress))
     else:
         tally = SubmissionTally()
         breaks = verify_streams(tally.tap(_scan(ledger, tree, problems, page, progress)))
-        walked.append(walk_register(ledger, signed_at, page=page))
-    (register,) = walked
+    register = walk_register(ledger, signed_at, page=page)
     chain_problems = _chain_problems(ledger, breaks, page)
     sealed_problems, sealed = check_sealed(ledger, page)
-    problems[:0] = [*chain_problems, *sealed_problems, *register.problems, *cross_check(register, tally)]
+    problems[:0] = [
+        *chain_problems,
+        *sealed_problems,
+        *register.problems,
+        *cross_check(register, tally, settled=settled),
+    ]
     distinct, checked = check_checkpoints(
         tree,
         checkpoints,

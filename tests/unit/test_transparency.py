@@ -43,7 +43,7 @@ from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from ledger.verification.transparency import LedgerTree, ProofRangeError, UnknownEvent
 from streams.digests import CheckpointPublisher
 from streams.web.proofs import ProofService
-from tests.conftest import SECRET
+from tests.conftest import SECRET, example
 
 NOW = datetime(2026, 11, 1, 9, tzinfo=UTC)
 
@@ -555,3 +555,30 @@ def test_the_proof_views_are_served_under_v1_proofs_from_the_workers_data_dir(
         assert (status, len(body["checkpoints"])) == (200, 1)
 
     asyncio.run(run())
+
+
+def test_a_ledger_written_while_it_is_verified_shows_no_problem_for_the_receipts_added_meanwhile(
+    ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduler kept filing while an auditor's verify ran (the fault suite's broker kill):
+    # receipts committed after the events were read named events the read had not reached.
+    ledger.submit([example("file_record")])
+    import ledger.verification.audit as audit_module  # noqa: PLC0415 - the walk to wrap
+
+    walk = audit_module.walk_register
+
+    def write_then_walk(*args: Any, **kwargs: Any) -> Any:
+        filed = example("file_record")
+        another = {
+            **filed,
+            "submission_id": "WRITTEN-DURING-VERIFY",
+            "record": {**filed["record"], "record_id": "SW-2026-0999"},
+        }
+        (outcome,) = ledger.submit([another])
+        assert outcome.status == "accepted", outcome.reason
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(audit_module, "walk_register", write_then_walk)
+    report = audit(ledger, parallel=False)
+    assert report.problems == []
+    assert report.receipts == 2  # the new one is walked and its link checked
