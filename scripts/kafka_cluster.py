@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -79,10 +80,25 @@ def fetch(quiet: bool = True) -> Path:
     return libs
 
 
+_LISTEN_PORTS = range(20000, 32768)
+"""Where the nodes listen: below Linux's ephemeral range (32768-60999). A port the kernel hands out
+as free is free only until the JVM binds it, seconds later; an outgoing connection of any process
+on the machine may take it in between (seen: "BindException: Address already in use" while other
+test suites ran). Outgoing connections never take a port outside the ephemeral range."""
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port in ``_LISTEN_PORTS`` nothing listens on now."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(_LISTEN_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ClusterError(f"no free port in {_LISTEN_PORTS.start}-{_LISTEN_PORTS.stop - 1} after 200 tries")
 
 
 @dataclass

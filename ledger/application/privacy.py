@@ -23,6 +23,7 @@ import logging
 import os
 import unicodedata
 from binascii import b2a_base64 as _b2a
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -113,7 +114,10 @@ class KeyRing:
         self.master_key_id = master_key_id(master_key)
         self._master = AESGCM(master_key)
         self._keys: dict[str, tuple[bytes | None, str]] = {}  # key id -> (key or None if shredded, stream)
-        self._ciphers: dict[str, AESGCM] = {}  # key id -> its AESGCM, for the keys used last
+        # key id -> its AESGCM, for the keys used last. An OrderedDict: evicting the oldest of a plain
+        # dict (del d[next(iter(d))]) scans the slots its earlier deletions left, which made verify,
+        # meeting a new key at almost every value, spend 5 of its 74 profiled seconds there.
+        self._ciphers: OrderedDict[str, AESGCM] = OrderedDict()
 
     def check(self, also: str | None = None) -> None:
         """Refuse to start with a master key that wraps none of the stored data keys (``also``: the
@@ -161,7 +165,7 @@ class KeyRing:
         cipher = self._ciphers.get(kid)
         if cipher is None:
             if len(self._ciphers) >= _CIPHERS:
-                del self._ciphers[next(iter(self._ciphers))]
+                self._ciphers.popitem(last=False)
             cipher = self._ciphers[kid] = AESGCM(key)
         return cipher
 
@@ -173,6 +177,20 @@ class KeyRing:
                 return None
             found = self._remember(kid, self._unwrap(row), row[1])
         return found
+
+    def prefetch(self, key_ids: Iterable[str]) -> None:
+        """Load the data keys of ``key_ids`` not yet in memory with one store call, so that a walk over
+        many sealed values (``verify``) asks the store once a page, not once a value. A wrapped key
+        that does not unwrap is left out: ``open`` and ``examine`` then name it for each value."""
+        missing = {kid for kid in key_ids if kid not in self._keys}
+        if not missing:
+            return
+        for kid, row in self.store.data_keys(missing).items():
+            try:
+                key = self._unwrap(row)
+            except SealedValueAltered:
+                continue
+            self._remember(kid, key, row[1])
 
     def _remember(self, kid: str, key: bytes | None, stream: str) -> tuple[bytes | None, str]:
         if len(self._keys) >= _MEMO:
@@ -198,7 +216,9 @@ class KeyRing:
 
         Raises SealedValueAltered if the ciphertext or its stated place was altered."""
         envelope = Envelope.parse(text)
-        found = self._find(envelope.key_id)
+        return self._open(envelope, self._find(envelope.key_id))
+
+    def _open(self, envelope: Envelope, found: tuple[bytes | None, str] | None) -> Any:
         if found is None:
             msg = f"sealed value of {envelope.field} names data key {envelope.key_id}, which never existed"
             raise SealedValueAltered(msg)
@@ -234,12 +254,11 @@ class KeyRing:
             return ALTERED, f"{field}: {exc}"
         if found is not None and found[0] is None:
             return SHREDDED_KEY, None
-        why = self._misplaced(text, envelope, found, stream, version, field)
+        why = self._misplaced(envelope, found, stream, version, field)
         return (OPENS, None) if why is None else (ALTERED, why)
 
     def _misplaced(
         self,
-        text: str,
         envelope: Envelope,
         found: tuple[bytes | None, str] | None,
         stream: str,
@@ -251,7 +270,7 @@ class KeyRing:
         if (envelope.version, envelope.field) != (version, field):
             return f"ciphertext of {field} was sealed for version {envelope.version} field {envelope.field}"
         try:
-            self.open(text)
+            self._open(envelope, found)
         except SealedValueAltered as exc:
             return str(exc)
         return None

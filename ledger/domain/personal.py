@@ -12,7 +12,7 @@ envelope's shape and the ``FieldSealer`` port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -223,17 +223,31 @@ class Envelope:
         return f"{ENVELOPE_PREFIX}{self.key_id}:{self.version}:{self.field}:{self.blob}"
 
 
-def envelopes_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """(path, envelope) of every sealed value anywhere in ``value`` (an event's state, a view)."""
+def envelopes_in(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, envelope) of every sealed value anywhere in ``value`` (an event's state, a view), in
+    document order. ``verify`` walks every stored event with it, so the walk tests exact types first
+    (what JSON decodes to) and builds a path only for what it descends into or returns."""
+    found: list[tuple[str, str]] = []
     if isinstance(value, str):
         if value.startswith(ENVELOPE_PREFIX):
-            yield path, value
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from envelopes_in(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            yield from envelopes_in(v, f"{path}.{i}" if path else str(i))
+            found.append((path, value))
+    elif isinstance(value, Mapping | list | tuple):
+        _walk(value, path, found)
+    return found
+
+
+_SCALARS = (int, float, bool, type(None))
+
+
+def _walk(value: Mapping[Any, Any] | Sequence[Any], path: str, found: list[tuple[str, str]]) -> None:
+    pairs = value.items() if isinstance(value, Mapping) else enumerate(value)
+    for k, v in pairs:
+        kind = type(v)
+        if kind is str or (kind not in _SCALARS and isinstance(v, str)):
+            if v.startswith(ENVELOPE_PREFIX):
+                found.append((f"{path}.{k}" if path else str(k), v))
+        elif kind is dict or kind is list or (kind not in _SCALARS and isinstance(v, Mapping | list | tuple)):
+            _walk(v, f"{path}.{k}" if path else str(k), found)
 
 
 def shred_due(ended_on: str, retention_years: int) -> str:

@@ -10,8 +10,10 @@ counted apart; everything else is a ``sealed`` problem, named like the other int
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
+from typing import TypeVar
 
 from ledger.application.privacy import ALTERED, INBOX_FIELD, INBOX_STREAM, REJECTIONS_STREAM, SHREDDED_KEY
 from ledger.application.service import CreditLedger
@@ -20,6 +22,7 @@ from ledger.domain.personal import ENVELOPE_PREFIX, envelopes_in
 from ledger.verification.problems import Problem
 
 _PAGE = 5000
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -38,24 +41,43 @@ def check_sealed(ledger: CreditLedger, page: int = _PAGE) -> tuple[list[Problem]
     if ring is None:
         return [], tally
     problems = []
-    for where, text, stream, version, field in _sealed_values(ledger, page):
-        status, why = ring.examine(text, stream, version, field)
-        if status == ALTERED:
-            problems.append(_problem(where, stream, version, field, str(why)))
-        elif status == SHREDDED_KEY:
-            tally.shredded += 1
-        else:
-            tally.opened += 1
+    for values in batched(_sealed_values(ledger, page), page):
+        # One store call for a page's data keys: a value's own lookup made verify ask the store
+        # once a value (149,366 queries for 208k events, 13 s of its 23 s).
+        ring.prefetch(_key_id(text) for _where, text, *_ in values)
+        for where, text, stream, version, field in values:
+            status, why = ring.examine(text, stream, version, field)
+            if status == ALTERED:
+                problems.append(_problem(where, stream, version, field, str(why)))
+            elif status == SHREDDED_KEY:
+                tally.shredded += 1
+            else:
+                tally.opened += 1
     return problems, tally
+
+
+def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in lists of ``size`` (itertools.batched arrives with Python 3.12)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _key_id(envelope: str) -> str:
+    """The data key an envelope names (``enc1:KEY:...``), without parsing the rest: ``examine`` does."""
+    return envelope[len(ENVELOPE_PREFIX) :].split(":", 1)[0]
 
 
 def _sealed_values(ledger: CreditLedger, page: int) -> Iterator[tuple[dict[str, int], str, str, int, str]]:
     """(where, envelope, stream, version, field) of every sealed value: events, originals, inbox."""
     decode = ledger.mapper.transcoder.decode
+    prefix = ENVELOPE_PREFIX.encode()
     last = 0
     while batch := ledger.reader.event_rows(last, page):
         for position, stream, version, _topic, stored in batch:
             last = max(last, position)
+            if prefix not in stored:  # stored as JSON: no envelope in it, no state to walk
+                continue
             try:
                 state = decode(stored)
             except Exception:
