@@ -244,6 +244,54 @@ def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
     assert mismatch.details["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
 
 
+def test_an_earlier_checkpoint_a_later_one_contradicts_is_named_with_it(
+    ledger: CreditLedger, catalogue: Catalogue
+) -> None:
+    # The fork's auditor: its tree matches the fork's later checkpoint; the log's earlier one, of
+    # another size (no same-size conflict), held by a witness, does not. Both are named.
+    signer = CheckpointSigner(SEED)
+    grow(ledger, catalogue, 10, seed=1)
+    tree = LedgerTree(ledger)
+    tree.catch_up()
+    half, receipts = tree.size // 2, ledger.reader.receipt_head()
+    earlier = signer.sign(half, b"\x07" * 32, NOW, receipts=receipts, origin=ORIGIN)
+    later = tree.checkpoint(signer, NOW + timedelta(seconds=1), origin=ORIGIN)
+    seen = [SourcedCheckpoint("witness http://w1", earlier), SourcedCheckpoint("checkpoints.jsonl:1", later)]
+    (mismatch,) = audit(ledger, seen, signer.public_key_hex, origin=ORIGIN).problems
+    assert (mismatch.kind, mismatch.details["size"], mismatch.details["sources"]) == (
+        "checkpoint_root",
+        half,
+        ["witness http://w1"],
+    )
+    assert mismatch.details["inconsistent_with"] == {
+        "size": later.size,
+        "time": later.time,
+        "root": later.root,
+        "key_id": later.key_id,
+        "sources": ["checkpoints.jsonl:1"],
+    }
+    assert "(witness http://w1)" in mismatch.message
+    assert (
+        f"inconsistent with the later checkpoint of size {later.size} at {later.time} (checkpoints.jsonl:1)"
+        in mismatch.message
+    )
+    # The log's own auditor: the earlier one matches, the later (forked) one does not, and names it.
+    honest = signer.sign(half, tree.log.root(half), NOW, receipts=receipts, origin=ORIGIN)
+    fork = signer.sign(tree.size, b"\x08" * 32, NOW + timedelta(seconds=1), receipts=receipts, origin=ORIGIN)
+    seen = [SourcedCheckpoint("checkpoints.jsonl:1", honest), SourcedCheckpoint("witness http://w2", fork)]
+    (forked,) = audit(ledger, seen, signer.public_key_hex, origin=ORIGIN).problems
+    assert (forked.kind, forked.details["sources"], forked.details["inconsistent_with"]) == (
+        "checkpoint_root",
+        ["witness http://w2"],
+        None,
+    )
+    assert forked.details["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
+    assert (
+        f"the checkpoint of size {half} at {honest.time} (checkpoints.jsonl:1) still matches"
+        in forked.message
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
