@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,7 +17,7 @@ from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
 from ledger.verification.audit import audit
-from ledger.verification.checkpoints import SourcedCheckpoint
+from ledger.verification.checkpoints import CheckpointLog, SourcedCheckpoint
 from ledger.verification.notes import (
     COSIGNATURE_V1,
     ED25519,
@@ -242,6 +243,34 @@ def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
     assert "(witness http://w2)" in conflict.message
     assert (mismatch.kind, mismatch.details["sources"]) == ("checkpoint_root", ["witness http://w2"])
     assert mismatch.details["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
+
+
+def test_a_file_of_v1_v2_and_v3_checkpoints_is_read_as_written_and_audited_as_one_history(
+    ledger: CreditLedger, catalogue: Catalogue, tmp_path: Path
+) -> None:
+    # A ledger older than issue 16 keeps its v1 and v2 lines; the v3 ones follow them in the same
+    # file (and on credit.digests); each is read back in its own version, none rewritten.
+    log = CheckpointLog(tmp_path / "checkpoints.jsonl")
+    tree = LedgerTree(ledger)
+    signed: list[Checkpoint] = []
+    for n, version in enumerate((1, 2, 3), 1):
+        grow(ledger, catalogue, 4, seed=10 + n)
+        tree.catch_up()
+        signer = CheckpointSigner(SEED, previous=log.last)
+        receipts = ledger.reader.receipt_head() if version > 1 else None
+        at = NOW + timedelta(minutes=n)
+        cp = signer.sign(
+            tree.size, tree.log.root(), at, receipts=receipts, origin=ORIGIN if version == 3 else None
+        )
+        log.append(cp)
+        signed.append(cp)
+    lines = [orjson.loads(line) for line in log.path.read_bytes().splitlines()]
+    assert ["v" in lines[0], lines[1]["v"], sorted(lines[2])] == [False, 2, ["note", "v"]]
+    read = log.read()
+    assert [(s.checkpoint.version if s.checkpoint else None) for s in read] == [1, 2, 3]
+    assert [s.checkpoint for s in read] == signed
+    assert signed[2].prev == checkpoint_hash(signed[1])  # the v3 chains to the v2 before it
+    assert audit(ledger, read, CheckpointSigner(SEED).public_key_hex, origin=ORIGIN).problems == []
 
 
 def test_an_earlier_checkpoint_a_later_one_contradicts_is_named_with_it(
