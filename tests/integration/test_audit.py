@@ -526,15 +526,20 @@ def test_a_proof_for_an_event_no_checkpoint_covers_yet_is_refused_with_the_remed
 # --- Checkpoints on credit.digests --------------------------------------------------------------
 
 
+def digests_topic(broker: BrokerUnderTest) -> tuple[str, str]:
+    """The broker's bootstrap address and a digests topic of this test's own, made."""
+    topic = f"test.digests.{uuid.uuid4().hex[:8]}"
+    spec = TopicSpec(topic, 1, {}, "checkpoints for this test", broker.replication_factor)
+    ensure_topics(broker.bootstrap, specs=[spec])
+    return broker.bootstrap, topic
+
+
 def test_verify_from_kafka_checks_the_checkpoints_the_publisher_sent_and_names_a_forged_one(
     data: DataDir, broker_under_test: BrokerUnderTest
 ) -> None:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
-    bootstrap = broker_under_test.bootstrap
-    topic = f"test.digests.{uuid.uuid4().hex[:8]}"
-    spec = TopicSpec(topic, 1, {}, "checkpoints for this test", broker_under_test.replication_factor)
-    ensure_topics(bootstrap, specs=[spec])
+    bootstrap, topic = digests_topic(broker_under_test)
     data.submit(10)
 
     async def publish_twice() -> list[int]:
@@ -580,10 +585,7 @@ def test_verify_from_kafka_names_both_sides_of_a_split_view_one_of_them_seen_on_
 ) -> None:
     # Issue 16: the file holds the log's v3 checkpoint; credit.digests carries another one for the
     # same size, validly signed by the operator's key: two histories, both named with their sources.
-    bootstrap = broker_under_test.bootstrap
-    topic = f"test.digests.{uuid.uuid4().hex[:8]}"
-    spec = TopicSpec(topic, 1, {}, "checkpoints for this test", broker_under_test.replication_factor)
-    ensure_topics(bootstrap, specs=[spec])
+    bootstrap, topic = digests_topic(broker_under_test)
     origin = "credit-ledger.shanxi/v1"
     data.submit(8)
     assert data.run("checkpoint", "--log-origin", origin)[0] == 0

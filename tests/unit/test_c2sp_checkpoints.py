@@ -167,10 +167,7 @@ def test_the_witness_list_and_the_policy_refuse_what_they_cannot_use() -> None:
 
 
 def test_the_audit_checks_v3_checkpoints_and_their_origin(ledger: CreditLedger, catalogue: Catalogue) -> None:
-    signer = CheckpointSigner(SEED)
-    grow(ledger, catalogue, 10, seed=1)
-    tree = LedgerTree(ledger)
-    tree.catch_up()
+    signer, tree = signer_and_tree(ledger, catalogue)
     cp = tree.checkpoint(signer, NOW, origin=ORIGIN)
     assert audit(ledger, sourced(cp), signer.public_key_hex, origin=ORIGIN).problems == []
     (problem,) = audit(ledger, sourced(cp), signer.public_key_hex, origin="another/v1").problems
@@ -222,13 +219,18 @@ def test_with_a_policy_each_checkpoint_is_witnessed_or_covered_by_a_later_witnes
     assert kinds == ["checkpoint_cosignature", "witness_policy", "witness_policy"]
 
 
-def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
-    ledger: CreditLedger, catalogue: Catalogue
-) -> None:
-    signer = CheckpointSigner(SEED)
+def signer_and_tree(ledger: CreditLedger, catalogue: Catalogue) -> tuple[CheckpointSigner, LedgerTree]:
+    """The operator's signer, and the tree of the ledger grown by 10 submissions."""
     grow(ledger, catalogue, 10, seed=1)
     tree = LedgerTree(ledger)
     tree.catch_up()
+    return CheckpointSigner(SEED), tree
+
+
+def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
+    ledger: CreditLedger, catalogue: Catalogue
+) -> None:
+    signer, tree = signer_and_tree(ledger, catalogue)
     honest = tree.checkpoint(signer, NOW, origin=ORIGIN)
     later, receipts = NOW + timedelta(seconds=1), ledger.reader.receipt_head()
     fork = signer.sign(tree.size, b"\x07" * 32, later, receipts=receipts, origin=ORIGIN)
@@ -278,10 +280,7 @@ def test_an_earlier_checkpoint_a_later_one_contradicts_is_named_with_it(
 ) -> None:
     # The fork's auditor: its tree matches the fork's later checkpoint; the log's earlier one, of
     # another size (no same-size conflict), held by a witness, does not. Both are named.
-    signer = CheckpointSigner(SEED)
-    grow(ledger, catalogue, 10, seed=1)
-    tree = LedgerTree(ledger)
-    tree.catch_up()
+    signer, tree = signer_and_tree(ledger, catalogue)
     half, receipts = tree.size // 2, ledger.reader.receipt_head()
     earlier = signer.sign(half, b"\x07" * 32, NOW, receipts=receipts, origin=ORIGIN)
     later = tree.checkpoint(signer, NOW + timedelta(seconds=1), origin=ORIGIN)
