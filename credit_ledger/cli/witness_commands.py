@@ -53,7 +53,8 @@ def serve(settings: Settings, name: str, logs: tuple[str, ...]) -> int:
     """Answer POST /add-checkpoint (C2SP tlog-witness): a checkpoint of one of the --log keys,
     with the consistency proof from the size this witness last cosigned for that log, is cosigned
     (a cosignature/v1 line, C2SP tlog-cosignature) once the new state is on disk; one from another
-    size is refused with 409 and the size it holds, one that does not extend it with 422. GET
+    size, or of the size it holds with another root, is refused with 409 and the size it holds,
+    one that does not extend it with 422. GET
     /<sha256 of the origin>/checkpoint serves the latest cosigned checkpoint to monitors and
     auditors (credit-ledger verify --from-witness). The key is CREDIT_WITNESS_KEY or
     DATA_DIR/witness-key.seed (made on first use); the state is DATA_DIR/witness-state.json, and

@@ -103,13 +103,18 @@ def check_checkpoints(
     _anchored(valid, register or {}, register_end, problems)
     breaks_at = [p.details["position"] for p in chain_problems if p.details.get("position") is not None]
     bad: set[Checkpoint] = set()
+    vouched: dict[Checkpoint, Sourced | None] = {}  # each mismatch's largest smaller matching one
     agreed: Sourced | None = None  # the largest checkpoint so far that matches the recomputed tree
     for cp, sources in valid:
         if cp.size <= tree.size and tree.root(cp.size).hex() == cp.root:
             agreed = (cp, sources)
         else:
             bad.add(cp)
-            problems.append(_mismatch(tree, cp, sources, agreed, breaks_at))
+            vouched[cp] = agreed
+    for cp, sources in valid:
+        if cp in bad:
+            later = next(((c, s) for c, s in valid if c not in bad and c.size > cp.size), None)
+            problems.append(_mismatch(tree, cp, sources, vouched[cp], breaks_at, later))
     if policy is not None:
         _witnessed(valid, bad, policy, problems)
     return len(merged), _consistency(tree, valid, bad, problems)
@@ -200,11 +205,15 @@ def _mismatch(
     sources: Sequence[str],
     vouched: Sourced | None,
     breaks_at: Sequence[int],
+    later: Sourced | None = None,
 ) -> Problem:
     """The problem of a validly signed checkpoint that the recomputed tree does not match, located.
 
     Every leaf before the size of ``vouched`` (the largest smaller checkpoint that matches) is
     vouched for, so the change lies in leaves from there to ``cp.size - 1`` of the current tree.
+    ``later`` is the smallest larger checkpoint that matches the tree: its tree has another root
+    at ``cp.size``, so the two are inconsistent, both signed by the operator (a fork), and both
+    are named.
     """
     agreed = vouched[0].size if vouched is not None else 0
     end = min(cp.size, tree.size)
@@ -233,6 +242,7 @@ def _mismatch(
         )
         kind = "checkpoint_root"
         details["recomputed_root"] = tree.root(cp.size).hex()
+        details["inconsistent_with"] = _cp_details(*later) if later is not None else None
     where = (
         f"leaves {agreed} to {end - 1} (positions {positions[0]} to {positions[-1]})"
         if positions
@@ -245,6 +255,11 @@ def _mismatch(
     hits = [p for p in breaks_at if (positions and positions[0] <= p <= positions[-1])]
     if hits:
         text += "; chain breaks there at positions " + ", ".join(map(str, hits[:10]))
+    if later is not None and kind == "checkpoint_root":
+        text += (
+            f"; it is inconsistent with the later {_named(*later)}, which matches the ledger: "
+            "the operator signed both, two histories (a fork)"
+        )
     return Problem(kind, text, details)
 
 

@@ -4,8 +4,9 @@ checkpoint is consistent with the latest one it cosigned for that log.
 ``add-checkpoint`` takes an old size line, the consistency proof from that size (one base64
 hash a line), a blank line and the checkpoint note. The witness checks the log's signature with
 the keys it was given for the checkpoint's origin, that the old size is the size it last
-cosigned for that origin (else 409 and its latest size, ``text/x.tlog.size``), and that the proof
-shows the new tree extends the one it holds (else 422). Then it records the new checkpoint
+cosigned for that origin (else 409 and its latest size, ``text/x.tlog.size``), that a checkpoint
+of that same size has the root it holds (else 409 too: a fork), and that the proof shows the new
+tree extends the one it holds (else 422). Then it records the new checkpoint
 before it answers with its ``cosignature/v1`` line (c2sp.org/tlog-cosignature). Checking the
 old size and recording the new one happen under one lock (a thread lock and an exclusive lock
 on a file beside the state), so two requests cannot roll its view back.
@@ -195,12 +196,14 @@ class Witness:
         size, root = int(held["size"]), bytes.fromhex(str(held["root"]))
         if request.old != size:
             return Answer(409, f"{size}\n".encode(), SIZE_TYPE)
-        if body.size == 0 and body.root != EMPTY_ROOT:
-            return Answer(422, b"a tree of size 0 has the empty tree's root\n")
+        if request.old == body.size and body.root != root:
+            # tlog-witness: the same size with another root is a 409 (the body, as for any 409 here,
+            # the size held: the client learns it cannot go on from there).
+            return Answer(409, f"{size}\n".encode(), SIZE_TYPE)
         if request.old == 0 and request.proof:
             return Answer(422, b"from size 0 the consistency proof is empty\n")
-        if request.old == body.size and (body.root != root or request.proof):
-            return Answer(422, f"size {size} was cosigned here with another root: a fork\n".encode())
+        if request.old == body.size and request.proof:
+            return Answer(422, f"from size {size} to itself the consistency proof is empty\n".encode())
         extends = verify_consistency(size, body.size, root, body.root, request.proof)
         if 0 < request.old < body.size and not extends:
             return Answer(422, f"the proof does not show the tree extends the one of size {size}\n".encode())

@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,21 +19,24 @@ from typing import Any
 import orjson
 import pytest
 
+from contract import topics
 from credit_ledger.cli import main
 from credit_ledger.compose import build_ledger
 from credit_ledger.config import Settings
-from ledger.verification.checkpoints import CheckpointLog
-from ledger.verification.notes import Note, parse_note
+from ledger.verification.checkpoints import KEY_FILE, CheckpointLog, parse_checkpoint
+from ledger.verification.notes import COSIGNATURE_V1, Note, NoteSigner, parse_note
 from ledger.verification.policy import WitnessPolicy
-from ledger.verification.signed import Checkpoint
-from ledger.verification.witness import REFUSED_FILE, SIZE_TYPE
-from tests.conftest import Clock
+from ledger.verification.signed import Checkpoint, CheckpointSigner
+from ledger.verification.witness import REFUSED_FILE, SIZE_TYPE, Witness, origin_hash
+from streams.clients import publish, read_topic
+from tests.conftest import Clock, example
 from tests.integration.goverifier import GoVerifier, go_verifier
-from tests.integration.witnessing import NOW, ORIGIN, SECRET, Story, monitored, story
+from tests.integration.serving import Served, wait_for
+from tests.integration.witnessing import NOW, ORIGIN, SECRET, SEED, Story, ThreadedWitness, monitored, story
 from tests.unit.querydesk import Desk
 from tests.unit.webdesk import Web
 
-__all__ = ["go_verifier", "story"]  # the fixtures
+__all__ = ["go_verifier", "story"]  # the fixtures (and the broker's: fresh_broker, from conftest)
 
 AUDITOR = Path(__file__).resolve().parents[2] / "auditor" / "auditor.py"
 
@@ -274,3 +278,37 @@ def test_verify_reads_a_ledgers_http_api_and_names_what_it_serves(
         ("checkpoints.jsonl:1",),
         (f"{url}/checkpoint", f"{url}/v1/proofs/checkpoints#2"),  # one checkpoint, seen at both routes
     ]
+
+
+def test_serve_s_relay_has_the_witnesses_of_credit_witnesses_cosign_and_publishes_the_cosigned_note(
+    fresh_broker: str, tmp_path: Path
+) -> None:
+    # The whole path, as an operator runs it: CREDIT_WITNESSES -> serve's relay -> the witness's
+    # add-checkpoint -> credit.digests, checkpoints.jsonl and GET /checkpoint, each with the cosignature.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / KEY_FILE).write_text(SEED.hex())
+    log_key = CheckpointSigner(SEED).vkey(ORIGIN)
+    key = NoteSigner("witness.audit.example/w1", bytes([7]) * 32, COSIGNATURE_V1)
+    witness = ThreadedWitness(Witness(key, [log_key], tmp_path / "w1")).start()
+    env = {"CREDIT_LOG_ORIGIN": ORIGIN, "CREDIT_WITNESSES": f"{key.vkey} {witness.url}"}
+    served = Served(data, bootstrap=fresh_broker, http=True, env=env).start()
+    try:
+        report = publish(fresh_broker, [orjson.dumps(example("file_record"))], topics.SUBMISSIONS)
+        assert (report.sent, report.failed) == (1, 0)
+        filed = wait_for(lambda: CheckpointLog.in_dir(data).last(), 120, served.describe)
+        with urllib.request.urlopen(f"http://127.0.0.1:{served.http_port}/checkpoint", timeout=30) as answer:
+            note = answer.read().decode()
+        (record,) = read_topic(fresh_broker, topics.DIGESTS, idle=1.0)
+    finally:
+        served.stop()
+        witness.stop()
+    assert (filed.version, filed.origin) == (3, ORIGIN)
+    assert filed.size > 0
+    policy = WitnessPolicy.of([str(key.vkey)], 1)
+    assert [w.name for w in policy.cosigners(filed).valid] == [key.name]
+    assert parse_checkpoint(record.value, "credit.digests").checkpoint == filed
+    assert orjson.loads(record.value)["note"] == filed.note() == note
+    assert [s.name for s in parse_note(note).signatures] == [ORIGIN, key.name]
+    held = Checkpoint.from_note(witness.witness.latest(origin_hash(ORIGIN)).body)
+    assert (held, held.cosignatures) == (filed, filed.cosignatures)

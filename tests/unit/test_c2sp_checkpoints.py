@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,7 +17,7 @@ from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
 from ledger.verification.audit import audit
-from ledger.verification.checkpoints import SourcedCheckpoint
+from ledger.verification.checkpoints import CheckpointLog, SourcedCheckpoint
 from ledger.verification.notes import (
     COSIGNATURE_V1,
     ED25519,
@@ -166,10 +167,7 @@ def test_the_witness_list_and_the_policy_refuse_what_they_cannot_use() -> None:
 
 
 def test_the_audit_checks_v3_checkpoints_and_their_origin(ledger: CreditLedger, catalogue: Catalogue) -> None:
-    signer = CheckpointSigner(SEED)
-    grow(ledger, catalogue, 10, seed=1)
-    tree = LedgerTree(ledger)
-    tree.catch_up()
+    signer, tree = signer_and_tree(ledger, catalogue)
     cp = tree.checkpoint(signer, NOW, origin=ORIGIN)
     assert audit(ledger, sourced(cp), signer.public_key_hex, origin=ORIGIN).problems == []
     (problem,) = audit(ledger, sourced(cp), signer.public_key_hex, origin="another/v1").problems
@@ -221,13 +219,18 @@ def test_with_a_policy_each_checkpoint_is_witnessed_or_covered_by_a_later_witnes
     assert kinds == ["checkpoint_cosignature", "witness_policy", "witness_policy"]
 
 
-def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
-    ledger: CreditLedger, catalogue: Catalogue
-) -> None:
-    signer = CheckpointSigner(SEED)
+def signer_and_tree(ledger: CreditLedger, catalogue: Catalogue) -> tuple[CheckpointSigner, LedgerTree]:
+    """The operator's signer, and the tree of the ledger grown by 10 submissions."""
     grow(ledger, catalogue, 10, seed=1)
     tree = LedgerTree(ledger)
     tree.catch_up()
+    return CheckpointSigner(SEED), tree
+
+
+def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
+    ledger: CreditLedger, catalogue: Catalogue
+) -> None:
+    signer, tree = signer_and_tree(ledger, catalogue)
     honest = tree.checkpoint(signer, NOW, origin=ORIGIN)
     later, receipts = NOW + timedelta(seconds=1), ledger.reader.receipt_head()
     fork = signer.sign(tree.size, b"\x07" * 32, later, receipts=receipts, origin=ORIGIN)
@@ -242,6 +245,79 @@ def test_a_split_view_is_named_with_both_checkpoints_and_where_each_was_seen(
     assert "(witness http://w2)" in conflict.message
     assert (mismatch.kind, mismatch.details["sources"]) == ("checkpoint_root", ["witness http://w2"])
     assert mismatch.details["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
+
+
+def test_a_file_of_v1_v2_and_v3_checkpoints_is_read_as_written_and_audited_as_one_history(
+    ledger: CreditLedger, catalogue: Catalogue, tmp_path: Path
+) -> None:
+    # A ledger older than issue 16 keeps its v1 and v2 lines; the v3 ones follow them in the same
+    # file (and on credit.digests); each is read back in its own version, none rewritten.
+    log = CheckpointLog(tmp_path / "checkpoints.jsonl")
+    tree = LedgerTree(ledger)
+    signed: list[Checkpoint] = []
+    for n, version in enumerate((1, 2, 3), 1):
+        grow(ledger, catalogue, 4, seed=10 + n)
+        tree.catch_up()
+        signer = CheckpointSigner(SEED, previous=log.last)
+        receipts = ledger.reader.receipt_head() if version > 1 else None
+        at = NOW + timedelta(minutes=n)
+        cp = signer.sign(
+            tree.size, tree.log.root(), at, receipts=receipts, origin=ORIGIN if version == 3 else None
+        )
+        log.append(cp)
+        signed.append(cp)
+    lines = [orjson.loads(line) for line in log.path.read_bytes().splitlines()]
+    assert ["v" in lines[0], lines[1]["v"], sorted(lines[2])] == [False, 2, ["note", "v"]]
+    read = log.read()
+    assert [(s.checkpoint.version if s.checkpoint else None) for s in read] == [1, 2, 3]
+    assert [s.checkpoint for s in read] == signed
+    assert signed[2].prev == checkpoint_hash(signed[1])  # the v3 chains to the v2 before it
+    assert audit(ledger, read, CheckpointSigner(SEED).public_key_hex, origin=ORIGIN).problems == []
+
+
+def test_an_earlier_checkpoint_a_later_one_contradicts_is_named_with_it(
+    ledger: CreditLedger, catalogue: Catalogue
+) -> None:
+    # The fork's auditor: its tree matches the fork's later checkpoint; the log's earlier one, of
+    # another size (no same-size conflict), held by a witness, does not. Both are named.
+    signer, tree = signer_and_tree(ledger, catalogue)
+    half, receipts = tree.size // 2, ledger.reader.receipt_head()
+    earlier = signer.sign(half, b"\x07" * 32, NOW, receipts=receipts, origin=ORIGIN)
+    later = tree.checkpoint(signer, NOW + timedelta(seconds=1), origin=ORIGIN)
+    seen = [SourcedCheckpoint("witness http://w1", earlier), SourcedCheckpoint("checkpoints.jsonl:1", later)]
+    (mismatch,) = audit(ledger, seen, signer.public_key_hex, origin=ORIGIN).problems
+    assert (mismatch.kind, mismatch.details["size"], mismatch.details["sources"]) == (
+        "checkpoint_root",
+        half,
+        ["witness http://w1"],
+    )
+    assert mismatch.details["inconsistent_with"] == {
+        "size": later.size,
+        "time": later.time,
+        "root": later.root,
+        "key_id": later.key_id,
+        "sources": ["checkpoints.jsonl:1"],
+    }
+    assert "(witness http://w1)" in mismatch.message
+    assert (
+        f"inconsistent with the later checkpoint of size {later.size} at {later.time} (checkpoints.jsonl:1)"
+        in mismatch.message
+    )
+    # The log's own auditor: the earlier one matches, the later (forked) one does not, and names it.
+    honest = signer.sign(half, tree.log.root(half), NOW, receipts=receipts, origin=ORIGIN)
+    fork = signer.sign(tree.size, b"\x08" * 32, NOW + timedelta(seconds=1), receipts=receipts, origin=ORIGIN)
+    seen = [SourcedCheckpoint("checkpoints.jsonl:1", honest), SourcedCheckpoint("witness http://w2", fork)]
+    (forked,) = audit(ledger, seen, signer.public_key_hex, origin=ORIGIN).problems
+    assert (forked.kind, forked.details["sources"], forked.details["inconsistent_with"]) == (
+        "checkpoint_root",
+        ["witness http://w2"],
+        None,
+    )
+    assert forked.details["agrees_with"]["sources"] == ["checkpoints.jsonl:1"]
+    assert (
+        f"the checkpoint of size {half} at {honest.time} (checkpoints.jsonl:1) still matches"
+        in forked.message
+    )
 
 
 @pytest.mark.parametrize(

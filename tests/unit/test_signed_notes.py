@@ -34,6 +34,12 @@ C2SP_NOTE = (
     "— example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n"
 )
 
+# c2sp.org/signed-note, the example at its head (its key is not given: the format only).
+C2SP_POEM = (
+    "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n\n"
+    "— quasimodo.example/salvatore NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n"
+)
+
 # golang.org/x/mod/sumdb/note/note_test.go (TestSign, TestOpen).
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_PETER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
@@ -87,6 +93,21 @@ def test_the_c2sp_example_vkey_has_its_key_id_and_verifies_the_example_note() ->
     assert note.signed_by([key]) == ([key], [])
     tampered = parse_note(C2SP_NOTE.replace("example message", "example massage"))
     assert tampered.signed_by([key]) == ([], [key])
+
+
+def test_the_c2sp_example_note_splits_at_its_last_blank_line_and_is_written_back_byte_for_byte() -> None:
+    note = parse_note(C2SP_POEM.encode())
+    assert (
+        note.text
+        == "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n"
+    )
+    (signature,) = note.signatures
+    assert (signature.name, f"{signature.key_id:08x}", len(signature.signature)) == (
+        "quasimodo.example/salvatore",
+        "367ba04b",  # the first 4 bytes of its base64, big-endian
+        64,  # an Ed25519 signature
+    )
+    assert note.render() == C2SP_POEM
 
 
 def test_signing_the_go_note_packages_text_gives_its_exact_signature_bytes() -> None:

@@ -6,6 +6,7 @@ import stat
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ledger.verification.merkle import EMPTY_ROOT, MerkleLog
@@ -95,12 +96,17 @@ def test_a_checkpoint_that_does_not_extend_the_one_held_is_422_and_kept_as_evide
         422,
         b"the proof does not show the tree extends the one of size 5\n",
     )
+    # tlog-witness: "If the old size matches the checkpoint size, the witness MUST check that the root
+    # hashes are also identical. If they don't match, the witness MUST respond with a 409 Conflict".
     same_size = witness.add_checkpoint(AddCheckpoint(5, (), fork.note(5)).body())
-    assert (same_size.status, same_size.body) == (
+    assert (same_size.status, same_size.content_type, same_size.body) == (409, SIZE_TYPE, b"5\n")
+    with_a_proof = witness.add_checkpoint(AddCheckpoint(5, (EMPTY_ROOT,), log.note()).body())
+    assert (with_a_proof.status, with_a_proof.body) == (
         422,
-        b"size 5 was cosigned here with another root: a fork\n",
+        b"from size 5 to itself the consistency proof is empty\n",
     )
-    assert witness.refused_path.read_bytes().count(b"\n") == 2
+    refused = [orjson.loads(line) for line in witness.refused_path.read_bytes().splitlines()]
+    assert [r["status"] for r in refused] == [422, 409, 422]
     assert parse_note(witness.latest(origin_hash(ORIGIN)).body).text == parse_note(log.note()).text
 
 
@@ -113,7 +119,7 @@ def test_a_checkpoint_that_does_not_extend_the_one_held_is_422_and_kept_as_evide
         (Log(NoteSigner("other.example/v1", bytes(32))).grow(2).request(0), 404),  # an unknown log
         (Log(NoteSigner(ORIGIN, bytes(32))).grow(2).request(0), 403),  # the log's name, another key
         (AddCheckpoint(0, (), Log().grow(2).note(root=b"\x01" * 32)).body(), 200),  # the witness cannot tell
-        (AddCheckpoint(0, (), Log().note(0, root=b"\x01" * 32)).body(), 422),  # size 0, not the empty root
+        (AddCheckpoint(0, (), Log().note(0, root=b"\x01" * 32)).body(), 409),  # size 0, not the empty root
         (AddCheckpoint(0, (EMPTY_ROOT,), Log().grow(2).note()).body(), 422),  # a proof from 0
     ],
 )
