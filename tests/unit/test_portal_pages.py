@@ -226,9 +226,16 @@ def test_the_subject_sees_the_portals_own_reads_of_their_file_and_the_free_repor
         desk.project()  # the register's rows reach the read models (the projector, when served)
         again = await browser.get("/me")
         assert "本年度已使用免费信用报告 1 份，共 2 份" in again.text
-        queried = again.text.split("<h2>近两年查询记录</h2>", 1)[1]
-        assert queried.count("<tr><td>") >= 2, "the earlier /me view and the report are listed"
-        assert "本人" in queried
+        await browser.get("/me/applications")
+        desk.project()
+        last = await browser.get("/me")
+        queried = last.text.split("<h2>近两年查询记录</h2>", 1)[1]
+        rows = re.findall(r"<tr><td>(.*?)</tr>", queried)
+        assert len(rows) == 4, "/me twice, the report and the applications page, each recorded"
+        for row in rows:  # in Chinese: who, why, the outcome
+            assert "<td>本人</td><td>本人查询</td>" in row
+            assert row.endswith("<td>已提供</td>")
+        assert "subject_self_inquiry" not in queried
 
     serve_portal(desk, tmp_path, scenario)
 
