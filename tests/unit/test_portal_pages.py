@@ -15,7 +15,7 @@ from ledger.domain.subjects import organisation_check_character
 from tests.conftest import ORGANISATION, PERSON, example, file_of
 from tests.unit.portaldesk import Browser, serve_portal
 from tests.unit.querydesk import Desk, desk
-from tests.unit.test_portal import filing
+from tests.unit.test_portal import NEW_PERSON, _person_listed, filing
 
 __all__ = ["desk"]  # the fixture
 
@@ -259,5 +259,70 @@ def test_the_dashboard_shows_rejection_rates_by_reason_and_objections_against_th
         assert "YY-2026-0301" in page.text
         assert "2026-06-25" in page.text, "the objection's deadline"
         assert page.text.count('role="img"') >= 3
+
+    serve_portal(desk, tmp_path, scenario)
+
+
+POST_PATHS = ("/search", "/login", "/logout", "/me/report", "/me/objection", "/me/repair", "/me/statement")
+FORMS = re.compile(r'<form method="(\w+)" action="([^"]*)"[^>]*>(.*?)</form>', re.S)
+
+
+def test_every_form_carries_a_csrf_token_every_post_refuses_without_it_and_no_address_holds_a_code(
+    desk: Desk, tmp_path: Path
+) -> None:
+    subject = desk.api_key("subject", "本人", PERSON)
+    department = desk.api_key("department", "tax_bureau")
+    codes = re.compile(r"\d{17}[\dX]|[0-9A-HJ-NPQRTUWXY]{18}")
+
+    def checked(page_text: str, where: str) -> set[str]:
+        posted = set()
+        for method, action, body in FORMS.findall(page_text):
+            assert method == "get" or 'name="csrf_token"' in body, (
+                f"{where}: a form to {action} without its token"
+            )
+            posted |= {action} if method == "post" else set()
+        for address in re.findall(r'(?:href|action|src)="([^"]*)"', page_text):
+            assert not codes.search(address), f"{where}: an identity number or code in {address}"
+        return posted
+
+    async def scenario(browser: Browser) -> None:
+        posted: set[str] = set()
+        for path in ("/", "/publicity", "/lists/black", "/lists/red", "/login"):
+            posted |= checked((await browser.get(path)).text, path)
+        posted |= checked((await browser.post("/search", {"q": ORGANISATION})).text, "/search")
+        await browser.sign_in(subject)
+        for path in ("/me", "/me/applications"):
+            posted |= checked((await browser.get(path)).text, path)
+        posted |= checked((await browser.post("/me/report", {})).text, "/me/report")
+        for path in POST_PATHS:  # signed in, with the cookie, but a token that is not the form's
+            refused = await browser.post(
+                path, {"q": "福州", "record": "tax_bureau:SW-2026-0101", "text": "x"}, token=""
+            )
+            assert refused.status == 403, path
+            assert "CSRF" in refused.text
+        await browser.get("/me")
+        await browser.post("/logout", {})
+        await browser.sign_in(department)
+        posted |= checked((await browser.get("/dashboard")).text, "/dashboard")
+        assert posted == set(POST_PATHS), "every POST path is a form on some page"
+
+    web = serve_portal(desk, tmp_path, scenario)
+    assert web.topic.sent == [], "nothing refused was sent"
+
+
+def test_a_listed_person_sees_the_joint_measures_applied_to_them_and_the_list_on_their_page(
+    desk: Desk, tmp_path: Path
+) -> None:
+    _person_listed(desk)
+    key = desk.api_key("subject", "本人", NEW_PERSON)
+
+    async def scenario(browser: Browser) -> None:
+        await browser.sign_in(key)
+        me = await browser.get("/me")
+        assert "已列入黑名单" in me.text
+        measures = me.text.split("<h2>联合奖惩措施</h2>", 1)[1].split("</section>", 1)[0]
+        applied = re.findall(r"<li>实施中：(.*?)（(必须|建议)）</li>", measures)
+        assert applied, measures
+        assert "没有对您实施的联合惩戒措施" not in measures
 
     serve_portal(desk, tmp_path, scenario)
