@@ -326,3 +326,33 @@ def test_a_listed_person_sees_the_joint_measures_applied_to_them_and_the_list_on
         assert "没有对您实施的联合惩戒措施" not in measures
 
     serve_portal(desk, tmp_path, scenario)
+
+
+def test_the_intakes_rules_apply_to_the_subjects_forms_and_a_rejection_shows_with_its_reason(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Two objections to the same record, the second sent before the first was answered (two
+    tabs): the intake accepts the first and rejects the second (objection_open), as it would a
+    desk clerk's; the applications page shows each outcome, the rejection with its reason."""
+    key = desk.api_key("subject", "本人", PERSON)
+    objection = {"record": "tax_bureau:SW-2026-0101", "text": "罚款已在决定前缴纳"}
+
+    async def scenario(browser: Browser) -> None:
+        await browser.sign_in(key)
+        await browser.get("/me")
+        token = browser.last.token if browser.last else ""
+        for _ in range(2):
+            sent = await browser.post("/me/objection", objection, token=token)
+            assert sent.headers["Location"] == "/me/applications"
+        outcomes = desk.ledger.submit([orjson.loads(value) for _, value in browser.web.topic.sent])
+        assert [o.accepted for o in outcomes] == [True, False]
+        reason = outcomes[1].reason or {}
+        assert reason.get("code") == "objection_open"
+        desk.project()
+        page = await browser.get("/me/applications")
+        sent_rows = page.text.split("<caption>受理结果</caption>", 1)[1].split("</table>", 1)[0]
+        assert "已受理" in sent_rows
+        assert f"未受理：{reason['message']}" in sent_rows
+        assert "核查中" in page.text, "the accepted one is tracked with its deadline"
+
+    serve_portal(desk, tmp_path, scenario)
