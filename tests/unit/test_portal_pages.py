@@ -111,6 +111,11 @@ def test_a_persons_licence_is_not_shown_where_an_organisations_is(desk: Desk, tm
         company = await browser.post("/search", {"q": ORGANISATION})
         assert "法人和其他组织" in company.text
         assert "税〔2026〕XK-ORG号" in company.text
+        row = re.search(r"<tr>\s*<td>税〔2026〕XK-ORG号</td>(.*?)</tr>", company.text, re.S)
+        assert row, company.text
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1))  # department, date, category, title, basis
+        assert cells[:3] == ["税务局", "2026-09-01", "行政许可"]
+        assert cells[4] == "《中华人民共和国税收征收管理法》"
         await browser.get("/")
         person = await browser.post("/search", {"q": PERSON})
         assert "自然人（仅显示依法公开的信息）" in person.text
