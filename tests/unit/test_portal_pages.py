@@ -15,7 +15,7 @@ from ledger.domain.subjects import organisation_check_character
 from tests.conftest import ORGANISATION, PERSON, example, file_of
 from tests.unit.portaldesk import Browser, serve_portal
 from tests.unit.querydesk import Desk, desk
-from tests.unit.test_portal import NEW_PERSON, _person_listed, filing
+from tests.unit.test_portal import NEW_PERSON, _person_listed, a_rejected_filing, filing
 
 __all__ = ["desk"]  # the fixture
 
@@ -248,9 +248,7 @@ def test_the_subject_sees_the_portals_own_reads_of_their_file_and_the_free_repor
 def test_the_dashboard_shows_rejection_rates_by_reason_and_objections_against_the_deadline(
     desk: Desk, tmp_path: Path
 ) -> None:
-    bad = copy.deepcopy(example("file_record"))
-    bad["submission_id"], bad["record"]["domain"] = "TAX-BAD", "food_drug"
-    assert not desk.ledger.submit([bad])[0].accepted
+    a_rejected_filing(desk)
     desk.submit(example("raise_objection"), example("resolve_objection"))
     key = desk.api_key("department", "tax_bureau")
 
