@@ -382,14 +382,23 @@ class QueryService:
         *,
         channel: str = "portal",
         subject_key: str | None = None,
+        purpose: str | None = None,
     ) -> Answer:
-        """A page of non-public figures (a department's dashboard): decided, read, recorded, answered."""
+        """A page of non-public figures (a department's dashboard, a subject's applications):
+        decided, read, recorded with its ``purpose`` when it has one, answered."""
         decision = decide_endpoint(principal, endpoint)
         if not decision.allowed:
             return self._refusal(principal, endpoint, decision, channel=channel, subject_key=subject_key)
         body = read()
+        more = {"purpose": purpose} if purpose else {}
         failed = self._record(
-            principal, endpoint, decision, channel=channel, subject_key=subject_key, returned=sorted(body)
+            principal,
+            endpoint,
+            decision,
+            channel=channel,
+            subject_key=subject_key,
+            returned=sorted(body),
+            **more,
         )
         return failed or self._revealed(body)
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from contract.messages import submission_key
 from ledger.application.queries import PLATFORM, Answer
+from ledger.domain.access import SELF_INQUIRY
 from ledger.domain.workdays import add_working_days, working_days_between
 from streams.portal.security import SESSION_COOKIE, Session, form_value, set_cookie
 from streams.portal.site import CHANNEL, SIGN_IN_ROLES, Portal
@@ -147,6 +148,7 @@ async def applications(portal: Portal, request: web.Request) -> web.Response:
             lambda: _applications(portal, session),
             channel=CHANNEL,
             subject_key=session.principal.subject_key,
+            purpose=SELF_INQUIRY,  # the subject reading their own file, as on /me
         )
     )
     if not answer.ok:

@@ -91,6 +91,8 @@ class Portal:
             categories={k: v.title for k, v in edition.categories.items()},
             lists={k: v["title"] for k, v in edition.raw["lists"].items()},
             severities={"minor": "轻微", "general": "一般", "serious": "严重", None: ""},
+            purposes={k: v["title"] for k, v in edition.query_purposes.items()},
+            outcomes={"allowed": "已提供", "answered": "已答复（无档案）", "refused": "已拒绝"},
             statuses={
                 "active": "公示中",
                 "expired": "已到期",

@@ -170,6 +170,7 @@ def test_after_a_mixed_demo_run_rebuild_and_replay_equal_the_live_views(
         "CREDIT_SUBJECT_SECRET": "integration-test-secret-0123456789",
         "CREDIT_SCHEDULER_INTERVAL": "2",
     }
+    port = free_port()
     demo = subprocess.run(
         [
             sys.executable,
@@ -182,7 +183,7 @@ def test_after_a_mixed_demo_run_rebuild_and_replay_equal_the_live_views(
             "150",
             "--json",
             "--http-port",
-            str(free_port()),
+            str(port),
         ],
         env=env,
         capture_output=True,
@@ -191,6 +192,7 @@ def test_after_a_mixed_demo_run_rebuild_and_replay_equal_the_live_views(
         check=False,
     )
     assert demo.returncode == 0, demo.stderr[-2000:]
+    assert f"portal:    http://127.0.0.1:{port}/" in demo.stderr, "the demo's banner shows the portal"
     final = json.loads(demo.stdout.splitlines()[-1])
     assert final["final"]
     assert final["accepted"] > 500

@@ -61,6 +61,13 @@ def filing(
     }
 
 
+def a_rejected_filing(desk: Desk) -> None:
+    """The tax bureau files in a domain it is not registered for: one rejection on its dashboard."""
+    bad = copy.deepcopy(example("file_record"))
+    bad["submission_id"], bad["record"]["domain"] = "TAX-BAD", "food_drug"
+    assert not desk.ledger.submit([bad])[0].accepted
+
+
 def addresses(text: str) -> list[str]:
     return ADDRESSES.findall(text)
 
@@ -284,9 +291,7 @@ def test_a_late_filing_shows_on_its_departments_dashboard_and_the_view_is_record
         filing("CF-ON-TIME", category="administrative_penalty", decided="2026-09-01", filed="2026-09-03"),
         filing("CF-LATE", category="administrative_penalty", decided="2026-09-01", filed="2026-09-30"),
     )
-    bad = copy.deepcopy(example("file_record"))
-    bad["submission_id"], bad["record"]["domain"] = "TAX-BAD", "food_drug"
-    assert not desk.ledger.submit([bad])[0].accepted
+    a_rejected_filing(desk)
     key = desk.api_key("department", "tax_bureau")
 
     async def scenario(browser: Browser) -> None:
