@@ -120,6 +120,46 @@ def timeliness(filings: Sequence[Mapping[str, Any]], rule: int) -> dict[str, Any
     }
 
 
+REJECTION_TITLES = {
+    "undecodable": "无法解析",
+    "invalid_input": "格式不符",
+    "invalid_field": "字段值无效",
+    "missing_field": "缺少必填字段",
+    "unexpected_field": "含未定义字段",
+    "invalid_subject_code": "证件号码或信用代码无效",
+    "invalid_for_subject": "不适用于该主体",
+    "invalid_date": "日期无效",
+    "invalid_period": "期限无效",
+    "invalid": "内容无效",
+    "too_large": "超出大小限制",
+    "wrong_action": "操作类型不符",
+    "not_authorised": "超出本部门职权",
+    "not_in_catalogue": "不在目录内",
+    "invalid_catalogue": "目录版本无效",
+    "duplicate_id": "报送编号重复",
+    "duplicate_key": "重复报送",
+    "duplicate_record": "记录重复",
+    "submission_conflict": "报送编号已用于其他内容",
+    "unknown_record": "记录不存在",
+    "record_closed": "记录已关闭",
+    "objection_open": "异议处理中",
+    "repair_pending": "修复申请处理中",
+    "repair_not_allowed": "不可修复",
+    "repair_too_early": "未满最短公示期",
+    "not_due": "未到期",
+    "ineligible": "不符合条件",
+    "rule_violation": "不符合规则",
+    "unknown_notice": "通知不存在",
+    "stale_notice": "通知已更新",
+    "notice_in_force": "通知仍在执行",
+    "notice_not_in_force": "通知未在执行",
+    "feedback_exists": "已反馈",
+    "internal_error": "平台内部错误",
+}
+"""The dashboard's Chinese name of each rejection reason code (the code stays beside it: it is what
+the department's own system reads in ``credit.outcomes``); an unknown code shows as itself."""
+
+
 def rejections(portal: Portal, department: str) -> dict[str, Any]:
     """Every outcome of the department's submissions: the share rejected, by reason code."""
     ledger = portal.parts.ledger
@@ -137,12 +177,15 @@ def rejections(portal: Portal, department: str) -> dict[str, Any]:
                 reason = receipt.reason if receipt is not None and receipt.status == "rejected" else None
                 reason = reason or logged.entry.reason
                 reasons[(reason or {}).get("code", "unknown")] += 1
-    rows = [{"code": code, "count": n, "rate": n / total} for code, n in reasons.most_common()]
+    rows = [
+        {"code": code, "title": REJECTION_TITLES.get(code, code), "count": n, "rate": n / total}
+        for code, n in reasons.most_common()
+    ]
     return {
         "total": total,
         "rejected": sum(reasons.values()),
         "by_reason": rows,
-        "chart": bars(reasons.most_common(8)),
+        "chart": bars([(REJECTION_TITLES.get(code, code), n) for code, n in reasons.most_common(8)]),
     }
 
 

@@ -259,6 +259,8 @@ def test_the_dashboard_shows_rejection_rates_by_reason_and_objections_against_th
         text = re.sub(r"<[^>]+>", " ", page.text)
         assert "退回 1 条" in page.text
         assert re.search(r"\d+(\.\d+)?%", text), "the share rejected, by reason"
+        assert "超出本部门职权" in text, "each reason in Chinese"
+        assert "not_authorised" in text, "its code beside"
         assert "YY-2026-0301" in page.text
         assert "2026-06-25" in page.text, "the objection's deadline"
         assert page.text.count('role="img"') >= 3
