@@ -1,4 +1,8 @@
-"""Auditing a SQLite ledger: tampering is found and located, and proofs convince the standalone auditor."""
+"""Auditing a SQLite ledger: tampering is found and located, and proofs convince the standalone auditor.
+
+One module of about 575 lines: every test audits the same kind of data dir (``DataDir``), which
+writes, tampers with and serves a SQLite ledger for the sections below.
+"""
 
 from __future__ import annotations
 

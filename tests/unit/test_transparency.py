@@ -1,4 +1,8 @@
-"""The ledger's Merkle view: its tree, proofs, operator key, checkpoint file, audit, publisher and views."""
+"""The ledger's Merkle view: its tree, proofs, operator key, checkpoint file, audit, publisher and views.
+
+One module of about 585 lines: the tree, the key, the checkpoint file, the audit and the
+publisher are checked over the same ledger fixture and helpers (``add_submissions``, ``stored``).
+"""
 
 from __future__ import annotations
 
