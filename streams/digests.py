@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -33,11 +32,6 @@ EVERY_SECONDS = 60.0
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 
 
-def default_data_dir() -> Path:
-    """The data dir a relay started by ``serve`` is given (``CREDIT_DATA_DIR``, else ./data)."""
-    return Path(os.environ.get("CREDIT_DATA_DIR") or "./data")
-
-
 class CheckpointPublisher:
     """Signs a checkpoint of the ledger's tree every N new events or T seconds, whichever comes first.
 
@@ -55,7 +49,7 @@ class CheckpointPublisher:
         ledger: CreditLedger,
         send: Send,
         *,
-        data_dir: Path | None = None,
+        data_dir: Path,
         signer: CheckpointSigner | None = None,
         every_events: int = EVERY_EVENTS,
         every_seconds: float = EVERY_SECONDS,
@@ -70,7 +64,7 @@ class CheckpointPublisher:
     ) -> None:
         self.ledger = ledger
         self.send = send
-        self.data_dir = data_dir if data_dir is not None else default_data_dir()
+        self.data_dir = data_dir
         self.every_events = every_events
         self.every_seconds = every_seconds
         self.poll_interval = poll_interval

@@ -331,8 +331,8 @@ async def run_relay_process(
     *,
     session_timeout: float = 6.0,
     interval: float = 0.05,
+    data_dir: Path,
     stop: asyncio.Event | None = None,
-    data_dir: Path | None = None,
     origin: str = DEFAULT_ORIGIN,
     witnesses: Sequence[WitnessEndpoint] = (),
 ) -> None:
