@@ -153,20 +153,10 @@ def migrate_api_keys(ledger: CreditLedger, settings: Settings) -> int:
             rows = conn.execute(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys").fetchall()
     except sqlite3.Error:
         return 0  # no such table (a store made since): nothing to migrate
-    columns = (
-        "key_id",
-        "key_hash",
-        "role",
-        "organisation",
-        "label",
-        "subject_key",
-        "created_at",
-        "revoked_at",
-    )
     copied = 0
     for row in rows:
         if ledger.keys.key(row[0]) is None:
-            ledger.keys.add_key(dict(zip(columns, row, strict=True)))
+            ledger.keys.add_key(dict(zip(API_KEY_COLUMNS, row, strict=True)))
             copied += 1
     if copied:
         log.warning("moved %d API key(s) from %s into the ledger's database", copied, old)
