@@ -61,6 +61,7 @@ class CheckpointPublisher:
         monotonic: Callable[[], float] = time.monotonic,
         origin: str = DEFAULT_ORIGIN,
         witnesses: WitnessClient | None = None,
+        key: str | None = None,
     ) -> None:
         self.ledger = ledger
         self.send = send
@@ -77,6 +78,7 @@ class CheckpointPublisher:
         self.origin = origin
         self.witnesses = witnesses
         self._signer = signer
+        self._key = key  # CREDIT_CHECKPOINT_KEY as the composition root read it (None: the seed file)
         self._executor = executor
         self._clock = clock or (lambda: datetime.now(UTC))
         self._monotonic = monotonic
@@ -140,7 +142,7 @@ class CheckpointPublisher:
         With none, the first checkpoint is due as soon as the tree holds anything.
         """
         if self._signer is None:
-            self._signer = checkpoint_signer(self.data_dir)
+            self._signer = checkpoint_signer(self.data_dir, self._key)
         self.last = self.checkpoints.latest(self._signer.signed)
         self._last_at = float("-inf")
         if self.last is not None:

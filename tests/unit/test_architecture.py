@@ -43,6 +43,24 @@ def test_the_ledger_imports_no_kafka_or_faust() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_only_the_entrypoints_read_the_environment() -> None:
+    # credit_ledger/ is the composition root: config.Settings reads every CREDIT_* variable, and
+    # everything below is given its settings (the data dir, the checkpoint and witness keys).
+    readers = {
+        str(p.relative_to(ROOT))
+        for package in ("ledger", "contract", "projections", "streams")
+        for p in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text("utf-8")))
+        if (isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv", "environb"})
+        or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in {"environ", "getenv", "environb"} for alias in node.names)
+        )
+    }
+    assert readers == set()
+
+
 def test_every_module_opens_with_a_one_line_docstring() -> None:
     missing = [
         str(p.relative_to(ROOT))
