@@ -64,7 +64,7 @@ def main() -> int:
                     for outcome in ledger.submit(messages[i : i + args.batch]):
                         outcomes[outcome.status] += 1
                 elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
-                events = ledger.recorder.max_notification_id()
+                events = ledger.reader.head()
                 size_mb = path.stat().st_size / 1e6
                 ledger.close()
             rate = args.submissions / elapsed

@@ -48,24 +48,24 @@ def build_ledger(target: int, subjects: int, path: Path, catalogue: Catalogue) -
     """A real ledger of at least ``target`` events, on a SQLite file (so it does not sit in memory)."""
     ledger = _harness.open_ledger(path, catalogue)
     generator = SubmissionGenerator(catalogue.latest, subjects=subjects, seed=7)
-    while (ledger.recorder.max_notification_id() or 0) < target:
+    while ledger.reader.head() < target:
         ledger.submit(generator.take(5000))
     return ledger
 
 
 def ledger_pages(ledger: CreditLedger, target: int) -> Iterator[list[tuple[bytes, bytes]]]:
     """The ledger's first ``target`` events as credit.ledger messages, a page at a time."""
-    position, sent = 1, 0
+    position, sent = 0, 0
     while sent < target:
-        page = ledger.recorder.select_notifications(position, min(20_000, target - sent))
+        page = ledger.reader.event_rows(position, min(20_000, target - sent))
         if not page:
             return
         yield [
-            ledger_message(n.id, n.originator_id, n.originator_version, n.topic, orjson.loads(n.state))
-            for n in page
+            ledger_message(at, stream, version, topic, orjson.loads(state))
+            for at, stream, version, topic, state in page
         ]
         sent += len(page)
-        position = page[-1].id + 1
+        position = page[-1][0]
 
 
 async def publish(bootstrap: str, pages: Iterator[list[tuple[bytes, bytes]]]) -> int:

@@ -143,7 +143,7 @@ def relay_once(
             run = asyncio.run(run_relay(ledger, broker.bootstrap, args.page, profile))
             digests = asyncio.run(partition_digests(broker.bootstrap)) if args.check else {}
         saved = tuple(ledger.register.relay_position(c) for c in (LEDGER_CURSOR, OUTCOMES_CURSOR))
-        if saved != (ledger.recorder.max_notification_id(), args.submissions):
+        if saved != (ledger.reader.head(), args.submissions):
             raise SystemExit(f"the relay stopped short: saved positions {saved}")
     finally:
         ledger.close()

@@ -57,16 +57,16 @@ def build(catalogue: Catalogue, path: Path, events: int, subjects: int, batch: i
     generator = SubmissionGenerator(catalogue.latest, subjects=subjects, seed=2026)
     submitted = 0
     started = time.perf_counter()
-    stored = ledger.recorder.max_notification_id() or 0
+    stored = ledger.reader.head()
     while stored < events:
         ledger.submit(generator.take(batch))
         submitted += batch
         if submitted % 100_000 == 0:
-            stored = ledger.recorder.max_notification_id() or 0
+            stored = ledger.reader.head()
             elapsed = time.perf_counter() - started
             print(f"  building: {submitted:,} submissions, {stored:,} events, {elapsed:.0f} s", flush=True)
         elif submitted * 1.1 >= events:
-            stored = ledger.recorder.max_notification_id() or 0
+            stored = ledger.reader.head()
     elapsed = time.perf_counter() - started
     ledger.close()
     print(
@@ -122,7 +122,7 @@ def main() -> int:
 
 def measure(catalogue: Catalogue, path: Path, args: argparse.Namespace) -> int:
     ledger = open_ledger(catalogue, path)
-    events = ledger.recorder.max_notification_id() or 0
+    events = ledger.reader.head()
     print(f"ledger: {events:,} events, {path.stat().st_size / 1e6:,.0f} MB")
 
     signer = CheckpointSigner(generate_seed())

@@ -43,14 +43,8 @@ def tune_gc() -> None:
 
 
 def build_ledger(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> CreditLedger:
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ledger = CreditLedger(
-        catalogue=build_catalogue(settings),
-        secret=settings.secret_bytes(),
-        clock=clock,
-        env=ledger_env(settings),
-    )
+    """The configured ledger, sealing under the configured master key (its older API keys moved in)."""
+    ledger = open_ledger_unkeyed(settings, clock=clock)
     try:
         ledger.use_master_key(settings.master_key_bytes(ledger_is_new=not ledger.data_keys.master_key_ids()))
     except MasterKeyMismatch as exc:
@@ -61,6 +55,19 @@ def build_ledger(settings: Settings, *, clock: Callable[[], datetime] = utc_now)
         raise
     migrate_api_keys(ledger, settings)
     return ledger
+
+
+def open_ledger_unkeyed(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> CreditLedger:
+    """The configured ledger before any master key is chosen: what ``keys rotate-master`` opens,
+    since the key it is given may not be the one the data keys are wrapped by yet."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return CreditLedger(
+        catalogue=build_catalogue(settings),
+        secret=settings.secret_bytes(),
+        clock=clock,
+        env=ledger_env(settings),
+    )
 
 
 def build_catalogue(settings: Settings) -> Catalogue:
@@ -153,20 +160,10 @@ def migrate_api_keys(ledger: CreditLedger, settings: Settings) -> int:
             rows = conn.execute(f"SELECT {', '.join(API_KEY_COLUMNS)} FROM api_keys").fetchall()
     except sqlite3.Error:
         return 0  # no such table (a store made since): nothing to migrate
-    columns = (
-        "key_id",
-        "key_hash",
-        "role",
-        "organisation",
-        "label",
-        "subject_key",
-        "created_at",
-        "revoked_at",
-    )
     copied = 0
     for row in rows:
         if ledger.keys.key(row[0]) is None:
-            ledger.keys.add_key(dict(zip(columns, row, strict=True)))
+            ledger.keys.add_key(dict(zip(API_KEY_COLUMNS, row, strict=True)))
             copied += 1
     if copied:
         log.warning("moved %d API key(s) from %s into the ledger's database", copied, old)

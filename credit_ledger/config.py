@@ -44,6 +44,8 @@ class Settings:
     health_stall_seconds: float = 30.0  # behind and not moving this long: /v1/health says stalled
     log_origin: str = DEFAULT_ORIGIN  # the log's name in its C2SP checkpoints (and its key name)
     witnesses: str | None = None  # "VKEY URL, ...": witnesses the relay asks to cosign; None: none
+    checkpoint_key: str | None = None  # 64 hex digits; None: DATA_DIR/checkpoint-key.seed (environment only)
+    witness_key: str | None = None  # 64 hex digits; None: DATA_DIR/witness-key.seed (environment only)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -377,6 +379,24 @@ VARIABLES: tuple[Variable, ...] = (
         "LIST",
         check=_witness_list,
         unset="none: checkpoints are published with the operator's signature only",
+    ),
+    Variable(  # checked where it is used (KeyConfigError names the variable), as before
+        "checkpoint_key",
+        "CREDIT_CHECKPOINT_KEY",
+        _text,
+        "the operator's Ed25519 seed (64 hex digits) that signs checkpoints (docs/auditing.md)",
+        "HEX",
+        unset="generated once into DATA_DIR/checkpoint-key.seed",
+        option=False,
+    ),
+    Variable(
+        "witness_key",
+        "CREDIT_WITNESS_KEY",
+        _text,
+        "witness serve, witness key: the witness's own Ed25519 seed (64 hex digits)",
+        "HEX",
+        unset="generated once into DATA_DIR/witness-key.seed",
+        option=False,
     ),
 )
 """Every CREDIT_* setting, in the order --help lists them."""

@@ -25,7 +25,7 @@ from credit_ledger.generator import SubmissionGenerator
 from credit_ledger.output import json_line
 from credit_ledger.serve import Running, banner, start
 from streams.app import run_worker
-from streams.clients import publish, read_topic
+from streams.clients import department_producer, publish, read_topic
 from streams.measures_agent import register_feedback_agent
 from streams.stopping import StopDeadline
 
@@ -119,9 +119,7 @@ def _feed(
         designation_share=DESIGNATION_SHARE,
     )
     chunk = max(1, int(rate / 4))
-    from kafka import KafkaProducer  # noqa: PLC0415
-
-    raw = KafkaProducer(bootstrap_servers=running.bootstrap, acks="all")
+    raw = department_producer(running.bootstrap)  # sends what publish() would refuse to
     while not stop.is_set():
         began = time.monotonic()
         lines = [orjson.dumps(s) for s in generator.take(chunk)]

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credit_ledger import discovery
-from credit_ledger.compose import build_catalogue
-from credit_ledger.config import ConfigError, Settings, ledger_env
+from credit_ledger.compose import open_ledger_unkeyed
+from credit_ledger.config import ConfigError, Settings
 from ledger.application.privacy import MasterKeyMismatch, master_key_id, parse_master_key
-from ledger.application.service import CreditLedger
 
 STAGED, BACKUP = ".new", ".old"
 
@@ -73,9 +72,7 @@ def rotate_master_key(settings: Settings, new_key: str | None) -> Rotation:
         new = parse_master_key(new_key)
     except ValueError as exc:
         raise ConfigError(f"the new master key {exc}") from None
-    ledger = CreditLedger(
-        catalogue=build_catalogue(settings), secret=settings.secret_bytes(), env=ledger_env(settings)
-    )
+    ledger = open_ledger_unkeyed(settings)
     try:
         current = settings.master_key_bytes(ledger_is_new=not ledger.data_keys.master_key_ids())
         if new == current:

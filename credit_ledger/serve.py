@@ -157,6 +157,7 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             health_stall_seconds=settings.health_stall_seconds,
             scheduler_interval=settings.scheduler_interval,
             log_origin=settings.log_origin,
+            checkpoint_key=settings.checkpoint_key,
         )
         read_store = build_store(settings) if http else None
         queries = build_query_service(ledger, read_store) if read_store is not None else None
@@ -289,6 +290,7 @@ def relay(settings: Settings) -> int:
                 data_dir=settings.data_dir,
                 origin=settings.log_origin,
                 witnesses=parse_witness_list(settings.witnesses or ""),
+                checkpoint_key=settings.checkpoint_key,
             )
         )
     return 0

@@ -1,4 +1,10 @@
-"""The projections' SQL store: folded states, list rows, due items, notices and the outboxes."""
+"""The projections' SQL store: folded states, list rows, due items, notices and the outboxes.
+
+One module of just over 400 lines because it is one class: ``save`` writes every table of a
+batch in one transaction (states, list rows, due items, the outboxes), and the reads beside it
+use the same schema and the same SQLite/PostgreSQL statement rewriting (``_sql``); the notice
+tables, which have their own reads, are in ``notice_store.py``.
+"""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ cache means a fetch from Maven Central, whatever ``~/.m2`` holds. Each node is b
 controller at once (combined KRaft mode, a static quorum of all nodes), with its own ports, log
 directory and heap. The test suite starts its cluster through ``Cluster`` with a few settings of
 its own (``overrides``; tests/integration/kafka.py). Standard library only, so it runs before any
-virtualenv exists.
+virtualenv exists, and for that reason one file of just over 400 lines: ``scripts/kafka`` runs it
+as a script, with no package around it to split it into.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class StreamSettings:
     health_stall_seconds: float = 30.0
     scheduler_interval: float = 60.0  # seconds between the scheduler's rounds on the leader
     log_origin: str = DEFAULT_ORIGIN  # the ledger's name in its checkpoints, for the public key's vkey
+    checkpoint_key: str | None = None  # CREDIT_CHECKPOINT_KEY (None: the data dir's seed file)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -147,6 +148,7 @@ def create_app(
             dead_letters=dead_letters,
             scheduler=scheduler,
             log_origin=settings.log_origin,
+            checkpoint_key=settings.checkpoint_key,
         )
         register_views(app, parts)
         if queries is not None and read_store is not None:  # the portal reads what the API reads

@@ -8,7 +8,6 @@ read, which is what ends health's ``dead_letters`` problem. Acknowledged means: 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
 import logging
@@ -18,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
+import click
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
@@ -196,22 +196,26 @@ async def read_letters(bootstrap: str, *, everything: bool, idle: float, acknowl
         await consumer.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m streams.deadletters", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("action", choices=("list", "acknowledge"))
-    parser.add_argument("--bootstrap", required=True, help="the Kafka address (serve's banner shows it)")
-    parser.add_argument("--all", action="store_true", help="list: acknowledged letters too")
-    parser.add_argument("--idle", type=float, default=2.0, help="seconds of empty fetches that end the read")
-    args = parser.parse_args(argv)
-    acknowledge = args.action == "acknowledge"
-    count = asyncio.run(
-        read_letters(args.bootstrap, everything=args.all, idle=args.idle, acknowledge=acknowledge)
-    )
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("action", type=click.Choice(["list", "acknowledge"]))
+@click.option(
+    "--bootstrap", required=True, metavar="HOST:PORT", help="the Kafka address (serve's banner shows it)"
+)
+@click.option("--all", "everything", is_flag=True, help="list: acknowledged letters too")
+@click.option(
+    "--idle",
+    type=float,
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="seconds of empty fetches that end the read",
+)
+def main(action: str, bootstrap: str, everything: bool, idle: float) -> None:
+    """List the dead letters not yet acknowledged (JSON lines), or acknowledge every letter read."""
+    acknowledge = action == "acknowledge"
+    count = asyncio.run(read_letters(bootstrap, everything=everything, idle=idle, acknowledge=acknowledge))
     sys.stderr.write(f"{count} dead letter(s) {'acknowledged' if acknowledge else 'listed'}\n")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="python -m streams.deadletters")

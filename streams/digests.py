@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -33,11 +32,6 @@ EVERY_SECONDS = 60.0
 Send = Callable[[str, bytes, bytes], Awaitable[Awaitable[Any]]]
 
 
-def default_data_dir() -> Path:
-    """The data dir a relay started by ``serve`` is given (``CREDIT_DATA_DIR``, else ./data)."""
-    return Path(os.environ.get("CREDIT_DATA_DIR") or "./data")
-
-
 class CheckpointPublisher:
     """Signs a checkpoint of the ledger's tree every N new events or T seconds, whichever comes first.
 
@@ -55,7 +49,7 @@ class CheckpointPublisher:
         ledger: CreditLedger,
         send: Send,
         *,
-        data_dir: Path | None = None,
+        data_dir: Path,
         signer: CheckpointSigner | None = None,
         every_events: int = EVERY_EVENTS,
         every_seconds: float = EVERY_SECONDS,
@@ -67,10 +61,11 @@ class CheckpointPublisher:
         monotonic: Callable[[], float] = time.monotonic,
         origin: str = DEFAULT_ORIGIN,
         witnesses: WitnessClient | None = None,
+        key: str | None = None,
     ) -> None:
         self.ledger = ledger
         self.send = send
-        self.data_dir = data_dir if data_dir is not None else default_data_dir()
+        self.data_dir = data_dir
         self.every_events = every_events
         self.every_seconds = every_seconds
         self.poll_interval = poll_interval
@@ -83,6 +78,7 @@ class CheckpointPublisher:
         self.origin = origin
         self.witnesses = witnesses
         self._signer = signer
+        self._key = key  # CREDIT_CHECKPOINT_KEY as the composition root read it (None: the seed file)
         self._executor = executor
         self._clock = clock or (lambda: datetime.now(UTC))
         self._monotonic = monotonic
@@ -146,7 +142,7 @@ class CheckpointPublisher:
         With none, the first checkpoint is due as soon as the tree holds anything.
         """
         if self._signer is None:
-            self._signer = checkpoint_signer(self.data_dir)
+            self._signer = checkpoint_signer(self.data_dir, self._key)
         self.last = self.checkpoints.latest(self._signer.signed)
         self._last_at = float("-inf")
         if self.last is not None:

@@ -54,7 +54,7 @@ def register_views(app: faust.App, parts: WorkerParts, routes: Iterable[Route] =
     _configure_web(app, max_body=max((r.max_body for r in served), default=0))
     api = Api(
         parts,
-        ProofService(parts.ledger, parts.data_dir, origin=parts.log_origin),
+        ProofService(parts.ledger, parts.data_dir, origin=parts.log_origin, key=parts.checkpoint_key),
         served,
         max_item_bytes=int(app.conf.producer_max_request_size) - RECORD_OVERHEAD,
     )

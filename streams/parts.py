@@ -31,3 +31,4 @@ class WorkerParts:
     dead_letters: DeadLetterWatch | None = None  # credit.dead-letters as health reports it
     scheduler: Scheduler | None = None  # runs on this worker while it is the Faust app's leader
     log_origin: str = DEFAULT_ORIGIN  # the ledger's name in its C2SP checkpoints (the public key's vkey)
+    checkpoint_key: str | None = None  # CREDIT_CHECKPOINT_KEY (None: the data dir's seed file)

@@ -331,10 +331,11 @@ async def run_relay_process(
     *,
     session_timeout: float = 6.0,
     interval: float = 0.05,
+    data_dir: Path,
     stop: asyncio.Event | None = None,
-    data_dir: Path | None = None,
     origin: str = DEFAULT_ORIGIN,
     witnesses: Sequence[WitnessEndpoint] = (),
+    checkpoint_key: str | None = None,
 ) -> None:
     """Run the relay as its own process, so its work uses a core the intake does not.
 
@@ -358,6 +359,7 @@ async def run_relay_process(
         data_dir=data_dir,
         origin=origin,
         witnesses=WitnessClient(witnesses) if witnesses else None,
+        key=checkpoint_key,
     )
     stop = stop or asyncio.Event()
     try:

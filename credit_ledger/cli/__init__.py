@@ -43,10 +43,6 @@ error).
 CONFIGURATION = "\n".join(
     ["\b", "Configuration (environment variable = option of the commands that use it):"]
     + [f"  {v.env:<28} {v.flag if v.option else ENVIRONMENT_ONLY}" for v in VARIABLES]
-    + [  # secrets read where they are used, each with its file in the data dir when unset
-        f"  {'CREDIT_CHECKPOINT_KEY':<28} {ENVIRONMENT_ONLY} (else DATA_DIR/checkpoint-key.seed)",
-        f"  {'CREDIT_WITNESS_KEY':<28} {ENVIRONMENT_ONLY} (witness serve; else DATA_DIR/witness-key.seed)",
-    ]
 )
 
 EPILOG = (

@@ -57,7 +57,7 @@ def configured_signer(settings: Settings) -> CheckpointSigner | None:
     from ledger.verification.checkpoints import KeyConfigError, configured_signer  # noqa: PLC0415
 
     try:
-        return configured_signer(settings.data_dir)
+        return configured_signer(settings.data_dir, settings.checkpoint_key)
     except KeyConfigError as exc:
         raise UserError(str(exc)) from None
 
@@ -67,7 +67,7 @@ def _signer(settings: Settings) -> CheckpointSigner:
     from ledger.verification.checkpoints import KeyConfigError, checkpoint_signer  # noqa: PLC0415
 
     try:
-        return checkpoint_signer(settings.data_dir)
+        return checkpoint_signer(settings.data_dir, settings.checkpoint_key)
     except KeyConfigError as exc:
         raise UserError(str(exc)) from None
 
@@ -330,7 +330,7 @@ def checkpoint_key(settings: Settings) -> int:
             "key_id": signer.key_id,
             "origin": settings.log_origin,
             "vkey": str(signer.vkey(settings.log_origin)),
-            "source": key_source(settings.data_dir),
+            "source": key_source(settings.data_dir, settings.checkpoint_key),
         }
     )
     note("publish this public key out of band (not only over this ledger's own channels): auditors trust it")

@@ -3,7 +3,6 @@ beside the ledger, cosigning its checkpoints only while they are consistent with
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import click
@@ -95,7 +94,7 @@ def key(settings: Settings, name: str) -> int:
     from ledger.verification.witness import KEY_FILE, KEY_VARIABLE  # noqa: PLC0415
 
     signer = _signer(name, settings)
-    source = KEY_VARIABLE if os.environ.get(KEY_VARIABLE) else str(settings.data_dir / KEY_FILE)
+    source = KEY_VARIABLE if settings.witness_key else str(settings.data_dir / KEY_FILE)
     json_line({"name": signer.name, "vkey": str(signer.vkey), "source": source})
     return 0
 
@@ -106,7 +105,7 @@ def _signer(name: str, settings: Settings) -> NoteSigner:
     from ledger.verification.witness import witness_signer  # noqa: PLC0415
 
     try:
-        return witness_signer(name, settings.data_dir)
+        return witness_signer(name, settings.data_dir, settings.witness_key)
     except (KeyConfigError, NoteError) as exc:
         raise UserError(f"the witness key: {exc}") from None
 

@@ -1,6 +1,6 @@
 """Ports of the application: the read port into the ledger's log, the key store, the read models.
 
-Code outside the application reads the ledger only through ``LedgerLog`` (``CreditLedger.log``);
+Code outside the application reads the ledger only through ``LedgerLog`` (``CreditLedger.reader``);
 the recorders in ``ledger.store`` implement it, and one contract test suite holds every
 recorder to it. The query service reads views through ``ReadModels``, which the projections
 implement: the application never imports them.
@@ -16,12 +16,7 @@ from uuid import UUID
 from ledger.domain.inbox import InboxEntry, InboxItem, InboxSealer
 from ledger.domain.outcomes import LoggedOutcome, Receipt
 from ledger.domain.personal import DataKeyRow
-
-EventRow = tuple[int, str, int, str, bytes]
-"""One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state).
-
-Plain tuples, not eventsourcing's Notification objects: a full verification or a relay page
-reads every event, and the objects cost more than the work done with them."""
+from ledger.store.rows import EventRow
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ import orjson
 from ledger.application import submissions
 from ledger.application.limits import check_limits
 from ledger.domain.commands import Command
-from ledger.domain.errors import InvalidInput, LedgerError
+from ledger.domain.errors import InvalidInput, LedgerError, reason
 
 log = logging.getLogger("ledger.application.service")
 
@@ -43,12 +43,12 @@ def internal_error(what: str, *args: object) -> dict[str, str]:
     """
     correlation = uuid4().hex[:16]
     log.exception(f"[{correlation}] {what}", *args)
-    return {
-        "code": "internal_error",
-        "field": "",
-        "message": "the ledger could not apply this submission; operators have the details in its log "
+    return reason(
+        "internal_error",
+        "",
+        "the ledger could not apply this submission; operators have the details in its log "
         f"under correlation id {correlation}",
-    }
+    )
 
 
 def as_bytes(raw: bytes | str | Mapping[str, Any]) -> bytes:
@@ -103,6 +103,5 @@ def _faulty(
 ) -> Item:
     """The item of a submission reception failed on (a bug, logged): rejected as ``internal_error``,
     fingerprinted by its bytes when its canonical form is not known."""
-    reason = internal_error(what, *args)
-    error = LedgerError(reason["message"], code="internal_error")
+    error = LedgerError(internal_error(what, *args)["message"], code="internal_error")
     return Item(key, digest or hashlib.sha256(original).hexdigest(), None, error, original)

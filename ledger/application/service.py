@@ -32,7 +32,6 @@ from eventsourcing.sqlite import SQLiteFactory
 from ledger.application.handlers import handle
 from ledger.application.ports import (
     DataKeyStore,
-    EventRow,
     Inbox,
     KeyStore,
     LedgerLog,
@@ -63,6 +62,7 @@ from ledger.domain.queries import QueryRecord
 from ledger.domain.redaction import shown_id
 from ledger.domain.subjects import SubjectCode, subject_key
 from ledger.store.memory import POPOLedgerRecorder
+from ledger.store.rows import EventRow
 from ledger.store.sqlite import SQLiteLedgerRecorder
 from ledger.store.transcoder import OrjsonTranscoder
 

@@ -24,7 +24,7 @@ class LedgerError(Exception):
 
     def as_reason(self) -> dict[str, str]:
         """The reason as it leaves the ledger: message and field capped, identity numbers masked."""
-        return {"code": self.code, "field": safe_text(self.field), "message": safe_text(self.message)}
+        return reason(self.code, self.field, self.message)
 
 
 class InvalidInput(LedgerError):
@@ -87,6 +87,12 @@ class SubmissionConflict(LedgerError):
     code = "submission_conflict"
 
 
+def reason(code: str, field: str, message: str) -> dict[str, str]:
+    """The one shape of a reason, in a rejection's receipt or an error body: message and field
+    capped, identity numbers masked."""
+    return {"code": code, "field": safe_text(field), "message": safe_text(message)}
+
+
 def error_body(code: str, field: str, message: str) -> dict[str, dict[str, str]]:
     """The one shape of every refusal the platform answers with: ``{"error": {code, field, message}}``."""
-    return {"error": {"code": code, "field": safe_text(field), "message": safe_text(message)}}
+    return {"error": reason(code, field, message)}

@@ -21,7 +21,11 @@ from ledger.domain.outcomes import (
 )
 
 EventRow = tuple[int, str, int, str, bytes]
-"""(position, stream id as a dashed UUID, version, topic, state): ``ledger.application.ports.EventRow``."""
+"""One stored event as plain values: (position, stream id as a dashed UUID, version, topic, state),
+what the read port (``ledger.application.ports.LedgerLog``) gives.
+
+Plain tuples, not eventsourcing's Notification objects: a full verification or a relay page
+reads every event, and the objects cost more than the work done with them."""
 
 RECEIPT_COLUMNS = (
     "department, submission_id, digest, status, subject_key, events, reason, recorded_at, original, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,20 +50,16 @@ def _seed(text: str, where: str) -> bytes:
     return seed
 
 
-def key_source(data_dir: Path, environ: Mapping[str, str] | None = None) -> str:
-    """Where the checkpoint key comes from: the environment variable or the seed file's path."""
-    env = os.environ if environ is None else environ
-    return KEY_VARIABLE if env.get(KEY_VARIABLE) else str(data_dir / KEY_FILE)
+def key_source(data_dir: Path, key: str | None = None) -> str:
+    """Where the checkpoint key comes from: the variable (its value ``key``) or the seed file's path."""
+    return KEY_VARIABLE if key else str(data_dir / KEY_FILE)
 
 
-def configured_seed(
-    data_dir: Path, file_name: str, variable: str, environ: Mapping[str, str] | None = None
-) -> bytes | None:
-    """A 32-byte seed from the environment ``variable`` or the data dir's ``file_name``, if either is set."""
-    env = os.environ if environ is None else environ
-    raw = env.get(variable)
-    if raw:
-        return _seed(raw, variable)
+def configured_seed(data_dir: Path, file_name: str, variable: str, value: str | None = None) -> bytes | None:
+    """A 32-byte seed from ``value`` (what the setting ``variable`` holds, as the composition root
+    read it) or else the data dir's ``file_name``, if either is set."""
+    if value:
+        return _seed(value, variable)
     path = data_dir / file_name
     if not path.exists():
         return None
@@ -93,17 +89,18 @@ def seed_file(data_dir: Path, file_name: str) -> bytes:
     return _seed(path.read_text("ascii"), str(path))
 
 
-def configured_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner | None:
-    """The operator's signer from ``CREDIT_CHECKPOINT_KEY`` or the data dir's seed file, if either exists."""
-    seed = configured_seed(data_dir, KEY_FILE, KEY_VARIABLE, environ)
+def configured_signer(data_dir: Path, key: str | None = None) -> CheckpointSigner | None:
+    """The operator's signer from ``key`` (``CREDIT_CHECKPOINT_KEY``) or the data dir's seed file,
+    if either is set."""
+    seed = configured_seed(data_dir, KEY_FILE, KEY_VARIABLE, key)
     if seed is None:
         return None
     return CheckpointSigner(seed, previous=CheckpointLog.in_dir(data_dir).last)
 
 
-def checkpoint_signer(data_dir: Path, environ: Mapping[str, str] | None = None) -> CheckpointSigner:
+def checkpoint_signer(data_dir: Path, key: str | None = None) -> CheckpointSigner:
     """The operator's signer; without a configured key, a new seed is written to the data dir (0600)."""
-    signer = configured_signer(data_dir, environ)
+    signer = configured_signer(data_dir, key)
     if signer is not None:
         return signer
     return CheckpointSigner(seed_file(data_dir, KEY_FILE), previous=CheckpointLog.in_dir(data_dir).last)

@@ -26,7 +26,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,10 +63,10 @@ KEY_VARIABLE = "CREDIT_WITNESS_KEY"
 """The environment variable that holds a witness's Ed25519 seed as 64 hex digits."""
 
 
-def witness_signer(name: str, data_dir: Path, environ: Mapping[str, str] | None = None) -> NoteSigner:
-    """The witness's cosigning key under ``name``: from CREDIT_WITNESS_KEY, else the data dir's seed
-    file, written (mode 0600) on first use."""
-    seed = configured_seed(data_dir, KEY_FILE, KEY_VARIABLE, environ)
+def witness_signer(name: str, data_dir: Path, key: str | None = None) -> NoteSigner:
+    """The witness's cosigning key under ``name``: from ``key`` (CREDIT_WITNESS_KEY), else the data
+    dir's seed file, written (mode 0600) on first use."""
+    seed = configured_seed(data_dir, KEY_FILE, KEY_VARIABLE, key)
     return NoteSigner(name, seed if seed is not None else seed_file(data_dir, KEY_FILE), COSIGNATURE_V1)
 
 

@@ -71,10 +71,12 @@ class ProofService:
         *,
         executor: Executor | None = None,
         origin: str = DEFAULT_ORIGIN,
+        key: str | None = None,
     ) -> None:
         self.ledger = ledger
         self.data_dir = data_dir
         self.origin = origin
+        self.key = key  # CREDIT_CHECKPOINT_KEY as the composition root read it (None: the seed file)
         self.checkpoint_log = CheckpointLog.in_dir(data_dir)
         self._tree: LedgerTree | None = None
         self._executor = executor
@@ -145,7 +147,7 @@ class ProofService:
     async def public_key(self) -> Answer:
         """The operator's checkpoint public key (compare it with the one published out of band)."""
         try:
-            signer = await self._run(lambda: configured_signer(self.data_dir))
+            signer = await self._run(lambda: configured_signer(self.data_dir, self.key))
         except KeyConfigError as exc:
             return 503, error_body("key_misconfigured", "", str(exc))  # the operator's to fix: not a 500
         if signer is None:

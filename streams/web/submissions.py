@@ -20,6 +20,7 @@ from urllib.parse import quote
 import orjson
 
 from contract.messages import inbox_item, original_fields, outcome_message, submission_key
+from ledger.domain.errors import reason
 from ledger.domain.inbox import InboxItem, inbox_source
 from streams.web.api import Api
 from streams.web.bodies import decode_json, integer, read_body
@@ -69,8 +70,7 @@ def _line(line: bytes) -> Any:
 
 
 def _refused(index: int, code: str, message: str, raw: bytes | None) -> dict[str, Any]:
-    reason = {"code": code, "field": "", "message": message}
-    receipt: dict[str, Any] = {"index": index, "status": "rejected", "reason": reason}
+    receipt: dict[str, Any] = {"index": index, "status": "rejected", "reason": reason(code, "", message)}
     if raw is not None:
         receipt.update(original_fields(raw))
     return receipt

@@ -13,6 +13,10 @@ figures of docs/benchmarks.md), so both count the same way:
 
 The end of a topic is never decided from end offsets (the embedded broker under-reports them):
 followers keep reading, and callers wait, with deadlines, for what they expect to see.
+
+One module of just over 400 lines: it is the one harness every fault test drives (the load, the
+publisher and followers, the counts and the ledger check), and its counts mean something only
+read against each other.
 """
 
 from __future__ import annotations

@@ -43,6 +43,39 @@ def test_the_ledger_imports_no_kafka_or_faust() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_only_the_entrypoints_read_the_environment() -> None:
+    # credit_ledger/ is the composition root: config.Settings reads every CREDIT_* variable, and
+    # everything below is given its settings (the data dir, the checkpoint and witness keys).
+    readers = {
+        str(p.relative_to(ROOT))
+        for package in ("ledger", "contract", "projections", "streams")
+        for p in (ROOT / package).rglob("*.py")
+        for node in ast.walk(ast.parse(p.read_text("utf-8")))
+        if (isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv", "environb"})
+        or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in {"environ", "getenv", "environb"} for alias in node.names)
+        )
+    }
+    assert readers == set()
+
+
+def test_the_log_is_read_through_the_read_port_not_the_recorder() -> None:
+    # CreditLedger.reader (ledger.application.ports.LedgerLog) is the way into the log; only the
+    # application, which owns the recorder, and the recorders themselves touch ``.recorder``.
+    owners = (ROOT / "ledger" / "application", ROOT / "ledger" / "store")
+    reaching = {
+        str(p.relative_to(ROOT))
+        for package in ("ledger", "contract", "projections", "streams", "credit_ledger", "bench")
+        for p in (ROOT / package).rglob("*.py")
+        if not p.is_relative_to(owners[0]) and not p.is_relative_to(owners[1])
+        for node in ast.walk(ast.parse(p.read_text("utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "recorder"
+    }
+    assert reaching == set()
+
+
 def test_every_module_opens_with_a_one_line_docstring() -> None:
     missing = [
         str(p.relative_to(ROOT))

@@ -242,21 +242,40 @@ def test_v1_serves_an_index_of_the_routes_with_a_link_to_the_openapi_document(
 def test_every_error_body_is_built_by_the_one_helper() -> None:
     root = Path(__file__).resolve().parents[2]
 
+    def keys(node: ast.Dict) -> set[object]:
+        return {k.value for k in node.keys if isinstance(k, ast.Constant)}
+
+    def is_reason(node: ast.expr) -> bool:
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "reason"
+
     def builds_error_body(path: Path) -> bool:
-        """A dict literal {"error": {...}} anywhere in the module's code."""
+        """A dict literal {"error": {...}} or {"error": reason(...)} anywhere in the module's code."""
         return any(
             isinstance(node, ast.Dict)
             and any(
-                isinstance(k, ast.Constant) and k.value == "error" and isinstance(v, ast.Dict)
+                isinstance(k, ast.Constant)
+                and k.value == "error"
+                and (isinstance(v, ast.Dict) or is_reason(v))
                 for k, v in zip(node.keys, node.values, strict=True)
             )
             for node in ast.walk(ast.parse(path.read_text("utf-8")))
         )
 
-    found = [
-        str(path.relative_to(root))
+    def builds_reason(path: Path) -> bool:
+        """A dict literal {"code": ..., "field": ..., "message": ...}: a reason built by hand."""
+        return any(
+            isinstance(node, ast.Dict) and keys(node) == {"code", "field", "message"}
+            for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        )
+
+    modules = [
+        path
         for package in ("ledger", "contract", "projections", "streams", "credit_ledger")
         for path in sorted((root / package).rglob("*.py"))
-        if builds_error_body(path)
     ]
-    assert found == ["ledger/domain/errors.py"]
+    assert [str(p.relative_to(root)) for p in modules if builds_error_body(p)] == ["ledger/domain/errors.py"]
+    # errors.reason builds every reason; schemas.py is the JSON Schema that documents its shape
+    assert [str(p.relative_to(root)) for p in modules if builds_reason(p)] == [
+        "ledger/domain/errors.py",
+        "streams/web/schemas.py",
+    ]

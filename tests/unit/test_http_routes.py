@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from ledger.verification.checkpoints import KEY_VARIABLE, CheckpointLog, checkpoint_signer
+from ledger.verification.checkpoints import CheckpointLog, checkpoint_signer
 from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 from ledger.verification.transparency import LedgerTree, StoreChanged
 from streams.health import HealthCheck
@@ -101,7 +101,7 @@ def probes(
         *,
         url: str | Callable[[], str] | None = None,
         during: tuple[Any, str, Exception] | None = None,
-        env: dict[str, str] | None = None,
+        checkpoint_key: str | None = None,
         then: Callable[[], None] | None = None,
         **request: Any,
     ) -> None:
@@ -110,8 +110,8 @@ def probes(
                 if during is not None:
                     target, name, exc = during
                     patch.setattr(target, name, failing(exc))
-                for variable, value in (env or {}).items():
-                    patch.setenv(variable, value)
+                if checkpoint_key is not None:  # as CREDIT_CHECKPOINT_KEY would give it the worker
+                    patch.setattr(web.api.proofs, "key", checkpoint_key)
                 target_url = url() if callable(url) else url or path
                 answer = await web.call(method, target_url, **request)
             if then is not None:
@@ -205,7 +205,7 @@ def probes(
     key = "/v1/proofs/public-key"
     probe("GET", key, 404, then=lambda: sign_a_checkpoint_then_file_one_more(desk, data_dir))
     probe("GET", "/checkpoint", 200, as_bytes=True)
-    probe("GET", key, 503, env={KEY_VARIABLE: "not hex"})
+    probe("GET", key, 503, checkpoint_key="not hex")
     probe("GET", key, 200)
     probe("GET", "/v1/proofs/checkpoints", 200)
     probe("GET", "/v1/proofs/checkpoints", 400, url="/v1/proofs/checkpoints?limit=-1")
@@ -235,7 +235,6 @@ def probes(
 def test_every_documented_status_is_one_a_handler_answers(
     desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(KEY_VARIABLE, raising=False)
     keys = Keys(desk)
     table = probes(desk, keys, tmp_path, monkeypatch)
 

@@ -1,4 +1,8 @@
-"""The life of a record, told as stories through the ledger's one entry point: ``submit``."""
+"""The life of a record, told as stories through the ledger's one entry point: ``submit``.
+
+One module of just over 400 lines: the stories share the few helpers that tell them (``submit``,
+``sub``, ``accepted``, ``rejected``), and each follows one record's whole life through them.
+"""
 
 from __future__ import annotations
 

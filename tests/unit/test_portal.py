@@ -1,6 +1,9 @@
 """The portal in process: public search, publicity, lists, sign-in, self-service, dashboard, guards.
 
 The browser stories (tests/e2e/) show the same in Chromium; these pin each rule beside its cause.
+
+One module of about 480 lines: every rule here is checked against the one in-process portal
+(``desk``) and its ``filing`` helper.
 """
 
 from __future__ import annotations

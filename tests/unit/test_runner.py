@@ -1,4 +1,8 @@
-"""The one runner and poison isolation: no message stalls a flow, and nothing is committed before it is applied."""
+"""The one runner and poison isolation: no message stalls a flow, and nothing is committed before it is applied.
+
+One module of about 475 lines: the loop, poison isolation and the flows that use them are
+exercised through the same fakes (``FakeConsumer``, ``FakeProducer``, ``Parked``, ``Sleeps``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Identity numbers and unified social credit codes: parsing, masking, checksums and keys."""
+"""Identity numbers and unified social credit codes: parsing, masking, checksums and keys.
+
+One module of about 475 lines: every test here is about the two code formats and their keys,
+sharing ``parse`` and ``rejection``; the sections below mark their parts.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The ledger's Merkle view: its tree, proofs, operator key, checkpoint file, audit, publisher and views."""
+"""The ledger's Merkle view: its tree, proofs, operator key, checkpoint file, audit, publisher and views.
+
+One module of about 585 lines: the tree, the key, the checkpoint file, the audit and the
+publisher are checked over the same ledger fixture and helpers (``add_submissions``, ``stored``).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
+from credit_ledger.config import Settings
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
@@ -216,11 +221,11 @@ def test_a_checkpoint_signs_the_whole_tree_as_it_is(
 def test_the_key_is_written_once_into_the_data_dir_readable_by_its_owner_only_and_reused(
     tmp_path: Path,
 ) -> None:
-    assert configured_signer(tmp_path, {}) is None
-    first = checkpoint_signer(tmp_path, {})
+    assert configured_signer(tmp_path) is None
+    first = checkpoint_signer(tmp_path)
     assert stat.S_IMODE(os.stat(tmp_path / KEY_FILE).st_mode) == 0o600
-    assert checkpoint_signer(tmp_path, {}).public_key == first.public_key
-    again = configured_signer(tmp_path, {})
+    assert checkpoint_signer(tmp_path).public_key == first.public_key
+    again = configured_signer(tmp_path)
     assert again is not None
     assert again.key_id == first.key_id
     assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]
@@ -228,17 +233,18 @@ def test_the_key_is_written_once_into_the_data_dir_readable_by_its_owner_only_an
 
 def test_the_key_in_the_environment_wins_over_the_data_dir(tmp_path: Path) -> None:
     seed = generate_seed()
-    from_env = checkpoint_signer(tmp_path, {KEY_VARIABLE: seed.hex()})
+    key = Settings.from_env({KEY_VARIABLE: seed.hex()}).checkpoint_key  # the composition root reads it
+    from_env = checkpoint_signer(tmp_path, key)
     assert from_env.public_key == CheckpointSigner(seed).public_key
     assert not (tmp_path / KEY_FILE).exists()
 
 
 def test_a_malformed_key_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
     with pytest.raises(KeyConfigError, match=KEY_VARIABLE):
-        checkpoint_signer(tmp_path, {KEY_VARIABLE: "abc"})
+        checkpoint_signer(tmp_path, Settings.from_env({KEY_VARIABLE: "abc"}).checkpoint_key)
     (tmp_path / KEY_FILE).write_text("not hex")
     with pytest.raises(KeyConfigError, match=KEY_FILE):
-        configured_signer(tmp_path, {})
+        configured_signer(tmp_path)
 
 
 # --- The checkpoint file ------------------------------------------------------------------------
@@ -466,7 +472,7 @@ def test_the_proof_views_answer_with_the_auditors_files_and_refuse_what_they_can
         assert (await ask("public_key"))[0] == 404
         status, body = await ask("inclusion", position="1")
         assert (status, body["error"]["code"]) == (409, "not_checkpointed")
-        signer = checkpoint_signer(tmp_path, {})
+        signer = checkpoint_signer(tmp_path)
         tree = LedgerTree(ledger)
         tree.catch_up()
         cp = tree.checkpoint(signer, NOW)
@@ -519,10 +525,12 @@ def test_the_proof_views_are_served_under_v1_proofs_from_the_workers_data_dir(
 
     app = faust.App("proofs-test", broker="kafka://localhost:1", datadir=str(tmp_path / "faust"))
     proofs = [r for r in ROUTES if r.path.startswith("/v1/proofs/")]
-    parts = SimpleNamespace(ledger=ledger, data_dir=tmp_path, queries=None, log_origin=DEFAULT_ORIGIN)
+    parts = SimpleNamespace(
+        ledger=ledger, data_dir=tmp_path, queries=None, log_origin=DEFAULT_ORIGIN, checkpoint_key=None
+    )
     register_views(app, parts, proofs)  # type: ignore[arg-type]
     add_submissions(ledger, catalogue, 5)
-    signer = checkpoint_signer(tmp_path, {})
+    signer = checkpoint_signer(tmp_path)
     tree = LedgerTree(ledger)
     tree.catch_up()
     CheckpointLog.in_dir(tmp_path).append(tree.checkpoint(signer, NOW))

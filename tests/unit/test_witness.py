@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from credit_ledger.config import Settings
 from ledger.verification.merkle import EMPTY_ROOT, MerkleLog
 from ledger.verification.notes import COSIGNATURE_V1, Note, NoteSigner, VerifierKey, parse_note
 from ledger.verification.tlog_checkpoint import CheckpointBody
@@ -162,11 +163,12 @@ def test_requests_racing_from_one_size_leave_one_cosigned_and_the_other_told_the
 
 
 def test_the_witness_key_is_made_once_readable_by_its_owner_only(tmp_path: Path) -> None:
-    signer = witness_signer("witness.example/w1", tmp_path, {})
+    signer = witness_signer("witness.example/w1", tmp_path)
     assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
-    assert witness_signer("witness.example/w1", tmp_path, {}).vkey == signer.vkey
+    assert witness_signer("witness.example/w1", tmp_path).vkey == signer.vkey
     assert signer.vkey.signature_type == COSIGNATURE_V1
-    given = witness_signer("witness.example/w1", tmp_path, {"CREDIT_WITNESS_KEY": "11" * 32})
+    key = Settings.from_env({"CREDIT_WITNESS_KEY": "11" * 32}).witness_key  # the composition root reads it
+    given = witness_signer("witness.example/w1", tmp_path, key)
     assert given.vkey == VerifierKey.of(
         "witness.example/w1", COSIGNATURE_V1, NoteSigner("x", bytes([0x11]) * 32).vkey.public_key
     )
