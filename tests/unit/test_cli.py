@@ -372,6 +372,29 @@ def test_schema_examples_prints_an_example_of_every_action_the_schema_has(
     assert {json.loads(line)["action"] for line in out.splitlines()} == every_action
 
 
+def test_every_example_has_its_own_id_and_only_the_three_the_readme_names_are_rejected(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # README "Submitting credit events": the examples published together are all accepted but the
+    # two feedback examples and the reminder, which name a notice of another ledger.
+    import json  # noqa: PLC0415
+
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text(run(capsys, "schema", "--examples")[1], "utf-8")
+    sent = [json.loads(line) for line in examples.read_text("utf-8").splitlines()]
+    ids = [(s["department"], s["submission_id"]) for s in sent]
+    assert len(set(ids)) == len(ids), sorted(i for i in ids if ids.count(i) > 1)
+    _, out, _ = run(capsys, "apply", "--data-dir", str(tmp_path / "data"), str(examples))
+    outcomes = [json.loads(line) for line in out.splitlines()]
+    rejected = {o["submission_id"] for o in outcomes if o["status"] == "rejected"}
+    assert len(outcomes) == len(sent)
+    assert {"sched.remind" if r.startswith("sched.remind.") else r for r in rejected} == {
+        "FY-2026-000101",
+        "SW-2026-000102",
+        "sched.remind",
+    }, outcomes
+
+
 def test_file_shows_the_operator_the_sealed_fields_opened(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
