@@ -410,3 +410,25 @@ def test_file_shows_the_operator_the_sealed_fields_opened(
     assert shown["name"] == "张三"
     assert "enc1:" not in out
     assert any(r["title"].startswith("逾期未申报个人所得税") for r in shown["records"])
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["lists", "black"], "no entries on the black list\n"),
+        (["lists", "red", "--domain", "taxation"], "no entries on the red list matching these filters\n"),
+        (["keys", "list"], "no API keys issued here yet ('credit-ledger keys issue' makes one)\n"),
+        (["audit", "queries"], "no queries recorded\n"),
+        (["audit", "queries", "--purpose", "tenancy"], "no queries recorded matching these filters\n"),
+        (["measures", "stats"], "no measure notices yet\n"),
+        (["measures", "stats", "--department", "court"], "no measure notices yet matching these filters\n"),
+    ],
+)
+def test_an_empty_list_says_so_on_stderr_and_prints_no_header_and_no_none(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(capsys, *args, "--data-dir", str(tmp_path))
+    assert code == 0, err
+    assert err == said
+    assert "None" not in out
+    assert [line for line in out.splitlines() if not line.startswith("as of ")] == []  # no header, no table
