@@ -432,3 +432,13 @@ def test_an_empty_list_says_so_on_stderr_and_prints_no_header_and_no_none(
     assert err == said
     assert "None" not in out
     assert [line for line in out.splitlines() if not line.startswith("as of ")] == []  # no header, no table
+
+
+def test_an_audit_hint_reads_as_a_sentence_not_as_a_python_dict() -> None:
+    from credit_ledger.cli.access_commands import hint_line  # noqa: PLC0415
+    from projections.anomalies import anomaly_hints  # noqa: PLC0415
+
+    refused = {"requester": "key:7de5b6ef5fa9", "outcome": "refused", "organisation": "bank-fz-001"}
+    [hint] = anomaly_hints([refused] * 3)
+    line = hint_line(hint)
+    assert line == "hint (refusals): requester key:7de5b6ef5fa9, refused 3; rule: 3 or more refused queries"
