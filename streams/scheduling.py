@@ -122,12 +122,28 @@ class Scheduler:
             self.lock.close()
 
 
+TIMER_NAME = "credit-ledger.scheduler"
+
+
+class QuietOverlaps(logging.Filter):
+    """Drops mode's "Timer credit-ledger.scheduler is overlapping" warning. The timer only asks every
+    TICK whether a round is due, so a round that takes longer than a TICK is expected, not a fault;
+    the warning read as one on serve's terminal (issue 17). Other timers still warn."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        overlapping = str(record.msg).startswith("Timer %s is overlapping")
+        return not (overlapping and isinstance(record.args, tuple) and record.args[:1] == (TIMER_NAME,))
+
+
 def register_scheduler(app: faust.App, scheduler: Scheduler) -> None:
     """Run ``scheduler`` on a Faust timer with ``on_leader=True``: one worker of the app's group
     (the one assigned Faust's leader partition) runs it; when it leaves, the next leader does."""
+    timers_log = logging.getLogger("mode.timers")
+    if not any(isinstance(f, QuietOverlaps) for f in timers_log.filters):
+        timers_log.addFilter(QuietOverlaps())
 
     async def schedule() -> None:
         await scheduler.tick()
 
-    timer = app.timer(interval=min(TICK, scheduler.interval), on_leader=True, name="credit-ledger.scheduler")
+    timer = app.timer(interval=min(TICK, scheduler.interval), on_leader=True, name=TIMER_NAME)
     timer(schedule)

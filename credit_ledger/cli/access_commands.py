@@ -94,8 +94,11 @@ def list_keys(settings: Settings) -> int:
     from credit_ledger.compose import open_query_service  # noqa: PLC0415
 
     service = open_query_service(settings)  # held: the ledger closes its database when dropped
-    for row in service.ledger.keys.api_keys():
+    rows = list(service.ledger.keys.api_keys())
+    for row in rows:
         json_line(row)
+    if not rows:
+        note("no API keys issued here yet ('credit-ledger keys issue' makes one)")
     return 0
 
 
@@ -178,6 +181,9 @@ def queries(
         raise UserError(answer.body["error"]["message"])
     for row in answer.body["queries"]:
         json_line(row)
+    if not answer.body["queries"]:
+        filtered = any((requester, organisation, subject, purpose, since, until))
+        note(f"no queries recorded{' matching these filters' if filtered else ''}")
     for hint in answer.body["hints"]:
         note(hint_line(hint))
     return 0

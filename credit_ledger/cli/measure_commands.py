@@ -145,7 +145,14 @@ def stats(
     if as_json:
         json_line(body)
         return 0
-    print(f"as of {body['as_of']}: " + "  ".join(f"{k} {body['totals'][k]}" for k in FIGURES))
+    totals = body["totals"]
+    print(
+        f"as of {body['as_of']}: "
+        + "  ".join(f"{k} {'-' if totals[k] is None else totals[k]}" for k in FIGURES)
+    )
+    if not body["by_department"] and not body["by_measure"]:
+        note(f"no measure notices yet{' matching these filters' if department or since or until else ''}")
+        return 0
     table(body["by_department"], ["department", *FIGURES])
     print()
     table(body["by_measure"], ["measure", "kind", *FIGURES])

@@ -17,12 +17,29 @@ PAGES_WITH_EXAMPLES = [page for page in iter_pages(ROOT) if examples(page)]
 def test_every_command_example_on_the_page_runs_as_it_shows(page: Path, tmp_path: Path) -> None:
     workspace = tmp_path / "checkout"
     copy_checkout(ROOT, workspace)
+    checked_out = set(files_in(workspace))
     reading = Page(workspace, reader_environment(tools_dir()))
     try:
         for example in examples(workspace / page.relative_to(ROOT), page.relative_to(ROOT)):
             reading.run(example)  # raises DocError naming the line, the script and its output
     finally:
         reading.close()
+    if page.relative_to(ROOT) in NEWCOMERS_PATH:  # what a newcomer makes stays in data/ (issue 17)
+        assert sorted(set(files_in(workspace)) - checked_out) == []
+
+
+NEWCOMERS_PATH = {Path("README.md"), Path("docs/tutorial.md")}
+MADE_BY_THE_INSTALL = (".venv/", "data/")
+
+
+def files_in(workspace: Path) -> list[str]:
+    """The workspace's files a reader could trip over: not the data dir, the virtualenv or caches."""
+    names = (str(path.relative_to(workspace)) for path in workspace.rglob("*") if path.is_file())
+    return [
+        name
+        for name in names
+        if not name.startswith(MADE_BY_THE_INSTALL) and "__pycache__" not in name and ".egg-info" not in name
+    ]
 
 
 def test_the_readme_walk_through_is_run_not_excused() -> None:

@@ -372,6 +372,29 @@ def test_schema_examples_prints_an_example_of_every_action_the_schema_has(
     assert {json.loads(line)["action"] for line in out.splitlines()} == every_action
 
 
+def test_every_example_has_its_own_id_and_only_the_three_the_readme_names_are_rejected(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # README "Submitting credit events": the examples published together are all accepted but the
+    # two feedback examples and the reminder, which name a notice of another ledger.
+    import json  # noqa: PLC0415
+
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text(run(capsys, "schema", "--examples")[1], "utf-8")
+    sent = [json.loads(line) for line in examples.read_text("utf-8").splitlines()]
+    ids = [(s["department"], s["submission_id"]) for s in sent]
+    assert len(set(ids)) == len(ids), sorted(i for i in ids if ids.count(i) > 1)
+    _, out, _ = run(capsys, "apply", "--data-dir", str(tmp_path / "data"), str(examples))
+    outcomes = [json.loads(line) for line in out.splitlines()]
+    rejected = {o["submission_id"] for o in outcomes if o["status"] == "rejected"}
+    assert len(outcomes) == len(sent)
+    assert {"sched.remind" if r.startswith("sched.remind.") else r for r in rejected} == {
+        "FY-2026-000101",
+        "SW-2026-000102",
+        "sched.remind",
+    }, outcomes
+
+
 def test_file_shows_the_operator_the_sealed_fields_opened(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,3 +410,35 @@ def test_file_shows_the_operator_the_sealed_fields_opened(
     assert shown["name"] == "张三"
     assert "enc1:" not in out
     assert any(r["title"].startswith("逾期未申报个人所得税") for r in shown["records"])
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["lists", "black"], "no entries on the black list\n"),
+        (["lists", "red", "--domain", "taxation"], "no entries on the red list matching these filters\n"),
+        (["keys", "list"], "no API keys issued here yet ('credit-ledger keys issue' makes one)\n"),
+        (["audit", "queries"], "no queries recorded\n"),
+        (["audit", "queries", "--purpose", "tenancy"], "no queries recorded matching these filters\n"),
+        (["measures", "stats"], "no measure notices yet\n"),
+        (["measures", "stats", "--department", "court"], "no measure notices yet matching these filters\n"),
+    ],
+)
+def test_an_empty_list_says_so_on_stderr_and_prints_no_header_and_no_none(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(capsys, *args, "--data-dir", str(tmp_path))
+    assert code == 0, err
+    assert err == said
+    assert "None" not in out
+    assert [line for line in out.splitlines() if not line.startswith("as of ")] == []  # no header, no table
+
+
+def test_an_audit_hint_reads_as_a_sentence_not_as_a_python_dict() -> None:
+    from credit_ledger.cli.access_commands import hint_line  # noqa: PLC0415
+    from projections.anomalies import anomaly_hints  # noqa: PLC0415
+
+    refused = {"requester": "key:7de5b6ef5fa9", "outcome": "refused", "organisation": "bank-fz-001"}
+    [hint] = anomaly_hints([refused] * 3)
+    line = hint_line(hint)
+    assert line == "hint (refusals): requester key:7de5b6ef5fa9, refused 3; rule: 3 or more refused queries"

@@ -477,3 +477,29 @@ def test_health_counts_dead_letters_per_flow_and_only_those_past_the_acknowledge
     ]
     assert [e["acknowledged"] for e in summary["last"]] == [False, False]
     assert all("payload" not in e for e in summary["last"])
+
+
+def test_the_scheduler_timers_overlap_warning_is_dropped_and_other_timers_still_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A round longer than the 1 s tick is expected (the tick only asks whether a round is due), so
+    # mode's "is overlapping" warning for it read as a fault on serve's terminal (issue 17).
+    import logging  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from mode.timers import logger as timers_log  # noqa: PLC0415
+
+    from streams.scheduling import TIMER_NAME, QuietOverlaps, register_scheduler  # noqa: PLC0415
+
+    app = SimpleNamespace(timer=lambda **_: lambda function: function)
+    register_scheduler(app, SimpleNamespace(interval=60.0))  # type: ignore[arg-type]
+    [quiet] = [f for f in timers_log.filters if isinstance(f, QuietOverlaps)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="mode.timers"):
+            timers_log.warning("Timer %s is overlapping (interval=%r runtime=%r)", TIMER_NAME, 1.0, 1.23)
+            timers_log.warning("Timer %s is overlapping (interval=%r runtime=%r)", "other", 1.0, 1.23)
+    finally:
+        timers_log.removeFilter(quiet)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Timer other is overlapping (interval=1.0 runtime=1.23)"
+    ]
