@@ -147,6 +147,10 @@ class LedgerApplier:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
 
+def _idle() -> None:
+    """Nothing: run on the ledger thread, it returns once the work queued before it is done."""
+
+
 class Intake(Service):
     """Consumes credit.submissions in batches (aiokafka ``getmany``) through the runner.
 
@@ -193,6 +197,10 @@ class Intake(Service):
         await self.consumer.start()
 
     async def on_stop(self) -> None:
+        # The batch the ledger thread is applying finishes there even if its task is cancelled;
+        # wait for it (a no-op queued behind it on the one thread) so that serve closes the ledger
+        # after it, not under it: a batch meeting a closed pool made a stopping worker hang.
+        await asyncio.get_running_loop().run_in_executor(self.applier.executor, _idle)
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group; uncommitted batches are redelivered
 

@@ -454,7 +454,9 @@ class CreditLedger(Application[UUID]):
             discard()
             self._check_unchanged(uow, exc)
             return receipt(REJECTED, str(self.command_key(item.command)), (), exc.as_reason())
-        except MISCONFIGURED:
+        except (*TRANSIENT, *MISCONFIGURED):
+            # The database unavailable (or closed under a stopping worker) is "not now", never a
+            # decision: the batch is tried again later, not rejected as internal_error one by one.
             discard()
             raise
         except Exception as exc:

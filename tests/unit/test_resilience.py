@@ -6,6 +6,8 @@ import asyncio
 import copy
 import gc
 import random
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +20,14 @@ from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+from eventsourcing.persistence import OperationalError
 
 from ledger.application import handlers
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
 from ledger.domain.creditfile import CreditFile
 from ledger.store.rows import StaleRead
+from streams.intake import Intake
 from streams.relay import LEDGER_CURSOR, MAX_REQUEST_BYTES, OUTCOMES_CURSOR, KafkaPublisher, Record, Relay
 from tests.conftest import PERSON, SECRET, Clock, example, file_of
 
@@ -91,6 +95,49 @@ def test_a_file_another_writer_changed_meanwhile_is_retried_alone_not_rejected(
     monkeypatch.setattr(ledger, "_save_batch", contended)
     (outcome,) = ledger.submit_safely([example("file_record")])
     assert (outcome.status, outcome.duplicate) == ("accepted", False)
+
+
+def test_a_database_gone_while_a_command_reads_its_file_is_not_now_never_a_rejection(
+    ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unavailable (or closed) database while deciding is the batch's to retry later: deciding
+    it as internal_error one submission at a time made a stopping worker hang on a closed pool."""
+    real_handle = handlers.handle
+
+    def unavailable(command: Any, *args: Any) -> Any:
+        if command.envelope.submission_id == "TAX-2026-000102":
+            raise OperationalError("pool has already been opened/closed and cannot be reused")
+        return real_handle(command, *args)
+
+    monkeypatch.setattr("ledger.application.service.handle", unavailable)
+    with pytest.raises(OperationalError):
+        ledger.submit_safely([example("file_record"), example("correct_record")])
+    monkeypatch.undo()
+    outcomes = ledger.submit_safely([example("file_record"), example("correct_record")])
+    assert [(o.status, o.duplicate) for o in outcomes] == [("accepted", False), ("accepted", False)]
+
+
+def test_a_stopping_intake_waits_for_the_batch_the_ledger_thread_is_applying(ledger: CreditLedger) -> None:
+    """serve closes the ledger once the intake has stopped: by then no batch may still be running."""
+    executor = ThreadPoolExecutor(max_workers=1)
+    intake = Intake(
+        ledger, executor, bootstrap="127.0.0.1:1", batch_size=10, session_timeout=6, heartbeat_interval=2,
+        send=None,  # type: ignore[arg-type]  # never sends: nothing is parked here
+    )  # fmt: skip
+    finished = threading.Event()
+
+    def a_batch() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    async def stop_during_a_batch() -> None:
+        running = asyncio.get_running_loop().run_in_executor(executor, a_batch)
+        await intake.on_stop()
+        assert finished.is_set()
+        await running
+
+    asyncio.run(stop_during_a_batch())
+    executor.shutdown()
 
 
 def test_an_undecodable_message_is_receipted_by_its_source_so_redelivery_is_answered_the_same(
