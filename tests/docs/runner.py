@@ -208,7 +208,10 @@ class Page:
 
     def _start(self, example: Example) -> tuple[subprocess.Popen[bytes], bytearray]:
         process = subprocess.Popen(
-            ["bash", "-c", f"{self._script(example)}"],
+            # SIGINT at its default, as a terminal's shell has it: an ignored signal stays ignored
+            # across exec, and a shell cannot trap one it was started ignoring (a CI run once saw a
+            # background example sit through 60 s of Ctrl-C; /proc's SigIgn says so if it recurs).
+            ["env", "--default-signal=INT", "bash", "-c", f"{self._script(example)}"],
             cwd=self.workspace,
             env=dict(self.env),
             stdout=subprocess.PIPE,
@@ -239,9 +242,11 @@ class Page:
         while process.poll() is None and time.monotonic() < deadline:
             _read_some(process, output, 0.5)
         if process.poll() is None:
+            ignored = _ignored_signals(process.pid)
             self._kill(process)
             raise DocError(
-                f"{example.where}: did not stop within 60 s of Ctrl-C\n{output.decode('utf-8', 'replace')}"
+                f"{example.where}: did not stop within 60 s of Ctrl-C ({ignored})\n"
+                f"{output.decode('utf-8', 'replace')}"
             )
         while _read_some(process, output, 0):
             pass
@@ -267,6 +272,16 @@ class Page:
         self.background.clear()
         if problems:
             raise DocError("\n".join(problems))
+
+
+def _ignored_signals(pid: int) -> str:
+    """The signals process ``pid`` ignores, as /proc shows them (SIGINT is bit 2)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "its /proc status unreadable"
+    mask = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "?")
+    return f"SigIgn {mask}"
 
 
 def _read_some(process: subprocess.Popen[bytes], output: bytearray, wait: float) -> bool:

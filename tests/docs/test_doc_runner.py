@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,24 @@ def test_an_example_that_fails_or_shows_other_output_fails_with_its_script_and_o
     assert "half" in str(raised.value)
     with pytest.raises(DocError, match="does not match 'accepted'"):
         reading.run(unexpected)
+
+
+def test_a_background_example_gets_ctrl_c_even_from_a_runner_that_ignores_it(tmp_path: Path) -> None:
+    """A suite started by ``cmd &`` in a script inherits SIGINT ignored; the reader's shell has it."""
+    reading = Page(tmp_path, reader_environment(tools_dir()), timeout=30)
+    (serving,) = examples(
+        page(
+            tmp_path,
+            "<!-- run: mode=background until=up -->\n```sh\ntrap 'echo bye > gone; exit 0' INT\necho up\nwhile true; do sleep 0.1; done\n```\n",
+        )
+    )
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        reading.run(serving)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    reading.close()
+    assert (tmp_path / "gone").read_text() == "bye\n"
 
 
 def test_a_background_example_runs_until_the_page_ends_and_then_gets_ctrl_c(tmp_path: Path) -> None:
