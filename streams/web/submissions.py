@@ -143,9 +143,10 @@ async def submit(api: Api, call: Call) -> Reply:
 
 def _outcomes_link(receipts: list[dict[str, Any]]) -> str:
     """Where the batch's outcomes will be read: its department's, when it names one department."""
-    departments = {r.get("department") for r in receipts if r.get("department") is not None}
+    # A receipt echoes what the item said, which may be any JSON (the intake rejects it later).
+    departments = {d for r in receipts if isinstance(d := r.get("department"), str)}
     (only,) = departments if len(departments) == 1 else (None,)
-    return f"/v1/outcomes?department={quote(only)}" if isinstance(only, str) else "/v1/outcomes"
+    return f"/v1/outcomes?department={quote(only)}" if only is not None else "/v1/outcomes"
 
 
 def _subjects_own(receipt: Any) -> bool:

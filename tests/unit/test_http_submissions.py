@@ -61,6 +61,25 @@ def test_a_batch_of_several_departments_points_to_the_outcomes_of_all_its_caller
     serve(desk, tmp_path, scenario)
 
 
+def test_an_item_whose_department_is_not_a_string_is_queued_and_the_batch_still_answered(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Found by the HTTP fuzz test: a list or object as ``department`` made the answer a 500 (the
+    outcomes link gathered the receipts' departments in a set). The intake rejects the item later."""
+    odd = [
+        {**example("file_record"), "department": ["tax_bureau"]},
+        {**example("designate"), "department": {}},
+    ]
+
+    async def scenario(web: Web) -> None:
+        status, answer = await web.call("POST", "/v1/submissions", data=json.dumps(odd).encode())
+        assert (status, answer["queued"]) == (202, 2)
+        assert answer["outcomes"] == "/v1/outcomes"
+        assert answer["receipts"][0]["department"] == ["tax_bureau"], "the receipt says what was sent"
+
+    serve(desk, tmp_path, scenario)
+
+
 def test_outcomes_need_a_department_key_and_return_only_that_departments_submissions(
     desk: Desk, tmp_path: Path
 ) -> None:
