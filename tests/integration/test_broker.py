@@ -37,6 +37,10 @@ FAST_JOIN: dict[str, Any] = {
     "session_timeout_ms": 2000,
     "heartbeat_interval_ms": 500,
     "max_poll_interval_ms": 6000,
+    # A group that joins before the broker it asked knows a new topic is assigned nothing ("No
+    # partition metadata for topic", seen on the 3-node cluster); a member rejoins when its
+    # metadata shows the partitions, so refresh it within a second, not kafka-python's 5 minutes.
+    "metadata_max_age_ms": 1000,
 }
 DEADLINE_S = 15.0
 
