@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.runner import DocError, Page, examples, reader_environment, tools_dir
+from tests.docs.runner import DocError, Example, Page, examples, reader_environment, tools_dir
 
 PAGE = """# A page
 
@@ -90,8 +90,8 @@ def test_an_example_that_fails_or_shows_other_output_fails_with_its_script_and_o
         reading.run(unexpected)
 
 
-def test_a_background_example_gets_ctrl_c_even_from_a_runner_that_ignores_it(tmp_path: Path) -> None:
-    """A suite started by ``cmd &`` in a script inherits SIGINT ignored; the reader's shell has it."""
+def a_background_example_that_says_bye_on_ctrl_c(tmp_path: Path) -> tuple[Page, Example]:
+    """A page whose one example runs in the background and writes ``gone`` when Ctrl-C reaches it."""
     reading = Page(tmp_path, reader_environment(tools_dir()), timeout=30)
     (serving,) = examples(
         page(
@@ -99,6 +99,12 @@ def test_a_background_example_gets_ctrl_c_even_from_a_runner_that_ignores_it(tmp
             "<!-- run: mode=background until=up -->\n```sh\ntrap 'echo bye > gone; exit 0' INT\necho up\nwhile true; do sleep 0.1; done\n```\n",
         )
     )
+    return reading, serving
+
+
+def test_a_background_example_gets_ctrl_c_even_from_a_runner_that_ignores_it(tmp_path: Path) -> None:
+    """A suite started by ``cmd &`` in a script inherits SIGINT ignored; the reader's shell has it."""
+    reading, serving = a_background_example_that_says_bye_on_ctrl_c(tmp_path)
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         reading.run(serving)
@@ -109,13 +115,7 @@ def test_a_background_example_gets_ctrl_c_even_from_a_runner_that_ignores_it(tmp
 
 
 def test_a_background_example_runs_until_the_page_ends_and_then_gets_ctrl_c(tmp_path: Path) -> None:
-    reading = Page(tmp_path, reader_environment(tools_dir()), timeout=30)
-    (serving,) = examples(
-        page(
-            tmp_path,
-            "<!-- run: mode=background until=up -->\n```sh\ntrap 'echo bye > gone; exit 0' INT\necho up\nwhile true; do sleep 0.1; done\n```\n",
-        )
-    )
+    reading, serving = a_background_example_that_says_bye_on_ctrl_c(tmp_path)
     reading.run(serving)
     assert not (tmp_path / "gone").exists()
     reading.close()
