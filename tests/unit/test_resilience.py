@@ -32,17 +32,22 @@ from streams.relay import LEDGER_CURSOR, MAX_REQUEST_BYTES, OUTCOMES_CURSOR, Kaf
 from tests.conftest import PERSON, SECRET, Clock, example, file_of
 
 
+def failing_on_the_correction(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """The ledger's command handler raises ``error`` for the example correction (TAX-2026-000102)."""
+    real_handle = handlers.handle
+
+    def failing(command: Any, *args: Any) -> Any:
+        if command.envelope.submission_id == "TAX-2026-000102":
+            raise error
+        return real_handle(command, *args)
+
+    monkeypatch.setattr("ledger.application.service.handle", failing)
+
+
 def test_a_submission_that_breaks_the_ledger_is_rejected_alone_and_the_rest_go_through(
     ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_handle = handlers.handle
-
-    def fragile(command: Any, *args: Any) -> Any:
-        if command.envelope.submission_id == "TAX-2026-000102":
-            raise RuntimeError("a bug in one command")
-        return real_handle(command, *args)
-
-    monkeypatch.setattr("ledger.application.service.handle", fragile)
+    failing_on_the_correction(monkeypatch, RuntimeError("a bug in one command"))
     outcomes = ledger.submit_safely(
         [example("file_record"), example("correct_record"), example("raise_objection")]
     )
@@ -102,14 +107,9 @@ def test_a_database_gone_while_a_command_reads_its_file_is_not_now_never_a_rejec
 ) -> None:
     """An unavailable (or closed) database while deciding is the batch's to retry later: deciding
     it as internal_error one submission at a time made a stopping worker hang on a closed pool."""
-    real_handle = handlers.handle
-
-    def unavailable(command: Any, *args: Any) -> Any:
-        if command.envelope.submission_id == "TAX-2026-000102":
-            raise OperationalError("pool has already been opened/closed and cannot be reused")
-        return real_handle(command, *args)
-
-    monkeypatch.setattr("ledger.application.service.handle", unavailable)
+    failing_on_the_correction(
+        monkeypatch, OperationalError("pool has already been opened/closed and cannot be reused")
+    )
     with pytest.raises(OperationalError):
         ledger.submit_safely([example("file_record"), example("correct_record")])
     monkeypatch.undo()
