@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 import unicodedata
 from binascii import b2a_base64 as _b2a
 from collections import OrderedDict
@@ -91,8 +92,21 @@ def original_retained_until(month: str) -> date:
 
 
 def key_id(stream: UUID | str, unit: str) -> str:
-    """The data key of one unit of one stream: derived, so the sealer finds it without a directory."""
+    """The data key of one unit of one stream, derived: the keys of rejected originals and of the
+    inbox (a few a month, found by department and month), and every key made before key ids were
+    ordered by time (``ordered_key_id``); a file's own keys are named by its events now."""
     return hashlib.sha256(f"{stream}|{unit}".encode()).hexdigest()[:24]
+
+
+def ordered_key_id(millis: int, random: bytes) -> str:
+    """A new data key's id: the time it was made (milliseconds, 12 hex digits) then 48 random bits.
+
+    Ids that grow with time put a batch's new keys at one end of the key store's index: ids
+    derived from stream and unit (a hash) landed on random pages, so every batch rewrote most of
+    the index's pages, a cost that grew with the ledger (docs/benchmarks.md, issue 15). The random
+    part keeps ids made in one millisecond by two workers apart. Same width and alphabet as a
+    derived id: an envelope names either, and no reader derives it."""
+    return f"{millis & 0xFFFF_FFFF_FFFF:012x}{random.hex()}"
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -205,9 +219,9 @@ class KeyRing:
             self._keys[kid] = (None, found[1] if found else "")
             self._ciphers.pop(kid, None)
 
-    def batch(self, absent: set[UUID] | None = None) -> BatchSealer:
+    def batch(self) -> BatchSealer:
         """A sealer for one batch: the keys it creates are saved with the batch's events."""
-        return BatchSealer(self, absent or set())
+        return BatchSealer(self)
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -378,9 +392,8 @@ class BatchSealer:
     random bytes of new data keys and nonces are drawn from the OS in blocks (``_random``), not
     one system call per key and per value."""
 
-    def __init__(self, ring: KeyRing, absent: set[UUID]) -> None:
+    def __init__(self, ring: KeyRing) -> None:
         self.ring = ring
-        self.absent = absent  # streams with no file yet: none of their keys can exist
         self.created: dict[str, tuple[bytes, DataKeyRow]] = {}
         self.now = ""
         self._units: dict[tuple[str, str], tuple[str, AESGCM]] = {}
@@ -394,20 +407,46 @@ class BatchSealer:
         self._at = at + n
         return self._pool[at : at + n]
 
-    def _key(self, stream: str, unit: str, *, opens: bool) -> tuple[str, AESGCM]:
+    def _key(self, stream: str, unit: str, *, opens: bool, key: str | None) -> tuple[str, AESGCM]:
+        """The key of a file's unit: the one its events name (``key``), or a new one when the unit
+        opens or none of its events sealed anything yet. Never looked up by stream and unit."""
+        known = self._units.get((stream, unit))
+        if known is not None:
+            return known
+        if key is not None and not opens:
+            live = self.created.get(key) or self.ring._find(key)
+            if live is not None:
+                return self._use(stream, unit, key, live[0])
+            # The file names a key the store does not hold (a key store restored from an older
+            # backup than the events): what the file already holds stays unreadable, but what
+            # comes next is sealed, under a new key, and the flow goes on.
+            log.error(
+                "data key %s of %s of stream %s is not in the key store: sealing under a new key",
+                key,
+                unit,
+                stream,
+            )
+        return self._create(ordered_key_id(time.time_ns() // 1_000_000, self._random(6)), stream, unit)
+
+    def _derived_key(self, stream: str, unit: str) -> tuple[str, AESGCM]:
+        """The key of a unit found by its name (rejected originals', the inbox's: ``key_id``)."""
         known = self._units.get((stream, unit))
         if known is not None:
             return known
         kid = key_id(stream, unit)
-        live = self.created.get(kid) or self.ring._keys.get(kid)
-        if live is None and not opens and stream not in self.absent:
-            live = self.ring._find(kid)
+        live = self.created.get(kid) or self.ring._find(kid)
         if live is not None:
-            if live[0] is None:
-                msg = f"the data key of {unit} was destroyed: nothing more can be sealed under it"
-                raise RuntimeError(msg)
-            found = self._units[(stream, unit)] = (kid, self.ring._cipher(kid, live[0]))
-            return found
+            return self._use(stream, unit, kid, live[0])
+        return self._create(kid, stream, unit)
+
+    def _use(self, stream: str, unit: str, kid: str, key: bytes | None) -> tuple[str, AESGCM]:
+        if key is None:
+            msg = f"the data key of {unit} was destroyed: nothing more can be sealed under it"
+            raise RuntimeError(msg)
+        found = self._units[(stream, unit)] = (kid, self.ring._cipher(kid, key))
+        return found
+
+    def _create(self, kid: str, stream: str, unit: str) -> tuple[str, AESGCM]:
         random = self._random
         raw, nonce = random(32), random(12)
         wrapped = nonce + self.ring._master.encrypt(nonce, raw, f"{kid}|{stream}|{unit}".encode())
@@ -415,16 +454,22 @@ class BatchSealer:
         found = self._units[(stream, unit)] = (kid, AESGCM(raw))  # used for this batch only
         return found
 
-    def seal(
-        self, stream: UUID | str, unit: str, version: int, field: str, value: Any, *, opens: bool
-    ) -> str:
-        """One value sealed at ``field`` of the event at ``version`` of ``stream``, under ``unit``'s key."""
-        return self.sealing(str(stream), unit, version, opens=opens)(field, value)
+    def seal_derived(self, stream: str, unit: str, version: int, field: str, value: Any) -> str:
+        """One value sealed at ``field`` of ``version`` of ``stream`` under the key named after
+        ``unit`` (``key_id``): what belongs to no file, found by department and month."""
+        return self._sealing(stream, version, lambda: self._derived_key(stream, unit))(field, value)
 
-    def sealing(self, stream: str, unit: str, version: int, *, opens: bool) -> Callable[[str, Any], str]:
-        """What seals the values of the event at ``version`` of ``stream`` (``FieldSealer``).
+    def sealing(
+        self, stream: str, unit: str, version: int, *, opens: bool, key: str | None = None
+    ) -> Callable[[str, Any], str]:
+        """What seals the values of the event at ``version`` of ``stream`` (``FieldSealer``), under
+        the data key ``key`` the file names for ``unit``, or a new one."""
+        return self._sealing(stream, version, lambda: self._key(stream, unit, opens=opens, key=key))
 
-        The associated data (``<stream>|<version>|<field>``) and the envelope
+    def _sealing(
+        self, stream: str, version: int, unit_key: Callable[[], tuple[str, AESGCM]]
+    ) -> Callable[[str, Any], str]:
+        """The associated data (``<stream>|<version>|<field>``) and the envelope
         (``enc1:<key id>:<version>:<field>:<base64>``) are built from parts made once per event;
         the unit's key is looked up on the first value, so an event with nothing to seal makes no
         key. Every value gets a nonce of its own."""
@@ -436,7 +481,7 @@ class BatchSealer:
         def one(field: str, value: Any) -> str:
             nonlocal head, encrypt
             if encrypt is None:
-                kid, key = self._key(stream, unit, opens=opens)
+                kid, key = unit_key()
                 head, encrypt = f"{ENVELOPE_PREFIX}{kid}:{version}:", key.encrypt
             nonce = random(12)
             sealed = nonce + encrypt(nonce, orjson.dumps(value), (ad_head + field).encode())
@@ -448,7 +493,7 @@ class BatchSealer:
         """A rejected original, sealed under its department's key of the month (``YYYY-MM``)."""
         unit = f"rejections:{department}:{month}"
         text = base64.b64encode(original).decode()
-        return self.seal(REJECTIONS_STREAM, unit, 0, "original", text, opens=False).encode()
+        return self.seal_derived(REJECTIONS_STREAM, unit, 0, "original", text).encode()
 
     def seal_inbox(self, department: str | None, month: str, position: int, item: InboxItem) -> InboxItem:
         """An inbox row as stored: its Kafka key and value sealed together under its department's
@@ -456,7 +501,7 @@ class BatchSealer:
         (what ``decided`` is answered by)."""
         unit = f"inbox:{department if department is not None else 'unregistered'}:{month}"
         pair = [base64.b64encode(item.key).decode(), base64.b64encode(item.value).decode()]
-        sealed = self.seal(INBOX_STREAM, unit, position, INBOX_FIELD, pair, opens=False).encode()
+        sealed = self.seal_derived(INBOX_STREAM, unit, position, INBOX_FIELD, pair).encode()
         return InboxItem(b"", sealed, item.department, item.submission_id)
 
     def rows(self) -> list[DataKeyRow]:

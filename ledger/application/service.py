@@ -262,11 +262,11 @@ class CreditLedger(Application[UUID]):
         processing.saved_kwargs["outcomes"] = logged
         if read:
             processing.saved_kwargs["read_versions"] = read
-        shredded = [
-            key_id(e.originator_id, e.unit)  # type: ignore[attr-defined]  # a RecordShredded names its unit
-            for e in processing.events
-            if type(e).__name__ == "RecordShredded"
-        ]
+        shredded: list[str] = []
+        for e in processing.events:
+            if type(e).__name__ == "RecordShredded":
+                file = cast("CreditFile", processing.aggregates[e.originator_id])
+                shredded.extend(_unit_key_ids(file, e.unit))  # type: ignore[attr-defined]  # a RecordShredded names its unit
         if sealer is not None and sealer.created:
             processing.saved_kwargs["data_keys"] = sealer.rows()
         if shredded:
@@ -282,8 +282,6 @@ class CreditLedger(Application[UUID]):
         known = self.register.select_receipts([i.key for i in items if i.key is not None])
         uow.prefetch({self.command_key(i.command) for i in items if i.command is not None})
         seal = cast("BatchSealer | None", uow.sealer)  # the one submit gave it
-        if seal is not None:
-            seal.absent = uow.absent
         logged: list[OutcomeEntry | Receipt] = []
         outcomes: list[Outcome] = []
         for item in items:
@@ -625,6 +623,15 @@ class CreditLedger(Application[UUID]):
             return verify_streams(self.stored_events())
         transcoder = self.mapper.transcoder
         return verify_streams(_view(transcoder, row) for row in self.reader.stream_rows(key))
+
+
+def _unit_key_ids(file: CreditFile, unit: str) -> list[str]:
+    """Every data key a file's unit may be sealed under, for shredding: the one its events name,
+    and the one named after the unit (``key_id``), which a release before time-ordered key ids made
+    and a worker of that release may still make. Destroying an id no key has changes nothing."""
+    derived = key_id(file.id, unit)
+    named = file.unit_keys.get(unit)
+    return [derived] if named is None or named == derived else [named, derived]
 
 
 def _redelivered(prior: Receipt, item: Item) -> bool:

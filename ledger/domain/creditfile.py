@@ -11,7 +11,7 @@ event so that feedback on a notice is judged by the file's own events.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -24,7 +24,15 @@ from ledger.domain import feedback, integrity, notices
 from ledger.domain.catalogue_measures import Measure
 from ledger.domain.errors import NotAuthorised, RecordClosed, RuleViolation, UnknownRecord
 from ledger.domain.notices import Notice
-from ledger.domain.personal import FILE_UNIT, SHREDDED, FieldSealer, record_unit, seal_personal, shred_due
+from ledger.domain.personal import (
+    FILE_UNIT,
+    SHREDDED,
+    FieldSealer,
+    record_unit,
+    seal_personal,
+    sealed_unit_key,
+    shred_due,
+)
 from ledger.domain.records import (
     EXPIRED,
     REPAIRED,
@@ -84,6 +92,7 @@ def seal(
     fields: dict[str, Any],
     sealer: FieldSealer | None = None,
     subject_kind: str = "person",
+    unit_keys: Mapping[str, str] | None = None,
 ) -> str:
     """The hash of the event at ``version`` of ``originator_id`` that ``fields`` make, over exactly
     the state the mapper will store (every field but the id, the version and the hash itself).
@@ -96,7 +105,7 @@ def seal(
     class_version = getattr(event_class, "class_version", 1)
     if sealer is not None:
         name = event_class.__name__
-        seal_personal(sealer, name, class_version, originator_id, version, fields, subject_kind)
+        seal_personal(sealer, name, class_version, originator_id, version, fields, subject_kind, unit_keys)
     state = fields if class_version == 1 else {**fields, "class_version": class_version}
     return integrity.seal_hash(originator_id, version, _topic(event_class), state)
 
@@ -125,6 +134,9 @@ class CreditFile(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             aggregate = super().mutate(aggregate)
             aggregate.head_hash = self.event_hash
+            sealed = sealed_unit_key(type(self).__name__, getattr(self, "class_version", 1), self.__dict__)
+            if sealed is not None:  # the file is the directory of its units' data keys
+                aggregate.unit_keys.setdefault(*sealed)
             if aggregate.designations:  # their notices follow every change of what they rest on
                 aggregate.follow_notices(getattr(self, "occurred_at", ""))
             return aggregate
@@ -158,6 +170,7 @@ class CreditFile(Aggregate):
         self.feedback: dict[str, dict[int, Feedback]] = {}  # notice id -> state version -> standing
         self.feedback_ids: set[str] = set()  # every feedback id used, superseded ones too
         self.reminded: set[tuple[str, int]] = set()  # (notice id, state version) found overdue
+        self.unit_keys: dict[str, str] = {}  # retention unit -> the data key its values are sealed under
         self.head_hash = integrity.GENESIS
         self.shredded_at: str | None = None  # when the file's own unit (its name) was shredded
 
@@ -197,7 +210,7 @@ class CreditFile(Aggregate):
             raise ProgrammingError(msg)
         kwargs["prev_hash"] = self.head_hash
         kwargs["event_hash"] = seal(
-            event_class, self.id, self.version + 1, kwargs, self.sealer, self.subject_kind
+            event_class, self.id, self.version + 1, kwargs, self.sealer, self.subject_kind, self.unit_keys
         )
         super().trigger_event(event_class, **kwargs)
 

@@ -95,9 +95,14 @@ class FieldSealer(Protocol):
     ``sealing`` gives the function that seals one value of the event at ``version`` of
     ``stream`` under ``unit``'s data key: called with the value's field (its path in the
     event) and the value, it returns the envelope. The unit's key is looked up (or created)
-    on the first value only, so an event whose personal fields are all absent makes no key."""
+    on the first value only, so an event whose personal fields are all absent makes no key.
+    ``key`` is the id of the data key the file's earlier events of the unit were sealed under
+    (``CreditFile.unit_keys``), None if none of them sealed anything: the file is the directory
+    of its own keys."""
 
-    def sealing(self, stream: str, unit: str, version: int, *, opens: bool) -> Callable[[str, Any], str]: ...
+    def sealing(
+        self, stream: str, unit: str, version: int, *, opens: bool, key: str | None = None
+    ) -> Callable[[str, Any], str]: ...
 
 
 def unit_of(declaration: Declaration, state: Mapping[str, Any]) -> str:
@@ -116,17 +121,54 @@ def seal_personal(
     version: int,
     state: dict[str, Any],
     subject_kind: str = "person",
+    unit_keys: Mapping[str, str] | None = None,
 ) -> None:
     """Replace the personal fields of ``state`` (an event's, about to be hashed) by envelopes, in place.
 
     Containers on the way are copied before they change, so a dict the caller still holds (a
-    command's fields) keeps its clear values. ``subject_kind`` is the file's (person or organisation)."""
+    command's fields) keeps its clear values. ``subject_kind`` is the file's (person or organisation);
+    ``unit_keys`` the file's data key of each unit its events sealed values under (``sealed_unit_key``)."""
     plan = _PLANS.get((event_type, class_version, subject_kind == "organisation"))
     if plan is None:
         return
     declaration, nodes = plan
     unit = unit_of(declaration, state)
-    _apply(nodes, state, sealer.sealing(str(stream), unit, version, opens=declaration.opens), "")
+    key = unit_keys.get(unit) if unit_keys else None
+    _apply(nodes, state, sealer.sealing(str(stream), unit, version, opens=declaration.opens, key=key), "")
+
+
+def sealed_unit_key(event_type: str, class_version: int, state: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(unit, data key id) of the first value sealed in an event's ``state``; None if it seals none.
+
+    A file learns the keys of its units from its own events, as they are recorded and as they are
+    loaded: a new data key's id is not derived from the stream and unit (it is ordered by time, so
+    the key store's index takes its inserts at one end), and the file is where it is found again."""
+    plan = _PLANS.get((event_type, class_version, False))  # a person's plan: every declared path
+    if plan is None:
+        return None
+    declaration, nodes = plan
+    text = _first_envelope(nodes, state)
+    if text is None:
+        return None
+    return unit_of(declaration, state), text[len(ENVELOPE_PREFIX) : text.index(":", len(ENVELOPE_PREFIX))]
+
+
+def _first_envelope(nodes: tuple[_Node, ...], container: Mapping[str, Any]) -> str | None:
+    for key, _field, kind, under in nodes:
+        value = container.get(key)
+        if value is None:
+            continue
+        if kind == _LEAF:
+            if value.__class__ is str and value.startswith(ENVELOPE_PREFIX):
+                return value
+        elif kind == _DICT:
+            if isinstance(value, Mapping) and (found := _first_envelope(under, value)) is not None:
+                return found
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping) and (found := _first_envelope(under, item)) is not None:
+                    return found
+    return None
 
 
 _LEAF, _DICT, _LIST = 0, 1, 2
