@@ -454,6 +454,10 @@ class BatchSealer:
         found = self._units[(stream, unit)] = (kid, AESGCM(raw))  # used for this batch only
         return found
 
+    def key_of(self, stream: str, unit: str) -> str | None:
+        found = self._units.get((stream, unit))
+        return None if found is None else found[0]
+
     def seal_derived(self, stream: str, unit: str, version: int, field: str, value: Any) -> str:
         """One value sealed at ``field`` of ``version`` of ``stream`` under the key named after
         ``unit`` (``key_id``): what belongs to no file, found by department and month."""

@@ -11,7 +11,7 @@ event so that feedback on a notice is judged by the file's own events.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -92,7 +92,7 @@ def seal(
     fields: dict[str, Any],
     sealer: FieldSealer | None = None,
     subject_kind: str = "person",
-    unit_keys: Mapping[str, str] | None = None,
+    unit_keys: MutableMapping[str, str] | None = None,
 ) -> str:
     """The hash of the event at ``version`` of ``originator_id`` that ``fields`` make, over exactly
     the state the mapper will store (every field but the id, the version and the hash itself).
@@ -125,6 +125,9 @@ class CreditFile(Aggregate):
 
     sealer: FieldSealer | None = None
     """Seals new events' personal fields; the application sets it on every file a batch touches."""
+    recording = False
+    """True while a new event is applied (``trigger_event``), whose sealing already named its unit's
+    data key in ``unit_keys``; False while the file is loaded from stored events."""
 
     class Event(Aggregate.Event):
         prev_hash: str
@@ -134,9 +137,11 @@ class CreditFile(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             aggregate = super().mutate(aggregate)
             aggregate.head_hash = self.event_hash
-            sealed = sealed_unit_key(type(self).__name__, getattr(self, "class_version", 1), self.__dict__)
-            if sealed is not None:  # the file is the directory of its units' data keys
-                aggregate.unit_keys.setdefault(*sealed)
+            if not aggregate.recording:  # loaded: the file learns its units' data keys from its events
+                version = getattr(self, "class_version", 1)
+                sealed = sealed_unit_key(type(self).__name__, version, self.__dict__)
+                if sealed is not None:
+                    aggregate.unit_keys.setdefault(*sealed)
             if aggregate.designations:  # their notices follow every change of what they rest on
                 aggregate.follow_notices(getattr(self, "occurred_at", ""))
             return aggregate
@@ -212,7 +217,11 @@ class CreditFile(Aggregate):
         kwargs["event_hash"] = seal(
             event_class, self.id, self.version + 1, kwargs, self.sealer, self.subject_kind, self.unit_keys
         )
-        super().trigger_event(event_class, **kwargs)
+        self.recording = True
+        try:
+            super().trigger_event(event_class, **kwargs)
+        finally:
+            self.recording = False
 
     # -- guards ---------------------------------------------------------------------------
 

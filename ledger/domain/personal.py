@@ -12,7 +12,7 @@ envelope's shape and the ``FieldSealer`` port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -104,6 +104,10 @@ class FieldSealer(Protocol):
         self, stream: str, unit: str, version: int, *, opens: bool, key: str | None = None
     ) -> Callable[[str, Any], str]: ...
 
+    def key_of(self, stream: str, unit: str) -> str | None:
+        """The id of the data key the values of ``unit`` of ``stream`` were last sealed under here."""
+        ...
+
 
 def unit_of(declaration: Declaration, state: Mapping[str, Any]) -> str:
     """The retention unit an event's personal fields are sealed under."""
@@ -121,20 +125,25 @@ def seal_personal(
     version: int,
     state: dict[str, Any],
     subject_kind: str = "person",
-    unit_keys: Mapping[str, str] | None = None,
+    unit_keys: MutableMapping[str, str] | None = None,
 ) -> None:
     """Replace the personal fields of ``state`` (an event's, about to be hashed) by envelopes, in place.
 
     Containers on the way are copied before they change, so a dict the caller still holds (a
     command's fields) keeps its clear values. ``subject_kind`` is the file's (person or organisation);
-    ``unit_keys`` the file's data key of each unit its events sealed values under (``sealed_unit_key``)."""
+    ``unit_keys`` the file's data key of each unit its events sealed values under: the key is
+    taken from it, and a new unit's key is added to it (``sealed_unit_key`` does the same for the
+    events a file is loaded from)."""
     plan = _PLANS.get((event_type, class_version, subject_kind == "organisation"))
     if plan is None:
         return
     declaration, nodes = plan
     unit = unit_of(declaration, state)
     key = unit_keys.get(unit) if unit_keys else None
-    _apply(nodes, state, sealer.sealing(str(stream), unit, version, opens=declaration.opens, key=key), "")
+    sid = str(stream)
+    _apply(nodes, state, sealer.sealing(sid, unit, version, opens=declaration.opens, key=key), "")
+    if key is None and unit_keys is not None and (made := sealer.key_of(sid, unit)) is not None:
+        unit_keys[unit] = made
 
 
 def sealed_unit_key(event_type: str, class_version: int, state: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -162,11 +171,11 @@ def _first_envelope(nodes: tuple[_Node, ...], container: Mapping[str, Any]) -> s
             if value.__class__ is str and value.startswith(ENVELOPE_PREFIX):
                 return value
         elif kind == _DICT:
-            if isinstance(value, Mapping) and (found := _first_envelope(under, value)) is not None:
+            if value.__class__ is dict and (found := _first_envelope(under, value)) is not None:
                 return found
-        elif isinstance(value, list):
+        elif value.__class__ is list:
             for item in value:
-                if isinstance(item, Mapping) and (found := _first_envelope(under, item)) is not None:
+                if item.__class__ is dict and (found := _first_envelope(under, item)) is not None:
                     return found
     return None
 
