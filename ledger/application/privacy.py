@@ -98,15 +98,17 @@ def key_id(stream: UUID | str, unit: str) -> str:
     return hashlib.sha256(f"{stream}|{unit}".encode()).hexdigest()[:24]
 
 
-def ordered_key_id(millis: int, random: bytes) -> str:
-    """A new data key's id: the time it was made (milliseconds, 12 hex digits) then 48 random bits.
+def ordered_key_id(millis: int, batch: bytes, seq: int) -> str:
+    """A new data key's id: the millisecond its batch began (12 hex digits), 24 random bits drawn
+    once per batch, and the key's number in the batch (6 hex digits).
 
     Ids that grow with time put a batch's new keys at one end of the key store's index: ids
     derived from stream and unit (a hash) landed on random pages, so every batch rewrote most of
     the index's pages, a cost that grew with the ledger (docs/benchmarks.md, issue 15). The random
-    part keeps ids made in one millisecond by two workers apart. Same width and alphabet as a
-    derived id: an envelope names either, and no reader derives it."""
-    return f"{millis & 0xFFFF_FFFF_FFFF:012x}{random.hex()}"
+    bits keep apart the batches two workers begin in one millisecond (were they equal too, the
+    unique id refuses the second batch's insert and the batch is tried again). Same width and
+    alphabet as a derived id: an envelope names either, and no reader derives it."""
+    return f"{millis & 0xFFFF_FFFF_FFFF:012x}{batch.hex()}{seq:06x}"
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -399,6 +401,14 @@ class BatchSealer:
         self._units: dict[tuple[str, str], tuple[str, AESGCM]] = {}
         self._pool = b""
         self._at = 0
+        self._ids: tuple[int, bytes] | None = None  # (millisecond, random bits) of the new key ids
+        self._seq = 0
+
+    def _new_key_id(self) -> str:
+        if self._ids is None or self._seq > 0xFFFFFF:
+            self._ids, self._seq = (time.time_ns() // 1_000_000, self._random(3)), 0
+        self._seq += 1
+        return ordered_key_id(*self._ids, self._seq)
 
     def _random(self, n: int) -> bytes:
         if self._at + n > len(self._pool):
@@ -426,7 +436,7 @@ class BatchSealer:
                 unit,
                 stream,
             )
-        return self._create(ordered_key_id(time.time_ns() // 1_000_000, self._random(6)), stream, unit)
+        return self._create(self._new_key_id(), stream, unit)
 
     def _derived_key(self, stream: str, unit: str) -> tuple[str, AESGCM]:
         """The key of a unit found by its name (rejected originals', the inbox's: ``key_id``)."""
@@ -539,6 +549,7 @@ class BatchSealer:
         self.created = {}
         self._units = {}
         self._pool, self._at = b"", 0
+        self._ids = None
 
 
 NAME_INDEX_CONTEXT = b"credit-ledger name index v1"

@@ -462,7 +462,7 @@ class CreditLedger(Application[UUID]):
             self._check_unchanged(uow, exc)
             reason = internal_error("submission %s/%s could not be applied", department, submission_id)
             return receipt(REJECTED, str(self.command_key(item.command)), (), reason)
-        file_key = str(file.id)  # formatted once: str(UUID) costs more than the event id's hash
+        file_key = file.stream_key  # formatted once: str(UUID) costs more than the event id's hash
         events = tuple(
             event_id(file_key if e.originator_id == file.id else e.originator_id, e.originator_version)
             for e in uow.new_events()

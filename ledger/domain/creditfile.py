@@ -87,7 +87,7 @@ class Context:
 
 def seal(
     event_class: type[Any],
-    originator_id: UUID,
+    originator_id: UUID | str,
     version: int,
     fields: dict[str, Any],
     sealer: FieldSealer | None = None,
@@ -215,13 +215,28 @@ class CreditFile(Aggregate):
             raise ProgrammingError(msg)
         kwargs["prev_hash"] = self.head_hash
         kwargs["event_hash"] = seal(
-            event_class, self.id, self.version + 1, kwargs, self.sealer, self.subject_kind, self.unit_keys
+            event_class,
+            self.stream_key,
+            self.version + 1,
+            kwargs,
+            self.sealer,
+            self.subject_kind,
+            self.unit_keys,
         )
         self.recording = True
         try:
             super().trigger_event(event_class, **kwargs)
         finally:
             self.recording = False
+
+    @property
+    def stream_key(self) -> str:
+        """The file's id as a string, formatted once: ``str(UUID)`` costs more than hashing an event,
+        and sealing, hashing and naming every new event needs it."""
+        key: str | None = self.__dict__.get("_stream_key")
+        if key is None:
+            key = self._stream_key = str(self.id)
+        return key
 
     # -- guards ---------------------------------------------------------------------------
 

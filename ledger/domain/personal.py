@@ -121,7 +121,7 @@ def seal_personal(
     sealer: FieldSealer,
     event_type: str,
     class_version: int,
-    stream: UUID,
+    stream: UUID | str,
     version: int,
     state: dict[str, Any],
     subject_kind: str = "person",
@@ -140,7 +140,7 @@ def seal_personal(
     declaration, nodes = plan
     unit = unit_of(declaration, state)
     key = unit_keys.get(unit) if unit_keys else None
-    sid = str(stream)
+    sid = stream if isinstance(stream, str) else str(stream)
     _apply(nodes, state, sealer.sealing(sid, unit, version, opens=declaration.opens, key=key), "")
     if key is None and unit_keys is not None and (made := sealer.key_of(sid, unit)) is not None:
         unit_keys[unit] = made

@@ -54,9 +54,10 @@ def earlier_release(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_a_new_data_keys_id_sorts_by_the_time_it_was_made_and_is_as_wide_as_a_derived_one() -> None:
-    earlier = ordered_key_id(1_764_633_600_000, bytes([0xFF] * 6))
-    later = ordered_key_id(1_764_633_600_001, bytes(6))
+    earlier = ordered_key_id(1_764_633_600_000, bytes([0xFF] * 3), 0xFFFFFF)
+    later = ordered_key_id(1_764_633_600_001, bytes(3), 1)
     assert earlier < later, "the key store's index takes new keys at its end"
+    assert ordered_key_id(1_764_633_600_000, b"abc", 1) < ordered_key_id(1_764_633_600_000, b"abc", 2)
     assert len(earlier) == len(key_id("stream", "unit")) == 24
     assert int(earlier, 16) >= 0, "hex, like a derived id"
 
