@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ledger.store.files import write_once
 from ledger.verification.tlog_checkpoint import DEFAULT_ORIGIN
 
 
@@ -84,10 +85,7 @@ class Settings:
             return self.subject_secret.encode()
         path = self.data_dir / "subject-key.secret"
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
+            write_once(path, secrets.token_hex(32))
         return path.read_text().strip().encode()
 
     @property
@@ -112,10 +110,7 @@ class Settings:
                     "wrapped by a master key: restore the key file from its backup (docs/privacy.md) or "
                     "set CREDIT_MASTER_KEY; a new key would leave every personal field unreadable"
                 )
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
+            write_once(path, secrets.token_hex(32))
         try:
             return parse_master_key(path.read_text())
         except ValueError as exc:

@@ -18,6 +18,7 @@ from credit_ledger import discovery
 from credit_ledger.compose import open_ledger_unkeyed
 from credit_ledger.config import ConfigError, Settings
 from ledger.application.privacy import MasterKeyMismatch, master_key_id, parse_master_key
+from ledger.store.files import write_atomically
 
 STAGED, BACKUP = ".new", ".old"
 
@@ -32,22 +33,6 @@ class Rotation:
     current: str
     key_file: Path
     installed: bool
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path`` (mode 0600) so that a reader sees the old file or the whole new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def rotate_master_key(settings: Settings, new_key: str | None) -> Rotation:

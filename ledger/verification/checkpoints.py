@@ -6,9 +6,7 @@ so a line deleted from the file leaves the next one naming a checkpoint that is 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from ledger.store.files import write_once
 from ledger.verification.merkle import (
     Checkpoint,
     CheckpointSigner,
@@ -69,23 +68,12 @@ def configured_seed(data_dir: Path, file_name: str, variable: str, value: str | 
 def seed_file(data_dir: Path, file_name: str) -> bytes:
     """The seed in the data dir's ``file_name``, written there first (mode 0600) if there is none.
 
-    The file is created whole or not at all (written aside, then linked into place), so two
-    processes starting together end up with the same key.
+    The file is created whole or not at all (``write_once``), so two processes starting together
+    end up with the same key.
     """
     path = data_dir / file_name
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        aside = data_dir / f".{file_name}.{os.getpid()}.{threading.get_ident()}"
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(generate_seed().hex() + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
-                os.link(aside, path)
-        finally:
-            aside.unlink(missing_ok=True)
+        write_once(path, generate_seed().hex() + "\n")
     return _seed(path.read_text("ascii"), str(path))
 
 
