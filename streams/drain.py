@@ -18,7 +18,8 @@ skipped, and the ones that were on the lost topic but never decided are publishe
 
 A row the broker refuses for itself (too large for its limits, say) is rejected in the ledger as
 ``internal_error`` under its source, so it still has its one outcome, parked on
-credit.dead-letters with its inbox position, and the drain goes on.
+credit.dead-letters with its inbox position, and the drain goes on. So is a row whose stored
+ciphertext no longer opens (``InboxEntry.altered``), without being published.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+import orjson
+
 from contract import topics
 from contract.deadletters import RELAY, Source
 from ledger.application.reception import internal_error
 from ledger.application.service import CreditLedger
+from ledger.domain import errors
 from ledger.domain.inbox import INBOX_HEADER, InboxEntry, inbox_source
 from streams.isolation import Backoff, DeadLetters, Failure, correlation_id, settle
 from streams.producing import RECORD_ERRORS
@@ -84,7 +88,10 @@ class InboxDrain:
         entries: list[InboxEntry] = await self._db(self.ledger.inbox_page, self._cursor, self.page)
         if not entries:
             return 0
-        pending = [e for e in entries if not e.decided]
+        pending = [e for e in entries if not e.decided and e.altered is None]
+        for entry in entries:
+            if not entry.decided and entry.altered is not None:
+                await self._reject_altered(entry, entry.altered)
         await settle(
             pending, self._publish, self._park, classify=classify, backoff=self.backoff, what="a page"
         )
@@ -105,6 +112,31 @@ class InboxDrain:
             raise
         await asyncio.gather(*acks)
         self.published += len(entries)
+
+    async def _reject_altered(self, entry: InboxEntry, why: str) -> None:
+        """A row whose stored ciphertext does not open: tampered with in the database, or restored
+        beside the wrong key. Nothing of it can be published; it is rejected in the ledger, so its
+        sender still gets one outcome, and the rows after it go on."""
+        correlation, source, item = correlation_id(), inbox_source(entry.position), entry.item
+        log.error(
+            "inbox row %d fails its integrity check (%s): rejected under %s, not published "
+            "(correlation id %s)",
+            entry.position,
+            why,
+            source,
+            correlation,
+        )
+        reason = errors.reason(
+            "internal_error",
+            "",
+            "the platform could not read this submission back from its inbox: the stored copy fails its "
+            f"integrity check; operators have the details in its log under correlation id {correlation}",
+        )
+        # Registered as the inbox's "decided" reads it: under the department's own submission id
+        # (kept in clear beside the ciphertext) when the row has one, else under its source.
+        named = item.department is not None and item.submission_id is not None
+        raw = orjson.dumps({"department": item.department, "submission_id": item.submission_id})
+        await self._db(self.ledger.reject_unapplicable, raw if named else item.value, source, reason)
 
     async def _park(self, entry: InboxEntry, error: Exception) -> None:
         correlation = correlation_id()

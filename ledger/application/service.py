@@ -38,7 +38,14 @@ from ledger.application.ports import (
     SessionStore,
     SubmissionRegister,
 )
-from ledger.application.privacy import BatchSealer, KeyRing, MasterKeyMismatch, NameIndex, key_id
+from ledger.application.privacy import (
+    BatchSealer,
+    KeyRing,
+    MasterKeyMismatch,
+    NameIndex,
+    SealedValueAltered,
+    key_id,
+)
 from ledger.application.reception import Item, internal_error, receive
 from ledger.application.unit_of_work import UnitOfWork
 from ledger.domain.catalogue import Catalogue
@@ -514,12 +521,20 @@ class CreditLedger(Application[UUID]):
 
     def inbox_page(self, after: int, limit: int) -> list[InboxEntry]:
         """The inbox's rows after ``after`` as the relay publishes them: each opened (its Kafka key
-        and value as received), with whether it is decided (``Inbox.inbox_page``)."""
+        and value as received), with whether it is decided (``Inbox.inbox_page``). A row that does
+        not open comes back as stored, with why (``InboxEntry.altered``): one altered row must not
+        stop the rows after it."""
         entries = self.inbox.inbox_page(after, limit)
         ring = self.privacy
         if ring is None:
             return entries
-        return [dataclasses.replace(e, item=ring.open_inbox(e.position, e.item)) for e in entries]
+        opened = []
+        for entry in entries:
+            try:
+                opened.append(dataclasses.replace(entry, item=ring.open_inbox(entry.position, entry.item)))
+            except SealedValueAltered as exc:
+                opened.append(dataclasses.replace(entry, altered=str(exc)))
+        return opened
 
     # -- the query register ----------------------------------------------------------------
 

@@ -68,6 +68,9 @@ class InboxEntry:
     item: InboxItem
     received_at: str
     decided: bool
+    altered: str | None = None
+    """Why the stored row does not open (its ciphertext fails its GCM tag, or was moved): such a
+    row is never published; the drain rejects it under its source, so it still has one outcome."""
 
 
 InboxSealer = Callable[[int, "InboxItem"], "InboxItem"]

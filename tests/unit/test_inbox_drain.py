@@ -180,3 +180,30 @@ def test_a_row_the_broker_refuses_is_rejected_in_the_ledger_under_its_source_and
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+def test_a_row_whose_ciphertext_was_altered_is_rejected_under_its_source_and_the_rows_after_it_go_on(
+    ledger: CreditLedger, caplog: Any
+) -> None:
+    positions = door(ledger, *(example(name) for name in SUBMISSIONS))
+    stored = ledger.inbox._inbox  # type: ignore[attr-defined]  # the in-memory recorder's rows
+    position, item, received = stored[1]
+    flipped = item.value[:-3] + (b"A" if item.value[-3:-2] != b"A" else b"B") + item.value[-2:]
+    stored[1] = (position, dataclasses.replace(item, value=flipped), received)
+    broker = Broker()
+    drain_all(InboxDrain(ledger, broker.send, ThreadPoolExecutor(1)))
+    assert [orjson.loads(value)["submission_id"] for _, _, value, _ in broker.records] == [
+        example(name)["submission_id"] for name in (SUBMISSIONS[0], SUBMISSIONS[2])
+    ], "nothing of the altered row is published; the row after it is"
+    assert ledger.reader.relay_position(INBOX_CURSOR) == positions[-1]
+    assert f"inbox row {positions[1]} fails its integrity check" in caplog.text
+    intake(ledger, broker.submissions())
+    by_source = {orjson.loads(outcome_message(p, o)[1])["source"]: o for p, o in ledger.outcomes_after(0)}
+    assert set(by_source) == {f"inbox/{p}" for p in positions}, "every row has its one outcome"
+    altered = by_source[f"inbox/{positions[1]}"].receipt
+    assert altered is not None
+    assert altered.status == "rejected"
+    assert altered.reason is not None
+    assert altered.reason["code"] == "internal_error"
+    assert "fails its integrity check" in altered.reason["message"]
+    assert all(e.decided for e in ledger.inbox.inbox_page(0, 10))
