@@ -128,6 +128,7 @@ class Load:
         self.errors = 0
         self.outstanding = 0
         self._finished: asyncio.Event | None = None
+        self._all_sent = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, rate: float, seconds: float) -> tuple[list[float], int, float]:
@@ -159,6 +160,7 @@ class Load:
                     self.queued.append((data, began))
             if sent < total:
                 await asyncio.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+        self._all_sent = True
         if self.outstanding:
             await self._finished.wait()
         elapsed = time.perf_counter() - started
@@ -215,8 +217,8 @@ class Load:
 
     def _done_one(self) -> None:
         self.outstanding -= 1
-        if self.outstanding == 0 and self._finished is not None:
-            self._finished.set()
+        if self.outstanding == 0 and self._all_sent and self._finished is not None:
+            self._finished.set()  # only once the last request has gone out and been answered
 
 
 def _post_bytes(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
