@@ -137,6 +137,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "credit_ledger.cli", *args],
         env=env,
+        cwd=env.get("PYTHONPATH", "").split(os.pathsep)[0] or None,  # the served code's (``served``)
         input=stdin,
         capture_output=True,
         text=True,
@@ -164,14 +165,19 @@ def served(
             "CREDIT_SUBJECT_SECRET": SECRET.decode(),
             **extra,
         }
-        if code is not None:
-            env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
+        # The served code's root first on the path, and the processes started in it: `python -m`
+        # puts the working directory ahead of PYTHONPATH, so serve started from another checkout's
+        # root ran that checkout's code, not ``code``'s (every `--code` run before session 13 that
+        # was started from a checkout's root served that checkout: docs/benchmarks.md, issue 13).
+        root = Path(code).resolve() if code is not None else ROOT
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         log_path = Path(tmp) / "serve.log"
         log = open(log_path, "w")  # noqa: SIM115 - lives as long as serve
         serve = subprocess.Popen(
             [sys.executable, *launcher, "serve"],
             env=env,
+            cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
