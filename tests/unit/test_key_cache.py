@@ -12,19 +12,10 @@ from ledger.application.ports import KeyStore
 from ledger.domain.access import PUBLIC
 from tests.conftest import PERSON
 from tests.unit.querydesk import LICENSING, Desk, desk
+from tests.unit.ticking import Ticks
 from tests.unit.webdesk import Web, serve
 
 __all__ = ["desk"]  # the fixture
-
-
-class Ticks:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountedKeys:
