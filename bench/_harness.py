@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -136,6 +137,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "credit_ledger.cli", *args],
         env=env,
+        cwd=env.get("PYTHONPATH", "").split(os.pathsep)[0] or None,  # the served code's (``served``)
         input=stdin,
         capture_output=True,
         text=True,
@@ -163,14 +165,19 @@ def served(
             "CREDIT_SUBJECT_SECRET": SECRET.decode(),
             **extra,
         }
-        if code is not None:
-            env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
+        # The served code's root first on the path, and the processes started in it: `python -m`
+        # puts the working directory ahead of PYTHONPATH, so serve started from another checkout's
+        # root ran that checkout's code, not ``code``'s (every `--code` run before session 13 that
+        # was started from a checkout's root served that checkout: docs/benchmarks.md, issue 13).
+        root = Path(code).resolve() if code is not None else ROOT
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
         env.pop("CREDIT_KAFKA_BOOTSTRAP", None)
         log_path = Path(tmp) / "serve.log"
         log = open(log_path, "w")  # noqa: SIM115 - lives as long as serve
         serve = subprocess.Popen(
             [sys.executable, *launcher, "serve"],
             env=env,
+            cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -210,13 +217,16 @@ async def open_loop(one: Callable[[int], Awaitable[None]], rate: float, seconds:
 
 
 async def load(
-    url: str, key: str, bodies: Sequence[bytes], rate: float, seconds: float
+    url: str, key: str, bodies: Sequence[bytes], rate: float, seconds: float, *, client: str = "aiohttp"
 ) -> tuple[list[float], int, float]:
     """POST ``bodies`` in turn to ``url`` at ``rate`` a second for ``seconds`` (open loop: each goes
-    out on schedule whether or not earlier ones have answered); (latencies, non-200s, elapsed)."""
+    out on schedule whether or not earlier ones have answered); (latencies, non-200s, elapsed).
+    ``client``: "aiohttp", or "lean" (bench/_http.py: the same requests for a fraction of the CPU)."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    if client == "lean":
+        return await _lean_load(url, headers, bodies, rate, seconds)
     import aiohttp  # noqa: PLC0415 - only the HTTP benchmarks need it
 
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     latencies: list[float] = []
     errors = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
@@ -232,6 +242,26 @@ async def load(
 
         elapsed = await open_loop(one, rate, seconds)
     return latencies, errors, elapsed
+
+
+async def _lean_load(
+    url: str, headers: dict[str, str], bodies: Sequence[bytes], rate: float, seconds: float
+) -> tuple[list[float], int, float]:
+    http = _bench_module("_http")
+    return await http.Load(url, headers, bodies).run(rate, seconds)  # type: ignore[no-any-return]
+
+
+def _bench_module(name: str) -> Any:
+    """A module of bench/ by name (bench/ is off the import path: see the top of this module)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def until_answered(url: str, key: str, bodies: Sequence[bytes], timeout: float = 60) -> None:

@@ -103,6 +103,12 @@ def main() -> int:
     parser.add_argument(
         "--code", type=Path, help="serve another checkout's code (compare two versions in one session)"
     )
+    parser.add_argument(
+        "--client",
+        choices=("lean", "aiohttp"),
+        default="lean",
+        help="the load's HTTP client: bench/_http.py (default), or aiohttp's (what runs before session 13 used)",
+    )
     args = parser.parse_args()
     if args.alone:
         alone(args.alone)
@@ -119,11 +125,13 @@ def main() -> int:
         )["key"]
         url = f"http://127.0.0.1:{port}/v1/checks"
         _harness.until_answered(url, key, bodies)
-        asyncio.run(_harness.load(url, key, bodies, args.rate, args.warmup))
+        asyncio.run(_harness.load(url, key, bodies, args.rate, args.warmup, client=args.client))
         pids = {pid: _harness.command_of(pid) for pid in _harness.process_tree(os.getpid())}
         pids[os.getpid()] = "bench client (load)"
         cpu_before = {pid: _harness.cpu_seconds(pid) for pid in pids}
-        latencies, errors, elapsed = asyncio.run(_harness.load(url, key, bodies, args.rate, args.seconds))
+        latencies, errors, elapsed = asyncio.run(
+            _harness.load(url, key, bodies, args.rate, args.seconds, client=args.client)
+        )
         cpu_used = {pid: _harness.cpu_seconds(pid) - cpu_before[pid] for pid in pids}
     _harness.report_latency("checks", latencies, errors, elapsed, args.rate, args.seconds)
     print(f"CPU seconds in the {elapsed:.1f} s of load (2 cores: {2 * elapsed:.1f} s available):")

@@ -117,8 +117,11 @@ def build_reader(ledger: CreditLedger, store: ProjectionStore) -> ProjectionRead
     return ProjectionReader(store, ledger.catalogue, history_of(ledger))
 
 
-def build_query_service(ledger: CreditLedger, store: ProjectionStore) -> QueryService:
-    return QueryService(ledger, build_reader(ledger, store))
+def build_query_service(
+    ledger: CreditLedger, store: ProjectionStore, *, key_cache_seconds: float = 0.0
+) -> QueryService:
+    """``key_cache_seconds``: a serving process's (``ledger.application.keys.KeyCache``)."""
+    return QueryService(ledger, build_reader(ledger, store), key_cache_seconds=key_cache_seconds)
 
 
 def open_query_service(settings: Settings) -> QueryService:

@@ -23,6 +23,7 @@ from credit_ledger.config import ConfigError, Settings, ledger_env, redacted
 from credit_ledger.output import note
 from credit_ledger.signals import run_until_signalled
 from credit_ledger.supervisor import ChildSupervisor
+from ledger.application.keys import KEY_CACHE_SECONDS
 from ledger.application.service import CreditLedger
 from ledger.verification.checkpoints import CheckpointLog, checkpoint_json
 from ledger.verification.policy import parse_witness_list
@@ -160,7 +161,13 @@ def start(settings: Settings, *, http: bool = True) -> Running:
             checkpoint_key=settings.checkpoint_key,
         )
         read_store = build_store(settings) if http else None
-        queries = build_query_service(ledger, read_store) if read_store is not None else None
+        # A key found valid is accepted for a second without reading it again: a revoked key is
+        # refused within KEY_CACHE_SECONDS of `keys revoke` (ledger.application.keys.KeyCache).
+        queries = (
+            build_query_service(ledger, read_store, key_cache_seconds=KEY_CACHE_SECONDS)
+            if read_store is not None
+            else None
+        )
         # Every worker can lead the Faust app's group, and the leader runs the scheduler.
         scheduling = build_projector(ledger, build_store(settings))
         app = create_app(

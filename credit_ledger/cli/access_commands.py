@@ -102,11 +102,11 @@ def list_keys(settings: Settings) -> int:
     return 0
 
 
-@command("revoke", "revoke a key: it stops working at once", "credit-ledger keys revoke KEY_ID")
+@command("revoke", "revoke a key: it stops working within a second", "credit-ledger keys revoke KEY_ID")
 @click.argument("key_id", metavar="KEY_ID")
 @with_settings(*LEDGER)
 def revoke(settings: Settings, key_id: str) -> int:
-    """Revoke the key KEY_ID (as 'keys list' shows it); requests with it are refused from now on."""
+    """Revoke the key KEY_ID (as 'keys list' shows it); a running server refuses it within a second."""
     from credit_ledger.compose import open_query_service  # noqa: PLC0415
 
     service = open_query_service(settings)  # held: the ledger closes its database when dropped

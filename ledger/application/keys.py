@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +82,57 @@ def authenticate(keys: KeyStore, api_key: str | None) -> Principal | None:
     if row is None or row["revoked_at"] or not hmac.compare_digest(row["key_hash"], hash_key(api_key)):
         return None
     return _principal(row)
+
+
+KEY_CACHE_SECONDS = 1.0
+"""How long a serving process may go on accepting a key after it was last read from the store: a
+revoked key is refused by every server at most this long after ``keys revoke`` committed."""
+
+KEY_CACHE_SIZE = 10_000
+"""Keys remembered at once (a full cache is emptied: cheaper than an LRU's bookkeeping per hit)."""
+
+
+class KeyCache:
+    """``authenticate`` for a serving process: a valid key's principal remembered for ``seconds``.
+
+    Why: every request reads its key from the ledger's database (a SELECT and a SHA-256 on the
+    event loop, 7-9% of serve's samples in bench/checks.py). Only keys found valid are remembered,
+    each for at most ``seconds`` after it was read, so a revocation (``keys revoke``, from any
+    process, on any host sharing the database) takes effect in every server within ``seconds``;
+    a key just issued works at once (nothing is remembered of a key that was not valid), and a
+    forged or revoked key is looked up, and refused, every time. ``seconds`` 0 remembers nothing.
+    """
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        seconds: float = KEY_CACHE_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        size: int = KEY_CACHE_SIZE,
+    ) -> None:
+        self.keys = keys
+        self.seconds = seconds
+        self.clock = clock
+        self.size = size
+        self._valid: dict[str, tuple[Principal, float]] = {}
+
+    def authenticate(self, api_key: str | None) -> Principal | None:
+        """As ``authenticate``, from memory for a key found valid less than ``seconds`` ago."""
+        if not api_key or self.seconds <= 0:
+            return authenticate(self.keys, api_key)
+        now = self.clock()
+        remembered = self._valid.get(api_key)
+        if remembered is not None and now < remembered[1]:
+            return remembered[0]
+        principal = authenticate(self.keys, api_key)
+        if principal is None:
+            self._valid.pop(api_key, None)
+            return None
+        if len(self._valid) >= self.size:
+            self._valid.clear()
+        self._valid[api_key] = (principal, now + self.seconds)
+        return principal
 
 
 def key_principal(keys: KeyStore, key_id: str) -> Principal | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.application.keys import KEY_PREFIX, authenticate
+from ledger.application.keys import KEY_PREFIX, KeyCache
 from ledger.application.ports import ReadModels
 from ledger.application.privacy import REJECTION_RETENTION_DAYS, SealedValueAltered
 from ledger.application.service import CreditLedger, utc_now
@@ -87,18 +87,26 @@ class QueryService:
     """Every answer carrying credit data, or refusing to, is recorded in the ledger first."""
 
     def __init__(
-        self, ledger: CreditLedger, views: ReadModels, *, clock: Callable[[], datetime] = utc_now
+        self,
+        ledger: CreditLedger,
+        views: ReadModels,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        key_cache_seconds: float = 0.0,
     ) -> None:
+        """``key_cache_seconds``: how long a key found valid is accepted without reading it again
+        (``ledger.application.keys.KeyCache``; a serving process's, 0 everywhere else)."""
         self.ledger = ledger
         self.views = views
         self.catalogue = ledger.catalogue
         self.clock = clock
+        self.key_cache = KeyCache(ledger.keys, key_cache_seconds)
 
     # -- who is asking ---------------------------------------------------------------------
 
     def authenticate(self, api_key: str | None) -> Principal | None:
         """The caller's principal; the public without a key; None for a key that is not valid."""
-        return authenticate(self.ledger.keys, api_key)
+        return self.key_cache.authenticate(api_key)
 
     def authenticate_for(self, api_key: str | None, endpoint: str, *, channel: str) -> Principal | Answer:
         """The caller's principal; a key that is not valid is recorded as refused and answered 401."""

@@ -4,6 +4,7 @@ subject for a business, recorded in the query register before it is answered (is
 from __future__ import annotations
 
 import copy
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,26 @@ def test_a_check_that_is_refused_names_why_and_is_recorded(
     (record,) = recorded_checks(desk)
     assert record["outcome"] == "refused"
     assert record["reason"].startswith(code)
+
+
+def test_a_checks_view_is_remembered_by_the_stored_state_and_a_changed_state_is_never_answered_stale(
+    desk: MeasureDesk,
+) -> None:
+    filing = sub("file_record_organisation", occurred_at="2026-07-10T10:00:00+08:00")
+    desk.at("2026-07-10T10:00:00+08:00").submit(filing)
+    key = str(desk.organisation.id)
+    views = desk.service.views
+    today = date(2026, 7, 13)
+    before = views.check_view(key, today, "finance_regulator")
+    assert before is not None
+    assert before["notices"] == []
+    assert views.check_view(key, today, "finance_regulator") is before  # remembered: same state
+    assert views.check_view(key, today, "court") is not before  # another department's own view
+    assert views.check_view(key, date(2026, 7, 14), "finance_regulator") is not before  # another day
+    designated(desk)  # the state changes: its bytes are others
+    after = views.check_view(key, today, "finance_regulator")
+    assert after is not None
+    assert {row["department"] for row in after["notices"]} == {"finance_regulator"}
+    assert after["ledger_version"] > before["ledger_version"]
+    answer = check(desk.at(LATER), "finance_regulator", ORGANISATION, "financing")
+    assert answer.body["result"] == "measures"

@@ -196,6 +196,28 @@ def test_the_relay_publishes_in_ledger_order_and_resumes_after_what_was_acknowle
     assert all(key.decode() in keys for topic, key, _ in producer.sent if topic == "credit.ledger")
 
 
+def test_a_relay_round_ends_at_the_first_short_page_without_reading_again_to_find_nothing(
+    ledger: CreditLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.submit([example("file_record"), example("file_record_organisation"), example("correct_record")])
+    read = ledger.reader.event_rows
+    pages: list[int] = []
+
+    def counted(after: int, limit: int, **kwargs: Any) -> Any:
+        rows = read(after, limit, **kwargs)
+        pages.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(ledger.reader, "event_rows", counted)
+    producer = FakeProducer()
+    relay = relay_with(ledger, producer)
+    assert asyncio.run(relay.run_once()) == 7 + 3  # seven events, three outcomes
+    assert pages == [3, 3, 1], "a full page is followed by another read; a short one ends the round"
+    assert [m["position"] for t, _, m in producer.sent if t == "credit.ledger"] == list(range(1, 8))
+    assert asyncio.run(relay.run_once()) == 0  # nothing new: one read of each, nothing sent
+    assert pages == [3, 3, 1, 0]
+
+
 def test_rejections_go_to_both_outcomes_and_rejections_with_the_original_sealed(ledger: CreditLedger) -> None:
     ledger.submit([{"submission_id": "x", "department": "tax_bureau"}])
     producer = FakeProducer()

@@ -9,16 +9,7 @@ import pytest
 
 from credit_ledger.config import VARIABLES, Settings
 from credit_ledger.supervisor import ChildSupervisor, RestartDelay
-
-
-class Clock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.ticking import Ticks as Clock
 
 
 class FakeChild:
