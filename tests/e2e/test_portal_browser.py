@@ -17,7 +17,7 @@ import itertools
 import os
 import urllib.request
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ FLAGS = [
 PERSON = "11010519491231002X"
 ORGANISATION = "91350100M000100Y43"
 TODAY = date.today()
+CHINA = timezone(timedelta(hours=8))
 
 
 def day(days_ago: int) -> str:
@@ -349,7 +350,8 @@ def test_a_designations_notices_and_their_feedback_show_on_the_implementing_depa
     feedback = {
         "submission_id": "FK-PORTAL-1",
         "subject": {"key": exit_notice["subject_key"]},
-        "occurred_at": f"{TODAY.isoformat()}T09:00:00+08:00",
+        # A minute ago in China: "today at 09:00" is still in the future between 00:00 and 01:00 UTC.
+        "occurred_at": (datetime.now(CHINA) - timedelta(minutes=1)).isoformat(timespec="seconds"),
         "feedback": {
             "feedback_id": "FK-PORTAL-1",
             "notice_id": exit_notice["notice_id"],
