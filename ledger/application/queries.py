@@ -8,9 +8,10 @@ input, an internal error) are recorded as refusals too (``authenticate_for``, ``
 with the channel it came through. A record's ``outcome`` is ``allowed`` (an answer with data),
 ``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
 
-One module of over 400 lines because it is one path: every endpoint's rule (the portal's pages too) sits beside the one
-recording path (``_record``) they all share, which is what keeps the register complete, and the
-one opening path (``_revealed``) that lets sealed personal fields out only in a recorded answer.
+One module of over 400 lines because it is one path: every endpoint's rule (the portal's pages
+too) sits beside the one recording path (``_record``) they all share, which is what keeps the
+register complete, and the one opening path (``_revealed``) that lets sealed personal fields out
+only in a recorded answer.
 """
 
 from __future__ import annotations
