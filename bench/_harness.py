@@ -71,13 +71,18 @@ BENCH_MASTER_KEY = bytes(range(32))
 """The benchmarks' master key: personal fields sealed as in production (``--no-encryption`` runs without)."""
 
 
-def open_ledger(path: Path, catalogue: Catalogue, *, encrypted: bool = True) -> CreditLedger:
-    """A ledger on a SQLite file, its clock stopped at ``NOW``, sealing personal fields unless told not to."""
+def open_ledger(
+    path: Path, catalogue: Catalogue, *, encrypted: bool = True, clock: Callable[[], datetime] | None = None
+) -> CreditLedger:
+    """A ledger on a SQLite file, its clock stopped at ``NOW`` unless given one, sealing personal
+    fields unless told not to."""
     from ledger.application.service import CreditLedger  # noqa: PLC0415 - after the import path is fixed
 
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
     master_key = BENCH_MASTER_KEY if encrypted else None
-    return CreditLedger(catalogue=catalogue, secret=SECRET, clock=lambda: NOW, env=env, master_key=master_key)
+    return CreditLedger(
+        catalogue=catalogue, secret=SECRET, clock=clock or (lambda: NOW), env=env, master_key=master_key
+    )
 
 
 # -- CPU seconds per process (Linux /proc) -------------------------------------------------------

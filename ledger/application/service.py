@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar, cast
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
@@ -65,7 +65,7 @@ from ledger.domain.outcomes import (
     OutcomeEntry,
     Receipt,
 )
-from ledger.domain.queries import QueryRecord
+from ledger.domain.queries import QueryRecord, new_query_id
 from ledger.domain.redaction import shown_id
 from ledger.domain.subjects import SubjectCode, subject_key
 from ledger.store.memory import POPOLedgerRecorder
@@ -553,8 +553,9 @@ class CreditLedger(Application[UUID]):
         builds them on the event loop, so the thread that writes them runs little more than SQL."""
         events: list[Any] = []
         for record in records:
-            query_id = uuid4()
-            made = QueryRecord.make(query_id, {**record, "query_id": str(query_id)}, self.clock())
+            at = self.clock()
+            query_id = new_query_id(at)
+            made = QueryRecord.make(query_id, {**record, "query_id": str(query_id)}, at)
             events.extend(made.collect_events())
         return [self.mapper.to_stored_event(event) for event in events]
 

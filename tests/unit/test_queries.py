@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
+from uuid import RFC_4122, UUID
 
 import pytest
 
@@ -11,6 +13,7 @@ from contract.messages import messages_from_store
 from ledger.application.keys import issue_key
 from ledger.application.queries import Answer
 from ledger.domain.access import PUBLIC, Principal
+from ledger.domain.queries import new_query_id
 from streams.web.queries import HTTP_STATUS
 from tests.conftest import PERSON, Clock, example
 from tests.unit.querydesk import BANK, Desk, desk
@@ -186,3 +189,30 @@ def test_a_replay_reproduces_each_recorded_answer_and_catches_a_doctored_one(des
     doctored = {**record, "view_digest": "0" * 64}
     (problem,) = check_recorded_queries([doctored], histories, desk.ledger.catalogue)
     assert (problem["field"], problem["expected"]) == ("view_digest", "0" * 64)
+
+
+def test_query_records_are_numbered_in_time_order_so_the_register_appends_at_its_end(
+    desk: Desk, clock: Clock
+) -> None:
+    tax = desk.key("department", "tax_bureau")
+    for minute in ("10:01", "10:02", "10:03"):
+        clock.set(f"2026-10-10T{minute}:00+08:00")
+        status(desk, tax, purpose="administrative_licensing", basis="《行政许可法》")
+    desk.project()
+    rows = desk.store.conn.execute("SELECT query_id FROM queries ORDER BY at").fetchall()
+    ids = [UUID(query_id) for (query_id,) in rows]
+    assert len(ids) == 3
+    assert {i.version for i in ids} == {7}
+    assert sorted(ids, key=lambda i: i.int) == sorted(ids, key=lambda i: i.int >> 80)  # time first
+    assert sorted(i.int >> 80 for i in ids) == [
+        int(datetime.fromisoformat(f"2026-10-10T{m}:00+08:00").timestamp() * 1000)
+        for m in ("10:01", "10:02", "10:03")
+    ]
+
+
+def test_query_ids_made_in_one_millisecond_differ_and_are_rfc_9562_version_7() -> None:
+    at = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    ids = {new_query_id(at) for _ in range(1000)}
+    assert len(ids) == 1000
+    assert {(i.version, i.variant) for i in ids} == {(7, RFC_4122)}
+    assert {i.int >> 80 for i in ids} == {int(at.timestamp() * 1000)}
