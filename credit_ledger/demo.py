@@ -94,7 +94,7 @@ def demo(
     for thread in threads:
         thread.start()
     try:
-        run_worker(running.app, deadline=deadline)
+        run_worker(running.app, loglevel=settings.log_level.lower(), deadline=deadline)
     finally:
         stop.set()
         for thread in threads:
