@@ -32,7 +32,7 @@ from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpo
 from ledger.domain.errors import InvalidInput, LedgerError, error_body
 from ledger.domain.integrity import content_digest
 from ledger.domain.redaction import echo
-from ledger.domain.subjects import parse_subject_code
+from ledger.domain.subjects import SubjectCode, parse_subject_code
 from ledger.domain.workdays import local_date
 
 log = logging.getLogger(__name__)
@@ -411,6 +411,45 @@ class QueryService:
         )
         return failed or self._revealed(body)
 
+    def file(
+        self,
+        principal: Principal,
+        subject: SubjectCode,
+        read: Callable[[], dict[str, Any] | None],
+        *,
+        purpose: str,
+        channel: str = "cli",
+    ) -> Answer:
+        """A subject's whole credit file as the ledger holds it, for the host's operator at the
+        console (``credit-ledger file``): decided, read (``read()``, None for no file), recorded with
+        the purpose, the file's version and the answer's digest, and only then opened. The subject
+        sees the read among their queries, as any other query of their file."""
+        decision = decide_endpoint(principal, "file")
+        key = str(self.ledger.key_of(subject))
+        body = read() if decision.allowed else None
+        no_file = f"there is no credit file for {subject.masked}"
+        answered = decision.allowed and body is None
+        found = {"ledger_version": body.get("version"), "answer_digest": content_digest(body)} if body else {}
+        failed = self._record(
+            principal,
+            "file",
+            decision,
+            channel=channel,
+            outcome=ANSWERED if answered else None,
+            reason=f"no_file: {no_file}" if answered else None,
+            subject_key=key,
+            purpose=purpose,
+            returned=["file"] if body else [],
+            **found,
+        )
+        if failed:
+            return failed
+        if not decision.allowed:
+            return self._refused(decision)
+        if body is None:
+            return Answer(NOT_FOUND, error_body("no_file", "CODE", no_file))
+        return self._revealed(body)
+
     def may_manage_authorisations(self, principal: Principal, *, channel: str = "http") -> Answer | None:
         """None when ``principal`` may grant or revoke on their own file; else the recorded refusal.
 
@@ -601,5 +640,9 @@ def _decide_outcomes(principal: Principal, department: str | None) -> Decision:
 
 
 def _as_seen_by_subject(q: Mapping[str, Any]) -> dict[str, Any]:
-    """What a subject sees of a query about them: who (organisation, role), when, why, the outcome."""
-    return {k: q.get(k) for k in ("at", "organisation", "role", "purpose", "basis", "outcome", "returned")}
+    """What a subject sees of a query about them: who (organisation, role), when, why, through what
+    (``channel``: ``http``, ``portal``, or ``cli``, the command line), the outcome."""
+    return {
+        k: q.get(k)
+        for k in ("at", "organisation", "role", "purpose", "basis", "channel", "outcome", "returned")
+    }
