@@ -111,13 +111,20 @@ def test_file_of_a_code_with_no_file_is_recorded_as_answered_with_nothing_return
     assert (record["endpoint"], record["outcome"], record["returned"]) == ("file", "answered", [])
 
 
-def test_file_shows_nothing_and_fails_when_its_query_record_cannot_be_written(
-    capsys: pytest.CaptureFixture[str], data: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def unwritable_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger refuses every query record (a full disk, a lost database connection)."""
+
     def broken(self: CreditLedger, record: dict[str, Any]) -> str:
         raise OSError("disk full")
 
     monkeypatch.setattr(CreditLedger, "record_query", broken)
+
+
+@pytest.mark.usefixtures("unwritable_register")
+def test_file_shows_nothing_and_fails_when_its_query_record_cannot_be_written(
+    capsys: pytest.CaptureFixture[str], data: Path
+) -> None:
     for form in ([], ["--json"]):
         code, out, err = run(capsys, "file", PERSON, *form, "--data-dir", str(data))
         assert code == 1
@@ -234,13 +241,10 @@ def test_lists_writes_one_query_record_naming_the_operator_and_the_cli_channel_b
     }
 
 
+@pytest.mark.usefixtures("unwritable_register")
 def test_lists_shows_nothing_and_fails_when_its_query_record_cannot_be_written(
-    capsys: pytest.CaptureFixture[str], listed: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], listed: Path
 ) -> None:
-    def broken(self: CreditLedger, record: dict[str, Any]) -> str:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(CreditLedger, "record_query", broken)
     code, out, err = run(capsys, "lists", "black", "--data-dir", str(listed))
     assert (code, out) == (1, "")
     assert "audit_unavailable" in err
