@@ -174,6 +174,8 @@ class QueryService:
             "recorded_at": self.clock().isoformat(),
             **fields,
         }
+        if principal.host is not None:  # the host's operator: which machine (after what every record has)
+            record["host"] = principal.host
         held = _held.get()
         if held is not None:
             held.append(record)  # the caller of holding() writes it before answering

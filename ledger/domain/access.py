@@ -26,10 +26,7 @@ class Principal:
     host: str | None = None  # the machine the host's operator works on (the command line's operator)
 
     def audit_fields(self) -> dict[str, Any]:
-        fields = {"requester": self.principal_id, "organisation": self.organisation, "role": self.role}
-        if self.host is not None:
-            fields["host"] = self.host
-        return fields
+        return {"requester": self.principal_id, "organisation": self.organisation, "role": self.role}
 
 
 PUBLIC = Principal("anonymous", "public", "public")
