@@ -164,7 +164,7 @@ def queries(
     principal = principal_for(service, api_key)
     if principal.role == "administrator" and principal.principal_id.startswith("cli:"):
         # The host's operator audits (an administrator's key would not be allowed to).
-        principal = Principal(principal.principal_id, "auditor", "credit_platform")
+        principal = Principal(principal.principal_id, "auditor", "credit_platform", host=principal.host)
     answer = service.audit(
         principal,
         {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,8 +10,11 @@ from credit_ledger.cli.shared import (
     LEDGER,
     SUBJECT_CODE,
     UserError,
+    answered,
     command,
+    host_operator,
     json_option,
+    operator_purpose_option,
     read_jsonl,
     with_settings,
 )
@@ -19,6 +22,7 @@ from credit_ledger.config import Settings
 from credit_ledger.output import json_line, note, table
 
 if TYPE_CHECKING:
+    from ledger.application.service import CreditLedger
     from ledger.domain.subjects import SubjectCode
 
 
@@ -64,22 +68,55 @@ def apply(settings: Settings, file: str, quiet: bool) -> int:
 
 @command(
     "file",
-    "show one subject's credit file (identity numbers masked)",
+    "show one subject's credit file (identity numbers masked; the read is recorded)",
     "credit-ledger file 11010519491231002X",
     "credit-ledger file 91350100M000100Y43 --json",
+    "credit-ledger file 11010519491231002X --purpose 'objection review OB-2026-0007'",
 )
 @click.argument("code", metavar="CODE", type=SUBJECT_CODE)
+@operator_purpose_option("the file")
 @json_option()
 @with_settings(*LEDGER)
-def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
+def file(settings: Settings, code: SubjectCode, purpose: str, as_json: bool) -> int:
     """Show the credit file of CODE (a citizen identity number or unified social credit code):
     every record with its category, kind, severity, status and display period, and the joint
     measures notified against it: each measure's state and each implementing department's feedback.
+
+    This is the host's operator reading the file with the host's master key, so the read is
+    recorded in the query register before anything is shown (docs/queries.md#the-operators-reads):
+    you (the OS user, cli:USER, and this host), as the platform's administrator, channel cli,
+    endpoint file, the --purpose, the subject, the outcome and the answer's digest. The subject
+    sees it among their queries. If the record cannot be written, nothing is shown (exit status 1).
     """
-    from credit_ledger.compose import build_ledger  # noqa: PLC0415
+    from credit_ledger.compose import open_query_service  # noqa: PLC0415 - keep --help fast
+    from ledger.application.queries import NOT_FOUND  # noqa: PLC0415
+
+    service = open_query_service(settings)
+    answer = service.file(host_operator(), code, lambda: _file_body(service.ledger, code), purpose=purpose)
+    if answer.outcome == NOT_FOUND:
+        raise UserError(f"no credit file for {code.masked}")
+    shown = answered(answer)
+    if as_json:
+        json_line({k: v for k, v in shown.items() if k != "kind"})
+        return 0
+    print(f"{shown['subject']}  {shown['name']}  ({shown['kind']}, {shown['version']} events)")
+    columns = ["record", "category", "kind", "severity", "status", "disputed", "display_until", "title"]
+    table(shown["records"], columns)
+    measures = shown["measures"]
+    if measures:
+        print(f"measures notified: {len(measures)}")
+        rows = [
+            {**m, "feedback": " ".join(f"{d}:{f or '-'}" for d, f in m["departments"].items())}
+            for m in measures
+        ]
+        table(rows, ["designation_id", "measure", "kind", "state", "state_version", "feedback"])
+    return 0
+
+
+def _file_body(ledger: CreditLedger, code: SubjectCode) -> dict[str, Any] | None:
+    """The file of ``code`` as the ledger holds it (sealed fields sealed), None if there is none."""
     from ledger.application.measures import file_measures  # noqa: PLC0415
 
-    ledger = build_ledger(settings)
     try:
         found = ledger.file_of(code)
     except Exception as exc:  # a stored stream that no longer replays (tampered, truncated)
@@ -88,8 +125,8 @@ def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
             "run 'credit-ledger verify --subject CODE' to locate the damage"
         ) from None
     if found is None:
-        raise UserError(f"no credit file for {code.masked}")
-    rows = [
+        return None
+    records = [
         {
             "record": r.key,
             "category": r.category,
@@ -102,31 +139,14 @@ def file(settings: Settings, code: SubjectCode, as_json: bool) -> int:
         }
         for r in found.records.values()
     ]
-    measures = file_measures(found, ledger.catalogue)
-    # The operator's own view of the file: sealed personal fields opened with this host's master
-    # key (a shredded one shows as shredded), as they were shown before fields were sealed.
-    rows, name = ledger.revealed(rows), ledger.revealed(found.name)
-    if as_json:
-        json_line(
-            {
-                "subject": found.masked_code,
-                "name": name,
-                "version": found.version,
-                "records": rows,
-                "measures": measures,
-            }
-        )
-        return 0
-    print(f"{found.masked_code}  {name}  ({found.subject_kind}, {found.version} events)")
-    table(rows, ["record", "category", "kind", "severity", "status", "disputed", "display_until", "title"])
-    if measures:
-        print(f"measures notified: {len(measures)}")
-        shown = [
-            {**m, "feedback": " ".join(f"{d}:{f or '-'}" for d, f in m["departments"].items())}
-            for m in measures
-        ]
-        table(shown, ["designation_id", "measure", "kind", "state", "state_version", "feedback"])
-    return 0
+    return {
+        "subject": found.masked_code,
+        "name": found.name,
+        "kind": found.subject_kind,
+        "version": found.version,
+        "records": records,
+        "measures": file_measures(found, ledger.catalogue),
+    }
 
 
 @command(

@@ -19,6 +19,7 @@ from credit_ledger.cli.shared import (
     api_key_option,
     command,
     group,
+    host_operator,
     idle_option,
     json_option,
     kafka_address,
@@ -116,13 +117,16 @@ def lists(
     until: str | None,
     as_json: bool,
 ) -> int:
-    """Print the current entries of the black or red LIST from the read models."""
-    from credit_ledger.compose import build_ledger, build_store  # noqa: PLC0415
+    """Print the current entries of the black or red LIST from the read models. Read as this
+    host's operator and recorded in the query register as the HTTP API's list reads are (endpoint
+    lists, channel cli); if the record cannot be written, nothing is printed.
+    """
+    from credit_ledger.compose import open_query_service  # noqa: PLC0415
 
-    rows = build_store(settings).members(
-        list_name, domain=domain, department=department, since=since, until=until
-    )
-    rows = build_ledger(settings).revealed(rows)  # a person's name is sealed in the read models too
+    service = open_query_service(settings)
+    filters = {"domain": domain, "department": department, "since": since, "until": until}
+    # A person's name is sealed in the read models too: the service opens it once recorded.
+    rows = answered(service.lists(host_operator(), list_name, filters, channel="cli"))["entries"]
     if as_json:
         for row in rows:
             json_line(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -15,6 +16,7 @@ from click.core import ParameterSource
 from credit_ledger import discovery
 from credit_ledger.config import BY_FIELD, VARIABLES, ConfigError, Settings, Variable
 from credit_ledger.output import note
+from ledger.domain.access import OPERATOR_PURPOSE
 from ledger.domain.errors import LedgerError
 
 if TYPE_CHECKING:
@@ -278,11 +280,44 @@ def answered(answer: Answer) -> dict[str, Any]:
 
 def principal_for(service: QueryService, api_key: str | None) -> Principal:
     """The CLI caller: the holder of CREDIT_API_KEY / --api-key, or this host's operator."""
-    from ledger.domain.access import Principal  # noqa: PLC0415
-
     if api_key:
         principal = service.authenticate(api_key)
         if principal is None:
             raise UserError("the API key is not valid (revoked, or not issued here)")
         return principal
-    return Principal(f"cli:{getpass.getuser()}", "administrator", "credit_platform")
+    return host_operator()
+
+
+def host_operator() -> Principal:
+    """This host's operator: the OS user (requester ``cli:USER``) on this machine (``host``), the
+    platform's administrator, of the platform's own organisation (``credit_platform``)."""
+    from ledger.domain.access import Principal  # noqa: PLC0415
+
+    user, host = getpass.getuser(), socket.gethostname()
+    return Principal(f"cli:{user}", "administrator", "credit_platform", host=host)
+
+
+def operator_purpose_option(reads: str) -> Callable[[Handler], Handler]:
+    """``--purpose TEXT``: why the host's operator reads ``reads``; recorded in the query register."""
+
+    def given(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+        if value is None:
+            return OPERATOR_PURPOSE
+        if not value.strip() or len(value) > MAX_PURPOSE:
+            raise click.BadParameter(
+                f"say why you read {reads} (non-blank, at most {MAX_PURPOSE:,} characters), "
+                f"or leave it out for {OPERATOR_PURPOSE!r}"
+            )
+        return value
+
+    return click.option(
+        "--purpose",
+        metavar="TEXT",
+        callback=given,
+        help=f"why you read {reads}, recorded in the query register with your user and host; "
+        f"the subject sees it (default: {OPERATOR_PURPOSE})",
+    )
+
+
+MAX_PURPOSE = 1000
+"""The longest purpose a command records (as a status query's purpose over HTTP)."""

@@ -9,9 +9,9 @@ with the channel it came through. A record's ``outcome`` is ``allowed`` (an answ
 ``answered`` (allowed, but there was nothing to return: ``no_file``) or ``refused``.
 
 One module of over 400 lines because it is one path: every endpoint's rule (the portal's pages
-too) sits beside the one recording path (``_record``) they all share, which is what keeps the
-register complete, and the one opening path (``_revealed``) that lets sealed personal fields out
-only in a recorded answer.
+and the host operator's reads at the command line too) sits beside the one recording path
+(``_record``) they all share, which is what keeps the register complete, and the one opening path
+(``_revealed``) that lets sealed personal fields out only in a recorded answer.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ledger.domain.access import SELF_INQUIRY, Decision, Principal, decide_endpo
 from ledger.domain.errors import InvalidInput, LedgerError, error_body
 from ledger.domain.integrity import content_digest
 from ledger.domain.redaction import echo
-from ledger.domain.subjects import parse_subject_code
+from ledger.domain.subjects import SubjectCode, parse_subject_code
 from ledger.domain.workdays import local_date
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,8 @@ class QueryService:
             "recorded_at": self.clock().isoformat(),
             **fields,
         }
+        if principal.host is not None:  # the host's operator: which machine (after what every record has)
+            record["host"] = principal.host
         held = _held.get()
         if held is not None:
             held.append(record)  # the caller of holding() writes it before answering
@@ -299,25 +301,51 @@ class QueryService:
         if view:  # so an auditor's replay can recompute exactly this answer and compare
             request["ledger_version"] = view["ledger_version"]
             request["view_digest"] = content_digest(view)
-        no_file = f"there is no credit file for {subject.masked}"
-        failed = self._record(
+        return self._file_answer(
             principal,
             "status",
             decision,
+            view,
+            subject=subject,
+            field="subject.id",
             channel=channel,
-            # Allowed, but nothing to return: not the same as an answer that carried data.
-            outcome=ANSWERED if decision.allowed and not view else None,
-            reason=f"no_file: {no_file}" if decision.allowed and not view else None,
             subject_key=key,
             returned=returned,
             **request,
+        )
+
+    def _file_answer(
+        self,
+        principal: Principal,
+        endpoint: str,
+        decision: Decision,
+        view: dict[str, Any] | None,
+        *,
+        subject: SubjectCode,
+        field: str,
+        channel: str,
+        **fields: Any,
+    ) -> Answer:
+        """Record a read of one subject's file, then answer it: the refusal; ``no_file`` (recorded
+        as ``answered``: allowed, but nothing to return, not the same as an answer that carried
+        data); or the view, opened."""
+        no_file = f"there is no credit file for {subject.masked}"
+        empty = decision.allowed and not view
+        failed = self._record(
+            principal,
+            endpoint,
+            decision,
+            channel=channel,
+            outcome=ANSWERED if empty else None,
+            reason=f"no_file: {no_file}" if empty else None,
+            **fields,
         )
         if failed:
             return failed
         if not decision.allowed:
             return self._refused(decision)
         if view is None:
-            return Answer(NOT_FOUND, error_body("no_file", "subject.id", no_file))
+            return Answer(NOT_FOUND, error_body("no_file", field, no_file))
         return self._revealed(view)
 
     def public(self, body: dict[str, Any]) -> Answer:
@@ -410,6 +438,37 @@ class QueryService:
             **more,
         )
         return failed or self._revealed(body)
+
+    def file(
+        self,
+        principal: Principal,
+        subject: SubjectCode,
+        read: Callable[[], dict[str, Any] | None],
+        *,
+        purpose: str,
+        channel: str = "cli",
+    ) -> Answer:
+        """A subject's whole credit file as the ledger holds it, for the host's operator at the
+        console (``credit-ledger file``): decided, read (``read()``, None for no file), recorded with
+        the purpose, the file's version and the answer's digest, and only then opened. The subject
+        sees the read among their queries, as any other query of their file."""
+        decision = decide_endpoint(principal, "file")
+        key = str(self.ledger.key_of(subject))
+        body = read() if decision.allowed else None
+        found = {"ledger_version": body.get("version"), "answer_digest": content_digest(body)} if body else {}
+        return self._file_answer(
+            principal,
+            "file",
+            decision,
+            body,
+            subject=subject,
+            field="CODE",
+            channel=channel,
+            subject_key=key,
+            purpose=purpose,
+            returned=["file"] if body else [],
+            **found,
+        )
 
     def may_manage_authorisations(self, principal: Principal, *, channel: str = "http") -> Answer | None:
         """None when ``principal`` may grant or revoke on their own file; else the recorded refusal.
@@ -601,5 +660,9 @@ def _decide_outcomes(principal: Principal, department: str | None) -> Decision:
 
 
 def _as_seen_by_subject(q: Mapping[str, Any]) -> dict[str, Any]:
-    """What a subject sees of a query about them: who (organisation, role), when, why, the outcome."""
-    return {k: q.get(k) for k in ("at", "organisation", "role", "purpose", "basis", "outcome", "returned")}
+    """What a subject sees of a query about them: who (organisation, role), when, why, through what
+    (``channel``: ``http``, ``portal``, or ``cli``, the command line), the outcome."""
+    return {
+        k: q.get(k)
+        for k in ("at", "organisation", "role", "purpose", "basis", "channel", "outcome", "returned")
+    }

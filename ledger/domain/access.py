@@ -10,6 +10,9 @@ from typing import Any
 ROLES = ("public", "subject", "department", "authorised_org", "auditor", "administrator")
 MAY_CITE_BASIS = ("department", "administrator")  # bodies that act under a legal basis
 SELF_INQUIRY = "subject_self_inquiry"
+OPERATOR_PURPOSE = "operations"
+"""The purpose recorded for the host operator's own reads at the console (``credit-ledger file``)
+when the operator states none (``--purpose TEXT``)."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class Principal:
     role: str
     organisation: str
     subject_key: str | None = None  # a subject's own file, for role "subject"
+    host: str | None = None  # the machine the host's operator works on (the command line's operator)
 
     def audit_fields(self) -> dict[str, Any]:
         return {"requester": self.principal_id, "organisation": self.organisation, "role": self.role}
@@ -165,6 +169,7 @@ def decide_endpoint(principal: Principal, endpoint: str) -> Decision:
         "me.overview": ("subject",),
         "me.applications": ("subject",),
         "department.dashboard": ("department", "administrator"),
+        "file": ("administrator",),  # the whole file as the ledger holds it: the host's operator
         "me.authorisations": ("subject",),
         "audit.queries": ("auditor",),
         "audit.anomalies": ("auditor",),

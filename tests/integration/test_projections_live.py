@@ -225,3 +225,49 @@ def test_after_a_mixed_demo_run_rebuild_and_replay_equal_the_live_views(
     summary = json.loads(replayed.stdout.splitlines()[-1])
     assert summary["events"] > 500
     assert summary["differences"] == 0
+
+
+def test_the_operators_read_of_a_file_reaches_the_subjects_queries_and_the_query_audit_topic(
+    served: Served,
+) -> None:
+    assert served.bootstrap
+    file_the_first_record(served)
+    shown = cli(served, "file", "11010519491231002X", "--purpose", "objection review OB-7", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["name"] == "张三"
+    issued = json.loads(
+        cli(served, "keys", "issue", "--role", "subject", "--subject", "11010519491231002X").stdout
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{served.http_port}/v1/me/queries",
+        headers={"Authorization": f"Bearer {issued['key']}"},
+    )
+
+    def the_operators_read() -> Any:
+        with urllib.request.urlopen(request) as r:
+            queries = json.loads(r.read())["queries"]
+        return [q for q in queries if q["purpose"] == "objection review OB-7"] or None
+
+    (seen,) = wait_for(the_operators_read, 30, served.describe)
+    assert (seen["organisation"], seen["role"], seen["channel"], seen["outcome"]) == (
+        "credit_platform",
+        "administrator",
+        "cli",
+        "allowed",
+    )
+    audit = wait_for(
+        lambda: (
+            [
+                m["body"]["record"]
+                for m in records(served.bootstrap, topics.QUERY_AUDIT)
+                if m["body"]["record"]["endpoint"] == "file"
+            ]
+            or None
+        ),
+        20,
+        served.describe,
+    )
+    (record,) = audit
+    assert record["requester"].startswith("cli:")
+    assert record["host"]
+    assert record["purpose"] == "objection review OB-7"
