@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -151,6 +152,11 @@ def _idle() -> None:
     """Nothing: run on the ledger thread, it returns once the work queued before it is done."""
 
 
+LAST_COMMIT_SECONDS = 5.0
+"""How long a stopping intake waits for its consume loop's last offset commit before it stops the
+consumer anyway (a loop stuck elsewhere must not hold the stop; its batch is delivered again)."""
+
+
 class Intake(Service):
     """Consumes credit.submissions in batches (aiokafka ``getmany``) through the runner.
 
@@ -183,6 +189,7 @@ class Intake(Service):
         self.dead_letters = DeadLetters(INTAKE, send)
         self.applier = LedgerApplier(ledger, executor, self.dead_letters, backoff or Backoff())
         self.consumer: AIOKafkaConsumer | None = None
+        self._consuming: asyncio.Event | None = None  # set once the consume loop has ended
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -201,14 +208,25 @@ class Intake(Service):
         # wait for it (a no-op queued behind it on the one thread) so that serve closes the ledger
         # after it, not under it: a batch meeting a closed pool made a stopping worker hang.
         await asyncio.get_running_loop().run_in_executor(self.applier.executor, _idle)
+        # The consume loop sees should_stop at its next fetch and awaits its last commit. Stopping
+        # the consumer under that commit closed its connection mid-request: aiokafka logged "Error
+        # sending OffsetCommitRequest ... marking coordinator dead" at many a clean stop, and the
+        # batch it was committing was delivered again at the next start.
+        if self._consuming is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._consuming.wait(), LAST_COMMIT_SECONDS)
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group; uncommitted batches are redelivered
 
     @Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None
+        self._consuming = asyncio.Event()
         runner = Runner(self.consumer, self._apply, max_records=self.batch_size, stats=self.stats)
-        await runner.run(lambda: self.should_stop)
+        try:
+            await runner.run(lambda: self.should_stop)
+        finally:
+            self._consuming.set()
 
     async def _apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         await self.applier.apply(records)

@@ -27,7 +27,7 @@ from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
 from projections.projector import Projector
 from projections.store import ProjectionStore
-from streams.intake import LedgerApplier, source_of
+from streams.intake import Intake, LedgerApplier, source_of
 from streams.isolation import ATTEMPTS, Backoff, DeadLetters
 from streams.producing import MAX_REQUEST_BYTES
 from streams.projecting import StoreApplier
@@ -258,6 +258,48 @@ def test_the_runner_commits_only_after_apply_and_a_crash_between_redelivers_harm
         TopicPartition(topics.SUBMISSIONS, 0): 5,
         TopicPartition(topics.SUBMISSIONS, 1): 4,
     }
+
+
+class SlowCommitConsumer(FakeConsumer):
+    """A consumer whose commits take a broker's round trip, and which says when it was stopped."""
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        fetched = await super().getmany(timeout_ms=timeout_ms, max_records=max_records)
+        if not fetched:
+            await asyncio.sleep(timeout_ms / 1000)  # a fetch that finds nothing waits out its timeout
+        return fetched
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append("commit sent")
+        await asyncio.sleep(0.3)
+        await super().commit(offsets)
+
+    async def stop(self) -> None:
+        self.log.append("consumer stopped")
+
+
+def test_a_stopping_intake_stops_its_consumer_only_after_the_last_offset_commit_is_answered(
+    ledger: CreditLedger,
+) -> None:
+    consumer = SlowCommitConsumer([record(i, v) for i, v in enumerate(submissions(SUBMISSIONS))])
+    intake = Intake(
+        ledger, ThreadPoolExecutor(1), bootstrap="127.0.0.1:1", batch_size=10, session_timeout=6,
+        heartbeat_interval=2, send=None,  # type: ignore[arg-type]  # never sends: nothing is parked here
+    )  # fmt: skip
+
+    async def stop_while_a_commit_is_in_flight() -> None:
+        intake.consumer = consumer  # type: ignore[assignment]  # the fake stands in for aiokafka's
+        consuming = asyncio.ensure_future(Intake._consume(intake))
+        async with asyncio.timeout(10):
+            while "commit sent" not in consumer.log:
+                await asyncio.sleep(0.01)
+        await intake.stop()  # what the worker does at SIGTERM: on_stop, then cancel the tasks
+        await consuming
+
+    asyncio.run(stop_while_a_commit_is_in_flight())
+    log = [entry for entry in consumer.log if not entry.startswith("fetch")]
+    assert log == ["commit sent", "commit [5]", "consumer stopped"], "the commit was answered first"
+    assert consumer.committed == {TopicPartition(topics.SUBMISSIONS, 3): 5}
 
 
 class FakeProducer:
