@@ -15,7 +15,9 @@ HTTP, Faust or the other processes, so a run on a busy machine still says how mu
 It prints the CPU seconds each process used during the load. ``--trace`` serves through
 bench/_traced.py and prints where each check's time went inside the server (stage by stage, the
 event loop's lag, slow callbacks, collections); ``--code DIR`` serves another checkout's code, to
-run two versions alternately in one session (docs/benchmarks.md, issue 13).
+run two versions alternately in one session (docs/benchmarks.md, issue 13). ``--floor`` serves
+through bench/_floor.py, whose checks answer a constant with no work at all: the cost of
+everything but the check (HTTP, Faust, the other processes), which no faster check can save.
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def main() -> int:
         help="serve through bench/_traced.py and print where each check's time went",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="serve through bench/_floor.py: checks answered with no work, to show what the rest costs",
+    )
+    parser.add_argument(
         "--code", type=Path, help="serve another checkout's code (compare two versions in one session)"
     )
     parser.add_argument(
@@ -117,7 +124,9 @@ def main() -> int:
         for i, (code, business) in enumerate(CHECKS)
     ]
     trace = Path(tempfile.mkdtemp()) / "trace.json"
-    launcher = (str(_harness.BENCH / "_traced.py"),) if args.trace else ("-m", "credit_ledger.cli")
+    launcher = ("-m", "credit_ledger.cli")
+    if args.trace or args.floor:
+        launcher = (str(_harness.BENCH / ("_floor.py" if args.floor else "_traced.py")),)
     with _harness.served(launcher, args.code, CREDIT_TRACE_FILE=str(trace)) as (port, env):
         _harness.publish_examples(env, ["01_", "02_", "09_"])
         key = json.loads(
@@ -133,7 +142,7 @@ def main() -> int:
             _harness.load(url, key, bodies, args.rate, args.seconds, client=args.client)
         )
         cpu_used = {pid: _harness.cpu_seconds(pid) - cpu_before[pid] for pid in pids}
-    _harness.report_latency("checks", latencies, errors, elapsed, args.rate, args.seconds)
+    _harness.report_latency("checks", latencies, errors, elapsed, args.rate, args.seconds, floor=args.floor)
     print(f"CPU seconds in the {elapsed:.1f} s of load (2 cores: {2 * elapsed:.1f} s available):")
     for pid, used in sorted(cpu_used.items(), key=lambda kv: -kv[1]):
         if used >= 0.05:
