@@ -72,6 +72,7 @@ class Run:
         self.outcomes = Follower(bootstrap, topics.OUTCOMES)
         self.publisher = Publisher(bootstrap, submissions, rate=rate)
         self.firsts = harness.FirstOutcomes(self.ids)
+        self.received: Follower | None = None  # credit.submissions, read once the load is sent
         self.began = time.monotonic()
         self.publisher.start()
 
@@ -92,8 +93,13 @@ class Run:
     def until_acknowledged_decided(
         self, describe: Callable[[], str], timeout: float = OUTCOMES_TIMEOUT
     ) -> float:
-        """Once the load is sent: until every acknowledged submission has a first outcome; the seconds."""
+        """Once the load is sent: until every acknowledged submission has a first outcome; the seconds.
+
+        credit.submissions is read meanwhile, for ``counts``' copies (50,000 of them took up to
+        14 s to read after the wait on the loaded machine)."""
         self.publisher.finish()
+        if self.received is None:
+            self.received = Follower(self.bootstrap, topics.SUBMISSIONS, decode=harness.submission_id)
         acked = self.publisher.acked
         pending = set(acked)
 
@@ -111,12 +117,12 @@ class Run:
         if received:
             distinct, _ = harness.by_position(self.outcomes.records())
             ours = sum(1 for o in distinct.values() if o["submission_id"] in self.ids)
-            submissions = Follower(self.bootstrap, topics.SUBMISSIONS, decode=harness.submission_id)
-            try:  # every copy gets its outcome: at least as many copies as outcomes, then quiet
-                wait_for(lambda: submissions.settled(ours), 120, lambda: f"copies of {ours} outcomes")
-                copies = harness.received_copies(submissions.records())
-            finally:
-                submissions.close()
+            if self.received is None:
+                self.received = Follower(self.bootstrap, topics.SUBMISSIONS, decode=harness.submission_id)
+            submissions = self.received
+            # every copy gets its outcome: at least as many copies as outcomes, then quiet
+            wait_for(lambda: submissions.settled(ours), 120, lambda: f"copies of {ours} outcomes")
+            copies = harness.received_copies(submissions.records())
         refused = len(set(self.publisher.refused) - self.publisher.acked)
         return harness.count(
             self.ids, self.publisher.acked, self.outcomes.records(), copies, refused=refused, **extra
@@ -127,6 +133,8 @@ class Run:
 
     def close(self) -> None:
         self.outcomes.close()
+        if self.received is not None:
+            self.received.close()
 
 
 def found(index: int | None) -> tuple[int] | None:
