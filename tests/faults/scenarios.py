@@ -147,31 +147,39 @@ def ledger_check(bootstrap: str, data_dir: Path, database_url: str | None = None
 
     The scheduler may file events while the topic is read, so the store is read before and after
     the topic: the check runs on a topic read bracketed by two equal reads of the store. Reading
-    the store takes seconds at 60,000 events, so while the relay is still publishing what the
-    store holds, only the topic is polled (the new records each time)."""
+    the store takes seconds at 60,000 events, so between two reads only the topic is polled (its
+    new records each time) until it holds every position the last read found."""
     ledger = Follower(bootstrap, topics.LEDGER)
     try:
-        behind = set(harness.stored_events(data_dir, database_url))
+        deadline = time.monotonic() + 120
+        seen: set[int] = set()
         read = 0
 
-        def caught_up() -> bool:
+        def holds(positions: set[int]) -> bool:
             nonlocal read
             new = ledger.records(read)
             read += len(new)
-            behind.difference_update(m["position"] for _, _, m in new)
-            return not behind
+            seen.update(m["position"] for _, _, m in new)
+            return positions <= seen
 
-        wait_for(caught_up, 120, lambda: f"credit.ledger lacks {len(behind)} stored positions")
+        def until_published(positions: set[int]) -> None:
+            left = max(0.0, deadline - time.monotonic())
+            wait_for(
+                lambda: holds(positions),
+                left,
+                lambda: f"credit.ledger lacks {len(positions - seen)} stored positions",
+            )
 
-        def agreed() -> tuple[list[harness.Record], dict[int, tuple[str, int]]] | None:
-            stored = harness.stored_events(data_dir, database_url)
+        stored = harness.stored_events(data_dir, database_url)
+        while True:
+            until_published(set(stored))
             published = ledger.records()
-            if not set(stored) <= {m["position"] for _, _, m in published}:
-                return None
-            return (published, stored) if harness.stored_events(data_dir, database_url) == stored else None
-
-        published, stored = wait_for(agreed, 120, lambda: "credit.ledger never caught up with the store")
-        return harness.check_ledger_topic(published, stored)
+            again = harness.stored_events(data_dir, database_url)
+            if again == stored:
+                return harness.check_ledger_topic(published, stored)
+            if time.monotonic() > deadline:
+                raise AssertionError("the store kept changing: credit.ledger never caught up with it")
+            stored = again
     finally:
         ledger.close()
 
