@@ -63,10 +63,18 @@ class Workers:
 
     def start(self, timeout: float = 60.0) -> Workers:
         """Start every worker; if one cannot start, stop those that did (no process outlives a
-        failed test) and fail with its log."""
+        failed test) and fail with its log.
+
+        The first starts alone: it creates the topics and the database's tables, which the others
+        then find. The others start side by side, as a deployment's workers do (measured: three
+        one after another took 35 s on the loaded 2-core machine, about 10 s each)."""
+        first, *others = self.served
         try:
-            for served in self.served:
-                served.start(timeout)
+            first.start(timeout)
+            for served in others:
+                served.launch()
+            for served in others:
+                served.ready(timeout)
         except BaseException:
             for served in self.served:
                 if served.process is not None and served.process.poll() is None:

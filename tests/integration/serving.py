@@ -45,6 +45,11 @@ class Served:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Served:
+        return self.launch().ready(timeout)
+
+    def launch(self) -> Served:
+        """Start the process and return at once (``ready`` waits for its banner): several workers
+        start side by side, each paying its imports and its connections at the same time."""
         env = {
             **os.environ,
             "CREDIT_DATA_DIR": str(self.data_dir),
@@ -61,6 +66,10 @@ class Served:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def ready(self, timeout: float = 30.0) -> Served:
+        """Until the banner names the broker; a serve that does not come up in time is killed."""
         try:
             found = wait_for(
                 lambda: re.search(r"kafka: +(\S+)", self.log.read_text()), timeout, self.describe
