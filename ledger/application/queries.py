@@ -454,7 +454,18 @@ class QueryService:
         sees the read among their queries, as any other query of their file."""
         decision = decide_endpoint(principal, "file")
         key = str(self.ledger.key_of(subject))
-        body = read() if decision.allowed else None
+        try:
+            body = read() if decision.allowed else None
+        except Exception as exc:
+            # Nothing is shown (a stream that no longer replays): the attempt is recorded as every
+            # refusal is, naming the subject, and the caller reports what went wrong. The record
+            # names the failure itself, not the caller's wrapping of it.
+            failure = exc.__cause__ or exc.__context__ or exc
+            cannot = Decision.refuse("internal_error", f"the file cannot be read ({type(failure).__name__})")
+            self._record(
+                principal, "file", cannot, channel=channel, subject_key=key, purpose=purpose, returned=[]
+            )
+            raise
         found = {"ledger_version": body.get("version"), "answer_digest": content_digest(body)} if body else {}
         return self._file_answer(
             principal,

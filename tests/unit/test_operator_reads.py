@@ -248,3 +248,30 @@ def test_lists_shows_nothing_and_fails_when_its_query_record_cannot_be_written(
     code, out, err = run(capsys, "lists", "black", "--data-dir", str(listed))
     assert (code, out) == (1, "")
     assert "audit_unavailable" in err
+
+
+def test_a_file_that_no_longer_replays_shows_nothing_and_the_attempt_is_recorded_as_refused(
+    capsys: pytest.CaptureFixture[str], data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = register(data)
+
+    def damaged(self: CreditLedger, code: SubjectCode) -> None:
+        raise ValueError("event 3 of the stream does not follow event 2")
+
+    monkeypatch.setattr(CreditLedger, "file_of", damaged)
+    code, out, err = run(capsys, "file", PERSON, "--purpose", "incident INC-9", "--data-dir", str(data))
+    assert (code, out) == (1, "")
+    assert "cannot be replayed (ValueError)" in err
+    (record,) = register(data)[len(before) :]
+    ledger = build_ledger(Settings.from_env(data_dir=data))
+    assert {
+        k: record[k] for k in ("endpoint", "channel", "outcome", "purpose", "subject_key", "returned")
+    } == {
+        "endpoint": "file",
+        "channel": "cli",
+        "outcome": "refused",
+        "purpose": "incident INC-9",
+        "subject_key": str(ledger.key_of(person())),
+        "returned": [],
+    }
+    assert record["reason"] == "internal_error: the file cannot be read (ValueError)"
