@@ -352,4 +352,4 @@ def read_measures(
                 if not follow and time.monotonic() - last >= idle:
                     return
     finally:
-        consumer.close()
+        consumer.close(timeout_ms=5000)  # commit what was read, leave the group: bounded (default 30 s)

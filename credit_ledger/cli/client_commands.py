@@ -11,6 +11,7 @@ import click
 from credit_ledger.cli.shared import KAFKA, command, idle_option, kafka_address, read_jsonl, with_settings
 from credit_ledger.config import Settings
 from credit_ledger.output import json_line, note
+from credit_ledger.signals import stop_on_signal
 
 if TYPE_CHECKING:
     from kafka import ConsumerRebalanceListener, KafkaConsumer
@@ -247,15 +248,21 @@ def subscribe(
     )
     consumer.subscribe([topics.LIST_CHANGES], listener=_from_the_first(consumer) if from_beginning else None)
     note(f"subscribed to {topics.LIST_CHANGES} as group {group!r}; Ctrl-C to stop")
-    try:
-        for record in consumer:
-            change = orjson.loads(record.value)
-            if list_name and change.get("list") != list_name:
-                continue
-            json_line(change)
-    finally:
-        consumer.close()
+    with stop_on_signal() as stop:
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=200).values():
+                    for record in records:  # a batch polled is printed whole: its offsets commit at close
+                        change = orjson.loads(record.value)
+                        if not list_name or change.get("list") == list_name:
+                            json_line(change)
+        finally:
+            consumer.close(timeout_ms=CLOSE_SECONDS * 1000)
     return 0
+
+
+CLOSE_SECONDS = 5
+"""How long a stopping subscriber may take to commit what it printed and leave its group."""
 
 
 def _from_the_first(consumer: KafkaConsumer) -> ConsumerRebalanceListener:
@@ -290,18 +297,20 @@ def _measures(
     group = None if from_beginning else group or f"measures.{department}"
     how = "from the beginning" if from_beginning else f"as group {group!r}"
     note(f"{department}'s notices on {topics.MEASURES}, {how}" + ("; Ctrl-C to stop" if follow else ""))
-    for value in read_measures(
-        kafka_address(settings),
-        topics.MEASURES,
-        department,
-        group=group,
-        from_beginning=from_beginning,
-        follow=follow,
-        idle=idle,
-        consumer_options=group_timing(settings.kafka_session_timeout),
-    ):
-        sys.stdout.write(value.decode() + "\n")
-        sys.stdout.flush()
+    with stop_on_signal() as stop:
+        for value in read_measures(
+            kafka_address(settings),
+            topics.MEASURES,
+            department,
+            group=group,
+            from_beginning=from_beginning,
+            follow=follow,
+            idle=idle,
+            consumer_options=group_timing(settings.kafka_session_timeout),
+            stop=stop,
+        ):
+            sys.stdout.write(value.decode() + "\n")
+            sys.stdout.flush()
     return 0
 
 
