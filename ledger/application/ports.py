@@ -33,6 +33,16 @@ class SubmissionRegister(Protocol):
 
 
 @runtime_checkable
+class StandaloneEvents(Protocol):
+    """A recorder that writes the first events of new one-event streams (query records) in one
+    statement: atomic and durable like a transaction, with one round trip into the database
+    instead of three (BEGIN, the inserts, COMMIT). Optional: a recorder without it writes them
+    through ``insert_events``."""
+
+    def insert_standalone_events(self, stored_events: Sequence[Any]) -> None: ...
+
+
+@runtime_checkable
 class LedgerLog(Protocol):
     """The ledger's log, read by position: events, receipts, outcomes and the relay's saved positions."""
 

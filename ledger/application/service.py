@@ -36,6 +36,7 @@ from ledger.application.ports import (
     KeyStore,
     LedgerLog,
     SessionStore,
+    StandaloneEvents,
     SubmissionRegister,
 )
 from ledger.application.privacy import (
@@ -565,8 +566,12 @@ class CreditLedger(Application[UUID]):
         Raises whatever the store raises. Not through ``save``: a query record is never read back as
         an aggregate, and putting each in the aggregate cache (at hundreds a second) would evict
         the credit files the intake keeps there; nothing subscribes in-process (the relay reads the
-        notification log)."""
-        self.recorder.insert_events(list(stored))
+        notification log). A recorder that can write them in one statement does
+        (``StandaloneEvents``)."""
+        if isinstance(self.recorder, StandaloneEvents):
+            self.recorder.insert_standalone_events(list(stored))
+        else:
+            self.recorder.insert_events(list(stored))
 
     # -- queries -------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from contract.messages import messages_from_store
 from credit_ledger.generator import SubmissionGenerator
 from ledger.application.service import CreditLedger
 from ledger.domain.catalogue import Catalogue
@@ -54,3 +58,29 @@ def test_a_register_made_before_the_receipt_chain_and_the_outcomes_log_is_brough
     assert after == list(range(receipt_positions[-1] + 1, receipt_positions[-1] + 21))
     assert ledger.receipts_after(0)[-1][1].chain_hash == ledger.reader.receipt_head()[1]
     open_ledger(catalogue, path).close()  # a second start finds nothing left to do
+
+
+def _query_record(n: int) -> dict[str, object]:
+    return {"requester": "key:test", "organisation": "court", "role": "department", "endpoint": "check",
+            "outcome": "allowed", "reason": "test", "channel": "http", "recorded_at": "2026-11-01T09:00:00+00:00",
+            "subject_key": None, "returned": [], "reference": f"R-{n}"}  # fmt: skip
+
+
+def test_query_records_are_written_in_one_statement_all_or_none_and_read_back_in_order(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    ledger = open_ledger(catalogue, tmp_path / "ledger.sqlite")
+    ledger.write_query_events(ledger.query_events([_query_record(n) for n in range(3)]))
+    ledger.write_query_events(
+        ledger.query_events([_query_record(n) for n in range(3, 253)])
+    )  # > one statement's
+
+    def references() -> list[object]:
+        return [m["body"]["record"]["reference"] for m in messages_from_store(ledger.reader)]
+
+    assert references() == [f"R-{n}" for n in range(253)]
+    fresh = ledger.query_events([_query_record(253)])
+    with pytest.raises(IntegrityError):  # the same stream twice in one batch: its last row fails
+        ledger.write_query_events([*fresh, *ledger.query_events([_query_record(254)]), *fresh])
+    assert len(references()) == 253, "a batch that fails writes none of its records"
+    ledger.close()
