@@ -63,6 +63,16 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _event_row(s: StoredEvent) -> tuple[Any, ...]:
+    """A stored event as the events table's row (originator id, version, topic, state)."""
+    return (
+        s.originator_id.hex if type(s.originator_id) is UUID else s.originator_id,
+        s.originator_version,
+        s.topic,
+        s.state,
+    )
+
+
 _STATEMENT_ROWS = 200
 """Events one INSERT takes (4 values each: within the 999 variables of SQLite before 3.32)."""
 _KEY_COLUMNS = ", ".join(DATA_KEY_COLUMNS)
@@ -188,25 +198,16 @@ class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
         autocommit mode: one statement is one transaction, all rows or none, durable when it
         returns (``synchronous=FULL``). The query register's writer thread comes back to Python
         once, not three times (BEGIN, the inserts, COMMIT), each a wait for the GIL while the
-        event loop is busy: about a third off a check's p50 and p99 at 500/s
-        (docs/benchmarks.md, issue 13). A larger batch than one statement takes goes through
+        event loop is busy: a check's p50 at 500/s fell by a fifth to a third (docs/benchmarks.md,
+        issue 13). A larger batch than one statement takes goes through
         ``insert_events``, still one transaction."""
         if not stored_events:
             return
         if len(stored_events) > _STATEMENT_ROWS:
             self.insert_events(stored_events)
             return
-        values = [
-            value
-            for s in stored_events
-            for value in (
-                s.originator_id.hex if type(s.originator_id) is UUID else s.originator_id,
-                s.originator_version,
-                s.topic,
-                s.state,
-            )
-        ]
-        rows = ",".join(["(?,?,?,?)"] * len(stored_events))
+        values = [value for s in stored_events for value in _event_row(s)]
+        rows = ",".join([f"({_marks(4)})"] * len(stored_events))
         statement = f"INSERT INTO {self.events_table_name} VALUES {rows}"
         with self.datastore.get_connection(commit=True) as conn:
             try:
@@ -241,18 +242,7 @@ class SQLiteLedgerRecorder(SQLiteInbox, SQLiteApplicationRecorder):
             # A write first (one that changes nothing), so this transaction holds SQLite's write
             # lock before it reads the register's positions and chain head below.
             c.execute(f"DELETE FROM {OUTCOMES_TABLE} WHERE 0")
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (
-                    s.originator_id.hex if type(s.originator_id) is UUID else s.originator_id,
-                    s.originator_version,
-                    s.topic,
-                    s.state,
-                )
-                for s in stored_events
-            ],
-        )
+        c.executemany(self.insert_events_statement, [_event_row(s) for s in stored_events])
         if outcomes:
             base = self._last_outcome(c)
             rows, placed = positioned(outcomes, range(base + 1, base + 1 + len(outcomes)))
