@@ -131,6 +131,9 @@ class CreditLedger(Application[UUID]):
         self.sessions: SessionStore = _port(self.recorder, SessionStore)
         """The portal's sessions, in the same database as the keys (shared by every worker on it)."""
         self.data_keys: DataKeyStore = _port(self.recorder, DataKeyStore)
+        self._standalone = self.recorder if isinstance(self.recorder, StandaloneEvents) else None
+        """The recorder, if it writes query records in one statement (checked once: a Protocol's
+        isinstance is slow for a path taken hundreds of times a second)."""
         self.privacy: KeyRing | None = None
         self.name_index = NameIndex(secret, lambda: self.privacy)
         """The blind index of names the public search looks persons up by (``NameIndex``)."""
@@ -568,8 +571,8 @@ class CreditLedger(Application[UUID]):
         the credit files the intake keeps there; nothing subscribes in-process (the relay reads the
         notification log). A recorder that can write them in one statement does
         (``StandaloneEvents``)."""
-        if isinstance(self.recorder, StandaloneEvents):
-            self.recorder.insert_standalone_events(list(stored))
+        if self._standalone is not None:
+            self._standalone.insert_standalone_events(list(stored))
         else:
             self.recorder.insert_events(list(stored))
 
